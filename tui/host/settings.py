@@ -1,0 +1,44 @@
+"""Where the host layer finds things. The same code runs on a real host and on the lab."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    state_dir: Path = Path("/var/lib/microvms")
+    # How to reach the systemd manager that runs microvm@NAME: the system one on a real host,
+    # the lab's user manager (with its XDG_RUNTIME_DIR) in the lab.
+    systemd_scope: str = "system"  # "system" or "user"
+    systemd_env: dict[str, str] = field(default_factory=dict)
+    # Network namespace the VMs' taps live in; None = the TUI's own namespace (a real host).
+    netns: str | None = None
+    # Where serial output lands when no journald runs (the lab: one file per VM). None = journal.
+    console_log_dir: Path | None = None
+    gcroots_dir: Path = Path("/nix/var/nix/gcroots/microvm")
+    nix_options: tuple[str, ...] = ()
+    timeout: float = 5.0  # seconds for any one external command or socket query
+
+    def systemctl_argv(self, *args: str) -> list[str]:
+        argv = ["systemctl"]
+        if self.systemd_scope == "user":
+            argv.append("--user")
+        return [*argv, *args]
+
+    def journalctl_argv(self, *args: str) -> list[str]:
+        argv = ["journalctl"]
+        if self.systemd_scope == "user":
+            argv.append("--user")
+        return [*argv, *args]
+
+    def command_env(self) -> dict[str, str]:
+        """The environment for systemctl/journalctl/nix: ours, plus the scope's extras."""
+        env = dict(os.environ)
+        env.update(self.systemd_env)
+        env.setdefault("SYSTEMD_COLORS", "0")
+        env["SYSTEMD_PAGER"] = ""
+        env["LC_ALL"] = "C"
+        return env

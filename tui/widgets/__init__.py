@@ -1,0 +1,1 @@
+"""Textual widgets that render the host layer's dataclasses."""
