@@ -1,0 +1,175 @@
+"""Command line: `microvm-tui` (the app), `microvm-tui list`, `microvm-tui lab`.
+
+`list` must stay fast: this module imports neither Textual nor psutil nor pyroute2 at top level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from tui.config import ConfigError, Settings, load_settings
+
+EXIT_USAGE = 2
+
+
+def _common(parser: argparse.ArgumentParser, default: object = None) -> None:
+    # Sub-commands take the same flags; SUPPRESS keeps them from erasing the top-level ones.
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default,
+        help="where the VMs live (default /var/lib/microvms)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="a TOML config file read after the standard ones",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="microvm-tui",
+        description="A terminal manager for microvm.nix hosts. Without a command: the app.",
+    )
+    _common(parser)
+    parser.add_argument("--interval", type=float, help="seconds between polls (default 1)")
+    parser.add_argument("--theme", help="a Textual theme name, e.g. textual-light")
+    parser.add_argument(
+        "--read-only", action="store_true", default=None, help="never change anything"
+    )
+    sub = parser.add_subparsers(dest="command")
+    ls = sub.add_parser("list", help="list the VMs (a fast `microvm -l`)")
+    _common(ls, argparse.SUPPRESS)
+    ls.add_argument("--json", action="store_true", help="print one JSON object")
+    lab = sub.add_parser("lab", help="a throwaway microvm.nix host for demos and tests")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+# --- list -------------------------------------------------------------------------------
+
+_COLOURS = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
+
+
+def _paint(text: str, colour: str | None, enabled: bool) -> str:
+    if not enabled or not colour:
+        return text
+    return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m"
+
+
+def _unit_colour(active: str | None) -> str | None:
+    return {"active": "green", "failed": "red", "activating": "yellow"}.get(active or "", "dim")
+
+
+def _drift_colour(drift: str) -> str | None:
+    return {"current": "green", "stale": "yellow", "broken": "red"}.get(drift)
+
+
+def _safe(text: object) -> str:
+    """Names and paths come from the disk: never let them carry control characters out."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))
+
+
+def format_table(data: dict, colour: bool) -> str:
+    headers = ["NAME", "UNIT", "HYPERVISOR", "VCPU", "MEMORY", "DRIFT", "NICS", "PROBLEMS"]
+    rows: list[tuple[list[str], list[str | None]]] = []
+    for vm in data["vms"]:
+        unit = vm["unit"] or {}
+        active = unit.get("active") or "unknown"
+        if unit.get("sub") and active not in ("unknown",):
+            active = f"{active}/{unit['sub']}"
+        nics = ",".join(
+            i["id"] + ("" if i["exists"] in (True, None) else "!") for i in vm["interfaces"]
+        )
+        problems = "; ".join(vm["problems"])
+        cells = [
+            _safe(vm["name"]),
+            active,
+            vm["hypervisor"] or "?",
+            "" if vm["vcpu"] is None else str(vm["vcpu"]),
+            "" if vm["mem_mib"] is None else f"{vm['mem_mib']} MiB",
+            vm["drift"],
+            _safe(nics or "-"),
+            _safe(problems or "-"),
+        ]
+        colours = [
+            "bold",
+            _unit_colour(unit.get("active")),
+            None,
+            None,
+            None,
+            _drift_colour(vm["drift"]),
+            None,
+            "red" if vm["problems"] else "dim",
+        ]
+        rows.append((cells, colours))
+    widths = [len(h) for h in headers]
+    for cells, _ in rows:
+        for i, cell in enumerate(cells[:-1]):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for cells, colours in rows:
+        parts = []
+        for i, (cell, col) in enumerate(zip(cells, colours, strict=True)):
+            padded = cell if i == len(cells) - 1 else cell.ljust(widths[i])
+            parts.append(_paint(padded, col, colour))
+        lines.append("  ".join(parts).rstrip())
+    if data.get("systemd_error"):
+        lines.append(f"systemd: {data['systemd_error']}")
+    if not data["vms"]:
+        lines.append(f"no VMs in {data['state_dir']}")
+    return "\n".join(lines)
+
+
+def cmd_list(settings: Settings, as_json: bool) -> int:
+    from tui.host.inventory import list_vms
+    from tui.host.jsonout import inventory_to_json
+
+    inv = list_vms(settings.host)
+    if inv.error:
+        print(f"microvm-tui: {inv.error}", file=sys.stderr)
+        return EXIT_USAGE
+    data = inventory_to_json(inv)
+    if as_json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        print(format_table(data, colour))
+    return 0
+
+
+# --- entry --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "lab":
+        from tui.lab import main as lab_main
+
+        return lab_main(args.lab_args)
+    try:
+        settings = load_settings(
+            args.config,
+            state_dir=args.state_dir,
+            interval=getattr(args, "interval", None),
+            theme=getattr(args, "theme", None),
+            read_only=getattr(args, "read_only", None),
+        )
+    except ConfigError as exc:
+        print(f"microvm-tui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "list":
+        try:
+            return cmd_list(settings, args.json)
+        except BrokenPipeError:  # `microvm-tui list | head`
+            return 0
+    from tui.app import run_app
+
+    return run_app(settings)

@@ -1,0 +1,110 @@
+"""List every VM of a state dir with unit and link state: the data behind `list` and the table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tui.host.links import LinkReadError, read_links
+from tui.host.model import VM, Inventory, UnitState
+from tui.host.names import unit_name
+from tui.host.settings import HostSettings
+from tui.host.statedir import read_vm
+from tui.host.systemd import HELPERS, SystemdError, show_units, unknown
+
+
+def vm_dirs(state_dir: Path) -> list[Path]:
+    """Entries of the state dir that may be VMs. Hidden ones are in-flight temp dirs."""
+    entries = []
+    with os.scandir(state_dir) as it:
+        for entry in it:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():  # follows symlinks, like `microvm -l`'s `ls`
+                    entries.append(Path(entry.path))
+            except OSError:
+                continue
+    return sorted(entries, key=lambda p: p.name)
+
+
+def _helper_names(vm: VM) -> list[str]:
+    names = []
+    runner = Path(vm.runner) if vm.runner else None
+    for template, needs in HELPERS:
+        if needs is None or (runner is not None and (runner / needs).exists()):
+            names.append(template.format(vm.name))
+    return names
+
+
+def attach_units(settings: HostSettings, vms: list[VM]) -> str | None:
+    """Fill each VM's unit and helper units with one systemctl call; the error, if any."""
+    wanted: dict[str, list[str]] = {}
+    for vm in vms:
+        if vm.name_valid:
+            wanted[vm.name] = [unit_name(vm.name), *_helper_names(vm)]
+    try:
+        states = show_units(settings, [u for names in wanted.values() for u in names])
+        error = None
+    except SystemdError as exc:
+        states, error = {}, str(exc)
+    for vm in vms:
+        if not vm.name_valid:
+            vm.unit = unknown(unit_name(vm.name), "no unit: the name is not valid")
+            continue
+        main, *helpers = wanted[vm.name]
+        vm.unit = states.get(main) or unknown(main, error or "systemd did not report this unit")
+        vm.helper_units = [
+            states.get(h) or UnitState(name=h, active="unknown", error=error) for h in helpers
+        ]
+    return error
+
+
+def attach_links(settings: HostSettings, vms: list[VM]) -> None:
+    ids = [iface.id for vm in vms for iface in vm.interfaces]
+    if not ids:
+        return
+    try:
+        links = read_links(ids, settings.netns)
+    except LinkReadError as exc:
+        for vm in vms:
+            for iface in vm.interfaces:
+                iface.error = str(exc)
+        return
+    for vm in vms:
+        for iface in vm.interfaces:
+            link = links.get(iface.id)
+            iface.exists = link is not None
+            if link is not None:
+                iface.oper_state = link.oper_state
+
+
+def list_vms(settings: HostSettings, *, units: bool = True, links: bool = True) -> Inventory:
+    inv = Inventory(state_dir=settings.state_dir)
+    try:
+        dirs = vm_dirs(settings.state_dir)
+    except FileNotFoundError:
+        inv.error = f"the state dir {settings.state_dir} does not exist"
+        return inv
+    except NotADirectoryError:
+        inv.error = f"the state dir {settings.state_dir} is not a directory"
+        return inv
+    except OSError as exc:
+        inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
+        return inv
+    for path in dirs:
+        try:
+            inv.vms.append(read_vm(path))
+        except Exception as exc:  # one bad VM never hides the others
+            vm = VM(name=path.name, path=path)
+            vm.problems.append(f"internal error while reading this VM: {exc!r}")
+            inv.vms.append(vm)
+    if units:
+        inv.systemd_error = attach_units(settings, inv.vms)
+    if links:
+        attach_links(settings, inv.vms)
+    for vm in inv.vms:
+        for iface in vm.interfaces:
+            if iface.exists is False and vm.unit is not None and vm.unit.active == "active":
+                vm.problems.append(f"interface {iface.id} is declared but missing on the host")
+    return inv

@@ -1,0 +1,276 @@
+"""Read one VM's state directory (``/var/lib/microvms/NAME``) into a ``VM``.
+
+Nothing here raises for a broken VM: whatever is wrong becomes a plain sentence in
+``vm.problems`` and the fields that could not be read stay ``None``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from tui.host.model import HYPERVISORS, VM, Drift, Share, Volume
+from tui.host.names import name_problem
+from tui.host.runners import parse_runner
+from tui.host.runners.sharefiles import read_share_dir
+
+MAX_SCRIPT_BYTES = 1 << 20  # a runner script is a few KiB; anything huge is not one
+MAX_FLAKE_BYTES = 64 << 10
+# Longest first so "cloud-hypervisor" wins over a hypothetical "cloud".
+_BY_LENGTH = sorted(HYPERVISORS, key=len, reverse=True)
+
+
+class _LinkInfo:
+    __slots__ = ("problem", "resolved", "target")
+
+    def __init__(self, target: str | None, resolved: Path | None, problem: str | None) -> None:
+        self.target = target
+        self.resolved = resolved
+        self.problem = problem
+
+
+def _oserror(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def read_link(vm_dir: Path, name: str) -> _LinkInfo | None:
+    """State of the symlink NAME in VM_DIR; None when it does not exist at all."""
+    path = vm_dir / name
+    try:
+        target = os.readlink(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # exists but is not a symlink
+            if path.is_dir():
+                return _LinkInfo(str(path), path, f"'{name}' is a directory, not a symlink")
+            return _LinkInfo(None, None, f"'{name}' is not a symlink")
+        return _LinkInfo(None, None, f"cannot read '{name}': {_oserror(exc)}")
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        return _LinkInfo(target, None, f"'{name}' points to {target}, which does not exist")
+    except RuntimeError:
+        return _LinkInfo(target, None, f"'{name}' is a symlink loop")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return _LinkInfo(target, None, f"'{name}' is a symlink loop")
+        return _LinkInfo(target, None, f"cannot follow '{name}': {_oserror(exc)}")
+    return _LinkInfo(target, resolved, None)
+
+
+def _read_small(path: Path, limit: int) -> str:
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} is larger than {limit} bytes")
+    return data.decode("utf-8", errors="strict")
+
+
+def hypervisor_from_runner_name(runner: Path) -> str | None:
+    """Older runners: the package is /nix/store/HASH-microvm-HYPERVISOR-HOSTNAME."""
+    base = runner.name
+    _, dash, rest = base.partition("-")
+    if not dash or not rest.startswith("microvm-"):
+        return None
+    rest = rest[len("microvm-") :]
+    for hv in _BY_LENGTH:
+        if rest.startswith(hv + "-"):
+            return hv
+    return None
+
+
+def _absolute(path: str | None, vm_dir: Path) -> str | None:
+    # microvm@NAME runs with WorkingDirectory=the state dir: relative paths are relative to it.
+    if not path:
+        return path
+    return path if os.path.isabs(path) else os.path.normpath(vm_dir / path)
+
+
+def _is_socket(path: str | None) -> bool | None:
+    if not path:
+        return None
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _exists(path: str | None) -> bool | None:
+    if not path:
+        return None
+    try:
+        os.stat(path)
+    except OSError:
+        return False
+    return True
+
+
+def volume_facts(volume: Volume) -> None:
+    """Apparent and allocated size of a volume image; missing images are normal before boot."""
+    try:
+        st = os.stat(volume.image)
+    except FileNotFoundError:
+        volume.exists = False
+        return
+    except OSError:
+        volume.exists = None
+        return
+    volume.exists = True
+    volume.size_bytes = st.st_size
+    volume.allocated_bytes = st.st_blocks * 512
+
+
+def _read_flake(vm: VM) -> None:
+    path = vm.path / "flake"
+    try:
+        text = _read_small(path, MAX_FLAKE_BYTES)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        reason = _oserror(exc) if isinstance(exc, OSError) else str(exc)
+        vm.problems.append(f"cannot read the flake file: {reason}")
+        return
+    text = text.strip()
+    if not text or any(c.isspace() for c in text) or not text.isprintable():
+        vm.problems.append("the flake file does not hold a single flake reference")
+        return
+    vm.flake = text
+
+
+def _read_runner(vm: VM, runner: Path) -> None:
+    share = read_share_dir(runner)
+    vm.problems.extend(share.problems)
+    hypervisor = share.hypervisor or hypervisor_from_runner_name(runner)
+    if hypervisor is None:
+        vm.problems.append("cannot tell the hypervisor: no share/microvm/hypervisor file")
+    vm.hypervisor = hypervisor
+
+    script = runner / "bin" / "microvm-run"
+    try:
+        text = _read_small(script, MAX_SCRIPT_BYTES)
+    except FileNotFoundError:
+        vm.problems.append("the runner has no bin/microvm-run")
+        vm.drift = Drift.BROKEN
+        return
+    except (OSError, ValueError) as exc:
+        reason = _oserror(exc) if isinstance(exc, OSError) else str(exc)
+        vm.problems.append(f"cannot read bin/microvm-run: {reason}")
+        return
+
+    def config_reader(path: str) -> str:
+        return _read_small(Path(_absolute(path, vm.path) or path), MAX_SCRIPT_BYTES)
+
+    spec = parse_runner(text, hypervisor or "unknown", config_reader=config_reader)
+    vm.problems.extend(spec.problems)
+    vm.vcpu = spec.vcpu
+    vm.mem_mib = spec.mem_mib
+    vm.socket = _absolute(spec.socket, vm.path)
+    vm.balloon = spec.balloon
+    vm.vsock_cid = spec.vsock_cid if spec.vsock_cid is not None else share.vsock_cid
+    vm.serial = spec.serial
+    if vm.serial is not None and vm.serial.path:
+        vm.serial.path = _absolute(vm.serial.path, vm.path)
+    vm.pci_devices = list(share.pci_devices)
+    vm.usb_devices = list(share.usb_devices)
+
+    vm.interfaces = merge_interfaces(spec.nics, share)
+
+    shares: dict[str, Share] = {}
+    for s in spec.shares:
+        shares[s.tag] = Share(
+            tag=s.tag,
+            proto=s.proto,
+            source=_absolute(s.source, vm.path),
+            socket=_absolute(s.socket, vm.path),
+            read_only=s.read_only,
+        )
+    for tag, (socket, source) in share.virtiofs.items():
+        entry = shares.setdefault(tag, Share(tag=tag, proto="virtiofs"))
+        entry.socket = entry.socket or _absolute(socket, vm.path)
+        entry.source = entry.source or source
+    vm.shares = list(shares.values())
+    for entry in vm.shares:
+        entry.source_exists = _exists(entry.source)
+        if entry.proto == "virtiofs":
+            entry.socket_exists = _is_socket(entry.socket)
+
+    vm.volumes = [
+        Volume(image=_absolute(v.image, vm.path) or v.image, read_only=v.read_only)
+        for v in spec.volumes
+    ]
+    for volume in vm.volumes:
+        volume_facts(volume)
+
+
+def merge_interfaces(nics, share):  # type: ignore[no-untyped-def]
+    """NICs from the command line, completed by share/microvm's tap and macvtap lists."""
+    from tui.host.model import Interface
+
+    by_id: dict[str, Interface] = {}
+    for nic in nics:
+        by_id[nic.id] = Interface(id=nic.id, type=nic.type, mac=nic.mac, link=nic.link)
+    for tap in share.tap_interfaces:
+        by_id.setdefault(tap, Interface(id=tap, type="tap"))
+    for mv in share.macvtap_interfaces:
+        entry = by_id.setdefault(mv.id, Interface(id=mv.id, type="macvtap"))
+        entry.type = "macvtap"
+        entry.mac = entry.mac or mv.mac
+        entry.link = mv.link
+    return list(by_id.values())
+
+
+def read_vm(vm_dir: Path) -> VM:
+    """Everything the state dir itself says about one VM (no systemd, no netlink)."""
+    vm = VM(name=vm_dir.name, path=vm_dir)
+    problem = name_problem(vm.name)
+    if problem:
+        vm.name_valid = False
+        vm.problems.append(problem)
+
+    try:
+        os.listdir(vm_dir)
+    except OSError as exc:
+        vm.problems.append(f"cannot read the state dir: {_oserror(exc)}")
+        return vm
+
+    current = read_link(vm_dir, "current")
+    booted = read_link(vm_dir, "booted")
+    old = read_link(vm_dir, "old")
+    toplevel = read_link(vm_dir, "toplevel")
+
+    for info in (current, booted, old, toplevel):
+        if info is not None and info.problem:
+            vm.problems.append(info.problem)
+    if current is None:
+        vm.problems.append("no 'current' runner link")
+
+    vm.runner = (
+        str(current.resolved)
+        if current and current.resolved
+        else (current.target if current else None)
+    )
+    vm.booted = (
+        str(booted.resolved) if booted and booted.resolved else (booted.target if booted else None)
+    )
+    vm.old = str(old.resolved) if old and old.resolved else (old.target if old else None)
+    if toplevel is not None:
+        vm.declarative = True
+        vm.toplevel = str(toplevel.resolved) if toplevel.resolved else toplevel.target
+
+    _read_flake(vm)
+
+    usable = current is not None and current.resolved is not None and current.resolved.is_dir()
+    if current is not None and current.resolved is not None and not usable:
+        vm.problems.append("'current' does not point to a runner package directory")
+    if usable:
+        assert current is not None and current.resolved is not None
+        vm.drift = Drift.NOT_BOOTED
+        _read_runner(vm, current.resolved)
+        if vm.drift is not Drift.BROKEN and booted is not None:
+            vm.drift = Drift.CURRENT if vm.booted == vm.runner else Drift.STALE
+    else:
+        vm.drift = Drift.BROKEN
+    return vm
