@@ -1,0 +1,101 @@
+"""Synthetic microvm.nix state dirs for benchmarks: N VMs with qemu runners in a fake store.
+
+The runner scripts follow the shape of microvm.nix lib/runner.nix + lib/runners/qemu.nix.
+Nothing runs; this only gives `list` realistic files to read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from pathlib import Path
+
+
+def _runner_script(name: str, i: int) -> str:
+    args = [
+        "/nix/store/8x2m-qemu-host-cpu-only-9.2.0/bin/qemu-system-x86_64",
+        "-name",
+        name,
+        "-M",
+        "microvm,accel=kvm:tcg,acpi=on,mem-merge=on,pcie=on,pic=off,pit=off,rtc=on,usb=off",
+        "-m",
+        "512M",
+        "-smp",
+        "2",
+        "-nodefaults",
+        "-no-user-config",
+        "-no-reboot",
+        "-kernel",
+        "/nix/store/k3rn-linux-6.12/bzImage",
+        "-initrd",
+        "/nix/store/1n1t-initrd/initrd",
+        "-chardev",
+        "stdio,id=stdio,signal=off",
+        "-device",
+        "virtio-rng-pci",
+        "-serial",
+        "chardev:stdio",
+        "-enable-kvm",
+        "-cpu",
+        "host,+x2apic,-sgx",
+        "-device",
+        "i8042",
+        "-append",
+        "earlyprintk=ttyS0 console=ttyS0 reboot=t panic=-1",
+        "-nographic",
+        "-sandbox",
+        "on",
+        "-qmp",
+        f"unix:{name}.sock,server,nowait",
+        "-device",
+        "virtio-balloon-pci,free-page-reporting=on,id=balloon0",
+        "-drive",
+        f"id=vda,format=raw,file={name}-var.img,if=none,aio=io_uring,discard=unmap,read-only=off",
+        "-device",
+        "virtio-blk-pci,drive=vda",
+        "-numa",
+        "node,memdev=mem",
+        "-object",
+        "memory-backend-memfd,id=mem,size=512M,share=on",
+        "-fsdev",
+        "local,id=fs0,path=/nix/store,security_model=none,readonly=true",
+        "-device",
+        "virtio-9p-pci,fsdev=fs0,mount_tag=ro-store",
+        "-netdev",
+        f"tap,id=vm-{i:04d},ifname=vm-{i:04d},script=no,downscript=no",
+        "-device",
+        f"virtio-net-pci,netdev=vm-{i:04d},mac=02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+    ]
+    return (
+        "#! /nix/store/b4sh-bash-5.2/bin/bash\nset -eou pipefail\n\n\nruntime_args=\n\n"
+        f'exec -a "microvm@{name}" {shlex.join(args)} ${{runtime_args:-}}\n'
+    )
+
+
+def make_host(root: Path, count: int) -> Path:
+    """Make ROOT/store and ROOT/microvms with COUNT VMs; return the state dir."""
+    store = root / "store"
+    state = root / "microvms"
+    store.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        name = f"vm{i:04d}"
+        digest = hashlib.sha1(name.encode()).hexdigest()[:32]
+        runner = store / f"{digest}-microvm-qemu-{name}"
+        (runner / "bin").mkdir(parents=True, exist_ok=True)
+        (runner / "share" / "microvm").mkdir(parents=True, exist_ok=True)
+        (runner / "bin" / "microvm-run").write_text(_runner_script(name, i))
+        (runner / "bin" / "tap-up").write_text("#!/bin/sh\n")
+        share = runner / "share" / "microvm"
+        (share / "hypervisor").write_text("qemu\n")
+        (share / "tap-interfaces").write_text(f"vm-{i:04d}\n")
+        (share / "tap-flags").write_text("vnet_hdr\nmulti_queue\n")
+        vm = state / name
+        vm.mkdir(exist_ok=True)
+        for link in ("current", "booted"):
+            if not os.path.lexists(vm / link):
+                os.symlink(runner, vm / link)
+        (vm / "flake").write_text("git+file:///etc/nixos")
+        (vm / f"{name}-var.img").write_bytes(b"")
+    return state
