@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import make_host
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.synthetic_host import make_host
 
 
 def time_list(state_dir: Path, runs: int, config: Path | None) -> list[float]:

@@ -11,15 +11,13 @@ import os
 import stat
 from pathlib import Path
 
-from tui.host.model import HYPERVISORS, VM, Drift, Share, Volume
+from tui.host.model import VM, Drift, Interface, NicSpec, Share, Volume
 from tui.host.names import name_problem
 from tui.host.runners import parse_runner
-from tui.host.runners.sharefiles import read_share_dir
+from tui.host.runners.sharefiles import ShareDir, read_share_dir
 
 MAX_SCRIPT_BYTES = 1 << 20  # a runner script is a few KiB; anything huge is not one
 MAX_FLAKE_BYTES = 64 << 10
-# Longest first so "cloud-hypervisor" wins over a hypothetical "cloud".
-_BY_LENGTH = sorted(HYPERVISORS, key=len, reverse=True)
 
 
 class _LinkInfo:
@@ -67,19 +65,6 @@ def _read_small(path: Path, limit: int) -> str:
     if len(data) > limit:
         raise ValueError(f"{path.name} is larger than {limit} bytes")
     return data.decode("utf-8", errors="strict")
-
-
-def hypervisor_from_runner_name(runner: Path) -> str | None:
-    """Older runners: the package is /nix/store/HASH-microvm-HYPERVISOR-HOSTNAME."""
-    base = runner.name
-    _, dash, rest = base.partition("-")
-    if not dash or not rest.startswith("microvm-"):
-        return None
-    rest = rest[len("microvm-") :]
-    for hv in _BY_LENGTH:
-        if rest.startswith(hv + "-"):
-            return hv
-    return None
 
 
 def _absolute(path: str | None, vm_dir: Path) -> str | None:
@@ -143,9 +128,12 @@ def _read_flake(vm: VM) -> None:
 def _read_runner(vm: VM, runner: Path) -> None:
     share = read_share_dir(runner)
     vm.problems.extend(share.problems)
-    hypervisor = share.hypervisor or hypervisor_from_runner_name(runner)
+    hypervisor = share.hypervisor
     if hypervisor is None:
-        vm.problems.append("cannot tell the hypervisor: no share/microvm/hypervisor file")
+        vm.problems.append(
+            "cannot tell the hypervisor: no share/microvm/hypervisor file and the runner "
+            "is not named microvm-HYPERVISOR-HOST"
+        )
     vm.hypervisor = hypervisor
 
     script = runner / "bin" / "microvm-run"
@@ -187,10 +175,10 @@ def _read_runner(vm: VM, runner: Path) -> None:
             socket=_absolute(s.socket, vm.path),
             read_only=s.read_only,
         )
-    for tag, (socket, source) in share.virtiofs.items():
-        entry = shares.setdefault(tag, Share(tag=tag, proto="virtiofs"))
-        entry.socket = entry.socket or _absolute(socket, vm.path)
-        entry.source = entry.source or source
+    for fs in share.virtiofs:
+        entry = shares.setdefault(fs.tag, Share(tag=fs.tag, proto="virtiofs"))
+        entry.socket = entry.socket or _absolute(fs.socket, vm.path)
+        entry.source = entry.source or fs.source
     vm.shares = list(shares.values())
     for entry in vm.shares:
         entry.source_exists = _exists(entry.source)
@@ -205,10 +193,8 @@ def _read_runner(vm: VM, runner: Path) -> None:
         volume_facts(volume)
 
 
-def merge_interfaces(nics, share):  # type: ignore[no-untyped-def]
+def merge_interfaces(nics: list[NicSpec], share: ShareDir) -> list[Interface]:
     """NICs from the command line, completed by share/microvm's tap and macvtap lists."""
-    from tui.host.model import Interface
-
     by_id: dict[str, Interface] = {}
     for nic in nics:
         by_id[nic.id] = Interface(id=nic.id, type=nic.type, mac=nic.mac, link=nic.link)

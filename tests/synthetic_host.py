@@ -1,4 +1,4 @@
-"""Synthetic microvm.nix state dirs for benchmarks: N VMs with qemu runners in a fake store.
+"""Synthetic microvm.nix state dirs for tests and benchmarks: N qemu VMs in a fake store.
 
 The runner scripts follow the shape of microvm.nix lib/runner.nix + lib/runners/qemu.nix.
 Nothing runs; this only gives `list` realistic files to read.
