@@ -1,0 +1,460 @@
+"""Read the command line out of a microvm.nix ``bin/microvm-run`` script, without running it.
+
+lib/runner.nix writes a bash script that ends in ``exec [-a "microvm@HOST"] CMD ARGS
+${runtime_args:-}``. Before that come the hypervisor's preStart (``rm``, backgrounded
+helpers, ``if`` blocks), the volume-creation script and, for macvtap, lines like
+``exec 3<>/dev/tap$(< /sys/class/net/ID/ifindex)`` that only open file descriptors.
+
+The script is split into simple commands by a small scanner that knows just enough shell
+(quotes, line continuations, comments, ``$(...)``, ``${...}``, here-documents); each command
+is then split into words with :mod:`shlex`. Nothing is ever executed.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+MAX_SCRIPT_CHARS = 1 << 20  # real microvm-run scripts are a few KiB; refuse anything absurd
+
+# Substitutions ($(...), ${...}, `...`) are swapped for these markers before shlex sees the
+# text, so that spaces inside them do not split words; they are put back afterwards.
+_SUB_OPEN, _SUB_CLOSE = "\ue000", "\ue001"
+_SUB_RE = re.compile(f"{_SUB_OPEN}(\\d+){_SUB_CLOSE}")
+
+# Characters the scanner must look at; everything else is copied in bulk.
+_PLAIN_RE = re.compile(r"[^'\"\\\n;&|#$`()<>\s]+|[ \t\r\f\v]+")
+_HEREDOC_WORD_RE = re.compile(r"'([^'\n]*)'|\"([^\"\n]*)\"|([^\s;&|()<>]+)")
+_ASSIGN_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+_REDIRECT_RE = re.compile(r"\d*(?:<>|>>|>&|<&|>\||<<<|<|>)(.*)", re.DOTALL)
+_RUNTIME_ARGS = frozenset({"${runtime_args:-}", "${runtime_args}", "$runtime_args"})
+# Words that may precede a command without being the command itself.
+_PREFIX_WORDS = frozenset({"then", "do", "else", "{", "!"})
+_EXEC_TEXT_RE = re.compile(r"(?:(?:then|do|else|\{|!)\s+)*exec(?:\s|$)")
+_MACVTAP_FD_RE = re.compile(
+    r"(\d+)<>/dev/tap\$\(\s*<\s*/sys/class/net/([^/\s)]+)/ifindex\s*\)", re.DOTALL
+)
+
+
+class RunnerParseError(ValueError):
+    """The runner script could not be read as a microvm.nix microvm-run script."""
+
+
+@dataclass
+class ShellCommand:
+    """One simple command of a script: its words (``None`` if shlex refused it)."""
+
+    words: list[str] | None
+    line: int
+    text: str = ""  # the command's source (substitutions replaced by markers)
+    error: str | None = None
+
+
+@dataclass
+class ExecLine:
+    """The final ``exec`` of a microvm-run script."""
+
+    argv: list[str]
+    process_name: str | None  # the ``-a NAME`` part (prettyProcnames), if any
+    line: int
+
+
+# --- scanning ------------------------------------------------------------------------------
+
+
+class _Scanner:
+    """Splits a script into simple commands at unquoted newlines, ``;``, ``&``, ``|``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.i = 0
+        self.line = 1
+        self.buf: list[str] = []
+        self.start_line = 1
+        self.subs: list[str] = []
+        self.pending_heredocs: list[tuple[str, bool]] = []
+        self.commands: list[tuple[str, int]] = []
+
+    def error(self, what: str, line: int | None = None) -> RunnerParseError:
+        return RunnerParseError(f"{what} (line {line or self.line} of the script)")
+
+    def run(self) -> list[tuple[str, int]]:
+        text, n = self.text, len(self.text)
+        while self.i < n:
+            m = _PLAIN_RE.match(text, self.i)
+            if m:
+                self.buf.append(m.group())
+                self.i = m.end()
+                continue
+            self.special(text[self.i])
+        self.flush()
+        if self.pending_heredocs:
+            raise self.error("a here-document is never closed")
+        return self.commands
+
+    def special(self, c: str) -> None:
+        text = self.text
+        if c == "'":
+            end = text.find("'", self.i + 1)
+            if end < 0:
+                raise self.error("a single quote is never closed")
+            self.take(end + 1)
+        elif c == '"':
+            self.double_quoted()
+        elif c == "\\":
+            if text.startswith("\\\n", self.i):  # line continuation: joins the lines
+                self.i += 2
+                self.line += 1
+            else:
+                self.take(self.i + 2)
+        elif c == "$":
+            self.dollar()
+        elif c == "`":
+            self.substitution(self.backtick_end(self.i))
+        elif c == "#" and self.at_word_start():
+            end = text.find("\n", self.i)
+            self.i = len(text) if end < 0 else end
+        elif c == "\n":
+            self.i += 1
+            self.flush()
+            self.line += 1
+            self.skip_heredocs()
+            self.start_line = self.line
+        elif c in ";|()":
+            self.i += 1
+            self.flush()
+        elif c == "&":
+            if self.buf and self.buf[-1].endswith((">", "<")):  # 2>&1, <&3: a redirection
+                self.take(self.i + 1)
+            else:
+                self.i += 1
+                self.flush()
+        elif c == "<" and text.startswith("<<", self.i) and not text.startswith("<<<", self.i):
+            self.heredoc_start()
+        else:  # a lone < or > or a whitespace character the plain pattern did not take
+            self.take(self.i + 1)
+
+    def take(self, end: int) -> None:
+        chunk = self.text[self.i : end]
+        self.line += chunk.count("\n")
+        self.buf.append(chunk)
+        self.i = end
+
+    def at_word_start(self) -> bool:
+        return self.i == 0 or self.text[self.i - 1] in " \t\n;&|()"
+
+    def flush(self) -> None:
+        command = "".join(self.buf).strip()
+        if command:
+            self.commands.append((command, self.start_line))
+        self.buf = []
+        self.start_line = self.line
+
+    def double_quoted(self) -> None:
+        text, j = self.text, self.i + 1
+        self.buf.append('"')
+        while True:
+            if j >= len(text):
+                raise self.error("a double quote is never closed")
+            c = text[j]
+            if c == '"':
+                self.buf.append('"')
+                break
+            if c == "\\" and text.startswith("\\\n", j):
+                j += 2
+                self.line += 1
+                continue
+            if c == "\\":
+                self.buf.append(text[j : j + 2])
+                j += 2
+                continue
+            if c == "$" and text.startswith(("$(", "${"), j):
+                end = self.paren_end(j) if text[j + 1] == "(" else self.brace_end(j)
+                self.i = j
+                self.substitution(end)
+                j = end
+                continue
+            if c == "`":
+                self.i = j
+                end = self.backtick_end(j)
+                self.substitution(end)
+                j = end
+                continue
+            if c == "\n":
+                self.line += 1
+            self.buf.append(c)
+            j += 1
+        self.i = j + 1
+
+    def dollar(self) -> None:
+        text, i = self.text, self.i
+        if text.startswith("$(", i):
+            self.substitution(self.paren_end(i))
+        elif text.startswith("${", i):
+            self.substitution(self.brace_end(i))
+        elif text.startswith("$'", i):  # ANSI-C quoting: backslash escapes, then a quote
+            j = i + 2
+            while j < len(text) and text[j] != "'":
+                j += 2 if text[j] == "\\" else 1
+            if j >= len(text):
+                raise self.error("a $'...' quote is never closed")
+            self.substitution(j + 1)
+        else:
+            self.take(i + 1)
+
+    def substitution(self, end: int) -> None:
+        """Replace text[i:end] by a marker that shlex keeps inside one word."""
+        chunk = self.text[self.i : end]
+        self.line += chunk.count("\n")
+        self.buf.append(f"{_SUB_OPEN}{len(self.subs)}{_SUB_CLOSE}")
+        self.subs.append(chunk)
+        self.i = end
+
+    def paren_end(self, start: int) -> int:
+        """End (exclusive) of ``$(...)`` or ``$((...))`` starting at ``start``."""
+        return self.balanced_end(start + 2, "(", ")", "$(")
+
+    def brace_end(self, start: int) -> int:
+        return self.balanced_end(start + 2, "{", "}", "${")
+
+    def balanced_end(self, j: int, opening: str, closing: str, what: str) -> int:
+        text, depth = self.text, 1
+        while j < len(text):
+            c = text[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c == "'" and opening == "(":
+                end = text.find("'", j + 1)
+                if end < 0:
+                    break
+                j = end + 1
+                continue
+            if c == '"':
+                j = self.skip_double(j)
+                continue
+            if c == opening:
+                depth += 1
+            elif c == closing:
+                depth -= 1
+                if depth == 0:
+                    return j + 1
+            j += 1
+        raise self.error(f"a {what} is never closed")
+
+    def skip_double(self, j: int) -> int:
+        text = self.text
+        j += 1
+        while j < len(text) and text[j] != '"':
+            j += 2 if text[j] == "\\" else 1
+        if j >= len(text):
+            raise self.error("a double quote is never closed")
+        return j + 1
+
+    def backtick_end(self, start: int) -> int:
+        text, j = self.text, start + 1
+        while j < len(text) and text[j] != "`":
+            j += 2 if text[j] == "\\" else 1
+        if j >= len(text):
+            raise self.error("a backquote is never closed")
+        return j + 1
+
+    def heredoc_start(self) -> None:
+        text = self.text
+        j = self.i + 2
+        strip_tabs = text.startswith("-", j)
+        if strip_tabs:
+            j += 1
+        while j < len(text) and text[j] in " \t":
+            j += 1
+        m = _HEREDOC_WORD_RE.match(text, j)
+        if not m:
+            raise self.error("a here-document has no delimiter")
+        delimiter = next(g for g in m.groups() if g is not None).replace("\\", "")
+        self.pending_heredocs.append((delimiter, strip_tabs))
+        self.take(m.end())
+
+    def skip_heredocs(self) -> None:
+        """Skip the bodies of here-documents whose command line just ended."""
+        text = self.text
+        for delimiter, strip_tabs in self.pending_heredocs:
+            while True:
+                if self.i >= len(text):
+                    raise self.error(f"the here-document ending in '{delimiter}' is never closed")
+                end = text.find("\n", self.i)
+                end = len(text) if end < 0 else end
+                body_line = text[self.i : end]
+                self.i = min(end + 1, len(text))
+                self.line += 1
+                if (body_line.lstrip("\t") if strip_tabs else body_line) == delimiter:
+                    break
+        self.pending_heredocs = []
+
+
+def _restore(word: str, subs: list[str]) -> str:
+    def put_back(m: re.Match[str]) -> str:
+        index = int(m.group(1))
+        return subs[index] if index < len(subs) else m.group()
+
+    return _SUB_RE.sub(put_back, word)
+
+
+def _check_text(script_text: str) -> None:
+    if not isinstance(script_text, str):
+        raise RunnerParseError("the runner script is not text")
+    if len(script_text) > MAX_SCRIPT_CHARS:
+        raise RunnerParseError(
+            f"the runner script is {len(script_text)} characters long, far too large "
+            "for a microvm-run script"
+        )
+    if "\x00" in script_text:
+        raise RunnerParseError("the runner script contains NUL bytes, so it is not a shell script")
+    if not script_text.strip():
+        raise RunnerParseError("the runner script is empty")
+
+
+def split_commands(script_text: str) -> list[ShellCommand]:
+    """Every simple command of the script, split into words.
+
+    Raises RunnerParseError when the script as a whole cannot be read (unclosed quotes, NUL
+    bytes, too large, empty). A single command shlex refuses gets ``words=None``.
+    """
+    _check_text(script_text)
+    scanner = _Scanner(script_text)
+    raw = scanner.run()
+    commands = []
+    for text, line in raw:
+        try:
+            words = shlex.split(text, comments=False, posix=True)
+        except ValueError as e:
+            commands.append(ShellCommand(None, line, text, str(e)))
+            continue
+        commands.append(ShellCommand([_restore(w, scanner.subs) for w in words], line, text))
+    return commands
+
+
+# --- the final exec ----------------------------------------------------------------------
+
+
+def _strip_prefix_words(words: list[str]) -> list[str]:
+    i = 0
+    while i < len(words) and words[i] in _PREFIX_WORDS:
+        i += 1
+    return words[i:]
+
+
+def _without_redirections(words: list[str]) -> list[str]:
+    kept: list[str] = []
+    skip_next = False
+    for word in words:
+        if skip_next:
+            skip_next = False
+            continue
+        m = _REDIRECT_RE.fullmatch(word)
+        if m:
+            skip_next = not m.group(1)  # "> file": the target is the next word
+            continue
+        kept.append(word)
+    return kept
+
+
+def _exec_options(words: list[str], line: int) -> tuple[str | None, list[str]]:
+    """Take bash's own ``exec`` options (``-c``, ``-l``, ``-a NAME``) off the front."""
+    name = None
+    i = 0
+    while i < len(words) and words[i].startswith("-") and words[i] != "-":
+        word = words[i]
+        i += 1
+        if word == "--":
+            break
+        for pos, letter in enumerate(word[1:], start=1):
+            if letter in "cl":
+                continue
+            if letter != "a":
+                raise RunnerParseError(f"exec has an unknown option '{word}' (line {line})")
+            if pos + 1 < len(word):
+                name = word[pos + 1 :]
+            elif i < len(words):
+                name = words[i]
+                i += 1
+            else:
+                raise RunnerParseError(f"exec -a has no name (line {line})")
+            break
+    return name, words[i:]
+
+
+def _as_exec(command: ShellCommand) -> ExecLine | None:
+    """The command as an ``exec CMD ...`` line, or None (not exec, or only redirections)."""
+    if command.words is None:
+        return None
+    words = _strip_prefix_words(command.words)
+    if not words or words[0] != "exec":
+        return None
+    name, rest = _exec_options(words[1:], command.line)
+    argv = [w for w in _without_redirections(rest) if w not in _RUNTIME_ARGS]
+    if not argv:
+        return None
+    return ExecLine(argv, name, command.line)
+
+
+def extract_exec(script_text: str) -> ExecLine:
+    """The last ``exec`` that runs a program (not one that only opens file descriptors)."""
+    commands = split_commands(script_text)
+    for command in reversed(commands):
+        if command.words is None and _EXEC_TEXT_RE.match(command.text):
+            raise RunnerParseError(
+                f"could not split the exec line {command.line} into words: {command.error}"
+            )
+        found = _as_exec(command)
+        if found is not None:
+            return found
+    raise RunnerParseError("the runner script has no 'exec' line that starts a hypervisor")
+
+
+def extract_command(script_text: str) -> list[str]:
+    """The argv of the final ``exec`` of a microvm-run script (``${runtime_args:-}`` dropped).
+
+    Raises RunnerParseError with a plain-English message when there is none.
+    """
+    return extract_exec(script_text).argv
+
+
+# --- other facts a runner script records ---------------------------------------------------
+
+
+def extract_assignments(script_text: str) -> dict[str, str]:
+    """Plain ``NAME=VALUE`` commands, first assignment of each name (later ones are usually
+    derived from it, like vfkit's ``SOCKET_ABS="$PWD/$SOCKET_ABS"``)."""
+    found: dict[str, str] = {}
+    for command in split_commands(script_text):
+        if not command.words:
+            continue
+        matches = [_ASSIGN_RE.fullmatch(w) for w in command.words]
+        if all(matches):
+            for m in matches:
+                assert m is not None
+                found.setdefault(m.group(1), m.group(2))
+    return found
+
+
+def extract_fd_links(script_text: str) -> dict[int, str]:
+    """Macvtap file descriptors the script opens: fd number -> interface id.
+
+    lib/macvtap.nix writes ``exec FD<>/dev/tap$(< /sys/class/net/ID/ifindex)`` for each queue;
+    hypervisors that take macvtap as fds only see the number, this maps it back to the name.
+    """
+    links: dict[int, str] = {}
+    try:
+        commands = split_commands(script_text)
+    except RunnerParseError:
+        return links
+    for command in commands:
+        words = _strip_prefix_words(command.words or [])
+        if not words or words[0] != "exec":
+            continue
+        for word in words[1:]:
+            m = _MACVTAP_FD_RE.fullmatch(word)
+            if m:
+                links[int(m.group(1))] = m.group(2)
+    return links
