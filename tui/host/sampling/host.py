@@ -1,0 +1,62 @@
+"""Host totals: CPU busy % (from /proc/stat deltas, via psutil.cpu_times) and memory."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass
+class HostSample:
+    ncpu: int
+    cpu_pct: float | None  # busy % of all CPUs since the previous sample; None at the first
+    mem_total_bytes: int
+    mem_used_bytes: int  # total - available
+    mem_available_bytes: int
+    load1: float | None = None
+    t: float = 0.0
+
+
+def host_ncpu() -> int:
+    """All CPUs of the host (what cgroup and /proc/stat totals are spread over)."""
+    return os.cpu_count() or 1
+
+
+class HostCPU:
+    """Busy % between calls. Keeps its own previous totals, so it does not disturb (or get
+    disturbed by) other psutil.cpu_percent() callers in the same process."""
+
+    def __init__(self) -> None:
+        self._prev: tuple[float, float] | None = None
+
+    def sample(self) -> float | None:
+        times = psutil.cpu_times()
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        total = sum(times)
+        # guest/guest_nice are already inside user/nice on Linux.
+        total -= getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+        prev, self._prev = self._prev, (total, idle)
+        if prev is None or total <= prev[0]:
+            return None
+        busy = (total - prev[0]) - (idle - prev[1])
+        return max(0.0, min(100.0, 100.0 * busy / (total - prev[0])))
+
+
+def sample_host(cpu: HostCPU, ncpu: int | None = None) -> HostSample:
+    mem = psutil.virtual_memory()
+    try:
+        load1: float | None = os.getloadavg()[0]
+    except OSError:
+        load1 = None
+    return HostSample(
+        ncpu=ncpu or host_ncpu(),
+        cpu_pct=cpu.sample(),
+        mem_total_bytes=mem.total,
+        mem_used_bytes=mem.total - mem.available,
+        mem_available_bytes=mem.available,
+        load1=load1,
+        t=time.monotonic(),
+    )

@@ -1,0 +1,692 @@
+"""Live figures for the monitor: one ``Sampler.sample()`` per poll, rates from the previous one.
+
+Per running VM (unit MainPID set): CPU (cgroup, else the process's threads), per-vCPU busy and
+steal, memory (configured, guest-visible, guest-used, host footprint), state, block and network
+rates, share free space, virtiofsd liveness, uptime. Host totals go to ``Sampler.host``.
+
+Time: local reads (/proc, /sys) run in the caller's thread; everything that may block (control
+sockets, statvfs of share sources, netlink) runs in a small thread pool with a per-VM deadline,
+and ``sample()`` waits for the pool at most until the poll's deadline. A VM that did not answer
+gets a reason ("QMP timeout after 1.0 s"); the others return normally. A task still running
+from an earlier poll (a share on a dead NFS server) is not started again while it hangs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui.host.links import Link, LinkReadError, read_links
+from tui.host.model import VM
+from tui.host.sampling import cgroup, process
+from tui.host.sampling.crosvm import query_crosvm
+from tui.host.sampling.history import History
+from tui.host.sampling.host import HostCPU, HostSample, host_ncpu, sample_host
+from tui.host.sampling.http_api import query_cloud_hypervisor, query_firecracker
+from tui.host.sampling.qmp import query_qemu, timeout_reason
+from tui.host.sampling.reading import BlockCounters, Reading, RemoteInfo
+from tui.host.sampling.unixsock import bound_unix_paths
+from tui.host.settings import HostSettings
+
+MIB = 1 << 20
+NEEDS_TWO = "needs a second sample"
+QMP_HYPERVISORS = ("qemu", "stratovirt")
+
+
+# --- what the UI gets ---------------------------------------------------------------------
+
+
+@dataclass
+class VcpuSample:
+    index: int
+    thread_id: int
+    busy_pct: float | None = None  # % of one host CPU the vCPU thread ran
+    steal_pct: float | None = None  # % of the time it was runnable but waited for a CPU
+
+
+@dataclass
+class IORate:
+    read_bps: float  # bytes per second
+    write_bps: float
+
+
+@dataclass
+class NetRate:
+    rx_bps: float  # bytes per second, as the host side of the tap counts them
+    tx_bps: float  # (host rx = what the guest sent)
+
+
+@dataclass
+class VMSample:
+    """One VM at one poll. ``None``/missing = unknown; ``reasons[field]`` says why.
+
+    ``reasons`` keys are field names, or ``"field:item"`` for one entry of a dict field
+    (``"net:vm-a"``, ``"share_free_bytes:ro-store"``).
+    """
+
+    name: str
+    pid: int
+    hypervisor: str | None
+    t: float  # time.monotonic() of the poll
+    cpu_pct_of_vcpus: float | None = None  # 100 = every vCPU busy all the time
+    cpu_pct_of_host: float | None = None  # 100 = every host CPU busy with this VM
+    cpu_source: str | None = None  # "cgroup v2 cpu.stat", "process schedstat", ...
+    vcpu_count: int | None = None
+    vcpus: list[VcpuSample] = field(default_factory=list)
+    mem_configured_mib: int | None = None
+    mem_guest_visible_mib: int | None = None  # RAM minus the balloon
+    mem_guest_used_mib: int | None = None  # guest's own view (balloon statistics)
+    mem_host_bytes: int | None = None  # what the VM costs the host (cgroup or RSS)
+    mem_host_source: str | None = None
+    qmp_status: str | None = None  # the hypervisor's run state: "running", "paused", ...
+    block: dict[str, IORate] = field(default_factory=dict)
+    net: dict[str, NetRate] = field(default_factory=dict)
+    share_free_bytes: dict[str, int] = field(default_factory=dict)  # by share tag
+    share_total_bytes: dict[str, int] = field(default_factory=dict)
+    virtiofsd_alive: dict[str, bool] = field(default_factory=dict)  # virtiofs shares by tag
+    volume_open: dict[str, bool] | None = None  # image -> held open; None = not asked
+    uptime_s: float | None = None
+    process_name: str | None = None
+    restarts: int | None = None
+    crash_looping: bool = False
+    remote_ms: float | None = None  # how long the control socket took this poll
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+# --- state kept between polls -------------------------------------------------------------
+
+
+@dataclass
+class _Counter:
+    t: float
+    value: Any
+    source: str | None = None
+
+
+@dataclass
+class _VMState:
+    pid: int
+    cpu: _Counter | None = None
+    threads: _Counter | None = None  # {tid: ThreadTimes}
+    block: _Counter | None = None  # {device: BlockCounters}
+    net: _Counter | None = None  # {ifname: (rx, tx)}
+    guest_stats_enabled: bool = False
+    info: process.ProcessInfo | None = None
+    vcpu_names: dict[int, int] | None = None  # vCPU index -> tid, from thread names
+
+
+@dataclass
+class _Restarts:
+    last: int
+    climbs: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+
+
+@dataclass
+class _FsResult:
+    free: dict[str, int] = field(default_factory=dict)
+    total: dict[str, int] = field(default_factory=dict)
+    volume_open: dict[str, bool] | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Local:
+    """What the caller's thread read for one VM (fast /proc and /sys reads)."""
+
+    cpu: Reading[int]
+    cpu_t: float
+    threads: Reading[dict[int, process.ThreadTimes]]
+    mem: Reading[int]
+    cgroup_cpu_reason: str | None = None
+    cgroup_mem_reason: str | None = None
+
+
+def _rate(delta: float, dt: float) -> float:
+    return delta / dt if dt > 0 else 0.0
+
+
+class Sampler:
+    """Keeps the previous raw counters per VM so each ``sample()`` can compute rates.
+
+    ``timeout``: the per-VM deadline for its control socket (and the bound of a whole poll,
+    plus ``grace``). ``guest_stats_interval``: seconds; the qemu balloon is told to poll guest
+    statistics at this interval on first contact (0 = leave it alone).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 1.0,
+        grace: float = 0.2,
+        max_workers: int = 16,
+        history_len: int = 300,
+        guest_stats_interval: int = 5,
+        crash_window_s: float = 60.0,
+        layout: cgroup.CgroupLayout | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timeout = timeout
+        self.grace = grace
+        self.guest_stats_interval = guest_stats_interval
+        self.crash_window_s = crash_window_s
+        self.layout = layout
+        self.clock = clock
+        self.ncpu = host_ncpu()
+        self.host: HostSample | None = None
+        self.history: dict[str, History] = {}
+        self.history_len = history_len
+        self.crash_looping: set[str] = set()
+        self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sampler")
+        self._host_cpu = HostCPU()
+        self._state: dict[str, _VMState] = {}
+        self._restarts: dict[str, _Restarts] = {}
+        self._inflight: dict[tuple[str, str], cf.Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the poll ------------------------------------------------------------------------
+
+    def sample(
+        self,
+        vms: list[VM],
+        settings: HostSettings,
+        *,
+        open_files_for: Collection[str] = (),
+    ) -> dict[str, VMSample]:
+        """Sample every running VM of VMS. OPEN_FILES_FOR: names of the VMs whose volume
+        images should be checked against the hypervisor's open files (costly; ask for the VM
+        on screen only)."""
+        with self._lock:
+            return self._sample(vms, settings, set(open_files_for))
+
+    def _sample(
+        self, vms: list[VM], settings: HostSettings, open_files_for: set[str]
+    ) -> dict[str, VMSample]:
+        now = self.clock()
+        deadline = now + self.timeout + self.grace
+        self._track_restarts(vms, now)
+        running = [vm for vm in vms if vm.unit is not None and vm.unit.main_pid]
+        names = {vm.name for vm in vms}
+        for gone in set(self.history) - names:
+            del self.history[gone]
+        for gone in set(self._state) - {vm.name for vm in running}:
+            del self._state[gone]
+
+        # 1. Start everything that may block.
+        remote: dict[str, cf.Future[RemoteInfo] | str] = {}
+        stats_requested: dict[str, bool] = {}
+        fs: dict[str, cf.Future[_FsResult] | str] = {}
+        for vm in running:
+            pid = vm.unit.main_pid  # type: ignore[union-attr]
+            state = self._state.get(vm.name)
+            if state is None or state.pid != pid:
+                state = self._state[vm.name] = _VMState(pid=pid)
+            enable_stats = not state.guest_stats_enabled and self.guest_stats_interval > 0
+            stats_requested[vm.name] = enable_stats
+            remote[vm.name] = self._submit(
+                vm.name, "remote", self._query_remote, vm, deadline, enable_stats
+            )
+            check_open = vm.name in open_files_for and bool(vm.volumes)
+            if vm.shares or check_open:
+                fs[vm.name] = self._submit(vm.name, "fs", self._read_fs, vm, pid, check_open)
+        ifnames = sorted({i.id for vm in running for i in vm.interfaces})
+        links_future: cf.Future[dict[str, Link]] | str | None = None
+        if ifnames:
+            links_future = self._submit("", "links", read_links, ifnames, settings.netns)
+
+        # 2. Fast local reads meanwhile.
+        self.host = sample_host(self._host_cpu, self.ncpu)
+        local = {vm.name: self._read_local(vm) for vm in running}
+        unix_paths = self._unix_paths(running)
+
+        # 3. Wait for the pool, at most until the deadline.
+        pending = [f for f in (*remote.values(), *fs.values(), links_future) if _is_future(f)]
+        cf.wait(pending, timeout=max(0.0, deadline - self.clock()))
+
+        links: dict[str, Link] = {}
+        links_reason: str | None = None
+        if links_future is not None:
+            links_value = self._result(links_future, "network counters did not come in time")
+            if isinstance(links_value, str):
+                links_reason = links_value
+            else:
+                links = links_value
+
+        samples: dict[str, VMSample] = {}
+        for vm in running:
+            info = self._result(remote[vm.name], self._late_reason(vm))
+            if isinstance(info, str):
+                info = _failed_remote(info)
+            fs_result = None
+            if vm.name in fs:
+                fs_value = self._result(fs[vm.name], "share check did not finish in time")
+                fs_result = (
+                    fs_value if isinstance(fs_value, _FsResult) else _failed_fs(vm, fs_value)
+                )
+            if stats_requested[vm.name] and info.error is None:
+                self._state[vm.name].guest_stats_enabled = True
+            samples[vm.name] = self._assemble(
+                vm, now, local[vm.name], info, fs_result, links, links_reason, unix_paths
+            )
+        for name, s in samples.items():
+            hist = self.history.get(name)
+            if hist is None:
+                hist = self.history[name] = History(self.history_len)
+            hist.append(s.t, s.cpu_pct_of_vcpus, s.mem_host_bytes)
+        return samples
+
+    # -- pool plumbing -------------------------------------------------------------------
+
+    def _submit(self, name: str, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
+        key = (name, kind)
+        previous = self._inflight.get(key)
+        if previous is not None and not previous.done():
+            return "the previous poll's query is still running (hung?)"
+        future = self._pool.submit(fn, *args)
+        self._inflight[key] = future
+        return future
+
+    @staticmethod
+    def _result(future: Any, late_reason: str) -> Any:
+        if isinstance(future, str):
+            return future
+        if not future.done():
+            future.cancel()  # not started yet: drop it; running: let it end on its own
+            return late_reason
+        try:
+            return future.result()
+        except Exception as exc:  # a bug or an unexpected OS error: show it, do not crash
+            if isinstance(exc, LinkReadError):
+                return str(exc)
+            return f"{type(exc).__name__}: {exc}"
+
+    def _late_reason(self, vm: VM) -> str:
+        if vm.hypervisor in QMP_HYPERVISORS:
+            return timeout_reason(self.timeout)
+        return f"API timeout after {self.timeout:.1f} s"
+
+    # -- workers (run in the pool; no shared state is written here) ----------------------
+
+    def _query_remote(self, vm: VM, deadline: float, enable_stats: bool) -> RemoteInfo:
+        timeout = min(self.timeout, deadline - self.grace - time.monotonic())
+        if timeout <= 0.05:
+            return _failed_remote("not queried: the poll's deadline had passed")
+        hv = vm.hypervisor
+        if not vm.socket:
+            if hv in ("kvmtool", "alioth"):
+                return _failed_remote(f"{hv} has no control socket")
+            return _failed_remote("no control socket configured")
+        if hv in QMP_HYPERVISORS:
+            return query_qemu(
+                vm.socket,
+                timeout,
+                guest_stats_interval=self.guest_stats_interval if enable_stats else None,
+            )
+        if hv == "cloud-hypervisor":
+            return query_cloud_hypervisor(vm.socket, timeout)
+        if hv == "firecracker":
+            return query_firecracker(vm.socket, timeout)
+        if hv == "crosvm":
+            configured = vm.mem_mib * MIB if vm.mem_mib else None
+            return query_crosvm(vm.socket, timeout, mem_configured_bytes=configured)
+        return _failed_remote(f"no live query for {hv or 'an unknown hypervisor'}")
+
+    @staticmethod
+    def _read_fs(vm: VM, pid: int, check_open: bool) -> _FsResult:
+        result = _FsResult()
+        for share in vm.shares:
+            if not share.source:
+                continue
+            try:
+                st = os.statvfs(share.source)
+            except OSError as exc:
+                result.reasons[f"share_free_bytes:{share.tag}"] = (
+                    f"cannot stat {share.source}: {exc.strerror or exc}"
+                )
+                continue
+            result.free[share.tag] = st.f_bavail * st.f_frsize
+            result.total[share.tag] = st.f_blocks * st.f_frsize
+        if check_open:
+            opened = process.files_open(pid, [v.image for v in vm.volumes])
+            if opened.value is not None:
+                result.volume_open = opened.value
+            else:
+                result.reasons["volume_open"] = opened.reason or "unknown"
+        return result
+
+    # -- local reads (caller's thread) ---------------------------------------------------
+
+    def _read_local(self, vm: VM) -> _Local:
+        assert vm.unit is not None and vm.unit.main_pid
+        pid = vm.unit.main_pid
+        cg = vm.unit.control_group
+        threads = process.read_thread_times(pid)
+        cpu = cgroup.read_cpu_usage_ns(cg, self.layout)
+        cpu_t = self.clock()
+        cg_cpu_reason = None
+        if not cpu.ok:
+            cg_cpu_reason = cpu.reason
+            if threads.value:
+                total = sum(t.run_ns for t in threads.value.values())
+                cpu = Reading.of(total, "process schedstat")
+            else:
+                cpu = Reading.fail(threads.reason or cpu.reason or "unknown")
+        mem = cgroup.read_memory_bytes(cg, self.layout)
+        cg_mem_reason = None
+        if not mem.ok:
+            cg_mem_reason = mem.reason
+            fallback = process.read_memory_bytes(pid)
+            mem = fallback if fallback.ok else Reading.fail(fallback.reason or mem.reason or "?")
+        return _Local(cpu, cpu_t, threads, mem, cg_cpu_reason, cg_mem_reason)
+
+    def _unix_paths(self, running: list[VM]) -> dict[int, set[str] | str]:
+        """Bound unix socket paths per VM pid, read once per network namespace."""
+        wanted = [vm for vm in running if any(s.proto == "virtiofs" for s in vm.shares)]
+        by_ns: dict[str, set[str] | str] = {}
+        per_pid: dict[int, set[str] | str] = {}
+        own_ns = _netns_id("self")
+        for vm in wanted:
+            pid = vm.unit.main_pid  # type: ignore[union-attr]
+            paths: set[str] = set()
+            errors: list[str] = []
+            # virtiofsd may share the hypervisor's namespace or ours: look in both.
+            for who in dict.fromkeys(["self", str(pid)]):
+                ns = _netns_id(who) or who
+                if who != "self" and ns == own_ns:
+                    continue
+                if ns not in by_ns:
+                    try:
+                        by_ns[ns] = bound_unix_paths(f"/proc/{who}/net/unix")
+                    except OSError as exc:
+                        by_ns[ns] = f"cannot read /proc/{who}/net/unix: {exc.strerror or exc}"
+                found = by_ns[ns]
+                if isinstance(found, str):
+                    errors.append(found)
+                else:
+                    paths |= found
+            per_pid[pid] = paths if paths or not errors else errors[0]
+        return per_pid
+
+    # -- putting one VM together ---------------------------------------------------------
+
+    def _assemble(
+        self,
+        vm: VM,
+        now: float,
+        local: _Local,
+        info: RemoteInfo,
+        fs_result: _FsResult | None,
+        links: dict[str, Link],
+        links_reason: str | None,
+        unix_paths: dict[int, set[str] | str],
+    ) -> VMSample:
+        unit = vm.unit
+        assert unit is not None and unit.main_pid
+        pid = unit.main_pid
+        state = self._state[vm.name]
+        s = VMSample(name=vm.name, pid=pid, hypervisor=vm.hypervisor, t=now)
+        reasons = s.reasons
+        s.restarts = unit.restarts
+        s.crash_looping = vm.name in self.crash_looping
+        s.remote_ms = info.elapsed_s * 1000 if info.elapsed_s else None
+
+        # State and sizes from the control socket.
+        s.qmp_status = info.status
+        if info.status is None:
+            reasons["qmp_status"] = info.reasons.get("status") or info.error or "unknown"
+        s.vcpu_count = info.vcpu_count or vm.vcpu
+        if s.vcpu_count is None:
+            reasons["vcpu_count"] = info.reasons.get("vcpu_count", "unknown")
+        configured = info.mem_configured_bytes
+        if configured is None and vm.mem_mib:
+            configured = vm.mem_mib * MIB  # as the runner declares it
+        s.mem_configured_mib = round(configured / MIB) if configured is not None else None
+        if configured is None:
+            reasons["mem_configured_mib"] = info.reasons.get("mem_configured_bytes", "unknown")
+        for src, dst in (
+            ("mem_guest_visible_bytes", "mem_guest_visible_mib"),
+            ("mem_guest_used_bytes", "mem_guest_used_mib"),
+        ):
+            value = getattr(info, src)
+            if value is not None:
+                setattr(s, dst, round(value / MIB))
+            else:
+                reasons[dst] = info.reasons.get(src) or info.error or "unknown"
+
+        # CPU.
+        s.cpu_source = local.cpu.source
+        if local.cgroup_cpu_reason and local.cpu.ok:
+            s.cpu_source = f"{local.cpu.source} (cgroup: {local.cgroup_cpu_reason})"
+        if local.cpu.value is None:
+            reasons["cpu_pct_of_host"] = reasons["cpu_pct_of_vcpus"] = local.cpu.reason or "?"
+        else:
+            prev = state.cpu
+            state.cpu = _Counter(local.cpu_t, local.cpu.value, local.cpu.source)
+            if prev is None or prev.source != local.cpu.source:
+                reasons["cpu_pct_of_host"] = reasons["cpu_pct_of_vcpus"] = NEEDS_TWO
+            elif local.cpu.value < prev.value:
+                why = "the CPU counter went backwards (a thread ended); next poll"
+                reasons["cpu_pct_of_host"] = reasons["cpu_pct_of_vcpus"] = why
+            else:
+                ns_per_s = _rate(local.cpu.value - prev.value, local.cpu_t - prev.t)
+                s.cpu_pct_of_host = 100.0 * ns_per_s / 1e9 / self.ncpu
+                if s.vcpu_count:
+                    s.cpu_pct_of_vcpus = 100.0 * ns_per_s / 1e9 / s.vcpu_count
+                else:
+                    reasons["cpu_pct_of_vcpus"] = "vCPU count unknown"
+
+        # Per vCPU.
+        self._vcpus(s, state, local, info)
+
+        # Memory on the host.
+        s.mem_host_bytes = local.mem.value
+        s.mem_host_source = local.mem.source
+        if local.cgroup_mem_reason and local.mem.ok:
+            s.mem_host_source = f"{local.mem.source} (cgroup: {local.cgroup_mem_reason})"
+        if local.mem.value is None:
+            reasons["mem_host_bytes"] = local.mem.reason or "unknown"
+
+        # Block I/O.
+        if info.block is not None:
+            prev = state.block
+            state.block = _Counter(info.read_at or now, info.block)
+            if prev is None:
+                if info.block:
+                    reasons["block"] = NEEDS_TWO
+            else:
+                dt = state.block.t - prev.t
+                for dev, cur in info.block.items():
+                    old: BlockCounters | None = prev.value.get(dev)
+                    if old is None or cur.rd_bytes < old.rd_bytes or cur.wr_bytes < old.wr_bytes:
+                        reasons[f"block:{dev}"] = NEEDS_TWO
+                        continue
+                    s.block[dev] = IORate(
+                        _rate(cur.rd_bytes - old.rd_bytes, dt),
+                        _rate(cur.wr_bytes - old.wr_bytes, dt),
+                    )
+        else:
+            reasons["block"] = info.reasons.get("block") or info.error or "unknown"
+
+        # Network.
+        self._net(s, vm, state, now, links, links_reason)
+
+        # Shares and volumes.
+        if fs_result is not None:
+            s.share_free_bytes = fs_result.free
+            s.share_total_bytes = fs_result.total
+            s.volume_open = fs_result.volume_open
+            reasons.update(fs_result.reasons)
+        virtiofs = [sh for sh in vm.shares if sh.proto == "virtiofs"]
+        if virtiofs:
+            paths = unix_paths.get(pid, set())
+            for sh in virtiofs:
+                if not sh.socket:
+                    reasons[f"virtiofsd_alive:{sh.tag}"] = "no socket path for this share"
+                elif isinstance(paths, str):
+                    reasons[f"virtiofsd_alive:{sh.tag}"] = paths
+                else:
+                    s.virtiofsd_alive[sh.tag] = _socket_bound(sh.socket, str(vm.path), paths)
+
+        # Process.
+        if state.info is None:
+            got = process.read_process_info(pid)
+            if got.value is not None:
+                state.info = got.value
+            else:
+                reasons["uptime_s"] = reasons["process_name"] = got.reason or "unknown"
+        if state.info is not None:
+            s.uptime_s = state.info.uptime_s
+            s.process_name = state.info.name
+        return s
+
+    def _vcpus(self, s: VMSample, state: _VMState, local: _Local, info: RemoteInfo) -> None:
+        if info.vcpu_threads:
+            mapping = {v.index: v.thread_id for v in info.vcpu_threads}
+        else:
+            if state.vcpu_names is None or (
+                local.threads.value is not None
+                and not set(state.vcpu_names.values()) <= set(local.threads.value)
+            ):
+                state.vcpu_names = process.vcpu_threads_by_name(state.pid)
+            mapping = state.vcpu_names
+        if not mapping:
+            s.reasons["vcpus"] = (
+                info.reasons.get("vcpu_threads") or info.error or "no vCPU threads found"
+            )
+            return
+        threads = local.threads.value
+        if threads is None:
+            s.reasons["vcpus"] = local.threads.reason or "cannot read thread times"
+            return
+        prev = state.threads
+        state.threads = _Counter(local.cpu_t, threads)
+        for index in sorted(mapping):
+            tid = mapping[index]
+            v = VcpuSample(index=index, thread_id=tid)
+            cur = threads.get(tid)
+            old = prev.value.get(tid) if prev is not None else None
+            if cur is not None and old is not None and cur.run_ns >= old.run_ns:
+                dt = local.cpu_t - prev.t  # type: ignore[union-attr]
+                v.busy_pct = 100.0 * _rate(cur.run_ns - old.run_ns, dt) / 1e9
+                v.steal_pct = 100.0 * _rate(max(0, cur.wait_ns - old.wait_ns), dt) / 1e9
+            s.vcpus.append(v)
+        if prev is None:
+            s.reasons["vcpus"] = NEEDS_TWO
+
+    def _net(
+        self,
+        s: VMSample,
+        vm: VM,
+        state: _VMState,
+        now: float,
+        links: dict[str, Link],
+        links_reason: str | None,
+    ) -> None:
+        if not vm.interfaces:
+            return
+        current: dict[str, tuple[int, int]] = {}
+        for iface in vm.interfaces:
+            if links_reason is not None:
+                s.reasons[f"net:{iface.id}"] = links_reason
+                continue
+            link = links.get(iface.id)
+            if link is None:
+                s.reasons[f"net:{iface.id}"] = "interface not found"
+            elif link.rx_bytes is None or link.tx_bytes is None:
+                s.reasons[f"net:{iface.id}"] = "no byte counters"
+            else:
+                current[iface.id] = (link.rx_bytes, link.tx_bytes)
+        prev = state.net
+        t = self.clock()
+        state.net = _Counter(t, current)
+        for ifname, (rx, tx) in current.items():
+            old = prev.value.get(ifname) if prev is not None else None
+            if old is None or rx < old[0] or tx < old[1]:
+                s.reasons[f"net:{ifname}"] = NEEDS_TWO
+                continue
+            dt = t - prev.t  # type: ignore[union-attr]
+            s.net[ifname] = NetRate(_rate(rx - old[0], dt), _rate(tx - old[1], dt))
+
+    # -- restarts ------------------------------------------------------------------------
+
+    def _track_restarts(self, vms: list[VM], now: float) -> None:
+        seen: set[str] = set()
+        for vm in vms:
+            if vm.unit is None or vm.unit.restarts is None:
+                continue
+            seen.add(vm.name)
+            n = vm.unit.restarts
+            entry = self._restarts.get(vm.name)
+            if entry is None:
+                self._restarts[vm.name] = _Restarts(last=n)
+                continue
+            if n > entry.last:
+                entry.climbs.append(now)
+            entry.last = n
+        for gone in set(self._restarts) - seen:
+            del self._restarts[gone]
+        window_start = now - self.crash_window_s
+        self.crash_looping = {
+            name
+            for name, entry in self._restarts.items()
+            if entry.climbs and entry.climbs[-1] >= window_start
+        }
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _is_future(value: Any) -> bool:
+    return isinstance(value, cf.Future)
+
+
+def _failed_remote(reason: str) -> RemoteInfo:
+    info = RemoteInfo(error=reason)
+    info.fail_missing(reason)
+    return info
+
+
+def _failed_fs(vm: VM, reason: str) -> _FsResult:
+    result = _FsResult()
+    for share in vm.shares:
+        if share.source:
+            result.reasons[f"share_free_bytes:{share.tag}"] = reason
+    if vm.volumes:
+        result.reasons["volume_open"] = reason
+    return result
+
+
+def _netns_id(who: str) -> str | None:
+    try:
+        st = os.stat(f"/proc/{who}/ns/net")
+    except OSError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def _socket_bound(socket_path: str, vm_dir: str, bound: set[str]) -> bool:
+    """Is SOCKET_PATH among the bound unix socket paths? virtiofsd may have bound it by a
+    path relative to the VM's state dir (its working directory)."""
+    if socket_path in bound:
+        return True
+    target = os.path.normpath(socket_path)
+    for path in bound:
+        if not path.startswith("/") and os.path.normpath(os.path.join(vm_dir, path)) == target:
+            return True
+    return False
