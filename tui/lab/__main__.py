@@ -1,0 +1,3 @@
+from tui.lab import main
+
+raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""`microvm-tui lab up|down|status DIR` (also `python -m tui.lab ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from tui.lab.lab import MARKER, Lab, LabError
+
+
+def _recorded_extra(root: Path) -> int:
+    try:
+        return int(json.loads((root / MARKER).read_text()).get("extra_running", 0))
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="microvm-tui lab", description="A throwaway microvm.nix host in a folder."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="build and start the lab (idempotent; repairs a half-up lab)")
+    p_up.add_argument("dir", type=Path)
+    p_up.add_argument(
+        "--extra-running", type=int, default=None, help="N more running VMs vm01..vmNN"
+    )
+    p_down = sub.add_parser("down", help="stop everything the lab started and remove it")
+    p_down.add_argument("dir", type=Path)
+    p_status = sub.add_parser("status", help="what is running (JSON)")
+    p_status.add_argument("dir", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="lab: %(message)s", stream=sys.stderr)
+
+    root = args.dir
+    extra = _recorded_extra(root.absolute())
+    if args.command == "up" and args.extra_running is not None:
+        extra = args.extra_running
+    lab = Lab(root, extra_running=extra)
+    try:
+        if args.command == "up":
+            t0 = time.monotonic()
+            lab.up()
+            print(f"lab up in {time.monotonic() - t0:.1f}s: {lab.root}")
+            print(f"config: {lab.config_path}")
+            print(f"run:    microvm-tui --config {lab.config_path}")
+        elif args.command == "down":
+            lab.down()
+            print(f"lab down: {lab.root}")
+        else:
+            print(json.dumps(lab.status(), indent=2))
+    except LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,37 @@
+"""ROOT/microvm-tui.toml: the settings that point microvm-tui at the lab instead of the host."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tui.host.settings import HostSettings
+
+
+def _s(value: object) -> str:
+    # A JSON string with ensure_ascii is a valid TOML basic string.
+    return json.dumps(str(value), ensure_ascii=True)
+
+
+def config_text(settings: HostSettings) -> str:
+    lines = [
+        f"state_dir = {_s(settings.state_dir)}",
+        "",
+        "[host]",
+        f"systemd_scope = {_s(settings.systemd_scope)}",
+    ]
+    if settings.netns is not None:
+        lines.append(f"netns = {_s(settings.netns)}")
+    if settings.console_log_dir is not None:
+        lines.append(f"console_log_dir = {_s(settings.console_log_dir)}")
+    lines.append(f"gcroots_dir = {_s(settings.gcroots_dir)}")
+    lines.append("nix_options = [" + ", ".join(_s(o) for o in settings.nix_options) + "]")
+    lines += ["", "[host.systemd_env]"]
+    lines += [f"{k} = {_s(v)}" for k, v in sorted(settings.systemd_env.items())]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, settings: HostSettings) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(config_text(settings))
+    tmp.replace(path)

@@ -1,0 +1,405 @@
+"""The Lab: a throwaway but real microvm.nix host in a folder."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tui.host.settings import HostSettings
+from tui.lab import flake, guest, netns, nix, systemd
+from tui.lab.config import write_config
+from tui.lab.prereq import missing_prerequisites
+from tui.lab.vms import VmSpec, default_vms
+
+log = logging.getLogger("tui.lab")
+
+GCROOTS_BASE = Path("/nix/var/nix/gcroots")
+NIX_AUTO_ROOTS = Path("/nix/var/nix/gcroots/auto")
+MARKER = "lab.json"
+# `broken`'s `current`: a store path that does not exist (as after a GC of an unrooted runner).
+DANGLING_RUNNER = "/nix/store/00000000000000000000000000000000-microvm-qemu-broken"
+GARBAGE_FLAKE = b"\xff\xfe\x00garbage: not a flake reference {{\n"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+class Lab:
+    def __init__(self, root: Path, extra_running: int = 0) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.extra_running = extra_running
+        self.specs: list[VmSpec] = default_vms(extra_running)
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:8]
+        self.netns = netns.netns_name(self.root)
+        self.gcroots_dir = GCROOTS_BASE / f"microvm-tui-lab-{digest}"
+        self.cgroup_name = f"mvtui-{digest}"
+        self.state_dir = self.root / "microvms"
+        self.log_dir = self.root / "logs"
+        self.run_dir = self.root / "run"
+        self.shares_dir = self.root / "shares"
+        self.tmp_dir = self.root / "tmp"
+        self.manager = systemd.UserManager(
+            runtime_dir=self.run_dir,
+            config_home=self.root / "config",
+            home=self.root / "home",
+            cgroup_name=self.cgroup_name,
+            log_path=self.root / "manager.log",
+        )
+
+    # --- public API -------------------------------------------------------------------------
+
+    @property
+    def flake_dir(self) -> Path:
+        return self.root / "flake"
+
+    def flake_ref(self) -> str:
+        return f"path:{self.flake_dir}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "microvm-tui.toml"
+
+    @property
+    def settings(self) -> HostSettings:
+        return HostSettings(
+            state_dir=self.state_dir,
+            systemd_scope="user",
+            systemd_env={"XDG_RUNTIME_DIR": str(self.run_dir)},
+            netns=self.netns,
+            console_log_dir=self.log_dir,
+            gcroots_dir=self.gcroots_dir,
+            nix_options=nix.NIX_OPTIONS,
+        )
+
+    def spec(self, name: str) -> VmSpec:
+        for s in self.specs:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def up(self, timeout: float = 110) -> None:
+        """Bring the lab up; on a healthy lab a no-op, on a half-up one a repair."""
+        problems = missing_prerequisites()
+        if problems:
+            raise LabError("the lab cannot run here:\n  " + "\n  ".join(problems))
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+
+        def step(what: str) -> None:
+            log.info("%5.1fs %s", time.monotonic() - t0, what)
+
+        self._make_dirs()
+        netns.create(self.netns)
+
+        manager_pid = self.manager.pid()
+        if manager_pid is None or not self.manager.responsive():
+            # A dead or hung manager: end it and whatever it had started (by pid, from the lab's
+            # own cgroup and network namespace) before starting afresh.
+            self.manager.stop()
+            self._kill_netns_processes()
+            manager_pid = None
+        active = self._active_units() if manager_pid else set()
+        # Stale VMs are booted on generation 1, then their flake moves on to generation 2.
+        dance = [s for s in self.specs if s.stale and s.name not in active]
+        step("writing the flake (kernel, initramfs, vms.json)")
+        flake.write_flake(self.flake_dir, self.root, self.specs, self._generations(dance))
+        step("building the runners")
+
+        ref = self.flake_ref()
+        buildable = [s for s in self.specs if s.role != "broken"]
+        installables = [nix.runner_attr(ref, s.name) for s in buildable]
+        decl = [s for s in buildable if s.declarative]
+        installables += [nix.toplevel_attr(ref, s.name) for s in decl]
+        built = nix.build_many(installables)
+        runners = {s.name: built[f"microvm-qemu-{s.name}"] for s in buildable}
+        toplevels = {s.name: built[f"nixos-system-{s.name}-{flake.NIXOS_VERSION}"] for s in decl}
+
+        step("making the state dirs (microvm -c)")
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = [
+                pool.submit(
+                    self._ensure_state, s, runners.get(s.name), toplevels.get(s.name), s in dance
+                )
+                for s in self.specs
+            ]
+            for f in futures:
+                f.result()
+
+        changed = systemd.write_units(
+            self.manager.unit_dir,
+            systemd.unit_files(
+                state_dir=self.state_dir,
+                netns=self.netns,
+                ip=flake.host_tools()["ip"],
+                log_dir=self.log_dir,
+                helper_log_dir=self.run_dir / "log",
+                autostart=[s.name for s in self.specs if s.autostart],
+            ),
+        )
+        step("starting the systemd user manager and the VMs")
+        booting = [s for s in self.specs if s.role == "running" and s.name not in active]
+        offsets = {s.name: _size(self.log_dir / f"{s.name}.log") for s in booting}
+        if manager_pid is None:
+            self.manager.start()  # its default unit is microvms.target: the VMs boot now
+        elif changed:
+            self.manager.systemctl("daemon-reload")
+        to_start = [f"microvm@{s.name}.service" for s in self.specs if s.autostart]
+        self.manager.systemctl("start", "--no-block", *to_start)
+
+        for s in dance:
+            step(f"updating {s.name} to a new generation while it runs (microvm -u)")
+            self._make_stale(s, deadline)
+        step("waiting for the VMs")
+        running = [s for s in self.specs if s.role == "running"]
+        self._wait_running(running, deadline)
+        step("waiting for the guests to boot")
+        self._wait_booted(
+            {s.name: offsets[s.name] for s in booting if not s.serial_socket}, deadline
+        )
+        write_config(self.config_path, self.settings)
+        step("up")
+
+    def down(self) -> None:
+        """Stop everything the lab started, remove what it made. Safe on a missing/half lab."""
+        t0 = time.monotonic()
+        self.manager.stop()
+        log.info("%5.1fs manager and VMs stopped", time.monotonic() - t0)
+        self._kill_netns_processes()
+        netns.delete(self.netns)
+        systemd.remove_cgroups(self.cgroup_name)
+        if self.gcroots_dir.name.startswith("microvm-tui-lab-"):
+            shutil.rmtree(self.gcroots_dir, ignore_errors=True)
+        self._remove_auto_roots()
+        if (self.root / MARKER).exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+        elif self.root.exists() and not any(self.root.iterdir()):
+            self.root.rmdir()
+
+    def status(self) -> dict:
+        pid = self.manager.pid()
+        names = sorted(p.name for p in self.state_dir.iterdir()) if self.state_dir.is_dir() else []
+        units: dict[str, dict[str, str]] = {}
+        if pid is not None and names:
+            props = "Id,ActiveState,SubState,MainPID,NRestarts"
+            out = self.manager.systemctl(
+                "show", "-p", props, *[f"microvm@{n}.service" for n in names], check=False
+            )
+            for block in systemd.parse_show(out.stdout):
+                units[block.get("Id", "")] = block
+        vms = {}
+        for name in names:
+            state = self.state_dir / name
+            u = units.get(f"microvm@{name}.service", {})
+            current, booted = _readlink(state / "current"), _readlink(state / "booted")
+            vms[name] = {
+                "active_state": u.get("ActiveState"),
+                "sub_state": u.get("SubState"),
+                "main_pid": int(u.get("MainPID") or 0),
+                "n_restarts": int(u.get("NRestarts") or 0),
+                "current": current,
+                "current_exists": (state / "current").exists(),
+                "booted": booted,
+                "stale": booted is not None and booted != current,
+            }
+        return {
+            "root": str(self.root),
+            "up": self.config_path.exists(),
+            "netns": self.netns,
+            "netns_exists": self.netns in netns.list_netns(),
+            "manager_pid": pid,
+            "gcroots_dir": str(self.gcroots_dir),
+            "vms": vms,
+        }
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def _kill_netns_processes(self) -> None:
+        """Processes inside the lab's own namespace were started by the lab's units."""
+        if self.netns not in netns.list_netns():
+            return
+        for pid in netns.pids(self.netns):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            systemd.wait_gone(pid, 5)
+
+    def _make_dirs(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker = self.root / MARKER
+        record = {
+            "extra_running": self.extra_running,
+            "netns": self.netns,
+            "gcroots_dir": str(self.gcroots_dir),
+            "cgroup": self.cgroup_name,
+        }
+        marker.write_text(json.dumps(record, indent=2) + "\n")
+        for d in (
+            self.state_dir,
+            self.log_dir,
+            self.run_dir / "log",
+            self.shares_dir,
+            self.tmp_dir,
+            self.flake_dir,
+        ):
+            d.mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)
+
+    def _generations(self, dance: list[VmSpec]) -> dict[str, int]:
+        return {s.name: (1 if s in dance else 2) for s in self.specs if s.stale}
+
+    def _active_units(self) -> set[str]:
+        out = self.manager.systemctl(
+            "list-units", "--plain", "--no-legend", "--state=active", "microvm@*", check=False
+        )
+        names = set()
+        for line in out.stdout.splitlines():
+            unit = line.split()[0] if line.split() else ""
+            if unit.startswith("microvm@") and unit.endswith(".service"):
+                names.add(unit[len("microvm@") : -len(".service")])
+        return names
+
+    def _ensure_state(
+        self, spec: VmSpec, runner: str | None, toplevel: str | None, rebuild: bool
+    ) -> None:
+        state = self.state_dir / spec.name
+        ref = self.flake_ref()
+        if spec.share:
+            (self.shares_dir / spec.name).mkdir(parents=True, exist_ok=True)
+        if spec.role == "broken":
+            state.mkdir(exist_ok=True)
+            _force_symlink(DANGLING_RUNNER, state / "current")
+            (state / "flake").write_bytes(GARBAGE_FLAKE)
+        elif spec.declarative:
+            # As install-microvm-NAME does: ln -sTf RUNNER current; ln -sTf TOPLEVEL toplevel
+            assert runner and toplevel
+            state.mkdir(exist_ok=True)
+            _force_symlink(runner, state / "current")
+            _force_symlink(toplevel, state / "toplevel")
+        elif not state.exists():
+            nix.create_state_dir(self.state_dir, self.tmp_dir, ref, spec.name)
+        elif rebuild or not (state / "current").exists():
+            if not (state / "flake").exists():
+                (state / "flake").write_text(ref)
+            nix.build_current(state, ref, spec.name)
+        nix.add_gcroots(self.gcroots_dir, state, spec.name)
+
+    def _make_stale(self, spec: VmSpec, deadline: float) -> None:
+        """Wait for the VM to have booted generation 1, then `microvm -u` it to generation 2."""
+        state = self.state_dir / spec.name
+        v1 = _readlink(state / "current")
+        while _readlink(state / "booted") != v1:
+            if time.monotonic() > deadline:
+                raise LabError(f"{spec.name} did not boot its first generation in time")
+            time.sleep(0.1)
+        flake.set_generations(self.flake_dir, self.root, self.specs, self._generations([]))
+        nix.build_current(state, self.flake_ref(), spec.name)
+
+    def _wait_running(self, specs: list[VmSpec], deadline: float) -> None:
+        """Until each VM's unit is active with a hypervisor pid and its QMP socket is up."""
+        waiting = {s.name for s in specs}
+        while waiting:
+            out = self.manager.systemctl(
+                "show",
+                "-p",
+                "Id,ActiveState,MainPID",
+                *[f"microvm@{n}.service" for n in sorted(waiting)],
+                check=False,
+            )
+            for block in systemd.parse_show(out.stdout):
+                name = block.get("Id", "")[len("microvm@") : -len(".service")]
+                sock = self.state_dir / name / f"{name}.sock"
+                if (
+                    block.get("ActiveState") == "active"
+                    and int(block.get("MainPID") or 0) > 0
+                    and _socket_listening(sock)
+                ):
+                    waiting.discard(name)
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"not running in time: {', '.join(sorted(waiting))}")
+            time.sleep(0.2)
+
+    def _wait_booted(self, offsets: dict[str, int], deadline: float) -> None:
+        """Until each guest's console log shows, past the offset, a boot that reached init."""
+        waiting = set(offsets)
+        while waiting:
+            for name in list(waiting):
+                if guest_booted(self.log_dir / f"{name}.log", name, offsets[name]):
+                    waiting.discard(name)
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"guests did not boot in time: {', '.join(sorted(waiting))}")
+            time.sleep(0.2)
+
+    def _remove_auto_roots(self) -> None:
+        """Indirect roots `nix build -o` registered for out-links inside the lab."""
+        if not NIX_AUTO_ROOTS.is_dir():
+            return
+        prefix = str(self.root) + "/"
+        for link in NIX_AUTO_ROOTS.iterdir():
+            target = _readlink(link)
+            if target and target.startswith(prefix):
+                with contextlib.suppress(OSError):
+                    link.unlink()
+
+
+def guest_booted(log: Path, name: str, offset: int = 0) -> bool:
+    """The console log shows, past offset, the guest's init after the kernel's last
+    "Linux version" line."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            text = f.read()
+    except OSError:
+        return False
+    last_boot = text.rfind(b"Linux version ")
+    if last_boot < 0:
+        return False
+    return text.find(guest.BOOT_MARKER.format(name=name).encode(), last_boot) >= 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _readlink(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _force_symlink(target: str, link: Path) -> None:
+    if _readlink(link) == target:
+        return
+    tmp = link.with_name(link.name + ".new")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(target)
+    tmp.replace(link)
+
+
+def _socket_listening(path: Path) -> bool:
+    """True if a server accepts on the unix socket (connect, then hang up at once: QMP serves one
+    client at a time, so never hold it)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True

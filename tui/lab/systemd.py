@@ -1,0 +1,487 @@
+"""The lab's own systemd user manager, and unit templates equivalent to microvm.nix's host module.
+
+systemd is not PID 1 on these machines, but `systemd --user` runs when it believes the system was
+booted with systemd: it gets a private mount namespace with a tmpfs on /run/systemd (holding an
+empty /run/systemd/system). It runs in a cgroup of its own (`mvtui-<hash>` in the name=systemd
+and unified hierarchies), so two labs never share unit cgroups. No journald runs: the units write
+to files (`StandardOutput=append:`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SYSTEMD_BINARIES = (Path("/lib/systemd/systemd"), Path("/usr/lib/systemd/systemd"))
+
+# Started in the new mount namespace; a constant (names only ever reach it as "$@").
+_MANAGER_SCRIPT = """set -e
+for cg in "$@"; do echo $$ > "$cg/cgroup.procs"; done
+mkdir -p /run/systemd
+mount -t tmpfs -o mode=0755 tmpfs /run/systemd
+mkdir /run/systemd/system
+exec "$SYSTEMD_BINARY" --user --unit=microvms.target
+"""
+
+HELPERS = (
+    "microvm-tap-interfaces",
+    "microvm-macvtap-interfaces",
+    "microvm-pci-devices",
+    "microvm-virtiofsd",
+    "microvm-set-booted",
+)
+
+_UNSAFE = re.compile(r"[\s\"'\\$%;]")
+
+
+class SystemdError(RuntimeError):
+    pass
+
+
+def _path(p: Path) -> str:
+    """A path for a unit file: we refuse anything that would need quoting."""
+    s = str(p)
+    if _UNSAFE.search(s):
+        raise ValueError(f"the lab needs a path without spaces, quotes, $, % or ; (got {s!r})")
+    return s
+
+
+def _unit(sections: dict[str, list[tuple[str, str]]]) -> str:
+    out = []
+    for section, items in sections.items():
+        out.append(f"[{section}]")
+        out += [f"{k}={v}" for k, v in items]
+        out.append("")
+    return "\n".join(out)
+
+
+def unit_files(
+    *,
+    state_dir: Path,
+    netns: str,
+    ip: str,
+    log_dir: Path,
+    helper_log_dir: Path,
+    autostart: list[str],
+    restart_sec: str = "2s",
+) -> dict[str, str]:
+    """Unit templates as nixos-modules/host/default.nix defines them, for a user manager:
+    no User=/Group=, taps and hypervisor inside the lab's network namespace (`ip netns exec`
+    execs, so MainPID is still the hypervisor), stdout/stderr to files, RestartSec 2s (upstream 5s)
+    to keep tests quick."""
+    st = _path(state_dir)
+    vm = f"{st}/%i"
+    netns_exec = f"{ip} netns exec {netns}"
+    helper_log = f"append:{_path(helper_log_dir)}/%n.log"
+
+    def helper(
+        description: str,
+        condition: str | None,
+        after: list[str],
+        service: list[tuple[str, str]],
+    ) -> str:
+        unit = [("Description", description), ("Before", "microvm@%i.service")]
+        unit.append(("PartOf", "microvm@%i.service"))
+        if after:
+            unit.append(("After", " ".join(after)))
+        if condition:
+            unit.append(("ConditionPathExists", condition))
+        service = [*service, ("StandardOutput", helper_log), ("StandardError", helper_log)]
+        return _unit({"Unit": unit, "Service": service})
+
+    units = {
+        "microvm-tap-interfaces@.service": helper(
+            "Setup MicroVM '%i' TAP interfaces",
+            f"{vm}/current/bin/tap-up",
+            ["network.target", "microvm-set-booted@%i.service"],
+            [
+                ("Type", "oneshot"),
+                ("RemainAfterExit", "true"),
+                ("SyslogIdentifier", "microvm-tap-interfaces@%i"),
+                ("ExecStart", f"{netns_exec} {vm}/current/bin/tap-up"),
+                ("ExecStop", f"{netns_exec} {vm}/booted/bin/tap-down"),
+            ],
+        ),
+        "microvm-macvtap-interfaces@.service": helper(
+            "Setup MicroVM '%i' MACVTAP interfaces",
+            f"{vm}/current/bin/macvtap-up",
+            ["microvm-set-booted@%i.service"],
+            [
+                ("Type", "oneshot"),
+                ("RemainAfterExit", "true"),
+                ("SyslogIdentifier", "microvm-macvtap-interfaces@%i"),
+                ("ExecStart", f"{netns_exec} {vm}/current/bin/macvtap-up"),
+                ("ExecStop", f"{netns_exec} {vm}/booted/bin/macvtap-down"),
+            ],
+        ),
+        "microvm-pci-devices@.service": helper(
+            "Setup MicroVM '%i' devices for passthrough",
+            f"{vm}/current/bin/pci-setup",
+            [],
+            [
+                ("Type", "oneshot"),
+                ("RemainAfterExit", "true"),
+                ("SyslogIdentifier", "microvm-pci-devices@%i"),
+                ("ExecStart", f"{vm}/current/bin/pci-setup"),
+            ],
+        ),
+        "microvm-virtiofsd@.service": helper(
+            "VirtioFS daemons for MicroVM '%i'",
+            f"{vm}/current/bin/virtiofsd-run",
+            ["local-fs.target", "microvm-set-booted@%i.service"],
+            [
+                ("WorkingDirectory", vm),
+                ("ExecStart", f"{vm}/current/bin/virtiofsd-run"),
+                ("LimitNOFILE", "1048576"),
+                ("NotifyAccess", "all"),
+                ("PrivateTmp", "yes"),
+                ("Restart", "always"),
+                ("RestartSec", restart_sec),
+                ("SyslogIdentifier", "microvm-virtiofsd@%i"),
+                ("Type", "notify"),
+                ("KillMode", "mixed"),
+            ],
+        ),
+        "microvm-set-booted@.service": helper(
+            "Save MicroVM '%i' booted configuration",
+            None,
+            [],
+            [
+                ("Type", "oneshot"),
+                ("RemainAfterExit", "true"),
+                ("SyslogIdentifier", "microvm-set-booted@%i"),
+                ("WorkingDirectory", vm),
+                ("ExecStart", "/bin/sh -c 'rm -f booted; ln -s \"$$(readlink current)\" booted'"),
+                ("ExecStop", "/bin/rm booted"),
+            ],
+        ),
+    }
+    helper_units = " ".join(f"{h}@%i.service" for h in HELPERS)
+    console = f"append:{_path(log_dir)}/%i.log"
+    units["microvm@.service"] = _unit(
+        {
+            "Unit": [
+                ("Description", "MicroVM '%i'"),
+                ("Requires", helper_units),
+                ("After", f"network.target systemd-modules-load.service {helper_units}"),
+                ("ConditionPathExists", f"{vm}/current/bin/microvm-run"),
+            ],
+            "Service": [
+                ("Type", "simple"),
+                ("WorkingDirectory", vm),
+                ("ExecStart", f"{netns_exec} {vm}/current/bin/microvm-run"),
+                ("ExecStop", f"{vm}/booted/bin/microvm-shutdown"),
+                ("TimeoutSec", "150"),
+                ("Restart", "always"),
+                ("RestartSec", restart_sec),
+                ("SyslogIdentifier", "microvm@%i"),
+                ("LimitNOFILE", "1048576"),
+                ("NotifyAccess", "all"),
+                ("LimitMEMLOCK", "infinity"),
+                # No journald in the lab: the serial console (stdio) lands in one file per VM.
+                ("StandardOutput", console),
+                ("StandardError", console),
+            ],
+        }
+    )
+    units["microvms.target"] = _unit(
+        {
+            "Unit": [
+                ("Description", "MicroVMs"),
+                ("Wants", " ".join(f"microvm@{n}.service" for n in autostart)),
+            ],
+        }
+    )
+    return units
+
+
+def write_units(unit_dir: Path, units: dict[str, str]) -> bool:
+    """Write unit files, drop stale ones of ours. True if anything changed."""
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    changed = False
+    for name, text in units.items():
+        path = unit_dir / name
+        if path.is_file() and path.read_text() == text:
+            continue
+        tmp = path.with_name(name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        changed = True
+    for path in unit_dir.iterdir():
+        if path.name not in units and path.name.startswith("microvm"):
+            path.unlink()
+            changed = True
+    return changed
+
+
+# --- cgroups --------------------------------------------------------------------------------
+
+
+def _cgroup_mounts() -> list[Path]:
+    """Where the hierarchies systemd tracks units in are mounted: cgroup2 and name=systemd (v1)."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        fields, post_fields = pre.split(), post.split()
+        if len(fields) < 5 or len(post_fields) < 3:
+            continue
+        fstype, options = post_fields[0], post_fields[2].split(",")
+        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options):
+            found.append(Path(fields[4]))
+    return found
+
+
+def all_cgroup_dirs(cgroup_name: str) -> list[Path]:
+    """The lab's cgroup in every mounted hierarchy (systemd may create it in v1 controllers too)."""
+    base = Path("/sys/fs/cgroup")
+    dirs = [m / cgroup_name for m in _cgroup_mounts()]
+    if base.is_dir():
+        for sub in base.iterdir():
+            cand = sub / cgroup_name
+            if cand.is_dir() and cand not in dirs:
+                dirs.append(cand)
+    return dirs
+
+
+def cgroup_pids(cgroup_name: str) -> set[int]:
+    pids: set[int] = set()
+    for top in all_cgroup_dirs(cgroup_name):
+        if not top.is_dir():
+            continue
+        for dirpath, _dirs, files in os.walk(top):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError):
+                    pids |= {int(x) for x in (Path(dirpath) / "cgroup.procs").read_text().split()}
+    return pids
+
+
+def remove_cgroups(cgroup_name: str) -> list[Path]:
+    """rmdir the lab's cgroup trees bottom-up; returns what could not be removed."""
+    left = []
+    for top in all_cgroup_dirs(cgroup_name):
+        if not top.is_dir():
+            continue
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                left.append(Path(dirpath))
+    return left
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            _reap(pid)
+            return False
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return not pid_alive(pid)
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    env = {}
+    for item in raw.split(b"\0"):
+        k, sep, v = item.partition(b"=")
+        if sep:
+            env[k.decode(errors="replace")] = v.decode(errors="replace")
+    return env
+
+
+# --- the manager ----------------------------------------------------------------------------
+
+
+@dataclass
+class UserManager:
+    runtime_dir: Path  # XDG_RUNTIME_DIR, also holds manager.pid
+    config_home: Path  # XDG_CONFIG_HOME: units in config_home/systemd/user
+    home: Path
+    cgroup_name: str
+    log_path: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.runtime_dir / "manager.pid"
+
+    @property
+    def unit_dir(self) -> Path:
+        return self.config_home / "systemd" / "user"
+
+    def client_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            XDG_RUNTIME_DIR=str(self.runtime_dir),
+            SYSTEMD_PAGER="",
+            SYSTEMD_COLORS="0",
+            LC_ALL="C",
+        )
+        env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        return env
+
+    def pid(self) -> int | None:
+        """The manager's pid if it runs and is ours (its XDG_RUNTIME_DIR is the lab's)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not pid_alive(pid):
+            return None
+        if environ_of(pid).get("XDG_RUNTIME_DIR") != str(self.runtime_dir):
+            return None
+        return pid
+
+    def systemctl(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        argv = ["systemctl", "--user", *args]
+        proc = subprocess.run(
+            argv,
+            env=self.client_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise SystemdError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
+
+    def responsive(self) -> bool:
+        try:
+            return self.systemctl("show", "-p", "Version", check=False, timeout=5).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    def start(self, timeout: float = 30) -> int:
+        systemd = next((p for p in SYSTEMD_BINARIES if p.exists()), None)
+        if systemd is None:
+            raise SystemdError("systemd is not installed (apt-get install systemd)")
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        self.runtime_dir.chmod(0o700)
+        # Leftovers of a manager that died without cleaning up.
+        for stale in ("systemd/private", "systemd/notify"):
+            with contextlib.suppress(OSError):
+                (self.runtime_dir / stale).unlink()
+        cgroups = []
+        for mount in _cgroup_mounts():
+            cg = mount / self.cgroup_name
+            cg.mkdir(exist_ok=True)
+            cgroups.append(str(cg))
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.home),
+            "XDG_RUNTIME_DIR": str(self.runtime_dir),
+            "XDG_CONFIG_HOME": str(self.config_home),
+            "XDG_DATA_HOME": str(self.home / ".local" / "share"),
+            "XDG_STATE_HOME": str(self.home / ".local" / "state"),
+            "XDG_CACHE_HOME": str(self.home / ".cache"),
+            "LANG": "C.UTF-8",
+            "SYSTEMD_BINARY": str(systemd),
+        }
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "slave",
+                    "sh",
+                    "-c",
+                    _MANAGER_SCRIPT,
+                    "microvm-lab-manager",
+                    *cgroups,
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                cwd="/",
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemdError(
+                    f"the lab's systemd --user exited ({proc.returncode}); see {self.log_path}"
+                )
+            if self.responsive():
+                return proc.pid
+            time.sleep(0.1)
+        raise SystemdError(f"the lab's systemd --user did not answer in {timeout}s")
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop the VMs (clean shutdown), then the manager (by its pid), then stragglers."""
+        pid = self.pid()
+        if pid is not None and self.responsive():
+            with contextlib.suppress(SystemdError, subprocess.TimeoutExpired):
+                self.systemctl("stop", "microvm@*.service", timeout=timeout)
+            with contextlib.suppress(SystemdError, subprocess.TimeoutExpired):
+                self.systemctl("stop", "microvm*.service", "microvms.target", timeout=timeout)
+        if pid is not None:
+            # A user manager starts exit.target on SIGTERM.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if not wait_gone(pid, 20):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                wait_gone(pid, 5)
+        # Anything left in the lab's cgroup was started by the lab's manager.
+        for _ in range(3):
+            left = cgroup_pids(self.cgroup_name)
+            if not left:
+                break
+            for p in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+            for p in left:
+                wait_gone(p, 5)
+        with contextlib.suppress(OSError):
+            self.pid_file.unlink()
+
+
+def parse_show(text: str) -> list[dict[str, str]]:
+    """`systemctl show` output for several units: blocks separated by empty lines."""
+    blocks: list[dict[str, str]] = [{}]
+    for line in text.splitlines():
+        if not line.strip():
+            if blocks[-1]:
+                blocks.append({})
+            continue
+        k, _, v = line.partition("=")
+        blocks[-1][k] = v
+    return [b for b in blocks if b]

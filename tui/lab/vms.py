@@ -1,0 +1,136 @@
+"""The lab's VMs: one per state an admin meets on a real host, plus optional extra running ones."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Kernel parameter that makes `db`'s second build differ from the one it booted.
+STALE_PARAM = "lab.generation=2"
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    name: str
+    # running: started by `up`; idle: installed, stopped; broken: dangling `current`;
+    # crashy: started, its microvm-run fails after a second, so systemd keeps restarting it.
+    role: str = "running"
+    mem: int = 160
+    vcpu: int = 1
+    balloon: bool = False
+    tap: bool = False
+    share: bool = False
+    volume: bool = False
+    serial_socket: bool = False  # interactive serial on NAME-console.sock instead of stdio
+    stale: bool = False  # booted on generation 1, `current` swapped to generation 2
+    declarative: bool = False  # `toplevel` link, no `flake` file (like install-microvm-NAME)
+    kernel_params: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def autostart(self) -> bool:
+        return self.role in ("running", "crashy")
+
+    @property
+    def tap_id(self) -> str:
+        return f"vm-{self.name}"[:15]
+
+    @property
+    def mac(self) -> str:
+        h = hashlib.sha256(self.name.encode()).digest()
+        return "02:" + ":".join(f"{b:02x}" for b in h[:5])
+
+    @property
+    def socket(self) -> str:
+        return f"{self.name}.sock"
+
+    @property
+    def console_socket(self) -> str:
+        return f"{self.name}-console.sock"
+
+
+def default_vms(extra_running: int = 0) -> list[VmSpec]:
+    vms = [
+        VmSpec("web", mem=256, balloon=True, tap=True, share=True, volume=True),
+        VmSpec("db", mem=192, balloon=True, stale=True),
+        VmSpec("decl", mem=160, vcpu=2, tap=True, declarative=True),
+        VmSpec("console", mem=128, serial_socket=True),
+        VmSpec("crashy", role="crashy", mem=128),
+        VmSpec("idle", role="idle", mem=128, tap=True),
+        VmSpec("broken", role="broken", mem=128),
+    ]
+    vms += [VmSpec(f"vm{i:02d}", mem=128) for i in range(1, extra_running + 1)]
+    return vms
+
+
+def vm_config(spec: VmSpec, root: Path, generation: int = 1) -> dict:
+    """The VM's `microvm` options as the lab's flake reads them from vms.json (named like
+    microvm.nix's options)."""
+    params = ["microvm.hostname=" + spec.name, *spec.kernel_params]
+    if spec.stale and generation >= 2:
+        params.append(STALE_PARAM)
+    extra_args: list[str] = []
+    if spec.serial_socket:
+        # What a user adds with `microvm.qemu.extraArgs` (and `serialConsole = false`).
+        params.append("console=ttyS0")
+        extra_args = [
+            "-chardev",
+            f"socket,id=console,path={spec.console_socket},server=on,wait=off",
+            "-serial",
+            "chardev:console",
+        ]
+    return {
+        "hostName": spec.name,
+        "hypervisor": "qemu",
+        "vcpu": spec.vcpu,
+        "mem": spec.mem,
+        "balloon": spec.balloon,
+        "deflateOnOOM": False,
+        "socket": spec.socket,
+        # Under TCG (nested KVM hangs here): an explicit cpu model and accel=tcg.
+        "cpu": "max",
+        "qemu": {
+            "machine": "q35",
+            "machineOpts": {"accel": "tcg", "acpi": "on", "mem-merge": "on"},
+            "serialConsole": not spec.serial_socket,
+            "extraArgs": extra_args,
+        },
+        "kernelParams": params,
+        # crashy: qemu is pointed at a kernel that does not exist, after a second of preStart.
+        "kernelPath": "/var/empty/microvm-lab-missing/bzImage" if spec.role == "crashy" else None,
+        "preStart": "sleep 1" if spec.role == "crashy" else "",
+        "volumes": (
+            [
+                {
+                    "image": f"{spec.name}-data.img",
+                    "size": 32,
+                    "fsType": "ext4",
+                    "label": "data",
+                    "autoCreate": True,
+                    "readOnly": False,
+                    "direct": False,
+                    "serial": None,
+                    "mountPoint": "/data",
+                }
+            ]
+            if spec.volume
+            else []
+        ),
+        "shares": (
+            [
+                {
+                    "proto": "9p",
+                    "tag": "shared",
+                    "source": str(root / "shares" / spec.name),
+                    "mountPoint": "/shared",
+                    "securityModel": "none",
+                    "readOnly": False,
+                    "socket": None,
+                }
+            ]
+            if spec.share
+            else []
+        ),
+        "interfaces": ([{"type": "tap", "id": spec.tap_id, "mac": spec.mac}] if spec.tap else []),
+        "generation": generation if spec.stale else 1,
+    }
