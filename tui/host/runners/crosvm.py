@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tui.host.model import NicSpec, RunnerSpec, SerialSpec, ShareSpec, VolumeSpec
 from tui.host.runners._options import (
     OptionTable,
@@ -47,6 +49,9 @@ CROSVM_OPTIONS = OptionTable(
 )
 
 
+_DEFAULT_VIRTIOFS_SOCKET_RE = re.compile(r"-virtiofs-([^/]+)\.sock$")
+
+
 def _mem(value: str, problems: list[str]) -> int | None:
     opts = parse_opts(value)
     size = opts.get("size") or opts.first_word()
@@ -77,14 +82,17 @@ def _block(value: str, read_only_default: bool) -> VolumeSpec | None:
 def _vhost_user(value: str) -> ShareSpec | None:
     """``--vhost-user type=fs,socket=S`` (or ``fs,socket=S``): virtiofs served by virtiofsd.
 
-    The tag is not on crosvm's command line (virtiofsd announces it); it is left empty and
-    can be matched to share/microvm/virtiofs/TAG/socket by socket path.
+    The tag is not on crosvm's command line (virtiofsd announces it). It is taken from
+    microvm.nix's default socket name ``HOST-virtiofs-TAG.sock``; with a custom socket name
+    it stays empty, to be matched to share/microvm/virtiofs/TAG/socket by socket path.
     """
     opts = parse_opts(value)
     kind = opts.get("type") or opts.first_word()
     if kind != "fs":
         return None
-    return ShareSpec(tag="", proto="virtiofs", socket=opts.get("socket"))
+    socket = opts.get("socket")
+    m = _DEFAULT_VIRTIOFS_SOCKET_RE.search(socket or "")
+    return ShareSpec(tag=m.group(1) if m else "", proto="virtiofs", socket=socket)
 
 
 def _vhost_user_fs(value: str) -> ShareSpec:

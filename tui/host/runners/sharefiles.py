@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,16 @@ class _Reader:
             return None
         shown = self.name(path)
         try:
-            with open(path, "rb") as f:
+            # O_NONBLOCK and a type check: a FIFO or device here must not hang the reader
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                kind = stat.S_IFMT(os.fstat(f.fileno()).st_mode)
+                if kind == stat.S_IFDIR:
+                    self.problems.append(f"{shown} is a directory, expected a file")
+                    return None
+                if kind != stat.S_IFREG:
+                    self.problems.append(f"{shown} is not a regular file")
+                    return None
                 data = f.read(MAX_FILE_BYTES + 1)
         except OSError as e:
             self.problems.append(self.describe_error(shown, path, e))

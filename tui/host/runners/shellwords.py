@@ -103,6 +103,8 @@ class _Scanner:
         elif c == '"':
             self.double_quoted()
         elif c == "\\":
+            if self.i + 1 >= len(text):
+                raise self.error("the script ends in a lone backslash")
             if text.startswith("\\\n", self.i):  # line continuation: joins the lines
                 self.i += 2
                 self.line += 1
@@ -153,10 +155,11 @@ class _Scanner:
 
     def double_quoted(self) -> None:
         text, j = self.text, self.i + 1
+        opened_on = self.line
         self.buf.append('"')
         while True:
             if j >= len(text):
-                raise self.error("a double quote is never closed")
+                raise self.error("a double quote is never closed", opened_on)
             c = text[j]
             if c == '"':
                 self.buf.append('"')
