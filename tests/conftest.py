@@ -1,0 +1,73 @@
+"""Shared fixtures and helpers for the test suite."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+# --- polling real state with a deadline (never fixed sleeps as synchronisation) ---------------
+
+
+def wait_for(
+    predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> T:
+    """Call predicate until it returns something truthy, and return that; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_for")
+def wait_for_fixture() -> Callable[..., object]:
+    return wait_for
+
+
+# --- the lab: a real microvm.nix host in a folder (tui/lab) ----------------------------------
+
+
+def lab_root(prefix: str = "mvtui-lab-") -> Path:
+    """A fresh directory for a lab (under /var/tmp: short, safe path, same filesystem as tmp)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+
+
+def require_lab_host() -> None:
+    """Skip only when not root; missing tools FAIL, so CI cannot pass by skipping."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    from tui.lab.prereq import missing_prerequisites
+
+    problems = missing_prerequisites()
+    if problems:
+        pytest.fail("the lab cannot run on this machine:\n  " + "\n  ".join(problems), False)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[object]:
+    """One lab for the whole session: up once, down at the end (even after failures)."""
+    require_lab_host()
+    from tui.lab import Lab
+
+    the_lab = Lab(lab_root())
+    try:
+        the_lab.up()
+    except BaseException:
+        the_lab.down()
+        raise
+    try:
+        yield the_lab
+    finally:
+        the_lab.down()
