@@ -187,6 +187,7 @@ class Sampler:
         self._state: dict[str, _VMState] = {}
         self._restarts: dict[str, _Restarts] = {}
         self._inflight: dict[tuple[str, str], cf.Future[Any]] = {}
+        self._slow: set[str] = set()  # VMs whose control socket did not answer last poll
         self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -227,6 +228,7 @@ class Sampler:
             del self.history[gone]
         for gone in set(self._state) - {vm.name for vm in running}:
             del self._state[gone]
+        self._slow &= {vm.name for vm in running}
 
         # 1. Start everything that may block.
         remote: dict[str, cf.Future[RemoteInfo] | str] = {}
@@ -273,6 +275,10 @@ class Sampler:
             info = self._result(remote[vm.name], self._late_reason(vm))
             if isinstance(info, str):
                 info = _failed_remote(info)
+            if info.error is not None and "timeout" in info.error:
+                self._slow.add(vm.name)
+            else:
+                self._slow.discard(vm.name)
             fs_result = None
             if vm.name in fs:
                 fs_value = self._result(fs[vm.name], "share check did not finish in time")
@@ -324,7 +330,7 @@ class Sampler:
     # -- workers (run in the pool; no shared state is written here) ----------------------
 
     def _query_remote(self, vm: VM, deadline: float, enable_stats: bool) -> RemoteInfo:
-        timeout = min(self.timeout, deadline - self.grace - time.monotonic())
+        timeout = min(self.timeout, deadline - self.grace - self.clock())
         if timeout <= 0.05:
             return _failed_remote("not queried: the poll's deadline had passed")
         hv = vm.hypervisor

@@ -1,0 +1,1 @@
+"""Test doubles for the hypervisors' control sockets (QMP, cloud-hypervisor, firecracker)."""

@@ -1,0 +1,140 @@
+"""QMP doubles: a listener that accepts and never speaks, and a scripted QMP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import socketserver
+import threading
+from typing import Any
+
+
+class HungQMPListener:
+    """A unix socket that accepts connections and never sends a greeting (a wedged qemu, or
+    one whose QMP socket another client holds)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if os.path.exists(path):
+            os.unlink(path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        self._sock.listen(64)
+        self._conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._conns.append(conn)  # held open, never answered
+
+    @property
+    def accepted(self) -> int:
+        return len(self._conns)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for conn in self._conns:
+            conn.close()
+        self._sock.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+class FakeQMPServer:
+    """Speaks QMP like qemu 7.2 for the queries the sampler makes (greeting,
+    qmp_capabilities, then one reply per command, echoing ``id``), with an asynchronous
+    event before each reply to prove clients skip events. Many clients at once (unlike qemu):
+    it is for benchmarks and tests of the client, not of qemu's one-client rule."""
+
+    GREETING = {
+        "QMP": {
+            "version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "fake"},
+            "capabilities": ["oob"],
+        }
+    }
+
+    def __init__(self, path: str, *, thread_id: int = 1, mem_bytes: int = 64 << 20) -> None:
+        self.path = path
+        self.replies: dict[str, Any] = {
+            "qmp_capabilities": {},
+            "query-status": {"status": "running", "singlestep": False, "running": True},
+            "query-cpus-fast": [
+                {
+                    "thread-id": thread_id,
+                    "props": {"core-id": 0, "thread-id": 0, "socket-id": 0},
+                    "qom-path": "/machine/unattached/device[0]",
+                    "cpu-index": 0,
+                    "target": "x86_64",
+                }
+            ],
+            "query-memory-size-summary": {"base-memory": mem_bytes, "plugged-memory": 0},
+            "query-balloon": {"actual": mem_bytes},
+            "qom-get": {"stats": {}, "last-update": 0},
+            "qom-set": {},
+            "query-blockstats": [
+                {
+                    "device": "vd0",
+                    "qdev": "/machine/peripheral-anon/device[1]/virtio-backend",
+                    "stats": {"rd_bytes": 0, "wr_bytes": 0, "rd_operations": 0},
+                }
+            ],
+        }
+        self.errors: dict[str, dict[str, str]] = {}
+        if os.path.exists(path):
+            os.unlink(path)
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self._write(fake.GREETING)
+                for line in self.rfile:
+                    if not line.strip():
+                        continue
+                    request = json.loads(line)
+                    command = request.get("execute")
+                    self._write({"event": "NIC_RX_FILTER_CHANGED", "data": {}})
+                    reply: dict[str, Any]
+                    if command in fake.errors:
+                        reply = {"error": fake.errors[command]}
+                    elif command in fake.replies:
+                        reply = {"return": fake.replies[command]}
+                    else:
+                        reply = {
+                            "error": {
+                                "class": "CommandNotFound",
+                                "desc": f"The command {command} has not been found",
+                            }
+                        }
+                    if "id" in request:
+                        reply["id"] = request["id"]
+                    self._write(reply)
+
+            def _write(self, message: dict[str, Any]) -> None:
+                self.wfile.write(json.dumps(message).encode() + b"\r\n")
+                self.wfile.flush()
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self._server = Server(path, Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
