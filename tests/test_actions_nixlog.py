@@ -30,7 +30,7 @@ def test_successful_build_counts_both_derivations_and_keeps_the_log_tail() -> No
     assert progress.summary() == "2/2 built"
     # What a job log shows: what `nix build -L` prints in plain format.
     assert lines[0].startswith("building '/nix/store/") and lines[0].endswith(
-        "-guest-data-r3.drv'..."
+        "-guest-data-r4.drv'..."
     )
     assert "microvm-qemu-web> building the runner of web" in lines
 
@@ -42,7 +42,7 @@ def test_progress_while_building_names_the_running_derivation() -> None:
         parser.feed(line)
         seen.append(parser.progress())
     running = [p for p in seen if p.current_builds]
-    assert running[0].current_builds == ("guest-data-r3",)
+    assert running[0].current_builds == ("guest-data-r4",)
     assert running[-1].current_builds == ("microvm-qemu-web",)
     # Nix says 2 are expected before the first one is done.
     assert any(p.builds_expected == 2 and p.builds_done == 0 for p in seen)
@@ -133,7 +133,7 @@ def test_warnings_and_phases() -> None:
 
 
 def test_helpers() -> None:
-    assert derivation_name("/nix/store/4n97n9i1ad6y8raghayg6a0i83amn8qn-guest-data-r3.drv") == (
-        "guest-data-r3"
+    assert derivation_name("/nix/store/4n97n9i1ad6y8raghayg6a0i83amn8qn-guest-data-r4.drv") == (
+        "guest-data-r4"
     )
     assert strip_ansi("\x1b[31;1merror:\x1b[0m x") == "error: x"

@@ -1,0 +1,292 @@
+"""Actions as background jobs: each runs in its own thread; the UI only gets snapshots.
+
+``JobRunner.submit("update", "web")`` returns at once with a queued ``Job``. Every change
+(state, a log line, progress, a command run) calls the listener with a fresh snapshot of the
+job, from the worker thread: the UI marshals it onto its own thread (``call_from_thread``).
+Snapshots are copies: the UI can keep and read them while the job goes on.
+
+One job per VM: a second job on a VM this runner is busy with fails at once; across app
+instances the VM lock (``lock.vm_lock``) does the same.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from tui.host.actions.cancel import CancelToken
+from tui.host.actions.commands import CommandRecord
+from tui.host.actions.errors import ActionError, Busy, Cancelled
+from tui.host.actions.nixlog import Progress
+from tui.host.actions.operations import ACTIONS, Outcome, Reporter
+from tui.host.settings import HostSettings
+
+MAX_LOG_LINES = 2000
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass
+class Job:
+    id: int
+    action: str
+    vm: str
+    options: dict[str, Any] = field(default_factory=dict)
+    state: JobState = JobState.QUEUED
+    created: float = 0.0  # time.time()
+    started: float | None = None
+    ended: float | None = None
+    log: list[str] = field(default_factory=list)
+    log_dropped: int = 0  # oldest lines dropped to keep ``log`` at MAX_LOG_LINES
+    progress: Progress | None = None  # of the nix build, if the action builds
+    commands: list[CommandRecord] = field(default_factory=list)
+    result: str | None = None  # the closing message: what was done, or why not
+    outcome: Outcome | None = None  # set when the job succeeded
+    cancel_requested: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended if self.ended is not None else time.time()) - self.started
+
+    @property
+    def title(self) -> str:
+        return f"{self.action} {self.vm}"
+
+    def snapshot(self) -> Job:
+        return replace(
+            self, options=dict(self.options), log=list(self.log), commands=list(self.commands)
+        )
+
+
+Listener = Callable[[Job], None]
+
+
+class JobRunner:
+    """Runs actions in threads. ``max_parallel`` (None = no limit) bounds how many run at
+    once; the others wait in the queued state."""
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        listener: Listener | None = None,
+        *,
+        max_parallel: int | None = None,
+        actions: dict[str, Callable[..., Outcome]] | None = None,
+        max_log_lines: int = MAX_LOG_LINES,
+    ) -> None:
+        self.settings = settings
+        self.listener = listener
+        self.max_parallel = max_parallel
+        self.actions = dict(actions if actions is not None else ACTIONS)
+        self.max_log_lines = max_log_lines
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._slots = threading.Condition(self._lock)
+        self._running = 0
+        self._jobs: dict[int, Job] = {}
+        self._tokens: dict[int, CancelToken] = {}
+        self._done: dict[int, threading.Event] = {}
+        self._threads: dict[int, threading.Thread] = {}
+
+    # -- queries ------------------------------------------------------------------------
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return [job.snapshot() for job in self._jobs.values()]
+
+    def get(self, job_id: int) -> Job | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return job.snapshot() if job else None
+
+    def active_on(self, vm: str) -> Job | None:
+        with self._lock:
+            job = self._active_on(vm)
+            return job.snapshot() if job else None
+
+    def _active_on(self, vm: str) -> Job | None:
+        return next((j for j in self._jobs.values() if j.vm == vm and not j.state.finished), None)
+
+    # -- control ------------------------------------------------------------------------
+
+    def submit(self, action: str, vm: str, **options: Any) -> Job:
+        """Start ACTION on VM in a new thread; return its first snapshot."""
+        if action not in self.actions:
+            raise ValueError(f"unknown action {action!r}")
+        token = CancelToken()
+        with self._lock:
+            job = Job(id=next(self._ids), action=action, vm=vm, options=options)
+            job.created = time.time()
+            busy = self._active_on(vm)
+            self._jobs[job.id] = job
+            self._tokens[job.id] = token
+            self._done[job.id] = threading.Event()
+            if busy is not None:
+                job.state = JobState.FAILED
+                job.result = f"{Busy(vm, os.getpid())}: {busy.title} (job {busy.id})"
+                job.ended = job.created
+                self._done[job.id].set()
+                snapshot = job.snapshot()
+            else:
+                snapshot = job.snapshot()
+                thread = threading.Thread(
+                    target=self._work, args=(job, token), name=f"job-{job.id}", daemon=True
+                )
+                self._threads[job.id] = thread
+        self._notify(snapshot)
+        if busy is None:
+            thread.start()
+        return snapshot
+
+    def cancel(self, job_id: int) -> bool:
+        """Ask job JOB_ID to stop; False when it has already finished (or never existed)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state.finished:
+                return False
+            job.cancel_requested = True
+            token = self._tokens[job_id]
+            self._slots.notify_all()
+            snapshot = job.snapshot()
+        token.cancel()
+        self._notify(snapshot)
+        return True
+
+    def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """Block until job JOB_ID has finished (or TIMEOUT passed); its snapshot."""
+        self._done[job_id].wait(timeout)
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Cancel every job and wait for their threads."""
+        for job in self.jobs():
+            self.cancel(job.id)
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(timeout)
+
+    def forget_finished(self) -> None:
+        with self._lock:
+            for job_id in [i for i, j in self._jobs.items() if j.state.finished]:
+                for table in (self._jobs, self._tokens, self._done, self._threads):
+                    table.pop(job_id, None)
+
+    # -- the worker ---------------------------------------------------------------------
+
+    def _notify(self, snapshot: Job) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener(snapshot)
+        except Exception:  # a broken listener must not break the job
+            traceback.print_exc()
+
+    def _update(self, job: Job, change: Callable[[Job], None]) -> None:
+        with self._lock:
+            change(job)
+            snapshot = job.snapshot()
+        self._notify(snapshot)
+
+    def _add_line(self, job: Job, line: str) -> None:
+        def change(j: Job) -> None:
+            j.log.append(line)
+            extra = len(j.log) - self.max_log_lines
+            if extra > 0:
+                del j.log[:extra]
+                j.log_dropped += extra
+
+        self._update(job, change)
+
+    def _set_progress(self, job: Job, progress: Progress) -> None:
+        self._update(job, lambda j: setattr(j, "progress", progress))
+
+    def _add_command(self, job: Job, record: CommandRecord) -> None:
+        self._update(job, lambda j: j.commands.append(record))
+
+    def _take_slot(self, token: CancelToken) -> bool:
+        with self._slots:
+            while self.max_parallel is not None and self._running >= self.max_parallel:
+                if token.cancelled:
+                    return False
+                self._slots.wait()
+            if token.cancelled:
+                return False
+            self._running += 1
+            return True
+
+    def _free_slot(self) -> None:
+        with self._slots:
+            self._running -= 1
+            self._slots.notify_all()
+
+    def _work(self, job: Job, token: CancelToken) -> None:
+        try:
+            if not self._take_slot(token):
+                self._finish(job, JobState.CANCELLED, "cancelled before it started")
+                return
+            try:
+                self._run(job, token)
+            finally:
+                self._free_slot()
+        finally:
+            self._done[job.id].set()
+
+    def _run(self, job: Job, token: CancelToken) -> None:
+        def start(j: Job) -> None:
+            j.state = JobState.RUNNING
+            j.started = time.time()
+
+        self._update(job, start)
+        reporter = Reporter(
+            log=lambda line: self._add_line(job, line),
+            progress=lambda progress: self._set_progress(job, progress),
+            command=lambda record: self._add_command(job, record),
+        )
+        action = self.actions[job.action]
+        try:
+            outcome = action(self.settings, job.vm, reporter, token, **job.options)
+        except Cancelled as exc:
+            self._finish(job, JobState.CANCELLED, str(exc))
+        except ActionError as exc:
+            self._finish(job, JobState.FAILED, str(exc))
+        except Exception as exc:
+            for line in traceback.format_exc().splitlines():
+                self._add_line(job, line)
+            self._finish(job, JobState.FAILED, f"internal error: {exc!r}")
+        else:
+            self._finish(job, JobState.SUCCEEDED, outcome.message, outcome)
+
+    def _finish(
+        self, job: Job, state: JobState, message: str, outcome: Outcome | None = None
+    ) -> None:
+        def change(j: Job) -> None:
+            j.state = state
+            j.result = message
+            j.outcome = outcome
+            j.ended = time.time()
+            if j.started is None:
+                j.started = j.ended
+
+        self._update(job, change)
