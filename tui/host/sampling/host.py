@@ -31,6 +31,7 @@ class HostCPU:
 
     def __init__(self) -> None:
         self._prev: tuple[float, float] | None = None
+        self._last: float | None = None
 
     def sample(self) -> float | None:
         times = psutil.cpu_times()
@@ -38,11 +39,15 @@ class HostCPU:
         total = sum(times)
         # guest/guest_nice are already inside user/nice on Linux.
         total -= getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
-        prev, self._prev = self._prev, (total, idle)
-        if prev is None or total <= prev[0]:
+        prev = self._prev
+        if prev is not None and total <= prev[0]:
+            return self._last  # no clock tick since the last call: nothing new to say
+        self._prev = (total, idle)
+        if prev is None:
             return None
         busy = (total - prev[0]) - (idle - prev[1])
-        return max(0.0, min(100.0, 100.0 * busy / (total - prev[0])))
+        self._last = max(0.0, min(100.0, 100.0 * busy / (total - prev[0])))
+        return self._last
 
 
 def sample_host(cpu: HostCPU, ncpu: int | None = None) -> HostSample:

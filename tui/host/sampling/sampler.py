@@ -164,7 +164,7 @@ class Sampler:
         *,
         timeout: float = 1.0,
         grace: float = 0.2,
-        max_workers: int = 16,
+        max_workers: int = 32,
         history_len: int = 300,
         guest_stats_interval: int = 5,
         crash_window_s: float = 60.0,
@@ -187,7 +187,8 @@ class Sampler:
         self._state: dict[str, _VMState] = {}
         self._restarts: dict[str, _Restarts] = {}
         self._inflight: dict[tuple[str, str], cf.Future[Any]] = {}
-        self._slow: set[str] = set()  # VMs whose control socket did not answer last poll
+        # Order of service next poll: 0 answered last time, 1 unknown, 2 timed out.
+        self._priority: dict[str, int] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -228,13 +229,15 @@ class Sampler:
             del self.history[gone]
         for gone in set(self._state) - {vm.name for vm in running}:
             del self._state[gone]
-        self._slow &= {vm.name for vm in running}
+        for gone in set(self._priority) - {vm.name for vm in running}:
+            del self._priority[gone]
 
-        # 1. Start everything that may block.
+        # 1. Start everything that may block. VMs that answered last time go first, so a crowd
+        # of hung ones cannot keep the pool from the healthy ones for more than one poll.
         remote: dict[str, cf.Future[RemoteInfo] | str] = {}
         stats_requested: dict[str, bool] = {}
         fs: dict[str, cf.Future[_FsResult] | str] = {}
-        for vm in running:
+        for vm in sorted(running, key=lambda v: self._priority.get(v.name, 1)):
             pid = vm.unit.main_pid  # type: ignore[union-attr]
             state = self._state.get(vm.name)
             if state is None or state.pid != pid:
@@ -275,10 +278,12 @@ class Sampler:
             info = self._result(remote[vm.name], self._late_reason(vm))
             if isinstance(info, str):
                 info = _failed_remote(info)
-            if info.error is not None and "timeout" in info.error:
-                self._slow.add(vm.name)
+            if info.error is None:
+                self._priority[vm.name] = 0
+            elif "timeout" in info.error:
+                self._priority[vm.name] = 2
             else:
-                self._slow.discard(vm.name)
+                self._priority[vm.name] = 1
             fs_result = None
             if vm.name in fs:
                 fs_value = self._result(fs[vm.name], "share check did not finish in time")
