@@ -150,7 +150,22 @@ def test_tap_is_up_inside_the_lab_netns_only(lab: Lab) -> None:
     host = subprocess.run(["ip", "link", "show", "vm-web"], capture_output=True)
     assert host.returncode != 0  # never in the host's own namespace
     names = {lk["ifname"] for lk in json.loads(_ip_json(lab))}
-    assert names <= {"lo", "vm-web", "vm-decl", "vm-idle"}
+    assert names <= {"lo", "vm-web", "vm-decl", "vm-idle", "vmm-console", "uplink0", "uplink0-peer"}
+
+
+def test_console_has_a_real_macvtap(lab: Lab) -> None:
+    current = state(lab, "console") / "current"
+    line = (current / "share/microvm/macvtap-interfaces").read_text().split()
+    assert line[0] == "vmm-console" and line[2:] == ["uplink0", "bridge"]
+    mvt = wait_for(
+        lambda: (lk := link(lab, "vmm-console")) and "LOWER_UP" in lk["flags"] and lk,
+        10,
+        what="vmm-console LOWER_UP",
+    )
+    assert mvt["address"] == line[1]
+    pid = int(show(lab, "microvm@console.service", "MainPID")["MainPID"])
+    fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert f"/dev/tap{mvt['ifindex']}" in fds  # opened by microvm-run, passed as fd=3
 
 
 def test_db_is_stale(lab: Lab) -> None:

@@ -18,7 +18,7 @@ from tui.host.settings import HostSettings
 from tui.lab import flake, guest, netns, nix, systemd
 from tui.lab.config import write_config
 from tui.lab.prereq import missing_prerequisites
-from tui.lab.vms import VmSpec, default_vms
+from tui.lab.vms import UPLINK, VmSpec, default_vms
 
 log = logging.getLogger("tui.lab")
 
@@ -100,6 +100,7 @@ class Lab:
 
         self._make_dirs()
         netns.create(self.netns)
+        netns.ensure_uplink(self.netns, UPLINK)
 
         manager_pid = self.manager.pid()
         if manager_pid is None or not self.manager.responsive():

@@ -45,6 +45,26 @@ def create(name: str) -> bool:
     return True
 
 
+def ensure_uplink(name: str, link: str) -> None:
+    """A link for macvtaps to sit on, inside the namespace, that leads nowhere: a dummy, or
+    (kernels without dummy) a veth pair whose both ends stay in the namespace."""
+    _check(name)
+    ip = ["ip", "-n", name]
+    if subprocess.run([*ip, "link", "show", link], capture_output=True).returncode == 0:
+        return
+    made = subprocess.run([*ip, "link", "add", link, "type", "dummy"], capture_output=True)
+    if made.returncode != 0:
+        peer = f"{link}-peer"
+        subprocess.run([*ip, "link", "delete", peer], capture_output=True)
+        subprocess.run(
+            [*ip, "link", "add", link, "type", "veth", "peer", "name", peer],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run([*ip, "link", "set", peer, "up"], check=True, capture_output=True)
+    subprocess.run([*ip, "link", "set", link, "up"], check=True, capture_output=True)
+
+
 def delete(name: str) -> None:
     _check(name)
     if name in list_netns() or (NETNS_DIR / name).exists():

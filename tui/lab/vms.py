@@ -8,6 +8,8 @@ from pathlib import Path
 
 # Kernel parameter that makes `db`'s second build differ from the one it booted.
 STALE_PARAM = "lab.generation=2"
+# The link macvtaps sit on, inside the lab's namespace (see netns.ensure_uplink).
+UPLINK = "uplink0"
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class VmSpec:
     vcpu: int = 1
     balloon: bool = False
     tap: bool = False
+    macvtap: bool = False  # on the lab netns' uplink (a dummy, or a veth pair inside the netns)
     share: bool = False
     volume: bool = False
     serial_socket: bool = False  # interactive serial on NAME-console.sock instead of stdio
@@ -36,9 +39,12 @@ class VmSpec:
         return f"vm-{self.name}"[:15]
 
     @property
+    def macvtap_id(self) -> str:
+        return f"vmm-{self.name}"[:15]
+
+    @property
     def mac(self) -> str:
-        h = hashlib.sha256(self.name.encode()).digest()
-        return "02:" + ":".join(f"{b:02x}" for b in h[:5])
+        return _mac(self.name)
 
     @property
     def socket(self) -> str:
@@ -49,12 +55,24 @@ class VmSpec:
         return f"{self.name}-console.sock"
 
 
+def _mac(seed: str) -> str:
+    h = hashlib.sha256(seed.encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in h[:5])
+
+
+def macvtap_index(root: Path, name: str) -> int:
+    """An ifindex for the macvtap, unique across labs: its character device is /dev/tapIFINDEX
+    in the machine-wide devtmpfs."""
+    h = int(hashlib.sha256(f"{root}\0{name}".encode()).hexdigest()[:8], 16)
+    return 10_000 + h % 1_000_000
+
+
 def default_vms(extra_running: int = 0) -> list[VmSpec]:
     vms = [
         VmSpec("web", mem=256, balloon=True, tap=True, share=True, volume=True),
         VmSpec("db", mem=192, balloon=True, stale=True),
         VmSpec("decl", mem=160, vcpu=2, tap=True, declarative=True),
-        VmSpec("console", mem=128, serial_socket=True),
+        VmSpec("console", mem=128, serial_socket=True, macvtap=True),
         VmSpec("crashy", role="crashy", mem=128),
         VmSpec("idle", role="idle", mem=128, tap=True),
         VmSpec("broken", role="broken", mem=128),
@@ -79,6 +97,22 @@ def vm_config(spec: VmSpec, root: Path, generation: int = 1) -> dict:
             "-serial",
             "chardev:console",
         ]
+    interfaces: list[dict] = []
+    if spec.tap:
+        interfaces.append({"type": "tap", "id": spec.tap_id, "mac": spec.mac})
+    if spec.macvtap:
+        interfaces.append(
+            {
+                "type": "macvtap",
+                "id": spec.macvtap_id,
+                "mac": _mac(spec.name + "/macvtap"),
+                "macvtap": {
+                    "link": UPLINK,
+                    "mode": "bridge",
+                    "index": macvtap_index(root, spec.name),
+                },
+            }
+        )
     return {
         "hostName": spec.name,
         "hypervisor": "qemu",
@@ -131,6 +165,6 @@ def vm_config(spec: VmSpec, root: Path, generation: int = 1) -> dict:
             if spec.share
             else []
         ),
-        "interfaces": ([{"type": "tap", "id": spec.tap_id, "mac": spec.mac}] if spec.tap else []),
+        "interfaces": interfaces,
         "generation": generation if spec.stale else 1,
     }

@@ -83,6 +83,23 @@
         cp "$configurationPath" "$out/microvm-configuration.json"
       '';
 
+      # --- lib/macvtap.nix: qemu gets macvtaps as file descriptors opened by microvm-run --------
+      makeMacvtap = c:
+        let
+          queueCount = if c.vcpu > 1 then c.vcpu else 1;
+          macvtaps = builtins.filter (i: i.type == "macvtap") c.interfaces;
+          withFds = builtins.concatLists (builtins.genList (n:
+            builtins.genList (q: (builtins.elemAt macvtaps n) // { fd = 3 + n * queueCount + q; }) queueCount
+          ) (builtins.length macvtaps));
+        in {
+          openMacvtapFds = ''
+            # Open macvtap interface file descriptors
+          '' + concatMapStrings (i: ''
+            exec ${toString i.fd}<>/dev/tap$(< /sys/class/net/${i.id}/ifindex)
+          '') withFds;
+          macvtapFds = builtins.foldl' (acc: i: acc // { ${i.id} = (acc.${i.id} or [ ]) ++ [ i.fd ]; }) { } withFds;
+        };
+
       # --- lib/runners/qemu.nix, reduced to what the lab uses ----------------------------------
       qemuRunner = c: toplevel:
         let
@@ -103,6 +120,7 @@
             echo '${builtins.toJSON data}'
           '';
           key = k: { type = "key"; data = { down = true; key = { type = "qcode"; data = k; }; }; };
+          inherit (makeMacvtap c) macvtapFds;
         in {
           inherit tapMultiQueue;
           command = escapeShellArgs ([
@@ -143,9 +161,14 @@
               "-netdev" (builtins.concatStringsSep "," (
                 [ "tap" "id=${i.id}" ]
                 ++ optionals (i.type == "tap") [ "ifname=${i.id}" "script=no" "downscript=no" ]
+                ++ optional (i.type == "macvtap") (
+                  let fds = macvtapFds.${i.id}; in
+                  if builtins.length fds == 1
+                  then "fd=${toString (builtins.head fds)}"
+                  else "fds=${concatMapStringsSep ":" toString fds}")
                 ++ optional (i.type == "tap" && tapMultiQueue) "queues=${toString vcpu}"
               ))
-              "-device" "virtio-net-${devType},netdev=${i.id},mac=${i.mac}${optionalString requirePci ",romfile="}${optionalString (tapMultiQueue && requirePci) ",mq=on,vectors=${toString (2 * vcpu + 2)}"}"
+              "-device" "virtio-net-${devType},netdev=${i.id},mac=${i.mac}${optionalString requirePci ",romfile="}${optionalString (tapMultiQueue && requirePci && (i.type == "tap" || i.type == "macvtap")) ",mq=on,vectors=${toString (2 * vcpu + 2)}"}"
             ]) interfaces
             ++ c.qemu.extraArgs
           );
@@ -182,8 +205,31 @@
       tapScripts = c: tapMultiQueue:
         let
           taps = builtins.filter (i: i.type == "tap") c.interfaces;
+          macvtaps = builtins.filter (i: i.type == "macvtap") c.interfaces;
           flags = builtins.concatStringsSep " " ([ "vnet_hdr" ] ++ optional tapMultiQueue "multi_queue");
-        in optionalAttrs (taps != [ ]) {
+        in optionalAttrs (macvtaps != [ ]) {
+          # Lab-only deviation: an explicit `index`, because the character device is named
+          # /dev/tapIFINDEX in the machine-wide devtmpfs and two labs' namespaces would otherwise
+          # hand out the same ifindex. No `chown microvm:kvm`: the lab runs as root.
+          macvtap-up = ''
+            set -eou pipefail
+          '' + concatMapStrings (i: ''
+            if [ -e /sys/class/net/${i.id} ]; then
+              ${host.ip} link delete '${i.id}'
+            fi
+            ${host.ip} link add link '${i.macvtap.link}' name '${i.id}' index ${toString i.macvtap.index} address '${i.mac}' type macvtap mode '${i.macvtap.mode}'
+            ${host.ip} link set '${i.id}' allmulticast on
+            if [ -f "/proc/sys/net/ipv6/conf/${i.id}/disable_ipv6" ]; then
+              echo 1 > "/proc/sys/net/ipv6/conf/${i.id}/disable_ipv6"
+            fi
+            ${host.ip} link set '${i.id}' up
+          '') macvtaps;
+          macvtap-down = ''
+            set -ou pipefail
+          '' + concatMapStrings (i: ''
+            ${host.ip} link delete '${i.id}'
+          '') macvtaps;
+        } // optionalAttrs (taps != [ ]) {
           tap-up = ''
             set -eou pipefail
           '' + concatMapStrings (i: ''
@@ -225,6 +271,7 @@
               set -eou pipefail
               ${c.preStart}
               ${createVolumesScript c.volumes}
+              ${(makeMacvtap c).openMacvtapFds}
               runtime_args=
 
               exec ${execArg} ${hv.command} ''${runtime_args:-}
@@ -262,6 +309,9 @@
           ${concatMapStrings (i: ''
             echo ${escapeShellArg i.id} >> $out/share/microvm/tap-interfaces
           '') taps}
+          ${concatMapStrings (i: ''
+            echo ${escapeShellArg "${i.id} ${i.mac} ${i.macvtap.link} ${i.macvtap.mode}"} >> $out/share/microvm/macvtap-interfaces
+          '') (builtins.filter (i: i.type == "macvtap") c.interfaces)}
           echo ${escapeShellArg c.hypervisor} > $out/share/microvm/hypervisor
         '';
 
