@@ -1,0 +1,931 @@
+"""VT100/xterm emulation core for the serial-console widget (no Textual imports).
+
+The guest on the other end of a serial console is untrusted and the TUI often runs as root, so
+this module owns the parser instead of using ``pyte.ByteStream``:
+
+* pyte's stream grows OSC strings without bound, draws DCS/APC/PM/SOS payloads as text, raises on
+  CSI parameters longer than Python's int-digit limit and ignores ``ESC ( 0`` in UTF-8 mode;
+* its ``Screen.draw`` is pure per-character Python (about 0.5 MB/s), which a kernel log flood
+  outruns.
+
+:class:`TerminalParser` is an incremental UTF-8 + ECMA-48 state machine with every buffer bounded
+and every number clamped; it drives :class:`TerminalScreen`, a ``pyte.Screen`` subclass with a
+fast ASCII draw path, bounded scrollback (tuples of interned Chars), an alternate screen
+and a hardened SGR. Nothing here ever writes to a real terminal: the widget renders from
+:func:`line_runs`, which strips control characters from every cell.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import copy
+import re
+import unicodedata
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from itertools import groupby, repeat
+from operator import itemgetter
+from typing import Any
+
+import pyte
+from pyte import modes as mo
+from pyte.screens import Char, Margins, Savepoint
+from rich.cells import cell_len
+from wcwidth import wcwidth as _wcwidth
+
+# --- limits: a hostile guest must not be able to make us allocate or loop without bound ---------
+MAX_PARAM = 9999  # VT220 clamps parameters to 9999 too
+MAX_PARAMS = 32  # xterm keeps at most 30
+MAX_CSI_LEN = 128  # longer control sequences are consumed and ignored
+MAX_OSC_LEN = 1024  # OSC payload we keep (titles); the rest of the string is discarded unseen
+MAX_TITLE_LEN = 256
+MAX_CELL_LEN = 8  # combining characters piled onto one cell (zalgo floods)
+MAX_RESPONSES = 16  # DA/DSR replies queued per feed; a flood of requests gets no more
+MAX_CHAR_CACHES = 256  # distinct attribute sets with an interned Char table
+
+DEFAULT_SCROLLBACK = 5000
+
+# Private mode numbers (pyte stores private modes shifted left by 5).
+DECCKM = 1 << 5  # application cursor keys
+BRACKETED_PASTE = 2004 << 5
+_ALT_SCREEN_MODES = (47, 1047, 1049)
+
+# Everything that must never reach the admin's terminal inside cell text: C0, DEL, C1, and the
+# bidi overrides (they reorder the admin's display, "Trojan Source" style).
+_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_PLACEHOLDERS = {c: chr(0x2400 + c) for c in range(0x20)}  # C0 -> control pictures (␛, ␇, ...)
+_PLACEHOLDERS[0x7F] = "\u2421"  # ␡
+_PLACEHOLDERS.update({c: "?" for c in range(0x80, 0xA0)})  # C1: ASCII so it is always 1 cell wide
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    return _PLACEHOLDERS.get(ord(match.group()), "")  # bidi controls are zero-width: drop them
+
+
+def sanitize(text: str) -> str:
+    """Replace control characters with visible placeholders and drop bidi overrides."""
+    if _UNSAFE_RE.search(text) is None:
+        return text
+    return _UNSAFE_RE.sub(_placeholder, text)
+
+
+wcwidth: Callable[[str], int] = lru_cache(maxsize=4096)(_wcwidth)
+
+# A line rendered to runs of (text, attributes) where attributes are the Char fields after
+# ``data``: (fg, bg, bold, italics, underscore, strikethrough, reverse, blink).
+AttrKey = tuple[Any, ...]
+Run = tuple[str, AttrKey]
+Runs = tuple[Run, ...]
+Cells = tuple[Char, ...]
+
+_BLANK = Char(" ")
+DEFAULT_KEY: AttrKey = tuple(_BLANK)[1:]
+_DATA = itemgetter(0)
+_ATTRS = itemgetter(slice(1, None))
+_SECOND = itemgetter(1)
+
+
+def line_cells(line: dict[int, Char], columns: int) -> Cells:
+    """Snapshot a pyte line as a tuple of Chars, without trailing default blanks.
+
+    This is what scrollback stores: Chars are interned per attribute set by the draw path, so a
+    line costs one pointer per cell, and making it is cheap enough for a flood (a conversion
+    to style runs here would halve throughput; it is done lazily for visible lines only).
+    """
+    if not line:
+        return ()
+    default: Char = getattr(line, "default", _BLANK)
+    if default[1:] == DEFAULT_KEY:
+        columns = min(columns, max(line) + 1)
+    return tuple(map(line.get, range(columns), repeat(default, columns)))
+
+
+def line_runs(cells: Sequence[Char], columns: int) -> Runs:
+    """Convert cells to style runs whose text is safe and at most ``columns`` cells wide.
+
+    Cell data is sanitized, and every cell is forced to the width pyte laid it out with (wcwidth
+    and Rich can disagree; an orphaned wide-character stub must not shift the rest of the line),
+    so the rendered strip never drifts out of the grid and a column maps to a cell.
+    """
+    cells = cells[:columns]
+    columns = len(cells)
+    joined = "".join(map(_DATA, cells))
+    if len(joined) == columns and joined.isascii() and joined.isprintable():
+        # Fast path: one printable ASCII character per cell.
+        return tuple(("".join(map(_DATA, group)), key) for key, group in groupby(cells, _ATTRS))
+    texts: list[str] = []
+    covered = False  # the previous cell was a wide character covering this one
+    for x, char in enumerate(cells):
+        data = char.data
+        if data == "":
+            texts.append("" if covered else " ")
+            covered = False
+            continue
+        covered = False
+        data = sanitize(data)
+        expected = 2 if x + 1 < columns and cells[x + 1].data == "" else 1
+        width = cell_len(data)
+        if width != expected:
+            first = data[:1]
+            if cell_len(first) == expected:
+                data = first  # e.g. "❤\ufe0f": wcwidth says 1 cell, Rich says 2
+            elif expected == 2:
+                data = "? "
+            else:
+                data = "?"
+        covered = expected == 2
+        texts.append(data)
+    runs: list[Run] = []
+    x = 0
+    for key, group in groupby(cells, _ATTRS):
+        n = sum(1 for _ in group)
+        runs.append(("".join(texts[x : x + n]), key))
+        x += n
+    return tuple(runs)
+
+
+class _CharTable(dict[str, Char]):
+    """Interned Chars for one attribute set: drawing ASCII becomes a C-level dict lookup."""
+
+    __slots__ = ("attrs",)
+
+    def __init__(self, attrs: Char) -> None:
+        super().__init__()
+        self.attrs = attrs
+
+    def __missing__(self, key: str) -> Char:
+        char = self.attrs._replace(data=key)
+        if len(self) < 512:
+            self[key] = char
+        return char
+
+
+_BASIC_COLOURS = {
+    "black": "0",
+    "red": "1",
+    "green": "2",
+    "brown": "3",
+    "blue": "4",
+    "magenta": "5",
+    "cyan": "6",
+    "white": "7",
+}
+
+
+class TerminalScreen(pyte.Screen):
+    """A pyte screen with bounded scrollback, an alternate screen and a fast ASCII draw.
+
+    Colours in ``Char.fg``/``Char.bg`` are ``"default"``, a palette index ``"0"``..``"255"`` or
+    a ``"rrggbb"`` hex string (see :meth:`sgr`).
+    """
+
+    def __init__(self, columns: int, lines: int, scrollback: int = DEFAULT_SCROLLBACK) -> None:
+        self.history: deque[Cells] = deque(maxlen=max(0, scrollback))
+        self.history_total = 0  # lines ever pushed: absolute line numbers survive eviction
+        self.responses: list[str] = []
+        self.last_char = " "
+        self._char_tables: dict[Char, _CharTable] = {}
+        self._last_attrs: Char | None = None
+        self._last_table = _CharTable(Char(" "))
+        self._main_buffer: dict[int, Any] | None = None  # saved while the alt screen is up
+        self._alt_cursor: Savepoint | None = None
+        super().__init__(max(1, columns), max(1, lines))
+
+    # --- state --------------------------------------------------------------------------
+    @property
+    def alternate(self) -> bool:
+        return self._main_buffer is not None
+
+    def reset(self) -> None:
+        self._main_buffer = None
+        self._alt_cursor = None
+        super().reset()
+        self.savepoints = []
+
+    def set_title(self, param: str) -> None:
+        self.title = sanitize(param)[:MAX_TITLE_LEN]
+
+    def set_icon_name(self, param: str) -> None:
+        self.icon_name = sanitize(param)[:MAX_TITLE_LEN]
+
+    def write_process_input(self, data: str) -> None:
+        if len(self.responses) < MAX_RESPONSES:
+            self.responses.append(data)
+
+    def save_cursor(self) -> None:
+        # xterm has one save slot; pyte's unbounded stack would let ESC 7 floods eat memory.
+        self.savepoints = []
+        super().save_cursor()
+
+    def restore_cursor(self) -> None:
+        saved = list(self.savepoints)
+        super().restore_cursor()
+        self.savepoints = saved  # DECRC may be repeated
+
+    # --- scrolling and scrollback -------------------------------------------------------
+    def index(self) -> None:
+        top, bottom = self.margins or Margins(0, self.lines - 1)
+        if self.cursor.y == bottom and top == 0 and self._main_buffer is None:
+            if self.history.maxlen:
+                self.history.append(line_cells(self.buffer.get(0) or {}, self.columns))
+            self.history_total += 1
+        if self.cursor.y == bottom:
+            # pyte's index shifts rows one by one in Python; this is the same with C loops.
+            buffer = self.buffer
+            self.dirty.update(range(self.lines))
+            rows = list(map(buffer.pop, range(top + 1, bottom + 1), repeat(None)))
+            buffer.pop(top, None)
+            buffer.update(filter(_SECOND, zip(range(top, bottom), rows, strict=True)))
+        else:
+            self.cursor_down()
+
+    def scroll_up(self, count: int) -> None:
+        """SU: scroll the region up without moving the cursor."""
+        saved = (self.cursor.x, self.cursor.y)
+        _top, bottom = self.margins or Margins(0, self.lines - 1)
+        for _ in range(min(count or 1, self.lines)):
+            self.cursor.y = bottom
+            self.index()
+        self.cursor.x, self.cursor.y = saved
+
+    def scroll_down(self, count: int) -> None:
+        """SD: scroll the region down without moving the cursor."""
+        saved = (self.cursor.x, self.cursor.y)
+        top, _bottom = self.margins or Margins(0, self.lines - 1)
+        for _ in range(min(count or 1, self.lines)):
+            self.cursor.y = top
+            self.reverse_index()
+        self.cursor.x, self.cursor.y = saved
+
+    def clear_history(self) -> None:
+        self.history.clear()
+
+    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        if how == 3:
+            self.clear_history()  # xterm's "clear scrollback" (used by `clear`)
+        if how in (0, 1, 2, 3):
+            super().erase_in_display(how)
+
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        if how in (0, 1, 2):
+            super().erase_in_line(how)
+
+    def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        """Resize keeping the cursor's line on screen (lines above it go to scrollback)."""
+        lines = max(1, lines or self.lines)
+        columns = max(1, columns or self.columns)
+        if lines == self.lines and columns == self.columns:
+            return
+        if lines < self.lines:
+            shift = max(0, self.cursor.y - (lines - 1))
+            if shift:
+                saved_margins, self.margins = self.margins, None
+                saved = (self.cursor.x, self.cursor.y)
+                for _ in range(shift):
+                    self.cursor.y = self.lines - 1
+                    self.index()
+                self.cursor.x, self.cursor.y = saved[0], saved[1] - shift
+                self.margins = saved_margins
+            for y in [y for y in self.buffer if y >= lines]:
+                del self.buffer[y]
+        if columns < self.columns:
+            for line in self.buffer.values():
+                for x in [x for x in line if x >= columns]:
+                    del line[x]
+        self.tabstops = {t for t in self.tabstops if t < columns}
+        if columns > self.columns:
+            self.tabstops.update(range((self.columns + 7) // 8 * 8, columns, 8))
+        self.lines, self.columns = lines, columns
+        self.margins = None
+        self.cursor.x = min(self.cursor.x, columns - 1)
+        self.cursor.y = min(self.cursor.y, lines - 1)
+        self.dirty.update(range(lines))
+
+    # --- alternate screen ---------------------------------------------------------------
+    def enter_alternate(self, save_cursor: bool) -> None:
+        if self._main_buffer is not None:
+            return
+        if save_cursor:
+            self._alt_cursor = Savepoint(
+                copy.copy(self.cursor),
+                self.g0_charset,
+                self.g1_charset,
+                self.charset,
+                mo.DECOM in self.mode,
+                mo.DECAWM in self.mode,
+            )
+        self._main_buffer = dict(self.buffer)
+        self.buffer.clear()
+        self.dirty.update(range(self.lines))
+
+    def exit_alternate(self) -> None:
+        if self._main_buffer is None:
+            return
+        self.buffer.clear()
+        self.buffer.update({y: line for y, line in self._main_buffer.items() if y < self.lines})
+        self._main_buffer = None
+        if self._alt_cursor is not None:
+            saved = self._alt_cursor
+            self._alt_cursor = None
+            self.cursor = saved.cursor
+            self.g0_charset, self.g1_charset, self.charset = (
+                saved.g0_charset,
+                saved.g1_charset,
+                saved.charset,
+            )
+            self.ensure_hbounds()
+            self.ensure_vbounds()
+        self.dirty.update(range(self.lines))
+
+    # --- drawing ------------------------------------------------------------------------
+    def _table(self, attrs: Char) -> _CharTable:
+        if attrs is self._last_attrs:
+            return self._last_table
+        table = self._char_tables.get(attrs)
+        if table is None:
+            if len(self._char_tables) >= MAX_CHAR_CACHES:
+                self._char_tables.clear()  # bounded: truecolour floods create many attr sets
+            table = self._char_tables[attrs] = _CharTable(attrs)
+        self._last_attrs, self._last_table = attrs, table
+        return table
+
+    def draw(self, data: str) -> None:
+        """Draw printable text (the parser never passes control characters here)."""
+        if not data:
+            return
+        data = data.translate(self.g1_charset if self.charset else self.g0_charset)
+        if data.isascii() and mo.IRM not in self.mode:
+            self._draw_ascii(data)
+        else:
+            self._draw_unicode(data)
+        self.last_char = data[-1]
+
+    def _draw_ascii(self, data: str) -> None:
+        cursor = self.cursor
+        columns = self.columns
+        table = self._table(cursor.attrs)
+        autowrap = mo.DECAWM in self.mode
+        i, n = 0, len(data)
+        while i < n:
+            if cursor.x >= columns:
+                if not autowrap:
+                    # Without autowrap the last column is overwritten: the last character wins.
+                    self.buffer[cursor.y][columns - 1] = table[data[-1]]
+                    cursor.x = columns
+                    break
+                self.dirty.add(cursor.y)
+                self.carriage_return()
+                self.linefeed()
+            x = cursor.x
+            take = min(columns - x, n - i)
+            self.buffer[cursor.y].update(
+                zip(range(x, x + take), map(table.__getitem__, data[i : i + take]), strict=True)
+            )
+            cursor.x = x + take
+            i += take
+        self.dirty.add(cursor.y)
+
+    def _draw_unicode(self, data: str) -> None:
+        cursor = self.cursor
+        table = self._table(cursor.attrs)
+        for char in data:
+            width = wcwidth(char)
+            if width < 0:
+                char, width = "?", 1
+            columns = self.columns
+            if width == 0:
+                self._combine(char)
+                continue
+            if cursor.x >= columns or (width == 2 and cursor.x == columns - 1):
+                if mo.DECAWM in self.mode:
+                    if cursor.x == columns - 1:  # a wide char that does not fit: wrap early
+                        self.buffer[cursor.y][cursor.x] = table[" "]
+                    self.dirty.add(cursor.y)
+                    self.carriage_return()
+                    self.linefeed()
+                else:
+                    cursor.x = max(0, columns - width)
+            if mo.IRM in self.mode:
+                self.insert_characters(width)
+            line = self.buffer[cursor.y]
+            line[cursor.x] = table[char]
+            if width == 2 and cursor.x + 1 < columns:
+                line[cursor.x + 1] = table[""]
+            cursor.x = min(cursor.x + width, columns)
+            self.dirty.add(cursor.y)
+
+    def _combine(self, char: str) -> None:
+        """Attach a zero-width character to the previous cell (pyte drops the whole text)."""
+        x, y = self.cursor.x - 1, self.cursor.y
+        if x < 0:
+            if y == 0:
+                return
+            x, y = self.columns - 1, y - 1
+        line = self.buffer[y]
+        if line[x].data == "" and x > 0:
+            x -= 1  # the stub of a wide character
+        last = line[x]
+        if len(last.data) >= MAX_CELL_LEN:
+            return
+        line[x] = last._replace(data=unicodedata.normalize("NFC", last.data + char))
+        self.dirty.add(y)
+
+    def repeat_last(self, count: int) -> None:
+        """REP: repeat the last graphic character (ncurses uses it with xterm-256color)."""
+        self.draw(self.last_char * max(1, min(count, self.columns * self.lines)))
+
+    # --- graphic rendition --------------------------------------------------------------
+    def select_graphic_rendition(self, *attrs: int, **kwargs: Any) -> None:
+        # pyte calls this itself (DECSCNM); route through the hardened implementation.
+        self.sgr([[a] for a in attrs])
+
+    def sgr(self, groups: list[list[int]]) -> None:
+        """SGR with 16/256/truecolour, both ``38;5;n`` and ``38:2::r:g:b`` spellings."""
+        if not groups or groups == [[0]]:
+            self.cursor.attrs = self.default_char
+            return
+        replace: dict[str, Any] = {}
+        i = 0
+        while i < len(groups):
+            group = groups[i]
+            i += 1
+            code = group[0]
+            if code in (38, 48, 58):
+                if len(group) > 1:  # colon form: everything is in this group
+                    spec = group[1:]
+                    if spec[:1] == [2] and len(spec) >= 5:
+                        spec = [2, *spec[-3:]]  # drop the optional colour-space id
+                else:
+                    spec = [g[0] for g in groups[i : i + 4]]
+                    wanted = 2 if spec[:1] == [5] else 4 if spec[:1] == [2] else 1
+                    spec = spec[:wanted]
+                    i += len(spec)
+                colour = _extended_colour(spec)
+                if colour is not None and code != 58:  # 58 = underline colour: unsupported
+                    replace["fg" if code == 38 else "bg"] = colour
+            elif code == 0:
+                replace.update(self.default_char._asdict())
+                del replace["data"]
+            elif code == 1:
+                replace["bold"] = True
+            elif code == 3:
+                replace["italics"] = True
+            elif code == 4:
+                replace["underscore"] = len(group) < 2 or group[1] != 0  # 4:0 = no underline
+            elif code in (5, 6):
+                replace["blink"] = True
+            elif code == 7:
+                replace["reverse"] = True
+            elif code == 9:
+                replace["strikethrough"] = True
+            elif code == 21:
+                replace["underscore"] = True
+            elif code == 22:
+                replace["bold"] = False
+            elif code == 23:
+                replace["italics"] = False
+            elif code == 24:
+                replace["underscore"] = False
+            elif code == 25:
+                replace["blink"] = False
+            elif code == 27:
+                replace["reverse"] = False
+            elif code == 29:
+                replace["strikethrough"] = False
+            elif 30 <= code <= 37:
+                replace["fg"] = str(code - 30)
+            elif code == 39:
+                replace["fg"] = "default"
+            elif 40 <= code <= 47:
+                replace["bg"] = str(code - 40)
+            elif code == 49:
+                replace["bg"] = "default"
+            elif 90 <= code <= 97:
+                replace["fg"] = str(code - 90 + 8)
+            elif 100 <= code <= 107:
+                replace["bg"] = str(code - 100 + 8)
+        if replace:
+            self.cursor.attrs = self.cursor.attrs._replace(**replace)
+
+
+def _extended_colour(spec: list[int]) -> str | None:
+    if len(spec) == 2 and spec[0] == 5 and 0 <= spec[1] <= 255:
+        return str(spec[1])
+    if len(spec) == 4 and spec[0] == 2:
+        r, g, b = (max(0, min(255, c)) for c in spec[1:])
+        return f"{r:02x}{g:02x}{b:02x}"
+    return None
+
+
+# --- parser ---------------------------------------------------------------------------------
+GROUND, ESCAPE, ESC_INTERMEDIATE, CSI, STRING, STRING_ESC = range(6)
+
+_TEXT_RE = re.compile("[^\x00-\x1f\x7f-\x9f]+")
+_CSI_FAST_RE = re.compile("[0-?]{0,64}[ -/]{0,4}[@-~]")
+_CSI_CHUNK_RE = re.compile("[ -?]+")
+_OSC_END_RE = re.compile("[\x07\x18\x1a\x1b\x9c]")
+_STRING_END_RE = re.compile("[\x18\x1a\x1b\x9c]")  # DCS/SOS/PM/APC: BEL is payload
+_PARAM_RE = re.compile(r"[0-9:;]*")
+
+
+def _clamp(digits: str) -> int:
+    # Never int() an unbounded digit string: Python raises past 4300 digits.
+    digits = digits.lstrip("0")
+    if len(digits) > 5:
+        return MAX_PARAM
+    return min(int(digits or 0), MAX_PARAM)
+
+
+@lru_cache(maxsize=512)
+def _parse_csi(body: str) -> tuple[str, str, str, str, list[list[int]]] | None:
+    """Split a CSI body into (prefix, intermediates, final, params, groups); cached because
+    real output repeats a handful of sequences (colours, cursor moves) endlessly."""
+    if len(body) > MAX_CSI_LEN:
+        return None
+    final = body[-1]
+    j = len(body) - 1
+    while j > 0 and " " <= body[j - 1] <= "/":
+        j -= 1
+    inter = body[j:-1]
+    params = body[:j]
+    prefix = ""
+    if params[:1] in ("<", "=", ">", "?"):
+        prefix, params = params[0], params[1:]
+    if not _PARAM_RE.fullmatch(params):
+        return None  # malformed (e.g. a private marker in the middle): ignore
+    groups = [[_clamp(p) for p in g.split(":")[:8]] for g in params.split(";")[:MAX_PARAMS]]
+    return prefix, inter, final, params, groups
+
+
+class TerminalParser:
+    """Incremental UTF-8 decoder + escape-sequence state machine feeding a TerminalScreen.
+
+    State survives between :meth:`feed` calls, so a UTF-8 character or an escape sequence
+    split across reads is handled. Strings (OSC/DCS/SOS/PM/APC) are consumed without ever being
+    drawn; only OSC 0/1/2 (titles) are interpreted, everything else (OSC 52 clipboard, 8, ...)
+    is dropped. No reply is generated except for DA and DSR (queued on the screen).
+    """
+
+    def __init__(self, screen: TerminalScreen) -> None:
+        self.screen = screen
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._state = GROUND
+        self._buf = ""  # CSI body / ESC intermediates
+        self._overflow = False
+        self._string_is_osc = False
+        self._osc = ""
+        self.keypad_application = False
+
+    def feed(self, data: bytes) -> None:
+        self.feed_text(self._decoder.decode(data))
+
+    def reset_state(self) -> None:
+        self._state = GROUND
+        self._buf = ""
+        self._osc = ""
+
+    def feed_text(self, s: str) -> None:
+        screen = self.screen
+        draw = screen.draw
+        text_match = _TEXT_RE.match
+        i, n = 0, len(s)
+        while i < n:
+            state = self._state
+            if state == GROUND:
+                m = text_match(s, i)
+                if m is not None:
+                    i = m.end()
+                    draw(m.group())
+                    continue
+                ch = s[i]
+                i += 1
+                if ch == "\x1b":
+                    self._state = ESCAPE
+                elif ch == "\x9b":
+                    self._start_csi()
+                elif ch in "\x90\x98\x9d\x9e\x9f":
+                    self._start_string(ch == "\x9d")
+                else:
+                    self._execute(ch)
+            elif state == CSI:
+                if not self._buf:
+                    m = _CSI_FAST_RE.match(s, i)
+                    if m is not None:
+                        i = m.end()
+                        self._state = GROUND
+                        self._dispatch_csi(m.group())
+                        continue
+                m = _CSI_CHUNK_RE.match(s, i)
+                if m is not None:
+                    chunk = m.group()
+                    i = m.end()
+                    if len(self._buf) + len(chunk) > MAX_CSI_LEN:
+                        self._overflow = True
+                    else:
+                        self._buf += chunk
+                    continue
+                ch = s[i]
+                i += 1
+                if "@" <= ch <= "~":
+                    self._state = GROUND
+                    if not self._overflow:
+                        self._dispatch_csi(self._buf + ch)
+                elif ch == "\x1b":
+                    self._state = ESCAPE
+                elif ch in "\x18\x1a":
+                    self._state = GROUND
+                elif ch < " ":
+                    self._execute(ch)  # C0 controls act inside CSI (VT100 behaviour)
+                elif ch != "\x7f":
+                    self._state = GROUND  # not part of a CSI: abort the sequence
+            elif state == STRING:
+                end_re = _OSC_END_RE if self._string_is_osc else _STRING_END_RE
+                m = end_re.search(s, i)
+                end = m.start() if m is not None else n
+                if self._string_is_osc and len(self._osc) < MAX_OSC_LEN:
+                    self._osc += s[i : min(end, i + MAX_OSC_LEN - len(self._osc))]
+                i = end
+                if m is not None:
+                    ch = s[end]
+                    i = end + 1
+                    if ch == "\x1b":
+                        self._state = STRING_ESC
+                    elif ch in "\x07\x9c":
+                        self._finish_string()
+                    else:  # CAN/SUB abort the string
+                        self._state = GROUND
+            elif state == STRING_ESC:
+                if s[i] == "\\":
+                    i += 1
+                    self._finish_string()
+                else:
+                    self._state = ESCAPE  # ESC not followed by "\": abort, re-read as escape
+            elif state == ESCAPE:
+                ch = s[i]
+                i += 1
+                self._escape(ch)
+            else:  # ESC_INTERMEDIATE
+                ch = s[i]
+                i += 1
+                if " " <= ch <= "/":
+                    if len(self._buf) < 4:
+                        self._buf += ch
+                elif "0" <= ch <= "~":
+                    self._state = GROUND
+                    self._dispatch_escape_intermediate(self._buf, ch)
+                elif ch == "\x1b":
+                    self._state = ESCAPE
+                elif ch < " ":
+                    if ch in "\x18\x1a":
+                        self._state = GROUND
+                    else:
+                        self._execute(ch)
+                else:
+                    self._state = GROUND
+
+    # --- helpers ------------------------------------------------------------------------
+    def _start_csi(self) -> None:
+        self._state = CSI
+        self._buf = ""
+        self._overflow = False
+
+    def _start_string(self, is_osc: bool) -> None:
+        self._state = STRING
+        self._string_is_osc = is_osc
+        self._osc = ""
+
+    def _finish_string(self) -> None:
+        self._state = GROUND
+        if not self._string_is_osc:
+            return  # DCS / SOS / PM / APC: never interpreted, never shown
+        code, _, param = self._osc.partition(";")
+        self._osc = ""
+        if code in ("0", "1"):
+            self.screen.set_icon_name(param)
+        if code in ("0", "2"):
+            self.screen.set_title(param)
+        # Anything else (52 clipboard, 8 hyperlinks, 4/10/11 colour queries...) is dropped.
+
+    def _execute(self, ch: str) -> None:
+        screen = self.screen
+        if ch == "\r":
+            screen.carriage_return()
+        elif ch in "\n\x0b\x0c":
+            screen.linefeed()
+        elif ch == "\x08":
+            screen.backspace()
+        elif ch == "\t":
+            screen.tab()
+        elif ch == "\x0e":
+            screen.shift_out()
+        elif ch == "\x0f":
+            screen.shift_in()
+        elif ch == "\x84":
+            screen.index()
+        elif ch == "\x85":
+            screen.carriage_return()
+            screen.linefeed()
+        elif ch == "\x88":
+            screen.set_tab_stop()
+        elif ch == "\x8d":
+            screen.reverse_index()
+        # BEL, NUL, ENQ (answerback), other C0/C1: ignored.
+
+    def _escape(self, ch: str) -> None:
+        screen = self.screen
+        self._state = GROUND
+        if ch == "[":
+            self._start_csi()
+        elif ch == "]":
+            self._start_string(True)
+        elif ch in "PX^_":
+            self._start_string(False)
+        elif " " <= ch <= "/":
+            self._state = ESC_INTERMEDIATE
+            self._buf = ch
+        elif ch == "\x1b":
+            self._state = ESCAPE
+        elif ch in "\x18\x1a":
+            pass
+        elif ch < " ":
+            self._state = ESCAPE
+            self._execute(ch)
+        elif ch == "c":
+            screen.reset()
+            self.keypad_application = False
+        elif ch == "D":
+            screen.index()
+        elif ch == "E":
+            screen.carriage_return()
+            screen.linefeed()
+        elif ch == "H":
+            screen.set_tab_stop()
+        elif ch == "M":
+            screen.reverse_index()
+        elif ch == "7":
+            screen.save_cursor()
+        elif ch == "8":
+            screen.restore_cursor()
+        elif ch == "=":
+            self.keypad_application = True
+        elif ch == ">":
+            self.keypad_application = False
+        elif ch == "Z":
+            screen.report_device_attributes(0)
+
+    def _dispatch_escape_intermediate(self, inter: str, final: str) -> None:
+        if inter in ("(", ")"):
+            # Honoured in UTF-8 mode too (pyte ignores it): ncurses draws boxes with ESC ( 0.
+            self.screen.define_charset(final, inter)
+        elif inter == "#" and final == "8":
+            self.screen.alignment_display()
+        # ESC % G, ESC SP F, G2/G3 designations...: ignored.
+
+    def _dispatch_csi(self, body: str) -> None:
+        parsed = _parse_csi(body)
+        if parsed is None:
+            return
+        # A pyte corner case must not take the console down: drop the sequence.
+        with contextlib.suppress(Exception):
+            self._csi(*parsed)
+
+    def _csi(
+        self, prefix: str, inter: str, final: str, params: str, groups: list[list[int]]
+    ) -> None:
+        screen = self.screen
+        p = [g[0] for g in groups] if params else []
+        if inter:
+            return  # DECSCUSR, DECSTR, ...: nothing to do for a view-only emulator
+        if prefix == "?":
+            if final in "hl":
+                self._private_modes(p, final == "h")
+            return
+        if prefix:
+            return  # secondary DA, xterm modifyKeys, ...: no replies, no state
+        arg = p[0] if p else 0
+        limit = max(screen.columns, screen.lines)
+        count = min(arg, limit) or 1
+        if final == "m":
+            screen.sgr(groups)
+        elif final in "Hf":
+            screen.cursor_position(p[0] if p else None, p[1] if len(p) > 1 else None)
+        elif final == "A":
+            screen.cursor_up(count)
+        elif final in "Be":
+            screen.cursor_down(count)
+        elif final in "Ca":
+            screen.cursor_forward(count)
+        elif final == "D":
+            screen.cursor_back(count)
+        elif final == "E":
+            screen.cursor_down1(count)
+        elif final == "F":
+            screen.cursor_up1(count)
+        elif final in "G`":
+            screen.cursor_to_column(min(arg, screen.columns) or None)
+        elif final == "d":
+            if screen.margins is not None or mo.DECOM not in screen.mode:
+                screen.cursor_to_line(min(arg, screen.lines) or None)
+        elif final == "J":
+            screen.erase_in_display(arg)
+        elif final == "K":
+            screen.erase_in_line(arg)
+        elif final == "@":
+            screen.insert_characters(count)
+        elif final == "P":
+            screen.delete_characters(count)
+        elif final == "X":
+            screen.erase_characters(count)
+        elif final == "L":
+            screen.insert_lines(count)
+        elif final == "M":
+            screen.delete_lines(count)
+        elif final == "S":
+            screen.scroll_up(count)
+        elif final == "T" and len(p) <= 1:
+            screen.scroll_down(count)
+        elif final == "I":
+            for _ in range(min(count, screen.columns)):
+                screen.tab()
+        elif final == "b":
+            screen.repeat_last(count)
+        elif final == "g":
+            screen.clear_tab_stop(arg)
+        elif final == "r":
+            top = p[0] if p else 0
+            bottom = p[1] if len(p) > 1 and p[1] else None
+            screen.set_margins(top or None, bottom)
+        elif final == "h":
+            self._ansi_modes(p, True)
+        elif final == "l":
+            self._ansi_modes(p, False)
+        elif final == "c":
+            if arg == 0:
+                screen.report_device_attributes(0)
+        elif final == "n":
+            if arg in (5, 6):
+                screen.report_device_status(arg)
+        elif final == "s" and not params:
+            screen.save_cursor()
+        elif final == "u" and not params:
+            screen.restore_cursor()
+        # "t" (window ops, incl. title reports), "q", "p", ...: deliberately ignored.
+
+    def _ansi_modes(self, modes: list[int], on: bool) -> None:
+        wanted = [m for m in modes if m in (4, 20)]  # IRM, LNM
+        if wanted:
+            (self.screen.set_mode if on else self.screen.reset_mode)(*wanted)
+
+    def _private_modes(self, modes: list[int], on: bool) -> None:
+        screen = self.screen
+        for mode in modes:
+            if mode in (1, 5, 6, 7, 25, 2004):
+                (screen.set_mode if on else screen.reset_mode)(mode, private=True)
+            elif mode in _ALT_SCREEN_MODES:
+                if on:
+                    screen.enter_alternate(save_cursor=mode == 1049)
+                    if mode == 1049:
+                        screen.erase_in_display(2)
+                else:
+                    screen.exit_alternate()
+            elif mode == 1048:
+                (screen.save_cursor if on else screen.restore_cursor)()
+            # 3 (DECCOLM, would resize to 132 columns), mouse modes, ...: ignored.
+
+
+class TerminalEmulator:
+    """Screen + parser: feed bytes, read ``screen`` / ``screen.history``."""
+
+    def __init__(self, columns: int = 80, lines: int = 24, scrollback: int = DEFAULT_SCROLLBACK):
+        self.screen = TerminalScreen(columns, lines, scrollback)
+        self.parser = TerminalParser(self.screen)
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed(data)
+        except Exception:
+            # Defence in depth: a bug must cost at most the rest of this chunk, never the
+            # console. Back to a clean parser state; the screen keeps what it has.
+            self.parser.reset_state()
+
+    def resize(self, columns: int, lines: int) -> None:
+        self.screen.resize(lines, columns)
+
+    def take_responses(self) -> bytes:
+        """Replies the guest asked for (DA, DSR), to be sent back as input."""
+        screen = self.screen
+        if not screen.responses:
+            return b""
+        data = "".join(screen.responses).encode()
+        screen.responses.clear()
+        return data
+
+    @property
+    def application_cursor(self) -> bool:
+        return DECCKM in self.screen.mode
+
+    @property
+    def bracketed_paste(self) -> bool:
+        return BRACKETED_PASTE in self.screen.mode
