@@ -95,6 +95,7 @@ def test_a_job_runs_in_a_thread_and_reports_every_step(
     job = runner.submit("create", "web", flake=flake.ref)
     assert job.state is JobState.QUEUED and job.action == "create" and job.vm == "web"
     done = runner.wait(job.id, 60)
+    assert runner.drain(10)
 
     assert done.state is JobState.SUCCEEDED
     assert done.result is not None and done.result.startswith("created web (")
@@ -107,6 +108,7 @@ def test_a_job_runs_in_a_thread_and_reports_every_step(
     # Snapshots are copies: an early one did not grow with the job.
     assert len(watcher.snapshots[0].log) == 0
     assert os.listdir(settings.state_dir) == ["web"]
+    assert watcher.snapshots[-1].version == done.version  # the listener saw the last change
 
     refused = runner.wait(runner.submit("create", "bad name").id, 10)
     assert refused.state is JobState.FAILED
@@ -171,3 +173,24 @@ def test_queued_jobs_wait_for_a_slot_and_can_be_cancelled_before_they_start(
     runner.shutdown(60)
     assert runner.get(first.id).state is JobState.CANCELLED  # type: ignore[union-attr]
     assert os.listdir(settings.state_dir) == []
+
+
+def test_a_chatty_build_is_folded_into_few_snapshots(
+    settings: HostSettings, tmp_path: Path
+) -> None:
+    chatty = write_flake(tmp_path / "chatty", {"noisy": "chatty"})
+    watcher = Watcher()
+    runner = JobRunner(settings, watcher, max_log_lines=1000)
+    job = runner.submit("create", "noisy", flake=chatty.ref)
+    done = runner.wait(job.id, 60)
+    assert runner.drain(10)
+    assert done.state is JobState.SUCCEEDED, done.result
+    build_lines = [line for line in done.log if line.startswith("microvm-qemu-noisy> ")]
+    assert build_lines[-1] == "microvm-qemu-noisy> line 2999"
+    assert len(done.log) == 1000 and done.log_dropped > 2000
+    mine = [s for s in watcher.snapshots if s.id == job.id]
+    assert len(mine) < 300  # not one per line
+    assert mine[-1].state is JobState.SUCCEEDED and mine[-1].log == done.log
+    versions = [s.version for s in mine]
+    assert versions == sorted(set(versions))  # in order, never repeated
+    runner.shutdown(10)

@@ -8,6 +8,7 @@ its applet from argv[0], so the file is ``tools/busybox``). Each VM kind is one 
   changing that file changes the runner and gives diff-closures something to show.
 - ``fail``: prints two lines and exits 1.
 - ``big``: like ``ok`` with a 1 MiB file in it (for recording substitution progress).
+- ``chatty``: prints 3000 lines (``line 0`` ... ``line 2999``) and makes an empty runner.
 - ``slow``: prints ``started MARKER`` and sleeps; MARKER lets a test find its processes.
 """
 
@@ -70,6 +71,14 @@ _FLAKE = """{
         ${bb} dd if=/dev/zero of=$out/share/microvm/blob bs=1024 count=1024 2>&1
       '' ];
     };
+    chatty = name: derivation {
+      name = "microvm-qemu-${name}"; inherit system marker; builder = bb;
+      args = [ "sh" "-c" ''
+        i=0
+        while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done
+        ${bb} mkdir -p $out/bin
+      '' ];
+    };
     vm = name: kind: { config.microvm.declaredRunner = kind name; };
   in {
     nixosConfigurations = {
@@ -96,7 +105,7 @@ class FlakeDir:
 
 
 def write_flake(path: Path, vms: dict[str, str], version: str = "1") -> FlakeDir:
-    """Write a flake at PATH with nixosConfigurations NAME -> kind ("ok", "fail", "slow", "big")."""
+    """Write a flake at PATH with nixosConfigurations NAME -> kind (see the module doc)."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "tools").mkdir(exist_ok=True)
     shutil.copy2("/bin/busybox", path / "tools" / "busybox")

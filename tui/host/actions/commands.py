@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,7 @@ def run(
     signaller = _Signaller(proc)
     stdout_chunks: list[bytes] = []
     stderr_lines: list[str] = []
+    callback_failed: list[str] = []
 
     def read_stdout() -> None:
         assert proc.stdout is not None
@@ -141,8 +143,11 @@ def run(
             stderr_lines.append(line)
             if len(stderr_lines) > keep_stderr_lines * 2:
                 del stderr_lines[:-keep_stderr_lines]
-            if on_stderr_line is not None:
-                on_stderr_line(line)
+            if on_stderr_line is not None and not callback_failed:
+                try:
+                    on_stderr_line(line)
+                except Exception:  # keep draining the pipe, or the command blocks
+                    callback_failed.append(traceback.format_exc())
 
     exited = threading.Event()
 
@@ -192,6 +197,8 @@ def run(
     record = CommandRecord(argv, started, duration, proc.returncode, proc.pid, outcome)
     if log:
         log(record)
+    if callback_failed:
+        raise RuntimeError(f"the stderr callback failed:\n{callback_failed[0]}")
     return CommandResult(
         record=record,
         stdout=b"".join(stdout_chunks).decode("utf-8", errors="replace"),

@@ -1,9 +1,12 @@
 """Actions as background jobs: each runs in its own thread; the UI only gets snapshots.
 
 ``JobRunner.submit("update", "web")`` returns at once with a queued ``Job``. Every change
-(state, a log line, progress, a command run) calls the listener with a fresh snapshot of the
-job, from the worker thread: the UI marshals it onto its own thread (``call_from_thread``).
-Snapshots are copies: the UI can keep and read them while the job goes on.
+(state, a log line, progress, a command run) reaches the listener as a snapshot of the job,
+in order, from one notifier thread of the runner (never from a worker, and never while the
+runner holds a lock): the UI marshals it onto its own thread. Each state change gets its own
+snapshot; log lines, progress and commands that come faster than ``notify_interval`` are
+folded into the next snapshot, so a chatty build cannot flood the UI. Snapshots are copies:
+the UI can keep and read them while the job goes on.
 
 One job per VM: a second job on a VM this runner is busy with fails at once; across app
 instances the VM lock (``lock.vm_lock``) does the same.
@@ -16,6 +19,7 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -29,6 +33,7 @@ from tui.host.actions.operations import ACTIONS, Outcome, Reporter
 from tui.host.settings import HostSettings
 
 MAX_LOG_LINES = 2000
+NOTIFY_INTERVAL = 0.1  # seconds between snapshots of one job for log/progress changes
 
 
 class JobState(StrEnum):
@@ -60,6 +65,7 @@ class Job:
     result: str | None = None  # the closing message: what was done, or why not
     outcome: Outcome | None = None  # set when the job succeeded
     cancel_requested: bool = False
+    version: int = 0  # counts changes; a later snapshot of a job has a higher version
 
     @property
     def duration(self) -> float | None:
@@ -92,6 +98,7 @@ class JobRunner:
         max_parallel: int | None = None,
         actions: dict[str, Callable[..., Outcome]] | None = None,
         max_log_lines: int = MAX_LOG_LINES,
+        notify_interval: float = NOTIFY_INTERVAL,
     ) -> None:
         self.settings = settings
         self.listener = listener
@@ -106,6 +113,17 @@ class JobRunner:
         self._tokens: dict[int, CancelToken] = {}
         self._done: dict[int, threading.Event] = {}
         self._threads: dict[int, threading.Thread] = {}
+        # The notifier: an ordered outbox of snapshots (state changes) and job ids (fold
+        # into one fresh snapshot), drained by one thread.
+        self.notify_interval = notify_interval
+        self._wakeup = threading.Condition(self._lock)
+        self._outbox: deque[Job | int] = deque()
+        self._pending: set[int] = set()
+        self._urgent = False
+        self._closed = False
+        self._delivering = False
+        self._delivered: dict[int, int] = {}
+        self._notifier: threading.Thread | None = None
 
     # -- queries ------------------------------------------------------------------------
 
@@ -133,7 +151,11 @@ class JobRunner:
         if action not in self.actions:
             raise ValueError(f"unknown action {action!r}")
         token = CancelToken()
+        thread: threading.Thread | None = None
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the job runner has been shut down")
+            self._start_notifier()
             job = Job(id=next(self._ids), action=action, vm=vm, options=options)
             job.created = time.time()
             busy = self._active_on(vm)
@@ -143,17 +165,16 @@ class JobRunner:
             if busy is not None:
                 job.state = JobState.FAILED
                 job.result = f"{Busy(vm, os.getpid())}: {busy.title} (job {busy.id})"
-                job.ended = job.created
+                job.ended = job.started = job.created
                 self._done[job.id].set()
-                snapshot = job.snapshot()
             else:
-                snapshot = job.snapshot()
                 thread = threading.Thread(
                     target=self._work, args=(job, token), name=f"job-{job.id}", daemon=True
                 )
                 self._threads[job.id] = thread
-        self._notify(snapshot)
-        if busy is None:
+            self._post(job, state_change=True)
+            snapshot = job.snapshot()
+        if thread is not None:
             thread.start()
         return snapshot
 
@@ -164,11 +185,10 @@ class JobRunner:
             if job is None or job.state.finished:
                 return False
             job.cancel_requested = True
+            self._post(job, state_change=True)
             token = self._tokens[job_id]
             self._slots.notify_all()
-            snapshot = job.snapshot()
         token.cancel()
-        self._notify(snapshot)
         return True
 
     def wait(self, job_id: int, timeout: float | None = None) -> Job:
@@ -179,13 +199,24 @@ class JobRunner:
         return job
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Cancel every job and wait for their threads."""
+        """Cancel every job, wait for their threads, deliver what is left, stop notifying."""
         for job in self.jobs():
             self.cancel(job.id)
         with self._lock:
             threads = list(self._threads.values())
         for thread in threads:
             thread.join(timeout)
+        with self._lock:
+            self._closed = True
+            self._wakeup.notify_all()
+            notifier = self._notifier
+        if notifier is not None and notifier is not threading.current_thread():
+            notifier.join(timeout)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until the listener has been given every change so far (tests, scripts)."""
+        with self._wakeup:
+            return self._wakeup.wait_for(lambda: not self._outbox and not self._delivering, timeout)
 
     def forget_finished(self) -> None:
         with self._lock:
@@ -195,19 +226,73 @@ class JobRunner:
 
     # -- the worker ---------------------------------------------------------------------
 
-    def _notify(self, snapshot: Job) -> None:
+    def _start_notifier(self) -> None:
+        if self.listener is not None and self._notifier is None:
+            self._notifier = threading.Thread(target=self._deliver, name="jobs-notify", daemon=True)
+            self._notifier.start()
+
+    def _post(self, job: Job, state_change: bool = False) -> None:
+        """Queue a notification for JOB's change. Call with ``self._lock`` held."""
+        job.version += 1
         if self.listener is None:
             return
+        if state_change:
+            self._outbox.append(job.snapshot())
+            self._urgent = True
+        elif job.id not in self._pending:
+            self._pending.add(job.id)
+            self._outbox.append(job.id)
+        self._wakeup.notify_all()
+
+    def _deliver(self) -> None:
+        """The notifier thread: hands snapshots to the listener in the order of changes."""
+        last_round = 0.0
+        while True:
+            with self._wakeup:
+                while not self._outbox:
+                    if self._closed:
+                        return
+                    self._wakeup.wait()
+                if not self._urgent:  # only folded changes: keep to notify_interval
+                    remaining = last_round + self.notify_interval - time.monotonic()
+                    if remaining > 0:
+                        self._wakeup.wait(remaining)
+                snapshots: list[Job] = []
+                for entry in self._outbox:
+                    if isinstance(entry, int):
+                        self._pending.discard(entry)
+                        job = self._jobs.get(entry)
+                        if job is not None:
+                            snapshots.append(job.snapshot())
+                    else:
+                        snapshots.append(entry)
+                self._outbox.clear()
+                self._urgent = False
+                self._delivering = True
+            last_round = time.monotonic()
+            try:
+                for snapshot in snapshots:
+                    # A fresh snapshot may already hold a later queued one's change.
+                    if snapshot.version <= self._delivered.get(snapshot.id, 0):
+                        continue
+                    self._delivered[snapshot.id] = snapshot.version
+                    self._notify(snapshot)
+            finally:
+                with self._wakeup:
+                    self._delivering = False
+                    self._wakeup.notify_all()
+
+    def _notify(self, snapshot: Job) -> None:
+        assert self.listener is not None
         try:
             self.listener(snapshot)
-        except Exception:  # a broken listener must not break the job
+        except Exception:  # a broken listener must not stop the notifications
             traceback.print_exc()
 
-    def _update(self, job: Job, change: Callable[[Job], None]) -> None:
+    def _update(self, job: Job, change: Callable[[Job], None], state_change: bool = False) -> None:
         with self._lock:
             change(job)
-            snapshot = job.snapshot()
-        self._notify(snapshot)
+            self._post(job, state_change)
 
     def _add_line(self, job: Job, line: str) -> None:
         def change(j: Job) -> None:
@@ -225,13 +310,13 @@ class JobRunner:
     def _add_command(self, job: Job, record: CommandRecord) -> None:
         self._update(job, lambda j: j.commands.append(record))
 
-    def _take_slot(self, token: CancelToken) -> bool:
+    def _take_slot(self, job: Job) -> bool:
         with self._slots:
             while self.max_parallel is not None and self._running >= self.max_parallel:
-                if token.cancelled:
+                if job.cancel_requested:
                     return False
                 self._slots.wait()
-            if token.cancelled:
+            if job.cancel_requested:
                 return False
             self._running += 1
             return True
@@ -243,7 +328,7 @@ class JobRunner:
 
     def _work(self, job: Job, token: CancelToken) -> None:
         try:
-            if not self._take_slot(token):
+            if not self._take_slot(job):
                 self._finish(job, JobState.CANCELLED, "cancelled before it started")
                 return
             try:
@@ -258,7 +343,7 @@ class JobRunner:
             j.state = JobState.RUNNING
             j.started = time.time()
 
-        self._update(job, start)
+        self._update(job, start, state_change=True)
         reporter = Reporter(
             log=lambda line: self._add_line(job, line),
             progress=lambda progress: self._set_progress(job, progress),
@@ -289,4 +374,4 @@ class JobRunner:
             if j.started is None:
                 j.started = j.ended
 
-        self._update(job, change)
+        self._update(job, change, state_change=True)

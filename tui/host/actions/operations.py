@@ -17,6 +17,7 @@ import contextlib
 import errno
 import grp
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -189,6 +190,27 @@ def _fix_permissions(top: Path, reporter: Reporter) -> list[str]:
     return notes
 
 
+def _clean_debris(state: Path, name: str, reporter: Reporter) -> None:
+    """Remove what a job on NAME that was killed outright (no cleanup ran) left behind: its
+    temp dirs beside the state dir and temp links in the VM dir. Only called with NAME's
+    lock held, so no running job owns them."""
+    leftovers = re.compile(rf"\.{re.escape(name)}\.(?:create|delete)-[A-Za-z0-9_]{{8}}")
+    temp_links = re.compile(r"\.(?:current\.update|(?:current|old|booted)\.new)-[0-9a-f]{8}")
+    with contextlib.suppress(OSError), os.scandir(state) as entries:
+        for entry in entries:
+            if leftovers.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                reporter.log(f"removed the leftover {entry.path}")
+    vm_dir = state / name
+    if vm_dir.is_symlink() or not vm_dir.is_dir():
+        return
+    with contextlib.suppress(OSError), os.scandir(vm_dir) as entries:
+        for entry in entries:
+            if temp_links.fullmatch(entry.name) and entry.is_symlink():
+                os.unlink(entry.path)
+                reporter.log(f"removed the leftover link {entry.path}")
+
+
 def _gcroot_links(name: str, vm_dir: Path) -> dict[str, Path]:
     return {
         name: vm_dir / "current",
@@ -297,6 +319,7 @@ def create(
         raise Refused(problem[0].upper() + problem[1:])
     state = _state_dir(settings)
     with vm_lock(state, name):
+        _clean_debris(state, name, reporter)
         vm_dir = state / name
         if os.path.lexists(vm_dir):
             raise Refused(f"{vm_dir} already exists")
@@ -365,6 +388,7 @@ def update(
     _check_name(name)
     state = _state_dir(settings)
     with vm_lock(state, name):
+        _clean_debris(state, name, reporter)
         vm_dir = _vm_dir(state, name)
         _refuse_declarative(vm_dir, name, "updated")
         flake = _read_flake(vm_dir)
@@ -440,6 +464,7 @@ def rollback(
     _check_name(name)
     state = _state_dir(settings)
     with vm_lock(state, name):
+        _clean_debris(state, name, reporter)
         vm_dir = _vm_dir(state, name)
         _refuse_declarative(vm_dir, name, "rolled back")
         current = read_link(vm_dir / "current")
@@ -532,6 +557,7 @@ def delete(
     state = _state_dir(settings)
     unit = unit_name(name)
     with vm_lock(state, name):
+        _clean_debris(state, name, reporter)
         vm_dir = _vm_dir(state, name)
         _refuse_declarative(vm_dir, name, "deleted")
         reporter.log(f"systemctl stop {unit}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 _RENAME_NOREPLACE = 1
@@ -50,7 +52,8 @@ def replace_symlink(link: Path, target: str) -> None:
         raise
 
 
-def _renameat2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         func = libc.renameat2
