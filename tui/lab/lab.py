@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -11,6 +12,7 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -87,11 +89,21 @@ class Lab:
                 return s
         raise KeyError(name)
 
-    def up(self, timeout: float = 110) -> None:
+    def up(self, timeout: float | None = None) -> None:
         """Bring the lab up; on a healthy lab a no-op, on a half-up one a repair."""
         problems = missing_prerequisites()
         if problems:
             raise LabError("the lab cannot run here:\n  " + "\n  ".join(problems))
+        try:
+            systemd.unit_path(self.root)
+        except ValueError as e:
+            raise LabError(str(e)) from None
+        if timeout is None:
+            timeout = 110 + 12 * self.extra_running
+        with _locked(self.root):
+            self._up(timeout)
+
+    def _up(self, timeout: float) -> None:
         t0 = time.monotonic()
         deadline = t0 + timeout
 
@@ -157,9 +169,10 @@ class Lab:
         to_start = [f"microvm@{s.name}.service" for s in self.specs if s.autostart]
         self.manager.systemctl("start", "--no-block", *to_start)
 
-        for s in dance:
-            step(f"updating {s.name} to a new generation while it runs (microvm -u)")
-            self._make_stale(s, deadline)
+        for s in self.specs:
+            if s.stale:
+                step(f"updating {s.name} to a new generation while it runs (microvm -u)")
+                self._make_stale(s, deadline)
         step("waiting for the VMs")
         running = [s for s in self.specs if s.role == "running"]
         self._wait_running(running, deadline)
@@ -172,6 +185,13 @@ class Lab:
 
     def down(self) -> None:
         """Stop everything the lab started, remove what it made. Safe on a missing/half lab."""
+        if self.root.is_dir():
+            with _locked(self.root):
+                self._down()
+        else:
+            self._down()
+
+    def _down(self) -> None:
         t0 = time.monotonic()
         self.manager.stop()
         log.info("%5.1fs manager and VMs stopped", time.monotonic() - t0)
@@ -294,10 +314,15 @@ class Lab:
         nix.add_gcroots(self.gcroots_dir, state, spec.name)
 
     def _make_stale(self, spec: VmSpec, deadline: float) -> None:
-        """Wait for the VM to have booted generation 1, then `microvm -u` it to generation 2."""
+        """Once the VM runs what `current` was (qemu listening: microvm-run was exec'd), change
+        its flake to generation 2 and rebuild `current` the way `microvm -u` does."""
         state = self.state_dir / spec.name
-        v1 = _readlink(state / "current")
-        while _readlink(state / "booted") != v1:
+        while True:
+            booted, current = _readlink(state / "booted"), _readlink(state / "current")
+            if booted is not None and booted != current:
+                return  # already stale
+            if booted == current and _socket_listening(state / spec.socket):
+                break
             if time.monotonic() > deadline:
                 raise LabError(f"{spec.name} did not boot its first generation in time")
             time.sleep(0.1)
@@ -375,6 +400,15 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One `up`/`down` at a time per lab."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def _readlink(path: Path) -> str | None:

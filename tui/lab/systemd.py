@@ -44,7 +44,7 @@ class SystemdError(RuntimeError):
     pass
 
 
-def _path(p: Path) -> str:
+def unit_path(p: Path) -> str:
     """A path for a unit file: we refuse anything that would need quoting."""
     s = str(p)
     if _UNSAFE.search(s):
@@ -75,10 +75,10 @@ def unit_files(
     no User=/Group=, taps and hypervisor inside the lab's network namespace (`ip netns exec`
     execs, so MainPID is still the hypervisor), stdout/stderr to files, RestartSec 2s (upstream 5s)
     to keep tests quick."""
-    st = _path(state_dir)
+    st = unit_path(state_dir)
     vm = f"{st}/%i"
     netns_exec = f"{ip} netns exec {netns}"
-    helper_log = f"append:{_path(helper_log_dir)}/%n.log"
+    helper_log = f"append:{unit_path(helper_log_dir)}/%n.log"
 
     def helper(
         description: str,
@@ -163,7 +163,7 @@ def unit_files(
         ),
     }
     helper_units = " ".join(f"{h}@%i.service" for h in HELPERS)
-    console = f"append:{_path(log_dir)}/%i.log"
+    console = f"append:{unit_path(log_dir)}/%i.log"
     units["microvm@.service"] = _unit(
         {
             "Unit": [
