@@ -227,6 +227,8 @@ def test_failing_build_leaves_everything_as_it_was(
 ) -> None:
     ops.create(settings, "web", flake=flake.ref)
     vm_dir = settings.state_dir / "web"
+    os.symlink(os.readlink(vm_dir / "current"), vm_dir / "old")
+    os.symlink(os.readlink(vm_dir / "current"), vm_dir / "booted")
     # The VM's stored flake now points at a flake whose runner fails to build.
     broken = write_flake(tmp_path / "broken", {"web": "fail"})
     (vm_dir / "flake").write_text(broken.ref)

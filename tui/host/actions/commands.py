@@ -23,6 +23,8 @@ from pathlib import Path
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.errors import CommandFailed
 
+PIPE_GRACE = 5.0  # seconds to wait for the output pipes to close after the process exited
+
 
 @dataclass(frozen=True)
 class CommandRecord:
@@ -178,8 +180,10 @@ def run(
         if proc.returncode is None:  # an exception above: never leave it running
             signaller.send(signal.SIGKILL)
         threads[2].join()
-        threads[0].join()
-        threads[1].join()
+        # The pipes end with the process, unless something it started still holds them:
+        # then give up on the rest of the output rather than hang.
+        threads[0].join(PIPE_GRACE)
+        threads[1].join(PIPE_GRACE)
         signaller.close()
         with contextlib.suppress(OSError):
             proc.stdout.close()  # type: ignore[union-attr]
@@ -201,8 +205,8 @@ def run(
         raise RuntimeError(f"the stderr callback failed:\n{callback_failed[0]}")
     return CommandResult(
         record=record,
-        stdout=b"".join(stdout_chunks).decode("utf-8", errors="replace"),
-        stderr="\n".join(stderr_lines[-keep_stderr_lines:]),
+        stdout=b"".join(list(stdout_chunks)).decode("utf-8", errors="replace"),
+        stderr="\n".join(list(stderr_lines)[-keep_stderr_lines:]),
         cancelled=cancelled,
         timed_out=timed_out,
     )
