@@ -44,6 +44,9 @@ class UnixHTTPFake:
                 if data:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                if not data:
+                    self.end_headers()  # the client may hang up as soon as it has these
+                    return
                 self.end_headers()
                 self.wfile.write(data)
 

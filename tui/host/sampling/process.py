@@ -128,7 +128,7 @@ def read_process_info(pid: int) -> Reading[ProcessInfo]:
 
 
 _QEMU_VCPU = re.compile(r"^CPU (\d+)/\w+$")  # qemu: "CPU 0/KVM", "CPU 1/TCG"
-_OTHER_VCPU = re.compile(r"vcpu[ _]?(\d+)$", re.IGNORECASE)  # "vcpu0", "fc_vcpu 0", ...
+_OTHER_VCPU = re.compile(r"vcpu[ _-]?(\d+)$", re.IGNORECASE)  # "vcpu0", "fc_vcpu 0", ...
 
 
 def vcpu_index_from_comm(comm: str) -> int | None:
@@ -144,7 +144,7 @@ def vcpu_threads_by_name(pid: int) -> dict[int, int]:
 
     For when the control socket cannot tell (QMP busy, or a hypervisor without a thread-id
     query): qemu names its vCPU threads "CPU N/KVM", cloud-hypervisor "vcpuN", firecracker
-    "fc_vcpu N".
+    "fc_vcpu N", kvmtool "kvm-vcpu-N".
     """
     task_dir = f"{PROC}/{pid}/task"
     found: dict[int, int] = {}

@@ -567,26 +567,27 @@ class Sampler:
         return s
 
     def _vcpus(self, s: VMSample, state: _VMState, local: _Local, info: RemoteInfo) -> None:
+        threads = local.threads.value
+        prev = state.threads
+        if threads is not None:
+            state.threads = _Counter(local.cpu_t, threads)
         if info.vcpu_threads:
             mapping = {v.index: v.thread_id for v in info.vcpu_threads}
         else:
-            if state.vcpu_names is None or (
-                local.threads.value is not None
-                and not set(state.vcpu_names.values()) <= set(local.threads.value)
-            ):
+            # Thread names, cached per process; looked up again when a vCPU thread is gone or
+            # none was found yet (the hypervisor may still be starting).
+            known = state.vcpu_names
+            if not known or (threads is not None and not set(known.values()) <= set(threads)):
                 state.vcpu_names = process.vcpu_threads_by_name(state.pid)
-            mapping = state.vcpu_names
+            mapping = state.vcpu_names or {}
         if not mapping:
             s.reasons["vcpus"] = (
                 info.reasons.get("vcpu_threads") or info.error or "no vCPU threads found"
             )
             return
-        threads = local.threads.value
         if threads is None:
             s.reasons["vcpus"] = local.threads.reason or "cannot read thread times"
             return
-        prev = state.threads
-        state.threads = _Counter(local.cpu_t, threads)
         for index in sorted(mapping):
             tid = mapping[index]
             v = VcpuSample(index=index, thread_id=tid)
