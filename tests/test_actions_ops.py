@@ -75,7 +75,7 @@ def flake(tmp_path_factory: pytest.TempPathFactory) -> FlakeDir:
     """Shared by the tests that do not change it."""
     return write_flake(
         tmp_path_factory.mktemp("flake"),
-        {"web": "ok", "db": "ok", "bad": "fail", "slow": "slow"},
+        {"web": "ok", "db": "ok", "bad": "fail", "slow": "slow", "my.vm": "ok"},
     )
 
 
@@ -167,9 +167,21 @@ def test_create_refuses_odd_flake_references(settings: HostSettings, bad_flake: 
         ops.create(settings, "web", flake=bad_flake)
 
 
+def test_a_name_with_dots_is_one_attribute(settings: HostSettings, flake: FlakeDir) -> None:
+    rec = Recorder()
+    ops.create(settings, "my.vm", rec.reporter, flake=flake.ref)
+    assert (
+        rec.commands[0]
+        .argv[-1]
+        .endswith('#nixosConfigurations."my.vm".config.microvm.declaredRunner')
+    )
+    assert os.readlink(settings.state_dir / "my.vm" / "current").endswith("-microvm-qemu-my.vm")
+
+
 def test_update_with_nothing_new_changes_nothing(settings: HostSettings, flake: FlakeDir) -> None:
     ops.create(settings, "web", flake=flake.ref)
     vm_dir = settings.state_dir / "web"
+    (vm_dir / "flake").write_text(flake.ref + "\n")  # written by hand, with a newline
     before = listing(settings.state_dir)
     rec = Recorder()
     outcome = ops.update(settings, "web", rec.reporter)
