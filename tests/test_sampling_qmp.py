@@ -175,3 +175,19 @@ def test_long_socket_path(tmp_path: Path) -> None:
         server.close()
         if os.path.exists(path):
             os.unlink(path)
+
+
+def test_missing_queries_become_reasons(tmp_path: Path) -> None:
+    # A QMP server without some queries (older qemu, stratovirt): the session goes on.
+    server = FakeQMPServer(str(tmp_path / "old.sock"))
+    del server.replies["query-memory-size-summary"]
+    server.errors["query-balloon"] = {"class": "GenericError", "desc": "weird"}
+    try:
+        info = query_qemu(server.path)
+    finally:
+        server.close()
+    assert info.error is None
+    assert info.status == "running" and info.block is not None
+    assert info.mem_configured_bytes is None
+    assert info.reasons["mem_configured_bytes"].startswith("query-memory-size-summary:")
+    assert info.reasons["mem_guest_visible_bytes"] == "query-balloon: weird"

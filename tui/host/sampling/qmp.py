@@ -225,20 +225,34 @@ def query_qemu(
     """
     started = time.monotonic()
     info = RemoteInfo()
+
+    def optional(qmp: QMPSession, fields: tuple[str, ...], command: str, **args: Any) -> Any:
+        """Run a query that some QMP servers (older qemu, stratovirt) lack: an error reply
+        becomes the reason for FIELDS and the session goes on."""
+        try:
+            return qmp.execute(command, args or None)
+        except QMPCommandError as exc:
+            for name in fields:
+                info.reasons.setdefault(name, f"{command}: {exc.desc or exc.error_class}")
+            return None
+
     try:
         with QMPSession(path, timeout) as qmp:
-            info.status = str(qmp.execute("query-status").get("status"))
+            status = optional(qmp, ("status",), "query-status")
+            if status is not None:
+                info.status = str(status.get("status"))
 
-            cpus = qmp.execute("query-cpus-fast") or []
-            info.vcpu_threads = [
-                VcpuThread(int(c.get("cpu-index", i)), int(c["thread-id"]))
-                for i, c in enumerate(cpus)
-                if "thread-id" in c
-            ]
-            info.vcpu_count = len(cpus)
+            cpus = optional(qmp, ("vcpu_count", "vcpu_threads"), "query-cpus-fast")
+            if cpus is not None:
+                info.vcpu_threads = [
+                    VcpuThread(int(c.get("cpu-index", i)), int(c["thread-id"]))
+                    for i, c in enumerate(cpus)
+                    if "thread-id" in c
+                ]
+                info.vcpu_count = len(cpus)
 
-            summary = qmp.execute("query-memory-size-summary") or {}
-            if "base-memory" in summary:
+            summary = optional(qmp, ("mem_configured_bytes",), "query-memory-size-summary")
+            if summary and "base-memory" in summary:
                 info.mem_configured_bytes = int(summary["base-memory"]) + int(
                     summary.get("plugged-memory", 0)
                 )
@@ -251,7 +265,7 @@ def query_qemu(
                 if exc.error_class == "DeviceNotActive":
                     why = "no balloon device"
                 else:
-                    why = f"query-balloon failed: {exc.desc}"
+                    why = f"query-balloon: {exc.desc or exc.error_class}"
                 info.reasons["mem_guest_visible_bytes"] = why
                 info.reasons["mem_guest_used_bytes"] = why
 
@@ -283,14 +297,13 @@ def query_qemu(
                     if exc.error_class == "DeviceNotFound":
                         why = f"no balloon at {balloon_path}"
                     else:
-                        why = f"balloon guest-stats: {exc.desc}"
+                        why = f"balloon guest-stats: {exc.desc or exc.error_class}"
                     info.reasons["mem_guest_used_bytes"] = why
 
-            info.block = _block_counters(qmp.execute("query-blockstats") or [])
+            blockstats = optional(qmp, ("block",), "query-blockstats")
+            if blockstats is not None:
+                info.block = _block_counters(blockstats)
             info.read_at = time.monotonic()
-    except QMPCommandError as exc:
-        # A query every qemu has failed: keep what was read and say which one broke.
-        info.fail_missing(str(exc))
     except QMPError as exc:
         info.error = str(exc)
         info.fail_missing(str(exc))

@@ -231,6 +231,8 @@ class Sampler:
             del self._state[gone]
         for gone in set(self._priority) - {vm.name for vm in running}:
             del self._priority[gone]
+        for key in [k for k, f in self._inflight.items() if f.done()]:
+            del self._inflight[key]  # only the ones still running matter (see _submit)
 
         # 1. Start everything that may block. VMs that answered last time go first, so a crowd
         # of hung ones cannot keep the pool from the healthy ones for more than one poll.
