@@ -283,13 +283,23 @@ def test_down_on_a_missing_or_half_made_lab_is_safe() -> None:
     assert half.netns not in netns.list_netns()
 
 
-def test_down_removes_the_netns_and_the_processes() -> None:
+def test_up_repairs_after_a_crash_and_down_removes_everything() -> None:
     require_lab_host()
     from tui.lab import netns
 
     other = Lab(lab_root())
     try:
         other.up()
+        # A crash: the manager dies, its VMs are orphaned. `up` ends them and starts afresh.
+        running = ("web", "db", "decl", "console")
+        orphans = {int(show(other, f"microvm@{n}.service", "MainPID")["MainPID"]) for n in running}
+        os.kill(other.manager.pid(), 9)
+        other.up()
+        assert not any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in orphans)
+        assert len(_named(netns.pids(other.netns), b"microvm@web")) == 1
+        assert os.readlink(state(other, "db") / "booted") != os.readlink(
+            state(other, "db") / "current"
+        )
         pids = [
             int(show(other, f"microvm@{n}.service", "MainPID")["MainPID"])
             for n in ("web", "db", "decl", "console")
@@ -320,6 +330,17 @@ def _ip_json(lab: Lab) -> str:
     return subprocess.run(
         ["ip", "-j", "-n", lab.netns, "link", "show"], capture_output=True, text=True, check=True
     ).stdout
+
+
+def _named(pids: set[int], argv0: bytes) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0] == argv0:
+                found.append(pid)
+        except OSError:
+            pass
+    return found
 
 
 def _zombie(pid: int) -> bool:
