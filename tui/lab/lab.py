@@ -98,6 +98,8 @@ class Lab:
             systemd.unit_path(self.root)
         except ValueError as e:
             raise LabError(str(e)) from None
+        if self.root.is_dir() and not (self.root / MARKER).exists() and any(self.root.iterdir()):
+            raise LabError(f"{self.root} is not empty and not a lab: choose a new directory")
         if timeout is None:
             timeout = 110 + 12 * self.extra_running
         with _locked(self.root):
@@ -185,7 +187,7 @@ class Lab:
 
     def down(self) -> None:
         """Stop everything the lab started, remove what it made. Safe on a missing/half lab."""
-        if self.root.is_dir():
+        if (self.root / MARKER).exists():
             with _locked(self.root):
                 self._down()
         else:
@@ -200,15 +202,19 @@ class Lab:
         systemd.remove_cgroups(self.cgroup_name)
         if self.gcroots_dir.name.startswith("microvm-tui-lab-"):
             shutil.rmtree(self.gcroots_dir, ignore_errors=True)
-        self._remove_auto_roots()
         if (self.root / MARKER).exists():
+            self._remove_auto_roots()
             shutil.rmtree(self.root, ignore_errors=True)
         elif self.root.exists() and not any(self.root.iterdir()):
             self.root.rmdir()
 
     def status(self) -> dict:
         pid = self.manager.pid()
-        names = sorted(p.name for p in self.state_dir.iterdir()) if self.state_dir.is_dir() else []
+        names = (
+            sorted(p.name for p in self.state_dir.iterdir() if p.is_dir())
+            if self.state_dir.is_dir()
+            else []
+        )
         units: dict[str, dict[str, str]] = {}
         if pid is not None and names:
             props = "Id,ActiveState,SubState,MainPID,NRestarts"
