@@ -135,10 +135,14 @@
             "-initrd" initrdPath
             "-chardev" "stdio,id=stdio,signal=off"
             "-device" "virtio-rng-${devType}"
-          ]) + " " + " " + escapeShellArgs (
+          ])
+          # upstream puts the (here empty) vfio-pci/usb-host arguments between two spaces
+          + " " + " " + escapeShellArgs (
             optionals c.qemu.serialConsole [ "-serial" "chardev:stdio" ]
             ++ (if c.cpu == null then [ "-enable-kvm" "-cpu" "host,+x2apic,-sgx" ] else [ "-cpu" c.cpu ])
-            # upstream adds `-device i8042` for its `microvm` machine; q35/pc have one built in.
+            # upstream adds `-device i8042` on every x86_64 machine: the `microvm` machine has no
+            # keyboard controller. q35 has one built in, and a second one (tried) swallows the
+            # keys, so microvm-shutdown's Ctrl-Alt-Del never reached the guest: not on q35.
             ++ optionals (machine == "microvm") [ "-device" "i8042" ]
             ++ [ "-append" "${kernelConsole} reboot=t panic=-1 ${toString c.kernelParams}" ]
             ++ [ "-nographic" ]
