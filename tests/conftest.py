@@ -71,3 +71,8 @@ def lab() -> Iterator[object]:
         yield the_lab
     finally:
         the_lab.down()
+
+
+# --- snapshots: SVGs live in the top-level snapshots/ folder, never deleted by a partial run ----
+
+from tests.snapshot_support import snapshots_in_top_level_folder  # noqa: E402, F401
