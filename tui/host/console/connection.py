@@ -1,0 +1,955 @@
+"""Console connections: one reader thread per VM, reconnecting by itself.
+
+A :class:`ConsoleConnection` finds the VM's console (:func:`discover_endpoint`), opens it (a
+unix socket, a pty, a followed log file or a ``journalctl -f`` process it starts), and delivers
+the bytes to whoever is attached, through callbacks called on its own thread. It keeps the
+last :data:`BUFFER_LIMIT` bytes, so a screen that attaches later (switching between VMs) starts
+from the recent output. Typed bytes are queued by :meth:`ConsoleConnection.write` (never
+blocks the caller) and sent by the reader thread.
+
+When the VM restarts, an interactive socket hits EOF: the thread retries the same path every
+50 ms (to catch the new boot's first lines: a qemu socket server with ``wait=off`` drops output
+while no client is connected), rediscovering now and then, until it is back or the VM turns out
+to be stopped. A takeover does not survive a restart: after it, discovery finds the serial on
+stdio again, the connection falls back to read-only history and says so.
+
+A :class:`ConsoleManager` keeps several VMs' connections open at once (bounded, least recently
+used idle ones are closed first) and closes them all on exit. The only processes started here
+are ``journalctl`` followers; each is ended by its own pid on close. No Textual here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import select
+import socket
+import subprocess
+import threading
+import time
+import tty
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from tui.host.console.endpoints import (
+    ConsoleEndpoint,
+    EndpointKind,
+    TakeoverError,
+    discover_endpoint,
+    take_over,
+)
+from tui.host.console.journal import JournalDecoder
+from tui.host.model import VM
+from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix
+from tui.host.settings import HostSettings
+
+log = logging.getLogger(__name__)
+
+BUFFER_LIMIT = 256 * 1024  # recent output kept per connection
+READ_CHUNK = 64 * 1024  # at most this much per delivery (the widget wants <= 64 KiB)
+HISTORY_BYTES = 128 * 1024  # tail of a log file / transcript shown on first attach
+OUT_LIMIT = 64 * 1024  # typed bytes queued while the guest does not read
+FILE_POLL = 0.1  # seconds between looks at a followed file
+FAST_RETRY = 0.05  # seconds between reconnects to a socket that just went away
+FAST_WINDOW = 30.0  # how long to retry a vanished socket fast (a VM restart)
+RECHECK_READ_ONLY = 10.0  # rediscover while showing read-only history of a running VM
+RECHECK_WAITING = 3.0  # rediscover while the VM is not running
+RECHECK_TRANSIENT = 0.5  # ... while it is starting or stopping
+
+
+class ConnectionState(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"  # interactive
+    READ_ONLY = "read-only"  # following history (log file / journal)
+    WAITING = "waiting"  # nothing to attach to now; looking again now and then
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ConsoleStatus:
+    state: ConnectionState
+    text: str  # for a status line: "connected to …/console.sock", "reconnecting…"
+    endpoint: ConsoleEndpoint | None = None
+    read_only_reason: str = ""  # short, for a hint bar, whenever not interactive
+    takeover_available: bool = False  # confirm_takeover() would take the console over now
+    takeover_ended: bool = False  # the VM restarted after our takeover
+    discovered: ConsoleEndpoint | None = None  # discovery's full answer (explanation, hint)
+
+    @property
+    def interactive(self) -> bool:
+        return self.state is ConnectionState.CONNECTED
+
+
+DataCallback = Callable[[bytes], None]
+StatusCallback = Callable[[ConsoleStatus], None]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    token: int
+    history: bytes  # the buffer at the moment of attaching; live data follows it exactly
+    status: ConsoleStatus
+
+
+def note(text: str) -> bytes:
+    """A line of our own in the console stream (dim), e.g. "-- reconnected --"."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return b"\r\n\x1b[0;2m-- " + clean.encode("utf-8", "replace") + b" --\x1b[0m\r\n"
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+class _Source:
+    interactive = False
+
+    def fileno(self) -> int | None:
+        """For select(); None: poll with :data:`FILE_POLL`."""
+        return None
+
+    def read(self) -> bytes | None:
+        """Bytes available now (maybe b""), or None at EOF (the source is gone)."""
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> int:
+        return len(data)  # read-only sources swallow nothing: callers check `interactive`
+
+    def close(self) -> None:
+        pass
+
+
+class _SocketSource(_Source):
+    interactive = True
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.setblocking(False)
+
+    def fileno(self) -> int | None:
+        return self.sock.fileno()
+
+    def read(self) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while size < READ_CHUNK:
+            try:
+                data = self.sock.recv(READ_CHUNK - size)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                return b"".join(chunks) or None
+            if not data:
+                return b"".join(chunks) or None
+            chunks.append(data)
+            size += len(data)
+        return b"".join(chunks)
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def close(self) -> None:
+        close_quietly(self.sock)
+
+
+class _PtySource(_Source):
+    interactive = True
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if os.isatty(self.fd):
+                tty.setraw(self.fd)  # no echo, no CR/LF translation on our side
+        except OSError:
+            pass
+
+    def fileno(self) -> int | None:
+        return self.fd
+
+    def read(self) -> bytes | None:
+        try:
+            data = os.read(self.fd, READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return b""
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # the hypervisor closed its side
+                return None
+            raise
+        return data if data else None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return os.write(self.fd, data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _tail_start(fd: int, size: int, history: int) -> int:
+    """Where to start reading to show the last HISTORY bytes, from a line start."""
+    if size <= history:
+        return 0
+    start = size - history
+    os.lseek(fd, start, os.SEEK_SET)
+    head = os.read(fd, 4096)
+    newline = head.find(b"\n")
+    return start + newline + 1 if newline >= 0 else start
+
+
+class _FileSource(_Source):
+    """Follow a file that something appends to (``tail -F``): survives truncation and
+    replacement, waits for a missing file to appear."""
+
+    def __init__(
+        self, path: str, history: int = HISTORY_BYTES, resume: tuple[int, int] | None = None
+    ) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.ino: int | None = None
+        self.pos = 0
+        self._open(history, resume)
+
+    def _open(self, history: int, resume: tuple[int, int] | None = None) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            return
+        st = os.fstat(fd)
+        self.fd, self.ino = fd, st.st_ino
+        if resume is not None and resume[0] == st.st_ino and resume[1] <= st.st_size:
+            self.pos = resume[1]  # the same file: go on where we left it
+        else:
+            self.pos = _tail_start(fd, st.st_size, history)
+        os.lseek(fd, self.pos, os.SEEK_SET)
+
+    def read(self) -> bytes | None:
+        if self.fd is None:
+            self._open(HISTORY_BYTES)
+            if self.fd is None:
+                return b""
+        assert self.fd is not None
+        data = os.read(self.fd, READ_CHUNK)
+        if data:
+            self.pos += len(data)
+            return data
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return b""  # removed: keep what we have, wait for a new one
+        if st.st_ino != self.ino:
+            self.close()
+            self._open(0)  # replaced: the new file from its start
+        elif st.st_size < self.pos:
+            self.pos = 0  # truncated
+            os.lseek(self.fd, 0, os.SEEK_SET)
+        return b""
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+class _JournalSource(_Source):
+    """``journalctl -o json -f`` as a child process; ended by its pid on close."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # a Ctrl-C meant for the app does not reach it
+        )
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.decoder = JournalDecoder()
+
+    def fileno(self) -> int | None:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.fileno()
+
+    def read(self) -> bytes | None:
+        assert self.proc.stdout is not None
+        try:
+            data = os.read(self.proc.stdout.fileno(), READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return b""
+        if not data:
+            return None
+        return self.decoder.feed(data)
+
+    def error_text(self) -> str:
+        """What journalctl said on stderr (after it exited)."""
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return ""
+        try:
+            text = self.proc.stderr.read(4096).decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return text.splitlines()[-1] if text else f"exit status {self.proc.returncode}"
+
+    def close(self) -> None:
+        proc = self.proc
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()  # our child, by its pid
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait(timeout=2)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+# --- the connection -----------------------------------------------------------------------
+
+
+def _key(endpoint: ConsoleEndpoint | None) -> tuple[object, ...]:
+    if endpoint is None:
+        return ()
+    return (endpoint.kind, endpoint.path, endpoint.source, endpoint.interactive)
+
+
+def _short_reason(endpoint: ConsoleEndpoint) -> str:
+    """One line for the hint bar: why it is read-only."""
+    match endpoint.kind:
+        case EndpointKind.TAKEOVER:
+            return "serial on stdio, showing its history · t: take over"
+        case EndpointKind.LOGFILE | EndpointKind.JOURNAL:
+            return "no interactive serial endpoint, showing its history"
+    return endpoint.explanation
+
+
+class ConsoleConnection:
+    """One VM's console, kept open (and reopened) by a daemon thread until :meth:`close`."""
+
+    def __init__(
+        self,
+        vm: VM,
+        settings: HostSettings,
+        *,
+        buffer_limit: int = BUFFER_LIMIT,
+        discover: Callable[[VM, HostSettings], ConsoleEndpoint] | None = None,
+        takeover: Callable[[VM, HostSettings, ConsoleEndpoint], ConsoleEndpoint] | None = None,
+    ) -> None:
+        self.vm = vm
+        self.name = vm.name
+        self.settings = settings
+        self.buffer_limit = buffer_limit
+        self._discover_fn = discover or (lambda v, s: discover_endpoint(v, s))
+        self._takeover_fn = takeover or (lambda v, s, e: take_over(v, s, e))
+        self._lock = threading.Lock()  # buffer, subscribers, status
+        self._buffer = bytearray()
+        self._subscribers: dict[int, tuple[DataCallback, StatusCallback | None]] = {}
+        self._tokens = 0
+        self._status = ConsoleStatus(ConnectionState.CONNECTING, f"looking for {vm.name}'s console")
+        self._out_lock = threading.Lock()  # typed bytes
+        self._out = bytearray()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._source: _Source | None = None
+        self._confirmed_pid: int | bool | None = False  # False: no takeover confirmed
+        self._took_over_pid: int | None = None
+        self._replayed: set[str] = set()
+        self._interrupt = False
+        self._close_called = False
+        self._wake_closed = False
+        self._file_positions: dict[str, tuple[int, int]] = {}  # path -> (inode, offset)
+        self._journal_cursor: str | None = None
+        self.endpoint: ConsoleEndpoint | None = None  # what is open now
+        self.discovered: ConsoleEndpoint | None = None  # the last discovery's answer
+        self.last_used = time.monotonic()
+
+    # --- API ----------------------------------------------------------------------------
+
+    def start(self) -> ConsoleConnection:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"console-{self.name}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    @property
+    def status(self) -> ConsoleStatus:
+        with self._lock:
+            return self._status
+
+    @property
+    def closed(self) -> bool:
+        return self._closing.is_set()
+
+    def buffer(self) -> bytes:
+        with self._lock:
+            return bytes(self._buffer)
+
+    def attach(
+        self, on_data: DataCallback, on_status: StatusCallback | None = None
+    ) -> Subscription:
+        """Subscribe. The callbacks run on the connection's thread, after ``history``."""
+        with self._lock:
+            self._tokens += 1
+            token = self._tokens
+            self._subscribers[token] = (on_data, on_status)
+            self.last_used = time.monotonic()
+            return Subscription(token, bytes(self._buffer), self._status)
+
+    def detach(self, token: int) -> None:
+        with self._lock:
+            self._subscribers.pop(token, None)
+            self.last_used = time.monotonic()
+
+    @property
+    def attached(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    def write(self, data: bytes) -> bool:
+        """Queue typed bytes for the guest. False when not interactive now, or when the guest
+        has not read the last :data:`OUT_LIMIT` bytes."""
+        if not data or not self.status.interactive:
+            return False
+        with self._out_lock:
+            if len(self._out) + len(data) > OUT_LIMIT:
+                return False
+            self._out += data
+        self._wake()
+        return True
+
+    def confirm_takeover(self) -> bool:
+        """The admin agreed to the takeover that the status offers. False if none is offered."""
+        status = self.status
+        endpoint = self.discovered
+        if not status.takeover_available or endpoint is None:
+            return False
+        self._confirmed_pid = endpoint.main_pid
+        self._interrupt = True
+        self._wake()
+        return True
+
+    def update_vm(self, vm: VM) -> None:
+        """A newer reading of the same VM (paths, runner); used at the next discovery."""
+        if vm.name == self.name:
+            self.vm = vm
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread, end the journalctl it runs (by pid), drop the subscribers."""
+        with self._lock:
+            if self._close_called:
+                return
+            self._close_called = True
+        self._closing.set()
+        self._wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        source = self._source
+        if isinstance(source, _JournalSource):
+            source.close()  # the thread did not get to it (stuck in a callback)
+        self._set_status(ConsoleStatus(ConnectionState.CLOSED, "closed"))
+        with self._lock:
+            self._subscribers.clear()
+        if thread is None or not thread.is_alive():
+            self._close_wake_pipe()
+
+    def _close_wake_pipe(self) -> None:
+        with self._lock:
+            if self._wake_closed:
+                return
+            self._wake_closed = True
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # --- delivery -----------------------------------------------------------------------
+
+    def _deliver(self, data: bytes) -> None:
+        if not data:
+            return
+        with self._lock:
+            buf = self._buffer
+            buf += data
+            excess = len(buf) - self.buffer_limit
+            if excess > 0:
+                # Cut at a line start when one is near, so history starts cleanly.
+                newline = buf.find(b"\n", excess, excess + 4096)
+                del buf[: newline + 1 if newline >= 0 else excess]
+            subscribers = [cb for cb, _ in self._subscribers.values()]
+        for callback in subscribers:
+            try:
+                callback(data)
+            except Exception:  # a subscriber's bug must not end the connection
+                log.exception("console %s: data callback failed", self.name)
+
+    def _set_status(self, status: ConsoleStatus) -> None:
+        if status.discovered is None and self.discovered is not None:
+            status = replace(status, discovered=self.discovered)
+        with self._lock:
+            if status == self._status:
+                return
+            self._status = status
+            subscribers = [cb for _, cb in self._subscribers.values() if cb is not None]
+        for callback in subscribers:
+            try:
+                callback(status)
+            except Exception:
+                log.exception("console %s: status callback failed", self.name)
+
+    # --- the thread ---------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._wake_closed:
+            return
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self._wake_r, 512):
+                pass
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait (interruptibly); True if it is time to stop."""
+        if self._closing.is_set():
+            return True
+        with contextlib.suppress(InterruptedError, OSError):
+            select.select([self._wake_r], [], [], max(0.0, seconds))
+        self._drain_wake()
+        return self._closing.is_set()
+
+    def _discover(self) -> ConsoleEndpoint:
+        try:
+            endpoint = self._discover_fn(self.vm, self.settings)
+        except Exception as exc:  # discovery promises not to raise; be sure of it
+            log.exception("console %s: discovery failed", self.name)
+            endpoint = ConsoleEndpoint(
+                vm=self.name, kind=EndpointKind.NONE, explanation=f"discovery failed: {exc!r}"
+            )
+        self.discovered = endpoint
+        return endpoint
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # never a silent dead console
+            log.exception("console %s: reader failed", self.name)
+            self._set_status(ConsoleStatus(ConnectionState.CLOSED, f"console failed: {exc!r}"))
+        finally:
+            if self._source is not None:
+                self._close_source(self._source)
+                self._source = None
+            if self._close_called:
+                self._close_wake_pipe()
+
+    def _loop(self) -> None:
+        failures = 0
+        previous: ConsoleEndpoint | None = None
+        while not self._closing.is_set():
+            discovered = self._discover()
+            target, status_extra = self._choose(discovered)
+            if target is None:
+                # Nothing to open at all: say why and look again later.
+                self._set_status(
+                    ConsoleStatus(
+                        ConnectionState.WAITING,
+                        discovered.explanation,
+                        endpoint=discovered,
+                        read_only_reason=discovered.explanation,
+                    )
+                )
+                self.endpoint = None
+                if self._sleep(RECHECK_TRANSIENT if discovered.transient else RECHECK_WAITING):
+                    return
+                continue
+            source, error = self._open(target)
+            if source is None:
+                failures += 1
+                self._set_status(
+                    ConsoleStatus(
+                        ConnectionState.WAITING,
+                        f"cannot open {target.describe()}: {error}; retrying",
+                        endpoint=target,
+                        read_only_reason=error,
+                    )
+                )
+                if self._sleep(min(5.0, 0.2 * 2**failures)):
+                    return
+                continue
+            failures = 0
+            if previous is not None and _key(previous) != _key(target):
+                self._deliver(note(f"now: {target.describe()}"))
+            previous = target
+            self.endpoint = target
+            self._source = source
+            self._set_status(self._status_for(target, discovered, **status_extra))
+            outcome = self._pump(source, target, discovered)
+            self._close_source(source)
+            self._source = None
+            if (
+                outcome == "eof"
+                and target.kind is EndpointKind.UNIX
+                and target.source != "takeover"
+            ):
+                if self._fast_reconnect(target):
+                    previous = None  # the note was written by _fast_reconnect
+                    continue
+            elif outcome == "eof":
+                why = ""
+                if isinstance(source, _JournalSource):
+                    why = source.error_text()
+                self._set_status(
+                    ConsoleStatus(
+                        ConnectionState.RECONNECTING,
+                        f"{target.describe()} went away{': ' + why if why else ''}; reconnecting…",
+                        endpoint=target,
+                        read_only_reason="reconnecting…",
+                    )
+                )
+                if self._sleep(0.2 if target.interactive else 2.0):
+                    return
+
+    def _choose(self, discovered: ConsoleEndpoint) -> tuple[ConsoleEndpoint | None, dict]:
+        """What to open for a discovery's answer (maybe doing a confirmed takeover)."""
+        extra: dict = {}
+        if discovered.kind is EndpointKind.TAKEOVER:
+            confirmed = self._confirmed_pid
+            if confirmed is not False and confirmed == discovered.main_pid:
+                self._confirmed_pid = False
+                self._set_status(
+                    ConsoleStatus(
+                        ConnectionState.CONNECTING,
+                        f"taking over the serial console of {self.name}…",
+                        endpoint=discovered,
+                        read_only_reason="taking over…",
+                    )
+                )
+                try:
+                    done = self._takeover_fn(self.vm, self.settings, discovered)
+                except TakeoverError as exc:
+                    self._deliver(note(f"takeover failed: {exc}"))
+                    extra["error"] = f"takeover failed: {exc}"
+                else:
+                    self._took_over_pid = done.main_pid
+                    if done.transcript:
+                        self._replayed.add(done.transcript)
+                    self._deliver(note(f"took over the serial console: {done.path}"))
+                    return done, extra
+            elif self._took_over_pid is not None and discovered.main_pid != self._took_over_pid:
+                extra["takeover_ended"] = True
+            return discovered.fallback, extra
+        if discovered.kind is EndpointKind.NONE:
+            return discovered.fallback, extra
+        return discovered, extra
+
+    def _status_for(
+        self,
+        target: ConsoleEndpoint,
+        discovered: ConsoleEndpoint,
+        error: str = "",
+        takeover_ended: bool = False,
+    ) -> ConsoleStatus:
+        if target.interactive:
+            verb = "connected to"
+            text = f"{verb} {target.path}"
+            if target.busy:
+                text += " (another client holds it: waiting for output)"
+            return ConsoleStatus(ConnectionState.CONNECTED, text, endpoint=target)
+        offer = discovered.kind is EndpointKind.TAKEOVER
+        if takeover_ended:
+            reason = (
+                f"{self.name} restarted: the takeover ended with it; serial output goes to "
+                f"{_where(target)} again · t: take over again"
+            )
+        elif discovered.kind is EndpointKind.NONE:
+            reason = discovered.explanation
+        else:
+            reason = _short_reason(discovered)
+        if error:
+            reason = f"{error} · {reason}"
+        return ConsoleStatus(
+            ConnectionState.READ_ONLY,
+            f"following {_where(target)}",
+            endpoint=target,
+            read_only_reason=reason,
+            takeover_available=offer,
+            takeover_ended=takeover_ended,
+        )
+
+    def _open(self, target: ConsoleEndpoint) -> tuple[_Source | None, str]:
+        try:
+            match target.kind:
+                case EndpointKind.UNIX:
+                    assert target.path
+                    if target.transcript and target.transcript not in self._replayed:
+                        self._replayed.add(target.transcript)
+                        self._replay(target.transcript)
+                    sock = connect_unix(target.path, time.monotonic() + 2.0)
+                    return _SocketSource(sock), ""
+                case EndpointKind.PTY:
+                    assert target.path
+                    return _PtySource(target.path), ""
+                case EndpointKind.LOGFILE:
+                    assert target.path
+                    return _FileSource(
+                        target.path, resume=self._file_positions.get(target.path)
+                    ), ""
+                case EndpointKind.JOURNAL:
+                    argv = list(target.argv)
+                    if self._journal_cursor:
+                        # Reopened: go on after what we showed instead of repeating history.
+                        argv = [a for a in argv if not a.startswith("--lines")]
+                        argv.append(f"--after-cursor={self._journal_cursor}")
+                    return _JournalSource(argv, self.settings.command_env()), ""
+        except SocketError as exc:
+            return None, str(exc)
+        except TimeoutError:
+            return None, "timed out"
+        except FileNotFoundError as exc:
+            return None, f"{exc.filename or exc} not found"
+        except OSError as exc:
+            return None, exc.strerror or str(exc)
+        return None, f"cannot open a {target.kind} endpoint"
+
+    def _close_source(self, source: _Source) -> None:
+        """Close, remembering where a file or the journal was, so reopening goes on from there
+        instead of repeating history."""
+        if isinstance(source, _FileSource) and source.ino is not None:
+            self._file_positions[source.path] = (source.ino, source.pos)
+        if isinstance(source, _JournalSource) and source.decoder.last_cursor:
+            self._journal_cursor = source.decoder.last_cursor
+        source.close()
+
+    def _replay(self, path: str) -> None:
+        """The transcript's tail, as history, before the live socket."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            size = os.fstat(fd).st_size
+            os.lseek(fd, _tail_start(fd, size, HISTORY_BYTES), os.SEEK_SET)
+            data = os.read(fd, HISTORY_BYTES + 1)
+        except OSError:
+            data = b""
+        finally:
+            os.close(fd)
+        if data:
+            self._deliver(note(f"transcript {path}"))
+            self._deliver(data)
+            self._deliver(note("live"))
+
+    def _pump(self, source: _Source, target: ConsoleEndpoint, discovered: ConsoleEndpoint) -> str:
+        """Move bytes until EOF ("eof"), a change of endpoint ("changed"), or close."""
+        self._interrupt = False
+        with self._out_lock:
+            self._out.clear()  # keys typed for an earlier connection are not for this one
+        fd = source.fileno()
+        recheck = None
+        if not source.interactive:
+            recheck = time.monotonic() + _recheck_after(discovered)
+        while not self._closing.is_set():
+            if self._interrupt:
+                return "changed"
+            with self._out_lock:
+                pending = bool(self._out)
+            readers = [self._wake_r] if fd is None else [self._wake_r, fd]
+            writers = [fd] if pending and fd is not None and source.interactive else []
+            timeout = FILE_POLL if fd is None else 1.0
+            if recheck is not None:
+                timeout = max(0.0, min(timeout, recheck - time.monotonic()))
+            try:
+                readable, writable, _ = select.select(readers, writers, [], timeout)
+            except InterruptedError:
+                continue
+            if self._wake_r in readable:
+                self._drain_wake()
+            if writable:
+                with self._out_lock:
+                    sent = source.write(bytes(self._out))
+                    del self._out[:sent]
+            if fd is None or fd in readable:
+                data = source.read()
+                if data is None:
+                    return "eof"
+                self._deliver(data)
+            if recheck is not None and time.monotonic() >= recheck:
+                again = self._discover()
+                if (
+                    _key(_effective(again)) != _key(target)
+                    or again.kind != discovered.kind
+                    or again.main_pid != discovered.main_pid  # restarted
+                ):
+                    return "changed"
+                recheck = time.monotonic() + _recheck_after(again)
+        return "closed"
+
+    def _fast_reconnect(self, target: ConsoleEndpoint) -> bool:
+        """The socket went away (the VM is restarting?): retry it quickly so the new boot's
+        first lines are not lost. True when connected again (the pump goes on)."""
+        assert target.path
+        self._set_status(
+            ConsoleStatus(
+                ConnectionState.RECONNECTING,
+                f"{self.name}'s console went away: reconnecting to {target.path}…",
+                endpoint=target,
+                read_only_reason="reconnecting…",
+            )
+        )
+        self._deliver(note(f"{self.name}'s console closed; waiting for it to come back"))
+        deadline = time.monotonic() + FAST_WINDOW
+        next_check = time.monotonic() + 1.0
+        while not self._closing.is_set() and time.monotonic() < deadline:
+            try:
+                sock = connect_unix(target.path, time.monotonic() + 1.0)
+            except (SocketError, TimeoutError, OSError):
+                sock = None
+            if sock is not None:
+                self._deliver(note(f"reconnected to {target.path}"))
+                source = _SocketSource(sock)
+                self._source = source
+                discovered = self.discovered or target
+                self._set_status(self._status_for(target, discovered))
+                outcome = self._pump(source, target, discovered)
+                self._close_source(source)
+                self._source = None
+                if outcome != "eof":
+                    return True
+                self._deliver(note(f"{self.name}'s console closed; waiting for it to come back"))
+                deadline = time.monotonic() + FAST_WINDOW
+                continue
+            if time.monotonic() >= next_check:
+                again = self._discover()
+                next_check = time.monotonic() + 1.0
+                if not again.transient and _key(again) != _key(target):
+                    return False  # stopped for good, or the console moved: rediscover
+            if self._sleep(FAST_RETRY):
+                return True
+        return False
+
+
+def _recheck_after(discovered: ConsoleEndpoint) -> float:
+    if discovered.kind is not EndpointKind.NONE:
+        return RECHECK_READ_ONLY
+    return RECHECK_TRANSIENT if discovered.transient else RECHECK_WAITING
+
+
+def _effective(endpoint: ConsoleEndpoint) -> ConsoleEndpoint | None:
+    """What a connection shows for a discovery's answer, before any takeover."""
+    if endpoint.kind in (EndpointKind.TAKEOVER, EndpointKind.NONE):
+        return endpoint.fallback
+    return endpoint
+
+
+def _where(endpoint: ConsoleEndpoint) -> str:
+    if endpoint.kind is EndpointKind.LOGFILE:
+        return str(endpoint.path)
+    if endpoint.kind is EndpointKind.JOURNAL:
+        return f"the journal of microvm@{endpoint.vm}"
+    return str(endpoint.path or endpoint.describe())
+
+
+# --- several VMs --------------------------------------------------------------------------
+
+
+class ConsoleManager:
+    """Open consoles by VM name; at most LIMIT at once (idle ones closed first)."""
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        *,
+        limit: int = 8,
+        factory: Callable[[VM, HostSettings], ConsoleConnection] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.limit = max(1, limit)
+        self._factory = factory or (lambda vm, s: ConsoleConnection(vm, s))
+        self._connections: OrderedDict[str, ConsoleConnection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def open(self, vm: VM) -> ConsoleConnection:
+        """The VM's connection, opened (and started) if needed."""
+        evicted: list[ConsoleConnection] = []
+        with self._lock:
+            conn = self._connections.get(vm.name)
+            if conn is not None and conn.closed:
+                del self._connections[vm.name]
+                conn = None
+            if conn is None:
+                conn = self._factory(vm, self.settings)
+                self._connections[vm.name] = conn
+                conn.start()
+            else:
+                conn.update_vm(vm)
+            self._connections.move_to_end(vm.name)
+            conn.last_used = time.monotonic()
+            while len(self._connections) > self.limit:
+                idle = [c for c in self._connections.values() if not c.attached and c is not conn]
+                if not idle:
+                    break
+                victim = min(idle, key=lambda c: c.last_used)
+                del self._connections[victim.name]
+                evicted.append(victim)
+        for victim in evicted:
+            victim.close()
+        return conn
+
+    def get(self, name: str) -> ConsoleConnection | None:
+        with self._lock:
+            return self._connections.get(name)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._connections)
+
+    def close(self, name: str) -> None:
+        with self._lock:
+            conn = self._connections.pop(name, None)
+        if conn is not None:
+            conn.close()
+
+    def close_all(self, timeout: float = 2.0) -> None:
+        with self._lock:
+            conns = list(self._connections.values())
+            self._connections.clear()
+        for conn in conns:
+            conn.close(timeout)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    def __enter__(self) -> ConsoleManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_all()
+
+
+__all__ = [
+    "BUFFER_LIMIT",
+    "ConnectionState",
+    "ConsoleConnection",
+    "ConsoleManager",
+    "ConsoleStatus",
+    "Subscription",
+    "note",
+]

@@ -1,0 +1,137 @@
+"""Parse ``journalctl -o json`` output into the serial console's bytes.
+
+Format facts (systemd's journal export JSON, ``man journalctl`` / ``systemd.journal-fields``):
+
+* one JSON object per line; every value is a string, except
+* a field whose data is not valid UTF-8 or holds non-printable bytes (an escape sequence in a
+  serial console line is enough) is an *array of numbers*, the raw bytes;
+* a field set more than once in one entry is an *array of values* (strings or byte arrays);
+* a field larger than 4096 bytes is ``null`` unless ``--all`` is given; entries may lack
+  ``MESSAGE`` altogether.
+
+journald splits a service's stdout on ``\\n`` and drops the newline; a serial console ends its
+lines with ``\\r\\n``, so the ``\\r`` stays at the end of MESSAGE. To feed a terminal emulator we
+put ``\\r\\n`` back. systemd's own messages about the unit ("Started microvm@web.service") come
+with ``_PID=1``/``SYSLOG_IDENTIFIER=systemd``: they are shown dimmed, as notes, not as guest
+output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Ask journalctl for only what we use (plus the fields it always adds, like __CURSOR).
+OUTPUT_FIELDS = "MESSAGE,_PID,SYSLOG_IDENTIFIER,_SYSTEMD_UNIT,_SYSTEMD_USER_UNIT,UNIT,USER_UNIT"
+HISTORY_LINES = 1000
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    message: bytes | None  # None: the entry had no (readable) MESSAGE
+    cursor: str | None = None
+    realtime_usec: int | None = None
+    from_systemd: bool = False  # a message of the service manager about the unit, not output
+
+
+def journal_argv(settings_argv: list[str], unit: str, lines: int = HISTORY_LINES) -> list[str]:
+    """The follow command, given ``settings.journalctl_argv()`` (which adds ``--user``)."""
+    return [
+        *settings_argv,
+        "--unit",
+        unit,
+        "--output=json",
+        f"--output-fields={OUTPUT_FIELDS}",
+        "--all",  # long fields in full instead of null
+        "--follow",
+        f"--lines={lines}",
+        "--no-pager",
+        "--quiet",
+    ]
+
+
+def _field_bytes(value: Any) -> bytes | None:
+    """A journal JSON field value as bytes: string, byte array, or several values (joined)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, list):
+        if all(isinstance(b, int) and not isinstance(b, bool) for b in value):
+            try:
+                return bytes(value)
+            except ValueError:  # a number outside 0..255: not a byte array
+                return None
+        parts = [_field_bytes(v) for v in value]
+        kept = [p for p in parts if p is not None]
+        return b"\n".join(kept) if kept else None
+    return None
+
+
+def _field_str(value: Any) -> str | None:
+    data = _field_bytes(value)
+    return data.decode("utf-8", "replace") if data is not None else None
+
+
+def parse_journal_line(line: bytes | str) -> JournalEntry | None:
+    """One line of ``journalctl -o json``; None for a blank line or one that is not an entry."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    realtime = record.get("__REALTIME_TIMESTAMP")
+    try:
+        usec = int(realtime) if realtime is not None else None
+    except (TypeError, ValueError):
+        usec = None
+    pid = _field_str(record.get("_PID"))
+    ident = _field_str(record.get("SYSLOG_IDENTIFIER"))
+    return JournalEntry(
+        message=_field_bytes(record.get("MESSAGE")),
+        cursor=_field_str(record.get("__CURSOR")),
+        realtime_usec=usec,
+        from_systemd=pid == "1" or ident == "systemd",
+    )
+
+
+def entry_bytes(entry: JournalEntry) -> bytes:
+    """What to feed the terminal for one entry: the line with ``\\r\\n`` put back."""
+    if entry.message is None:
+        return b""
+    message = entry.message.removesuffix(b"\r")
+    if entry.from_systemd:
+        # Our own framing; the text still goes through the emulator like everything else.
+        return b"\x1b[2m-- " + message + b" --\x1b[0m\r\n"
+    return message + b"\r\n"
+
+
+class JournalDecoder:
+    """Incremental: feed chunks of journalctl's stdout, get terminal bytes back."""
+
+    MAX_LINE = 1 << 20  # a runaway line without newline is dropped past this
+
+    def __init__(self) -> None:
+        self._partial = bytearray()
+        self.last_cursor: str | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._partial += chunk
+        *lines, rest = bytes(self._partial).split(b"\n")
+        self._partial = bytearray(rest if len(rest) <= self.MAX_LINE else b"")
+        out = bytearray()
+        for line in lines:
+            entry = parse_journal_line(line)
+            if entry is None:
+                continue
+            if entry.cursor:
+                self.last_cursor = entry.cursor
+            out += entry_bytes(entry)
+        return bytes(out)
