@@ -23,6 +23,7 @@ once mounted. Keep chunks moderate (<= 64 KiB) so keys are handled between them.
 from __future__ import annotations
 
 import threading
+import time
 
 from rich.segment import Segment
 from rich.style import Style
@@ -54,6 +55,7 @@ from tui.widgets.terminal_render import (
 )
 
 FPS = 30
+FLOOD_REPAINT_INTERVAL = 0.1  # while whole screens scroll by, 10 repaints/s are plenty
 WHEEL_LINES = 3
 NOTICE_SECONDS = 3.0
 SCROLL_KEYS = ("shift+pageup", "shift+pagedown")
@@ -201,11 +203,14 @@ class TerminalWidget(Widget, can_focus=True):
         # Rendering state: a row's version changes when pyte dirties it; the line cache is
         # keyed by it (plus overlays) so unchanged lines are never rebuilt.
         self._version = 0
-        self._row_versions = [0] * self._emulator.screen.lines
-        self._cache: dict[int, tuple[tuple[object, ...], Strip]] = {}
+        self._row_versions = self._new_versions(self._emulator.screen.lines)
+        self._cache: dict[tuple[str, int], tuple[tuple[object, ...], Strip]] = {}
         self._style_generation = 0
+        self._base: Style | None = None
         self._pending_rows: set[int] = set()
         self._pending_full = False
+        self._scrolled_since_paint = 0
+        self._last_full_paint = 0.0
         self._last_cursor = (-1, -1, False)
         self._last_total = 0
         self._scroll = 0  # lines scrolled back into history; 0 = live view
@@ -327,8 +332,7 @@ class TerminalWidget(Widget, can_focus=True):
         search.focus()
 
     def close_search(self) -> None:
-        search = self.query_one("#terminal-search", TextInput)
-        search.remove_class("-open")
+        self.query_one("#terminal-search", TextInput).remove_class("-open")
         self.focus()
 
     # --- Textual plumbing ---------------------------------------------------------------
@@ -345,6 +349,13 @@ class TerminalWidget(Widget, can_focus=True):
         super().notify_style_update()
         self._style_generation += 1
         self._cache.clear()
+        self._base = None
+
+    def _base_style(self) -> Style:
+        # Widget.rich_style walks the ancestors on every call: too slow for every line.
+        if self._base is None:
+            self._base = self.rich_style
+        return self._base
 
     def on_resize(self, event: events.Resize) -> None:
         size = self.content_size
@@ -353,7 +364,7 @@ class TerminalWidget(Widget, can_focus=True):
         if (cols, rows) != (screen.columns, screen.lines):
             self._sync()
             self._emulator.resize(cols, rows)
-            self._row_versions = [self._version] * rows
+            self._row_versions = self._new_versions(rows)
             self._cache.clear()
             self._scroll = min(self._scroll, len(screen.history))
             self._pending_full = True
@@ -486,6 +497,11 @@ class TerminalWidget(Widget, can_focus=True):
     def on_input_changed(self, event: TextInput.Changed) -> None:
         event.stop()  # the search box is our business, not the owner's
 
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        # Clicking back into the terminal (or anywhere) closes the search box.
+        if event.widget.id == "terminal-search":
+            event.widget.remove_class("-open")
+
     # --- rendering ----------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
         width = self.size.width
@@ -493,25 +509,22 @@ class TerminalWidget(Widget, can_focus=True):
         if y == rows:
             return self._render_hint(width)
         if y > rows or width <= 0:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style())
         self._sync()
         screen = self._emulator.screen
         total = screen.history_total
         line = total - self._scroll + y
-        content: tuple[object, ...]
-        if line >= total:
-            row = line - total
-            content = ("live", row, self._row_versions[row])
-        else:
-            content = ("history", line)
+        # The cache is keyed by content, not by y: a live row's version follows its text when
+        # the screen scrolls, so a flood re-renders only the rows that really changed.
+        content = ("live", self._row_versions[line - total]) if line >= total else ("history", line)
         cursor = self._cursor_column(line)
         selection = self._selection_span(line)
         match = self._match[1:] if self._match and self._match[0] == line else None
-        key = (content, cursor, selection, match, width, self._style_generation)
-        cached = self._cache.get(y)
-        if cached is not None and cached[0] == key:
+        overlays = (cursor, selection, match, width, self._style_generation)
+        cached = self._cache.get(content)
+        if cached is not None and cached[0] == overlays:
             return cached[1]
-        strip = runs_to_strip(self._runs_for(line), width, self.rich_style)
+        strip = runs_to_strip(self._runs_for(line), width, self._base_style())
         if match is not None:
             style = self.get_component_rich_style("terminal--search-match", partial=True)
             strip = restyle(strip, *match, highlight(style))
@@ -520,7 +533,9 @@ class TerminalWidget(Widget, can_focus=True):
             strip = restyle(strip, *selection, highlight(style))
         if cursor >= 0:
             strip = restyle(strip, cursor, cursor + 1, invert)
-        self._cache[y] = (key, strip)
+        if len(self._cache) > 4 * rows + 64:
+            self._cache.clear()  # bounded: lines scrolled away are not coming back
+        self._cache[content] = (overlays, strip)
         return strip
 
     def _render_hint(self, width: int) -> Strip:
@@ -608,13 +623,20 @@ class TerminalWidget(Widget, can_focus=True):
     def _sync(self) -> None:
         """Fold pyte's dirty rows into row versions and remember what needs a repaint."""
         screen = self._emulator.screen
+        versions = self._row_versions
+        if screen.scrolled:
+            # Rows moved up: their versions move with them; the new rows are dirty anyway.
+            shift = min(screen.scrolled, len(versions))
+            screen.scrolled = 0
+            del versions[:shift]
+            versions.extend(self._new_versions(shift))
+            self._scrolled_since_paint += shift
+            self._pending_full = True
         if screen.dirty:
-            self._version += 1
-            version = self._version
-            versions = self._row_versions
             for row in screen.dirty:
                 if 0 <= row < len(versions):
-                    versions[row] = version
+                    self._version += 1
+                    versions[row] = self._version
             self._pending_rows.update(screen.dirty)
             screen.dirty.clear()
         cursor = screen.cursor
@@ -631,10 +653,24 @@ class TerminalWidget(Widget, can_focus=True):
                 self._scroll = min(self._scroll + grew, len(screen.history))
                 self._pending_full = True
 
+    def _new_versions(self, count: int) -> list[int]:
+        """Fresh, unique row versions (two rows never share one: it keys the line cache)."""
+        first = self._version + 1
+        self._version += count
+        return list(range(first, first + count))
+
     def _flush(self) -> None:
         """Timer (~30 fps): repaint only the regions of rows that changed."""
         self._sync()
         if self._pending_full:
+            now = time.monotonic()
+            if (
+                self._scrolled_since_paint >= self.rows
+                and now - self._last_full_paint < FLOOD_REPAINT_INTERVAL
+            ):
+                return  # a flood: every line on screen is new each frame, paint less often
+            self._scrolled_since_paint = 0
+            self._last_full_paint = now
             self._pending_full = False
             self._pending_rows.clear()
             self.refresh()

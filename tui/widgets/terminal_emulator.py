@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import copy
 import re
 import unicodedata
 from collections import deque
@@ -31,7 +30,7 @@ from typing import Any
 
 import pyte
 from pyte import modes as mo
-from pyte.screens import Char, Margins, Savepoint
+from pyte.screens import Char, Cursor, Margins, Savepoint
 from rich.cells import cell_len
 from wcwidth import wcwidth as _wcwidth
 
@@ -184,10 +183,12 @@ class TerminalScreen(pyte.Screen):
     def __init__(self, columns: int, lines: int, scrollback: int = DEFAULT_SCROLLBACK) -> None:
         self.history: deque[Cells] = deque(maxlen=max(0, scrollback))
         self.history_total = 0  # lines ever pushed: absolute line numbers survive eviction
+        self.scrolled = 0  # whole-screen scrolls since the renderer last looked (see index)
         self.responses: list[str] = []
         self.last_char = " "
         self._char_tables: dict[Char, _CharTable] = {}
         self._last_attrs: Char | None = None
+        self._sgr_cache: dict[tuple[Char, str, bool], Char] = {}
         self._last_table = _CharTable(Char(" "))
         self._main_buffer: dict[int, Any] | None = None  # saved while the alt screen is up
         self._alt_cursor: Savepoint | None = None
@@ -215,14 +216,38 @@ class TerminalScreen(pyte.Screen):
             self.responses.append(data)
 
     def save_cursor(self) -> None:
-        # xterm has one save slot; pyte's unbounded stack would let ESC 7 floods eat memory.
-        self.savepoints = []
-        super().save_cursor()
+        # xterm has one save slot; pyte's unbounded stack would let ESC 7 floods eat memory
+        # (and copy.copy is slow).
+        self.savepoints = [self._savepoint()]
+
+    def _savepoint(self) -> Savepoint:
+        cursor = Cursor(self.cursor.x, self.cursor.y, self.cursor.attrs)
+        cursor.hidden = self.cursor.hidden
+        return Savepoint(
+            cursor,
+            self.g0_charset,
+            self.g1_charset,
+            self.charset,
+            mo.DECOM in self.mode,
+            mo.DECAWM in self.mode,
+        )
 
     def restore_cursor(self) -> None:
-        saved = list(self.savepoints)
-        super().restore_cursor()
-        self.savepoints = saved  # DECRC may be repeated
+        if not self.savepoints:
+            super().restore_cursor()  # home, origin mode off
+            return
+        saved = self.savepoints[-1]  # kept: DECRC may be repeated
+        self.g0_charset, self.g1_charset = saved.g0_charset, saved.g1_charset
+        self.charset = saved.charset
+        if saved.origin:
+            self.set_mode(mo.DECOM)
+        if saved.wrap:
+            self.set_mode(mo.DECAWM)
+        cursor = Cursor(saved.cursor.x, saved.cursor.y, saved.cursor.attrs)
+        cursor.hidden = saved.cursor.hidden
+        self.cursor = cursor  # a copy: moving it must not move the save slot
+        self.ensure_hbounds()
+        self.ensure_vbounds(use_margins=True)
 
     # --- scrolling and scrollback -------------------------------------------------------
     def index(self) -> None:
@@ -232,9 +257,16 @@ class TerminalScreen(pyte.Screen):
                 self.history.append(line_cells(self.buffer.get(0) or {}, self.columns))
             self.history_total += 1
         if self.cursor.y == bottom:
+            if top == 0 and bottom == self.lines - 1:
+                # Whole screen scrolls: rows keep their content, just one row up. Count it
+                # instead of dirtying every row, so a renderer can reuse what it drew.
+                self.scrolled += 1
+                self.dirty = {y - 1 for y in self.dirty if y > 0}
+                self.dirty.add(bottom)
+            else:
+                self.dirty.update(range(top, bottom + 1))
             # pyte's index shifts rows one by one in Python; this is the same with C loops.
             buffer = self.buffer
-            self.dirty.update(range(self.lines))
             rows = list(map(buffer.pop, range(top + 1, bottom + 1), repeat(None)))
             buffer.pop(top, None)
             buffer.update(filter(_SECOND, zip(range(top, bottom), rows, strict=True)))
@@ -308,14 +340,7 @@ class TerminalScreen(pyte.Screen):
         if self._main_buffer is not None:
             return
         if save_cursor:
-            self._alt_cursor = Savepoint(
-                copy.copy(self.cursor),
-                self.g0_charset,
-                self.g1_charset,
-                self.charset,
-                mo.DECOM in self.mode,
-                mo.DECAWM in self.mode,
-            )
+            self._alt_cursor = self._savepoint()
         self._main_buffer = dict(self.buffer)
         self.buffer.clear()
         self.dirty.update(range(self.lines))
@@ -346,7 +371,8 @@ class TerminalScreen(pyte.Screen):
         table = self._char_tables.get(attrs)
         if table is None:
             if len(self._char_tables) >= MAX_CHAR_CACHES:
-                self._char_tables.clear()  # bounded: truecolour floods create many attr sets
+                # Bounded: truecolour output creates many attribute sets. Evict the oldest.
+                del self._char_tables[next(iter(self._char_tables))]
             table = self._char_tables[attrs] = _CharTable(attrs)
         self._last_attrs, self._last_table = attrs, table
         return table
@@ -366,6 +392,15 @@ class TerminalScreen(pyte.Screen):
         cursor = self.cursor
         columns = self.columns
         table = self._table(cursor.attrs)
+        x, n = cursor.x, len(data)
+        if x + n <= columns:
+            # Fits on the current line: the common case, one C-level dict update.
+            self.buffer[cursor.y].update(
+                zip(range(x, x + n), map(table.__getitem__, data), strict=True)
+            )
+            cursor.x = x + n
+            self.dirty.add(cursor.y)
+            return
         autowrap = mo.DECAWM in self.mode
         i, n = 0, len(data)
         while i < n:
@@ -440,6 +475,19 @@ class TerminalScreen(pyte.Screen):
     def select_graphic_rendition(self, *attrs: int, **kwargs: Any) -> None:
         # pyte calls this itself (DECSCNM); route through the hardened implementation.
         self.sgr([[a] for a in attrs])
+
+    def sgr_cached(self, params: str, groups: list[list[int]]) -> None:
+        """SGR through a small cache: output repeats a handful of colour changes endlessly,
+        and sharing the resulting Char also keeps the draw path's table lookup hot."""
+        key = (self.cursor.attrs, params, mo.DECSCNM in self.mode)
+        attrs = self._sgr_cache.get(key)
+        if attrs is None:
+            self.sgr(groups)
+            if len(self._sgr_cache) >= 4096:
+                self._sgr_cache.clear()
+            self._sgr_cache[key] = self.cursor.attrs
+        else:
+            self.cursor.attrs = attrs
 
     def sgr(self, groups: list[list[int]]) -> None:
         """SGR with 16/256/truecolour, both ``38;5;n`` and ``38:2::r:g:b`` spellings."""
@@ -525,6 +573,7 @@ GROUND, ESCAPE, ESC_INTERMEDIATE, CSI, STRING, STRING_ESC = range(6)
 _TEXT_RE = re.compile("[^\x00-\x1f\x7f-\x9f]+")
 _CSI_FAST_RE = re.compile("[0-?]{0,64}[ -/]{0,4}[@-~]")
 _CSI_CHUNK_RE = re.compile("[ -?]+")
+_ESC_CSI_RE = re.compile("\x1b\\[([0-?]{0,64}[ -/]{0,4}[@-~])")
 _OSC_END_RE = re.compile("[\x07\x18\x1a\x1b\x9c]")
 _STRING_END_RE = re.compile("[\x18\x1a\x1b\x9c]")  # DCS/SOS/PM/APC: BEL is payload
 _PARAM_RE = re.compile(r"[0-9:;]*")
@@ -590,6 +639,7 @@ class TerminalParser:
         screen = self.screen
         draw = screen.draw
         text_match = _TEXT_RE.match
+        csi_match = _ESC_CSI_RE.match
         i, n = 0, len(s)
         while i < n:
             state = self._state
@@ -600,10 +650,18 @@ class TerminalParser:
                     draw(m.group())
                     continue
                 ch = s[i]
-                i += 1
                 if ch == "\x1b":
+                    # Shortcut for the common case, a complete CSI sequence in this chunk.
+                    m = csi_match(s, i)
+                    if m is not None:
+                        i = m.end()
+                        self._dispatch_csi(m.group(1))
+                        continue
+                    i += 1
                     self._state = ESCAPE
-                elif ch == "\x9b":
+                    continue
+                i += 1
+                if ch == "\x9b":
                     self._start_csi()
                 elif ch in "\x90\x98\x9d\x9e\x9f":
                     self._start_string(ch == "\x9d")
@@ -808,7 +866,7 @@ class TerminalParser:
         limit = max(screen.columns, screen.lines)
         count = min(arg, limit) or 1
         if final == "m":
-            screen.sgr(groups)
+            screen.sgr_cached(params, groups)
         elif final in "Hf":
             screen.cursor_position(p[0] if p else None, p[1] if len(p) > 1 else None)
         elif final == "A":

@@ -63,9 +63,15 @@ def attr_style(key: AttrKey) -> Style:
     )
 
 
+@lru_cache(maxsize=4096)
+def cell_style(base: Style, key: AttrKey) -> Style:
+    """``base`` (the widget's colours) underneath the cell's own style."""
+    return base + attr_style(key)
+
+
 def runs_to_strip(runs: Runs, width: int, base: Style) -> Strip:
-    """A strip exactly ``width`` cells wide; ``base`` (the widget's colours) goes underneath."""
-    segments = [Segment(text, base + attr_style(key)) for text, key in runs if text]
+    """A strip exactly ``width`` cells wide."""
+    segments = [Segment(text, cell_style(base, key)) for text, key in runs if text]
     return Strip(segments).adjust_cell_length(width, base)
 
 
