@@ -1,21 +1,38 @@
-"""The Textual app: wiring, bindings, the poll loop."""
+"""The Textual app: wiring, global bindings, the poll loop, and leaving when the terminal goes.
+
+Polling (dolphie's pattern): one thread worker per poll runs ``source.poll()`` (the state dir
+listing, systemd, and the sampler, which bounds every VM's time); the next poll is armed with
+``set_timer`` only once the previous one has finished, so polls never overlap and a slow host
+stretches the interval instead of piling work up. The UI thread only draws.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
+import termios
+import threading
+from collections.abc import Iterable
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
+from tui.bindings import collect
+from tui.commands import MonitorCommands
 from tui.config import Settings
-from tui.host.inventory import list_vms
-from tui.host.model import Inventory
-from tui.widgets.status_bar import StatusBar
-from tui.widgets.vm_table import VMTable
+from tui.screens.help import HelpScreen
+from tui.screens.main import MainScreen
+from tui.source import LiveSource, Snapshot, Source
+
+TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
+EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
+EXIT_TERMINAL_LOST = 129  # 128 + SIGHUP, like a shell
 
 
 def read_only_reason(settings: Settings) -> str | None:
@@ -26,46 +43,87 @@ def read_only_reason(settings: Settings) -> str | None:
     return None
 
 
-class MicroVMApp(App):
+class MicroVMApp(App[int]):
     TITLE = "microvm-tui"
-    CSS = """
-    #empty {
-        padding: 1 2;
-        color: $text-muted;
-    }
-    """
+    COMMANDS = App.COMMANDS | {MonitorCommands}
     BINDINGS = [
-        Binding("r", "refresh", "Refresh", id="refresh"),
         Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark", "help", "Help", id="help", key_display="?"),
+        Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding(
+            "ctrl+p", "command_palette", "Commands", id="command_palette", priority=True, show=False
+        ),
     ]
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source | None = None,
+        *,
+        tty_watch: bool = True,
+    ) -> None:
         super().__init__()
         self.settings = settings
-        self.inventory: Inventory | None = None
+        self._source = source
+        self.snapshot: Snapshot | None = None
+        self.polls = 0  # finished polls (tests wait on this)
+        self.poll_errors = 0
         self._polling = False
         self._poll_again = False
         self._next_poll: Timer | None = None
+        self._stopping = False
         self.read_only_reason = read_only_reason(settings)
+        self.tty_watch = tty_watch
+        self._ttys: dict[int, str | None] = {}
         self.theme = settings.theme
         if settings.keymap:
             self.set_keymap(settings.keymap)
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield StatusBar(id="status")
-        yield VMTable(id="vms")
-        yield Static("", id="empty")
-        yield Footer()
+    # --- for the actions (issue 5) -----------------------------------------------------------
+
+    @property
+    def actions_enabled(self) -> bool:
+        """Whether state-changing actions may run; when False, ``read_only_reason`` says why."""
+        return self.read_only_reason is None
+
+    # --- screens -----------------------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        screen = MainScreen()
+        screen.read_only_reason = self.read_only_reason
+        screen.interval = self.settings.interval
+        return screen
+
+    @property
+    def main_screen(self) -> MainScreen:
+        screen = self.screen_stack[0]
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    @property
+    def source(self) -> Source:
+        if self._source is None:
+            self._source = LiveSource(self.settings.host)
+        return self._source
 
     def on_mount(self) -> None:
-        self.query_one(StatusBar).show(None, self.read_only_reason)
-        self.poll()
+        if self.tty_watch and not self.is_headless:
+            self._start_tty_watch()
+        self.call_after_refresh(self.poll)  # once the main screen is composed
+
+    async def on_unmount(self) -> None:
+        self._stopping = True
+        if self._next_poll is not None:
+            self._next_poll.stop()
+        if self._source is not None:
+            self._source.close()
 
     # --- polling: a thread worker; the next poll is armed only when this one is done -----
 
     def poll(self) -> None:
         """Start a poll unless one runs; a request during a poll re-polls right after it."""
+        if self._stopping:
+            return
         if self._next_poll is not None:
             self._next_poll.stop()
             self._next_poll = None
@@ -73,43 +131,90 @@ class MicroVMApp(App):
             self._poll_again = True
             return
         self._polling = True
-        self._poll_worker()
+        self._poll_worker(self.main_screen.selected_name if self.screen_stack else None)
 
     @work(thread=True, group="poll", name="poll", exit_on_error=False)
-    def _poll_worker(self) -> Inventory:
-        return list_vms(self.settings.host)
+    def _poll_worker(self, focus: str | None) -> Snapshot:
+        return self.source.poll(focus)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "poll" or not event.worker.is_finished:
             return
         self._polling = False
         if event.state == WorkerState.SUCCESS:
-            self.show_inventory(event.worker.result)
+            self.snapshot = event.worker.result
+            self.polls += 1
+            self.main_screen.show(self.snapshot)
         elif event.state == WorkerState.ERROR:
-            self.notify(f"listing failed: {event.worker.error}", severity="error")
+            self.poll_errors += 1
+            self.main_screen.show_error(f"poll failed: {event.worker.error}")
+        if self._stopping:
+            return
         if self._poll_again:
             self._poll_again = False
             self.poll()
         else:
             self._next_poll = self.set_timer(self.settings.interval, self.poll)
 
-    def show_inventory(self, inv: Inventory) -> None:
-        self.inventory = inv
-        self.query_one(StatusBar).show(inv, self.read_only_reason)
-        self.query_one(VMTable).update_vms(inv.vms)
-        empty = self.query_one("#empty", Static)
-        if inv.error:
-            empty.update(f"{inv.error}.\nSet another with --state-dir or in the config file.")
-        elif not inv.vms:
-            empty.update(f"No VMs in {inv.state_dir}.")
-        else:
-            empty.update("")
-        empty.display = bool(inv.error or not inv.vms)
+    # --- actions ---------------------------------------------------------------------------
 
     def action_refresh(self) -> None:
         self.poll()
 
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(collect(self), self.settings.sources))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        # Textual's own (theme, quit, keys, screenshot...) minus the ones ours duplicate.
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys"):
+                yield command
+
+    # --- the terminal going away (an SSH drop) ------------------------------------------------
+
+    def _start_tty_watch(self) -> None:
+        for fd in (0, 1):
+            try:
+                if os.isatty(fd):
+                    self._ttys[fd] = os.ttyname(fd)
+            except OSError:
+                continue
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            self._loop_signal(signal.SIGHUP)  # fails off the main thread: the tty check stays
+        if self._ttys:
+            self.set_interval(TERMINAL_CHECK_S, self._check_terminal, name="tty-watch")
+
+    def _loop_signal(self, signum: int) -> None:
+        asyncio.get_running_loop().add_signal_handler(signum, self.terminal_lost, "SIGHUP")
+
+    def _check_terminal(self) -> None:
+        if terminal_gone(self._ttys):
+            self.terminal_lost("the terminal went away")
+
+    def terminal_lost(self, why: str = "") -> None:
+        """Leave now: nobody can see us, and a dead tty can make every write fail or block."""
+        if self._stopping:
+            return
+        self._stopping = True
+        timer = threading.Timer(EXIT_GRACE_S, os._exit, args=(EXIT_TERMINAL_LOST,))
+        timer.daemon = True
+        timer.start()
+        self.exit(EXIT_TERMINAL_LOST)
+
+
+def terminal_gone(ttys: dict[int, str | None]) -> bool:
+    """True when a tty we started on is hung up or its device node has gone."""
+    for fd, path in ttys.items():
+        try:
+            termios.tcgetattr(fd)
+        except (termios.error, OSError):
+            return True
+        if path and not os.path.exists(path):
+            return True
+    return False
+
 
 def run_app(settings: Settings) -> int:
-    MicroVMApp(settings).run()
-    return 0
+    result = MicroVMApp(settings).run()
+    return result or 0

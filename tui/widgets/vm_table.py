@@ -1,115 +1,318 @@
-"""The VM list: a DataTable diffed by VM name each refresh, never rebuilt."""
+"""The VM list: a DataTable diffed by VM name each poll, never rebuilt.
+
+Each poll: rows of VMs that left (or no longer match the filter) are removed, only cells whose
+text changed are updated, new VMs are added by key, all inside one ``app.batch_update()``.
+Sorting uses the underlying values (numbers, not the rendered text) and happens only when the
+order would change; the cursor is put back on the same VM afterwards (DataTable.sort keeps the
+cursor's row *index*, not its row).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from rich.text import Text
+from textual.message import Message
 from textual.widgets import DataTable
 
 from tui.host.model import VM
+from tui.host.sampling import VMSample
+from tui.widgets.format import DASH, clean, percent, rate, sparkline
+from tui.widgets.levels import level_classes, level_css, level_style
+from tui.widgets.vm_state import drift_badge, vm_state
 
-# (key, label): keys are stable column keys used for diffing and sorting.
+PREFIX = "vm-table"
+NEEDS_TWO = "second sample"  # the sampler's "needs a second sample" reason
+SPARK_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    descending: bool = False  # the natural first direction (numbers: biggest first)
+
+
 COLUMNS = (
-    ("name", "Name"),
-    ("state", "State"),
-    ("hypervisor", "Hypervisor"),
-    ("vcpu", "vCPU"),
-    ("memory", "Memory"),
-    ("drift", "Drift"),
-    ("restarts", "Restarts"),
-    ("nics", "NICs"),
-    ("problems", "Problems"),
+    Column("name", "Name"),
+    Column("state", "State"),
+    Column("hypervisor", "Hypervisor"),
+    Column("vcpu", "vCPU", True),
+    Column("cpu", "CPU% (vCPUs)", True),
+    Column("memory", "Mem host/cfg", True),
+    Column("net", "Net ↓rx ↑tx", True),
+    Column("drift", "Drift"),
+    Column("restarts", "Restarts", True),
+    Column("problems", "Problems", True),
 )
-
-STATE_STYLE = {
-    "active": ("● ", "green"),
-    "activating": ("◐ ", "yellow"),
-    "deactivating": ("◑ ", "yellow"),
-    "failed": ("✖ ", "red"),
-    "inactive": ("○ ", "dim"),
-}
-DRIFT_STYLE = {
-    "current": ("= ", "green"),
-    "stale": ("↻ ", "yellow"),
-    "not-booted": ("- ", "dim"),
-    "broken": ("✖ ", "red"),
-}
+COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 
 
-def _clean(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
+class NameText(Text):
+    """The name cell; carries the VM's real name (the text is cleaned for display)."""
+
+    vm: str = ""
 
 
-def state_cell(vm: VM) -> Text:
-    unit = vm.unit
-    active = unit.active if unit and unit.active else "unknown"
-    marker, style = STATE_STYLE.get(active, ("? ", "magenta"))
-    label = active
-    if unit and unit.sub and active not in ("unknown", unit.sub):
-        label = f"{active} ({unit.sub})"
-    return Text(marker + label, style=style)
+@dataclass
+class RowData:
+    """One VM as the table needs it."""
+
+    vm: VM
+    sample: VMSample | None = None
+    cpu_history: list[float | None] | None = None
+    crash_looping: bool = False
 
 
-def drift_cell(vm: VM) -> Text:
-    marker, style = DRIFT_STYLE.get(str(vm.drift), ("? ", ""))
-    return Text(marker + str(vm.drift), style=style)
-
-
-def row_cells(vm: VM) -> dict[str, object]:
-    nics = Text()
-    for i, iface in enumerate(vm.interfaces):
-        if i:
-            nics.append(" ")
-        missing = iface.exists is False
-        nics.append(_clean(iface.id) + ("!" if missing else ""), style="red" if missing else "")
-    problems = Text(
-        f"⚠ {len(vm.problems)}: {_clean(vm.problems[0])}" if vm.problems else "",
-        style="red",
-    )
+def sort_values(row: RowData) -> dict[str, Any]:
+    """What each column sorts by; None = unknown (always sorted last)."""
+    vm, s = row.vm, row.sample
+    state = vm_state(vm, s)
+    net = None
+    if s is not None and s.net:
+        net = sum(r.rx_bps + r.tx_bps for r in s.net.values())
     restarts = vm.unit.restarts if vm.unit else None
     return {
-        "name": Text(_clean(vm.name), style="bold"),
-        "state": state_cell(vm),
-        "hypervisor": vm.hypervisor or "?",
-        "vcpu": "" if vm.vcpu is None else str(vm.vcpu),
-        "memory": "" if vm.mem_mib is None else f"{vm.mem_mib} MiB",
-        "drift": drift_cell(vm),
-        "restarts": "" if restarts is None else str(restarts),
-        "nics": nics,
-        "problems": problems,
+        "name": vm.name.lower(),
+        "state": (state.rank, state.label),
+        "hypervisor": vm.hypervisor,
+        "vcpu": (s.vcpu_count if s else None) or vm.vcpu,
+        "cpu": s.cpu_pct_of_vcpus if s else None,
+        "memory": s.mem_host_bytes if s else None,
+        "net": net,
+        "drift": drift_badge(vm).rank,
+        "restarts": restarts,
+        "problems": len(vm.problems) or None,
     }
 
 
 class VMTable(DataTable):
+    """Rows keyed by VM name. Feed it with ``update_rows``."""
+
     DEFAULT_CSS = """
     VMTable {
-        height: 1fr;
+        height: auto;
+        max-height: 100%;
     }
-    """
+    """ + level_css("VMTable", PREFIX)
+    COMPONENT_CLASSES = DataTable.COMPONENT_CLASSES | level_classes(PREFIX)
+
+    class SortChanged(Message):
+        def __init__(self, column: str, reverse: bool) -> None:
+            super().__init__()
+            self.column = column
+            self.reverse = reverse
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.sort_column = "name"
+        self.sort_reverse = False
+        self.filter_text = ""
+        self._rows_data: list[RowData] = []
+        self._sort_keys: dict[str, dict[str, Any]] = {}
+        self.matched = 0  # rows shown after the filter
 
     def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = True
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        for col in COLUMNS:
+            self.add_column(self._label(col), key=col.key)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
 
-    def update_vms(self, vms: list[VM]) -> None:
-        """Diff the rows against VMS: remove gone rows, update changed cells, add new rows."""
+    # --- cells -----------------------------------------------------------------------------
+
+    def _style(self, level: str | None) -> Any:
+        return level_style(self, PREFIX, level)
+
+    def _text(self, text: str, level: str | None = None) -> Text:
+        return Text(text, style=self._style(level), end="")
+
+    def cells(self, row: RowData) -> dict[str, Text]:
+        vm, s = row.vm, row.sample
+        state = vm_state(vm, s)
+        name = NameText(clean(vm.name), style=self._style("bold"), end="")
+        name.vm = vm.name
+        vcpu = (s.vcpu_count if s else None) or vm.vcpu
+
+        if s is None:
+            cpu = self._text(DASH, "muted")
+            used = DASH
+        else:
+            spark = sparkline(row.cpu_history or [], SPARK_WIDTH)
+            pct = s.cpu_pct_of_vcpus
+            cpu = Text(end="")
+            if pct is None:
+                # "…" = wait for the next poll; "?" = cannot be read (the detail says why).
+                waiting = NEEDS_TWO in s.reasons.get("cpu_pct_of_vcpus", "")
+                cpu.append(
+                    f"{'…' if waiting else '?':>6}", self._style("muted" if waiting else "warn")
+                )
+            else:
+                cpu.append(f"{percent(pct):>6}", self._style("warn" if pct >= 90 else None))
+            cpu.append(" " + spark, self._style("accent"))
+            used = DASH if s.mem_host_bytes is None else f"{s.mem_host_bytes / 2**20:.0f}"
+        cfg = (s.mem_configured_mib if s else None) or vm.mem_mib
+        cfg_text = DASH if cfg is None else str(cfg)
+        memory = self._text(f"{used}/{cfg_text} MiB", "muted" if s is None else None)
+
+        if s is None:
+            net = self._text(DASH, "muted")
+        elif not vm.interfaces:
+            net = self._text("no NICs", "muted")
+        elif s.net:
+            # The guest's view: what the host side of the tap sends, the guest receives.
+            rx = sum(r.tx_bps for r in s.net.values())
+            tx = sum(r.rx_bps for r in s.net.values())
+            net = self._text(f"↓{rate(rx)} ↑{rate(tx)}")
+        else:
+            waiting = all(NEEDS_TWO in s.reasons.get(f"net:{i.id}", "") for i in vm.interfaces)
+            net = self._text("…" if waiting else "?", "muted" if waiting else "warn")
+
+        restarts_n = vm.unit.restarts if vm.unit else None
+        if row.crash_looping:
+            restarts = self._text(f"{restarts_n} ⟳ crash-looping", "error")
+        else:
+            level = "muted" if not restarts_n else "warn"
+            restarts = self._text(DASH if restarts_n is None else str(restarts_n), level)
+        problems = (
+            self._text(f"⚠ {len(vm.problems)}: {clean(vm.problems[0])}", "error")
+            if vm.problems
+            else self._text("")
+        )
+        drift = drift_badge(vm)
+        return {
+            "name": name,
+            "state": self._text(state.text, state.level),
+            "hypervisor": self._text(vm.hypervisor or "?", None if vm.hypervisor else "warn"),
+            "vcpu": self._text(DASH if vcpu is None else str(vcpu)),
+            "cpu": cpu,
+            "memory": memory,
+            "net": net,
+            "drift": self._text(drift.text, drift.level),
+            "restarts": restarts,
+            "problems": problems,
+        }
+
+    # --- the diff --------------------------------------------------------------------------
+
+    def matches(self, row: RowData) -> bool:
+        if not self.filter_text:
+            return True
+        needle = self.filter_text.lower()
+        return needle in row.vm.name.lower() or needle in vm_state(row.vm, row.sample).label
+
+    def update_rows(self, rows: list[RowData]) -> None:
+        """Diff the table against ROWS: remove gone rows, update changed cells, add new rows,
+        re-sort only when the order changed; the cursor stays on its VM."""
+        self._rows_data = rows
         selected = self.selected_name
-        wanted = {vm.name: vm for vm in vms}
+        shown = [r for r in rows if self.matches(r)]
+        self.matched = len(shown)
+        wanted = {r.vm.name for r in shown}
+        self._sort_keys = {r.vm.name: sort_values(r) for r in shown}
         with self.app.batch_update():
             for key in list(self.rows):
                 if key.value not in wanted:
                     self.remove_row(key)
-            for vm in vms:
-                cells = row_cells(vm)
-                if vm.name in self.rows:
+            for row in shown:
+                name = row.vm.name
+                cells = self.cells(row)
+                if name in self.rows:
                     for column, value in cells.items():
-                        if self.get_cell(vm.name, column) != value:
-                            self.update_cell(vm.name, column, value)
+                        if self.get_cell(name, column) != value:
+                            self.update_cell(name, column, value, update_width=True)
                 else:
-                    self.add_row(*cells.values(), key=vm.name)
+                    self.add_row(*(cells[k] for k in COLUMN_KEYS), key=name)
+            self._apply_sort()
+            if selected is not None and selected in self.rows:
+                self.select_name(selected)
+
+    def _restyle(self) -> None:
+        # Cell styles come from the theme: redraw every cell in the new colours.
+        self.update_rows(self._rows_data)
+
+    # --- sorting ---------------------------------------------------------------------------
+
+    def _row_key_fn(self) -> Callable[[Any], Any]:
+        column, reverse = self.sort_column, self.sort_reverse
+
+        def key(name_cell: NameText) -> Any:
+            values = self._sort_keys.get(name_cell.vm, {})
+            value = values.get(column)
+            tie = values.get("name", "")
+            if value is None:
+                # Unknown values go last whichever the direction.
+                return (not reverse, 0, tie)
+            return (reverse, value, tie)
+
+        return key
+
+    def _apply_sort(self) -> None:
+        key = self._row_key_fn()
+        current = [row.key.value for row in self.ordered_rows]
+        wanted = [
+            c.vm
+            for c in sorted(
+                (self.get_cell(name, "name") for name in current),
+                key=key,
+                reverse=self.sort_reverse,
+            )
+        ]
+        if wanted != current:
+            selected = self.selected_name
+            self.sort("name", key=key, reverse=self.sort_reverse)
             if selected is not None:
                 self.select_name(selected)
+
+    def set_sort(self, column: str, reverse: bool | None = None) -> None:
+        """Sort by COLUMN; REVERSE None = the column's natural direction."""
+        if column not in COLUMN_BY_KEY:
+            raise ValueError(f"no column {column!r}")
+        old = self.sort_column
+        self.sort_column = column
+        self.sort_reverse = COLUMN_BY_KEY[column].descending if reverse is None else reverse
+        for key in {old, column}:
+            self.columns[self._column_key(key)].label = self._label(COLUMN_BY_KEY[key])
+        self._require_update_dimensions = True
+        self.refresh()
+        self._apply_sort()
+        self.post_message(self.SortChanged(self.sort_column, self.sort_reverse))
+
+    def cycle_sort(self) -> None:
+        index = COLUMN_KEYS.index(self.sort_column)
+        self.set_sort(COLUMN_KEYS[(index + 1) % len(COLUMN_KEYS)])
+
+    def reverse_sort(self) -> None:
+        self.set_sort(self.sort_column, not self.sort_reverse)
+
+    def _label(self, col: Column) -> Text:
+        label = Text(col.label)
+        if col.key == self.sort_column:
+            label.append(" ▼" if self.sort_reverse else " ▲")
+        return label
+
+    def _column_key(self, key: str) -> Any:
+        for column_key in self.columns:
+            if column_key.value == key:
+                return column_key
+        raise KeyError(key)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        column = event.column_key.value or "name"
+        if column == self.sort_column:
+            self.reverse_sort()
+        else:
+            self.set_sort(column)
+
+    # --- filter ----------------------------------------------------------------------------
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.update_rows(self._rows_data)
+
+    # --- the cursor ------------------------------------------------------------------------
 
     @property
     def selected_name(self) -> str | None:
@@ -122,4 +325,11 @@ class VMTable(DataTable):
 
     def select_name(self, name: str) -> None:
         if name in self.rows:
-            self.move_cursor(row=self.get_row_index(name))
+            index = self.get_row_index(name)
+            if index != self.cursor_row:
+                self.move_cursor(row=index)
+
+    @property
+    def order(self) -> list[str]:
+        """VM names in on-screen order."""
+        return [row.key.value for row in self.ordered_rows if row.key.value is not None]

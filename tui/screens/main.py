@@ -1,0 +1,230 @@
+"""The monitor: host header, filter line, the VM table and the selected VM's detail tabs."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from tui.source import Snapshot
+from tui.widgets.detail_base import DetailData
+from tui.widgets.detail_pane import TAB_IDS, DetailPane
+from tui.widgets.filter_bar import FilterBar
+from tui.widgets.format import clean
+from tui.widgets.host_header import HeaderData, HostHeader
+from tui.widgets.vm_table import COLUMN_BY_KEY, RowData, VMTable
+
+SPARK_POINTS = 8
+
+
+class MainScreen(Screen[None]):
+    """Shows the app's latest ``Snapshot``; the app calls ``show`` after every poll."""
+
+    DEFAULT_CSS = """
+    MainScreen {
+        layout: vertical;
+    }
+    MainScreen > #empty {
+        height: auto;
+        padding: 1 2;
+        color: $text-muted;
+        display: none;
+    }
+    MainScreen > #empty.-shown {
+        display: block;
+    }
+    MainScreen > VMTable {
+        height: auto;
+        max-height: 50%;
+    }
+    MainScreen.-table-only > VMTable {
+        max-height: 100%;
+    }
+    MainScreen > DetailPane {
+        height: 1fr;
+        min-height: 8;
+    }
+    MainScreen.-table-only > DetailPane {
+        display: none;
+    }
+    """
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="filter", key_display="/"),
+        Binding("s", "sort_next", "Sort", id="sort"),
+        Binding("S", "sort_reverse", "Reverse sort", id="sort_reverse", show=False),
+        Binding("d", "toggle_detail", "Detail", id="toggle_detail"),
+        Binding("right_square_bracket", "next_tab", "Next tab", id="next_tab", key_display="]"),
+        Binding(
+            "left_square_bracket",
+            "prev_tab",
+            "Previous tab",
+            id="prev_tab",
+            key_display="[",
+            show=False,
+        ),
+        *(
+            Binding(str(i), f"show_tab('{tab}')", f"{tab.title()} tab", id=f"tab_{tab}", show=False)
+            for i, tab in enumerate(TAB_IDS, 1)
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshot: Snapshot | None = None
+        self.read_only_reason: str | None = None
+        self.interval = 1.0
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield HostHeader(id="header")
+        yield FilterBar(id="filter")
+        yield Static(id="empty")
+        yield VMTable(id="vms")
+        yield DetailPane(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(VMTable).focus()
+        self._show_header()
+
+    # --- data ------------------------------------------------------------------------------
+
+    @property
+    def table(self) -> VMTable:
+        return self.query_one(VMTable)
+
+    @property
+    def selected_name(self) -> str | None:
+        tables = self.query(VMTable)
+        return tables.first().selected_name if tables else None
+
+    def show(self, snapshot: Snapshot, error: str | None = None) -> None:
+        self.snapshot = snapshot
+        self.error = error
+        inv = snapshot.inventory
+        looping = set(snapshot.crash_looping)
+        rows = [
+            RowData(
+                vm=vm,
+                sample=snapshot.samples.get(vm.name),
+                cpu_history=[p.cpu_pct for p in snapshot.history.get(vm.name, [])[-SPARK_POINTS:]],
+                crash_looping=vm.name in looping,
+            )
+            for vm in inv.vms
+        ]
+        with self.app.batch_update():
+            self._show_header()
+            self.table.update_rows(rows)
+            self._show_empty()
+            self._show_detail()
+
+    def show_error(self, error: str) -> None:
+        """The last poll failed as a whole: say so, keep the last data on screen."""
+        self.error = error
+        self._show_header()
+
+    def _show_header(self) -> None:
+        snap = self.snapshot
+        self.query_one(HostHeader).show(
+            HeaderData(
+                inventory=snap.inventory if snap else None,
+                host=snap.host if snap else None,
+                samples=snap.samples if snap else {},
+                hostname=snap.hostname if snap else None,
+                read_only_reason=self.read_only_reason,
+                poll_ms=snap.poll_ms if snap else None,
+                error=self.error,
+            )
+        )
+
+    def _show_empty(self) -> None:
+        empty = self.query_one("#empty", Static)
+        snap = self.snapshot
+        text = ""
+        if snap is not None:
+            inv = snap.inventory
+            if inv.error:
+                text = (
+                    f"{clean(inv.error)}.\n"
+                    "Set another state dir with --state-dir or in the config file."
+                )
+            elif not inv.vms:
+                text = (
+                    f"No VMs in {clean(inv.state_dir)}.\n"
+                    "Create one with `microvm -c NAME` (or declare it in the host's NixOS "
+                    "configuration), or point --state-dir at the right place."
+                )
+            elif not self.table.matched:
+                text = f"No VM matches “{clean(self.table.filter_text)}”. Esc clears the filter."
+        empty.update(text)
+        empty.set_class(bool(text), "-shown")
+
+    def _show_detail(self) -> None:
+        snap = self.snapshot
+        name = self.selected_name
+        data = DetailData(interval=self.interval)
+        if snap is not None and name is not None:
+            vm = next((v for v in snap.inventory.vms if v.name == name), None)
+            if vm is not None:
+                data = DetailData(
+                    vm=vm,
+                    sample=snap.samples.get(name),
+                    history=snap.history.get(name, []),
+                    crash_looping=name in snap.crash_looping,
+                    interval=self.interval,
+                )
+        self.query_one(DetailPane).show(data)
+
+    @on(DataTable.RowHighlighted, "#vms")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    # --- filter ----------------------------------------------------------------------------
+
+    @on(FilterBar.Changed, "#filter")
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        self.table.set_filter(event.value)
+        self._show_empty()
+        self._show_detail()
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self) -> None:
+        self.table.focus()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    # --- sorting ---------------------------------------------------------------------------
+
+    def action_sort_next(self) -> None:
+        self.table.cycle_sort()
+
+    def action_sort_reverse(self) -> None:
+        self.table.reverse_sort()
+
+    def action_sort_by(self, column: str) -> None:
+        if column in COLUMN_BY_KEY:
+            self.table.set_sort(column)
+
+    # --- detail ----------------------------------------------------------------------------
+
+    def action_toggle_detail(self) -> None:
+        self.toggle_class("-table-only")
+
+    def action_show_tab(self, tab: str) -> None:
+        self.remove_class("-table-only")
+        self.query_one(DetailPane).show_tab(tab)
+
+    def _step_tab(self, step: int) -> None:
+        pane = self.query_one(DetailPane)
+        index = TAB_IDS.index(pane.active_tab)
+        self.action_show_tab(TAB_IDS[(index + step) % len(TAB_IDS)])
+
+    def action_next_tab(self) -> None:
+        self._step_tab(1)
+
+    def action_prev_tab(self) -> None:
+        self._step_tab(-1)

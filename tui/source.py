@@ -1,0 +1,130 @@
+"""Where the monitor's data comes from: one ``Snapshot`` per poll.
+
+``LiveSource`` reads the host (``list_vms`` + ``Sampler.sample``); ``ReplaySource`` plays back
+snapshots recorded to JSON (``tui.recording``), so snapshot tests and screenshots are
+deterministic. The app only knows the ``Source`` protocol: ``poll(focus) -> Snapshot``, called
+from a worker thread, never two at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from tui.host.inventory import list_vms
+from tui.host.model import Inventory
+from tui.host.sampling import HostSample, Point, Sampler, VMSample
+from tui.host.settings import HostSettings
+
+
+@dataclass
+class Snapshot:
+    """Everything one poll knows. Plain data, owned by the UI thread once handed over."""
+
+    inventory: Inventory
+    samples: dict[str, VMSample] = field(default_factory=dict)  # running VMs only
+    host: HostSample | None = None
+    history: dict[str, list[Point]] = field(default_factory=dict)  # oldest first
+    crash_looping: list[str] = field(default_factory=list)  # VM names
+    poll_ms: float | None = None  # how long the poll took (None: replayed)
+    hostname: str | None = None
+
+
+class Source(Protocol):
+    def poll(self, focus: str | None = None) -> Snapshot:
+        """One poll. FOCUS: the VM on screen (costlier checks, e.g. open volume files)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LiveSource:
+    """The real host: a state dir listing and a ``Sampler`` kept between polls."""
+
+    def __init__(self, settings: HostSettings, *, sample_timeout: float = 1.0) -> None:
+        self.settings = settings
+        self.sampler = Sampler(timeout=sample_timeout)
+        self.hostname = socket.gethostname()
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        t0 = time.perf_counter()
+        inv = list_vms(self.settings)
+        samples: dict[str, VMSample] = {}
+        if inv.error is None:
+            samples = self.sampler.sample(
+                inv.vms, self.settings, open_files_for=(focus,) if focus else ()
+            )
+        history = {name: h.points() for name, h in self.sampler.history.items()}
+        return Snapshot(
+            inventory=inv,
+            samples=samples,
+            host=self.sampler.host,
+            history=history,
+            crash_looping=sorted(self.sampler.crash_looping),
+            poll_ms=(time.perf_counter() - t0) * 1000,
+            hostname=self.hostname,
+        )
+
+    def close(self) -> None:
+        self.sampler.close()
+
+
+class ReplaySource:
+    """Recorded snapshots, one per poll; the last one repeats forever.
+
+    The per-VM history is rebuilt from the frames' samples as they are played (recordings
+    need not store it). ``start_at_last``: the first poll already returns the last frame, with
+    the history of the whole recording, which is what a snapshot test wants.
+    """
+
+    def __init__(
+        self, frames: Sequence[Snapshot], *, start_at_last: bool = False, history_len: int = 300
+    ) -> None:
+        if not frames:
+            raise ValueError("a replay needs at least one frame")
+        self.frames = list(frames)
+        self.history_len = history_len
+        self.history: dict[str, list[Point]] = {}
+        self.index = 0
+        self.polls = 0
+        self._last: Snapshot | None = None
+        if start_at_last:
+            for frame in self.frames[:-1]:
+                self._play(frame)
+            self.index = len(self.frames) - 1
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, start_at_last: bool = True) -> ReplaySource:
+        from tui.recording import load_frames
+
+        return cls(load_frames(path), start_at_last=start_at_last)
+
+    def _play(self, frame: Snapshot) -> Snapshot:
+        if frame.history:
+            self.history = {k: list(v) for k, v in frame.history.items()}
+        else:
+            names = {vm.name for vm in frame.inventory.vms}
+            for gone in set(self.history) - names:
+                del self.history[gone]
+            for name, s in frame.samples.items():
+                points = self.history.setdefault(name, [])
+                points.append(Point(s.t, s.cpu_pct_of_vcpus, s.mem_host_bytes))
+                del points[: -self.history_len]
+        return dataclasses.replace(frame, history={k: list(v) for k, v in self.history.items()})
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        self.polls += 1
+        if self.index >= len(self.frames) and self._last is not None:
+            return self._last  # the end of the recording: nothing new, the history stays
+        frame = self.frames[min(self.index, len(self.frames) - 1)]
+        self.index += 1
+        self._last = self._play(frame)
+        return self._last
+
+    def close(self) -> None:
+        pass

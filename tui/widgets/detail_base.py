@@ -1,0 +1,146 @@
+"""The base of the detail tabs: render blocks of rows, repaint only when they changed.
+
+A tab builds a list of blocks from plain data (``KV``: label/value lines, ``Grid``: a table with
+a header, ``Note``: a sentence) and calls ``show_blocks``; equal blocks to last time cost nothing.
+Each tab says what is missing and why instead of leaving a blank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.host.model import VM
+from tui.host.sampling import Point, VMSample
+from tui.widgets.format import DASH, clean
+from tui.widgets.levels import level_classes, level_css, level_style
+
+PREFIX = "detail"
+Cell = str | Text
+
+
+@dataclass
+class DetailData:
+    """What the detail pane shows: one VM and what the last poll knew about it."""
+
+    vm: VM | None = None
+    sample: VMSample | None = None
+    history: list[Point] = field(default_factory=list)
+    crash_looping: bool = False
+    interval: float = 1.0  # seconds between polls (for the history's time axis)
+
+
+@dataclass(frozen=True)
+class KV:
+    rows: tuple[tuple[Cell, Cell], ...]
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    header: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    title: str | None = None
+    empty: str = "none"
+
+
+@dataclass(frozen=True)
+class Note:
+    text: Cell
+
+
+Block = KV | Grid | Note
+
+
+class DetailView(Static):
+    """One tab's content. Subclasses implement ``blocks(data)``."""
+
+    DEFAULT_CSS = """
+    DetailView {
+        height: auto;
+        padding: 0 1;
+    }
+    """ + level_css("DetailView", PREFIX)
+    COMPONENT_CLASSES = level_classes(PREFIX)
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self._data = DetailData()
+        self._last: list[Block] | None = None
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._redraw())
+        self.show(self._data)
+
+    # --- for subclasses --------------------------------------------------------------------
+
+    def blocks(self, data: DetailData) -> list[Block]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def t(self, text: object, level: str | None = None) -> Text:
+        """Cleaned TEXT in the style of LEVEL (ok/warn/error/muted/accent/bold)."""
+        return Text(clean(text), style=level_style(self, PREFIX, level))
+
+    def missing(self, reason: str) -> Text:
+        """A value that could not be read: a dash and why."""
+        return self.t(f"{DASH} ({reason})", "muted")
+
+    def yes_no(self, value: bool | None, yes: str, no: str, reason: str = "unknown") -> Text:
+        if value is None:
+            return self.missing(reason)
+        return self.t(f"✔ {yes}", "ok") if value else self.t(f"✖ {no}", "error")
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def show(self, data: DetailData) -> None:
+        self._data = data
+        if not self.is_mounted:
+            return
+        if data.vm is None:
+            blocks: list[Block] = [Note(self.t("No VM selected.", "muted"))]
+        else:
+            blocks = self.blocks(data)
+        if blocks != self._last:
+            self._last = blocks
+            self.update(self._render_blocks(blocks))
+
+    def _redraw(self) -> None:
+        self._last = None
+        self.show(self._data)
+
+    def _render_blocks(self, blocks: list[Block]) -> RenderableType:
+        parts: list[RenderableType] = []
+        for i, block in enumerate(blocks):
+            if i:
+                parts.append(Text(""))
+            title = getattr(block, "title", None)
+            if title:
+                parts.append(self.t(title, "bold"))
+            if isinstance(block, Note):
+                parts.append(block.text)
+            elif isinstance(block, KV):
+                table = Table.grid(padding=(0, 2))
+                table.add_column(style=level_style(self, PREFIX, "muted"), no_wrap=True)
+                table.add_column(overflow="fold")
+                for label, value in block.rows:
+                    table.add_row(label, value)
+                parts.append(table)
+            elif not block.rows:
+                parts.append(self.t(block.empty, "muted"))
+            else:
+                table = Table(
+                    box=None,
+                    padding=(0, 2, 0, 0),
+                    show_edge=False,
+                    header_style=level_style(self, PREFIX, "bold"),
+                )
+                for h in block.header:
+                    table.add_column(h, overflow="fold")
+                for row in block.rows:
+                    table.add_row(*row)
+                parts.append(table)
+        return Group(*parts)

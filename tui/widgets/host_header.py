@@ -1,0 +1,105 @@
+"""Two lines at the top: host totals, VM counts by state, the state dir, read-only and errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui.host.model import Inventory
+from tui.host.sampling import HostSample, VMSample
+from tui.widgets.format import DASH, clean, percent, size
+from tui.widgets.levels import level_classes, level_css, level_style
+from tui.widgets.vm_state import counts_by_state
+
+PREFIX = "host-header"
+
+
+@dataclass
+class HeaderData:
+    inventory: Inventory | None = None  # None: the first poll is not in yet
+    host: HostSample | None = None
+    samples: dict[str, VMSample] = field(default_factory=dict)
+    hostname: str | None = None
+    read_only_reason: str | None = None
+    poll_ms: float | None = None
+    error: str | None = None  # the last poll failed as a whole
+
+
+class HostHeader(Static):
+    DEFAULT_CSS = """
+    HostHeader {
+        height: 2;
+        padding: 0 1;
+        background: $panel;
+        color: $foreground;
+    }
+    """ + level_css("HostHeader", PREFIX)
+    COMPONENT_CLASSES = level_classes(PREFIX)
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self._data = HeaderData()
+        self._last: Text | None = None
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.show(self._data))
+        self.show(self._data)
+
+    def _s(self, level: str | None) -> object:
+        return level_style(self, PREFIX, level)
+
+    def render_text(self, data: HeaderData) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        add = text.append
+        add("microvm-tui", self._s("bold"))
+        if data.hostname:
+            add(f" @ {clean(data.hostname)}", self._s("bold"))
+        host = data.host
+        add("  CPU ")
+        if host is None:
+            add(DASH, self._s("muted"))
+        else:
+            add(percent(host.cpu_pct) if host.cpu_pct is not None else "…", self._s("accent"))
+            add(f" of {host.ncpu} CPU{'s' if host.ncpu != 1 else ''}")
+            if host.load1 is not None:
+                add(f"  load {host.load1:.2f}")
+            add("  Mem ")
+            used_pct = (
+                100 * host.mem_used_bytes / host.mem_total_bytes if host.mem_total_bytes else 0
+            )
+            add(f"{size(host.mem_used_bytes)} / {size(host.mem_total_bytes)}", self._s("accent"))
+            add(f" ({used_pct:.0f}% used)")
+        if data.poll_ms is not None:
+            add(f"  poll {data.poll_ms:.0f} ms", self._s("muted"))
+        add("\n")
+
+        inv = data.inventory
+        if data.error:
+            add(f"✖ {clean(data.error)}  ", self._s("error"))
+        if inv is None:
+            add("reading the host…", self._s("muted"))
+        elif inv.error:
+            add(f"✖ {clean(inv.error)}", self._s("error"))
+        else:
+            n = len(inv.vms)
+            add(f"{n} VM{'s' if n != 1 else ''}", self._s("bold"))
+            for badge, count in counts_by_state(inv.vms, data.samples):
+                add("  ")
+                add(f"{badge.marker} {count} {badge.label}", self._s(badge.level))
+            add(f"  · {clean(inv.state_dir)}", self._s("muted"))
+            if inv.systemd_error:
+                add(f"  · ✖ systemd: {clean(inv.systemd_error)}", self._s("error"))
+        if data.read_only_reason:
+            add(f"  · read-only: {data.read_only_reason}", self._s("warn"))
+        return text
+
+    def show(self, data: HeaderData) -> None:
+        self._data = data
+        if not self.is_mounted:
+            return
+        text = self.render_text(data)
+        if text != self._last:  # unchanged: no repaint, no bytes to the terminal
+            self._last = text
+            self.update(text)

@@ -1,0 +1,37 @@
+"""Theme-aware colours for Rich text inside widgets: one component class per level.
+
+A widget lists ``level_classes("my-widget")`` in ``COMPONENT_CLASSES`` and ``level_css("MyWidget",
+"my-widget")`` in its ``DEFAULT_CSS``; ``level_style(widget, prefix, level)`` then gives the Rich
+style for that level in the current theme. Every level also has a text marker wherever it is
+used, so nothing depends on colour alone.
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+from textual.widget import Widget
+
+LEVELS = {
+    "ok": "color: $text-success;",
+    "warn": "color: $text-warning;",
+    "error": "color: $text-error; text-style: bold;",
+    "muted": "color: $text-muted;",
+    "accent": "color: $text-accent;",
+    "bold": "text-style: bold;",
+}
+
+
+def level_classes(prefix: str) -> set[str]:
+    return {f"{prefix}--{level}" for level in LEVELS}
+
+
+def level_css(widget: str, prefix: str) -> str:
+    return "\n".join(
+        f"{widget} > .{prefix}--{level} {{ {rule} }}" for level, rule in LEVELS.items()
+    )
+
+
+def level_style(widget: Widget, prefix: str, level: str | None) -> Style:
+    if not level:
+        return Style.null()
+    return widget.get_component_rich_style(f"{prefix}--{level}", partial=True)
