@@ -1,0 +1,368 @@
+"""The serial console screen: one VM's console in a terminal pane, filling the screen.
+
+Pushed with ``app.push_screen(ConsoleScreen(vm, settings, manager))``. The connection lives in
+the :class:`~tui.host.console.ConsoleManager`, not here: leaving the screen (the detach key,
+default ``ctrl+]``) keeps it open, with its recent output, for the next visit.
+
+Guest bytes go only into the :class:`~tui.widgets.terminal.TerminalWidget`'s emulator, which
+turns them into sanitized text; nothing from the guest is ever written to the real terminal.
+
+Threading: the connection calls back on its own thread; the screen hands the bytes to the UI
+thread with ``app.call_from_thread`` (one hand-over in flight at a time: what arrives meanwhile
+is coalesced into the next one), and feeds the widget in chunks of at most 64 KiB so keys are
+handled between them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Static
+
+from tui.host.console import ConsoleConnection, ConsoleEndpoint, ConsoleManager, ConsoleStatus
+from tui.host.console.endpoints import EndpointKind
+from tui.host.model import VM
+from tui.host.settings import HostSettings
+from tui.widgets.terminal import TerminalWidget
+
+FEED_CHUNK = 64 * 1024
+PENDING_LIMIT = 4 * 1024 * 1024  # a UI far behind a flood keeps only the newest output
+
+
+def short_path(path: str | None, limit: int = 48) -> str:
+    """A path that fits a status line: the last components, with an ellipsis."""
+    if not path:
+        return ""
+    if len(path) <= limit:
+        return path
+    parts = path.split(os.sep)
+    tail = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + len(tail) + 3 > limit:
+            break
+        tail = f"{part}{os.sep}{tail}"
+    return f"…{os.sep}{tail}"
+
+
+def _plain(text: str) -> Text:
+    # Never markup: paths and names may hold brackets.
+    return Text("".join(c if c.isprintable() or c == "\n" else "?" for c in text))
+
+
+def _history_place(endpoint: ConsoleEndpoint | None) -> str:
+    if endpoint is None:
+        return "the journal"
+    if endpoint.kind is EndpointKind.LOGFILE:
+        return f"the log file {endpoint.path}"
+    return f"the journal of microvm@{endpoint.vm}"
+
+
+class TakeoverScreen(ModalScreen[bool]):
+    """Ask before a takeover, saying exactly what it changes."""
+
+    DEFAULT_CSS = """
+    TakeoverScreen {
+        align: center middle;
+    }
+    TakeoverScreen > #dialog {
+        width: 88;
+        max-width: 96%;
+        height: auto;
+        max-height: 92%;
+        padding: 1 2;
+        background: $surface;
+        border: thick $warning;
+        border-title-style: bold;
+    }
+    TakeoverScreen #body {
+        height: auto;
+    }
+    TakeoverScreen #buttons {
+        height: auto;
+        margin-top: 1;
+        align-horizontal: right;
+    }
+    TakeoverScreen #buttons Button {
+        margin-left: 2;
+    }
+    """
+    BINDINGS = [
+        Binding("escape,n", "cancel", "Cancel"),
+        Binding("y", "confirm", "Take over"),
+    ]
+
+    def __init__(self, vm_name: str, endpoint: ConsoleEndpoint) -> None:
+        super().__init__()
+        self.vm_name = vm_name
+        self.endpoint = endpoint
+
+    @staticmethod
+    def message(vm_name: str, endpoint: ConsoleEndpoint) -> str:
+        history = _history_place(endpoint.fallback)
+        return (
+            f"{vm_name}'s serial console is on the hypervisor's stdio (microvm.nix's default), "
+            f"so it is written to {history} and nobody can type into it.\n\n"
+            f"Taking it over switches it, with QMP chardev-change, to a socket the app "
+            f"connects to:\n  {endpoint.path}\nwith a transcript of the session in\n"
+            f"  {endpoint.transcript}\n\n"
+            f"This is one-way until {vm_name} restarts: from now until its next restart, "
+            f"serial output no longer goes to {history}; it cannot be switched back. The "
+            f"guest itself is not touched, and the next restart puts the console back on "
+            f"stdio.\n\n"
+            f"Leaving the console keeps the takeover; coming back reattaches without asking."
+        )
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog") as dialog:
+            dialog.border_title = f"Take over {self.vm_name}'s serial console?"
+            yield Static(_plain(self.message(self.vm_name, self.endpoint)), id="body")
+            with Horizontal(id="buttons"):
+                yield Button("Take over (y)", id="confirm", variant="warning")
+                yield Button("Cancel (n)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class ConsoleScreen(Screen[None]):
+    """A VM's serial console. The connection stays in MANAGER when the screen is left."""
+
+    DEFAULT_CSS = """
+    ConsoleScreen {
+        layout: vertical;
+    }
+    ConsoleScreen > #console-title {
+        height: 1;
+        padding: 0 1;
+        background: $panel;
+        color: $foreground;
+    }
+    ConsoleScreen > #console-info {
+        height: auto;
+        max-height: 9;
+        padding: 0 1;
+        background: $warning-muted;
+        color: $foreground;
+        display: none;
+    }
+    ConsoleScreen > #console-info.-shown {
+        display: block;
+    }
+    ConsoleScreen > #console-terminal {
+        height: 1fr;
+    }
+    """
+    BINDINGS = [
+        # Only reach the screen when the terminal lets them through (read-only mode).
+        Binding("t", "take_over", "Take over", show=False),
+        Binding("escape", "detach", "Back", show=False),
+    ]
+
+    def __init__(
+        self,
+        vm: VM,
+        settings: HostSettings,
+        manager: ConsoleManager,
+        *,
+        detach_key: str = "ctrl+]",
+        name: str | None = None,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id)
+        self.vm = vm
+        self.settings = settings
+        self.manager = manager
+        self.detach_key = detach_key
+        self.connection: ConsoleConnection | None = None
+        self.console_status: ConsoleStatus | None = None
+        self._token: int | None = None
+        self._pending = bytearray()
+        self._pending_lock = threading.Lock()
+        self._flush_scheduled = False
+        self._gone = False
+        self._asked = False
+        self._dialog_open = False
+        self.bytes_fed = 0  # for benchmarks and tests
+
+    # --- layout -------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(_plain(f"{self.vm.name} · serial console"), id="console-title")
+        yield Static("", id="console-info")
+        yield TerminalWidget(
+            id="console-terminal",
+            detach_key=self.detach_key,
+            read_only=True,
+            read_only_reason="connecting…",
+        )
+
+    @property
+    def terminal(self) -> TerminalWidget:
+        return self.query_one("#console-terminal", TerminalWidget)
+
+    def on_mount(self) -> None:
+        self.connection = self.manager.open(self.vm)
+        subscription = self.connection.attach(self._on_data, self._on_status)
+        self._token = subscription.token
+        self._feed(subscription.history)
+        self._apply_status(subscription.status)
+        self.terminal.focus()
+
+    def on_unmount(self) -> None:
+        self._gone = True
+        if self.connection is not None and self._token is not None:
+            self.connection.detach(self._token)
+            self._token = None
+
+    # --- from the connection's thread ---------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        if self._gone:
+            return
+        with self._pending_lock:
+            self._pending += data
+            if len(self._pending) > PENDING_LIMIT:
+                del self._pending[: len(self._pending) - PENDING_LIMIT]
+            if self._flush_scheduled:
+                return  # coalesced into the hand-over already on its way
+            self._flush_scheduled = True
+        self._to_ui(self._flush)
+
+    def _on_status(self, status: ConsoleStatus) -> None:
+        if not self._gone:
+            self._to_ui(self._apply_status, status)
+
+    def _to_ui(self, callback, *args) -> None:  # type: ignore[no-untyped-def]
+        try:
+            self.app.call_from_thread(callback, *args)
+        except Exception:  # the app is closing: nothing left to show it on
+            with self._pending_lock:
+                self._flush_scheduled = False
+
+    # --- on the UI thread ---------------------------------------------------------------
+
+    def _flush(self) -> None:
+        with self._pending_lock:
+            data = bytes(self._pending)
+            self._pending.clear()
+            self._flush_scheduled = False
+        if not self._gone:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        terminal = self.terminal
+        for start in range(0, len(data), FEED_CHUNK):
+            terminal.feed(data[start : start + FEED_CHUNK])
+        self.bytes_fed += len(data)
+
+    def _apply_status(self, status: ConsoleStatus) -> None:
+        if self._gone:
+            return
+        self.console_status = status
+        terminal = self.terminal
+        terminal.read_only = not status.interactive
+        terminal.read_only_reason = status.read_only_reason
+        terminal.status = _status_line(status)
+        self.query_one("#console-title", Static).update(_plain(self._title(status)))
+        info = self.query_one("#console-info", Static)
+        text = self._info(status)
+        info.update(_plain(text))
+        info.set_class(bool(text), "-shown")
+        if status.takeover_available and not status.takeover_ended and not self._asked:
+            self._asked = True
+            self.action_take_over()
+
+    def _title(self, status: ConsoleStatus) -> str:
+        endpoint = status.endpoint
+        where = endpoint.describe() if endpoint is not None else status.text
+        if endpoint is not None and endpoint.path:
+            where = where.replace(endpoint.path, short_path(endpoint.path, 60))
+        return f"{self.vm.name} · serial console · {where}"
+
+    @staticmethod
+    def _info(status: ConsoleStatus) -> str:
+        """Why it is read-only, and how to get an interactive console (empty when it is)."""
+        if status.interactive:
+            return ""
+        discovered = status.discovered or status.endpoint
+        if discovered is None:
+            return ""
+        lines = [status.read_only_reason] if status.takeover_ended else []
+        if discovered.kind is EndpointKind.TAKEOVER:
+            lines.append(
+                f"{discovered.vm}'s serial console is on stdio: shown read-only from "
+                f"{_history_place(discovered.fallback)}. Press t to take it over (asks first)."
+            )
+        else:
+            lines.append(discovered.explanation)
+        if discovered.hint:
+            lines.append(discovered.hint)
+        return "\n".join(line for line in lines if line)
+
+    # --- messages and actions -----------------------------------------------------------
+
+    @on(TerminalWidget.Input)
+    def _typed(self, message: TerminalWidget.Input) -> None:
+        message.stop()
+        if self.connection is not None:
+            self.connection.write(message.data)
+
+    @on(TerminalWidget.Detach)
+    def _detach_pressed(self, message: TerminalWidget.Detach) -> None:
+        message.stop()
+        self.action_detach()
+
+    @on(TerminalWidget.Resized)
+    def _resized(self, message: TerminalWidget.Resized) -> None:
+        message.stop()  # a serial line has no window size to tell the guest
+
+    def action_detach(self) -> None:
+        if self.app.screen is self:
+            self.app.pop_screen()
+
+    def action_take_over(self) -> None:
+        status = self.console_status
+        discovered = status.discovered if status is not None else None
+        if (
+            status is None
+            or not status.takeover_available
+            or discovered is None
+            or discovered.kind is not EndpointKind.TAKEOVER
+            or self._dialog_open
+        ):
+            return
+        self._dialog_open = True
+        self.app.push_screen(TakeoverScreen(self.vm.name, discovered), self._takeover_answer)
+
+    def _takeover_answer(self, confirmed: bool | None) -> None:
+        self._dialog_open = False
+        if self._gone:
+            return
+        self.terminal.focus()
+        if not confirmed or self.connection is None:
+            return
+        if not self.connection.confirm_takeover():
+            self.notify("The takeover is no longer possible: the VM changed meanwhile.")
+
+
+def _status_line(status: ConsoleStatus) -> str:
+    endpoint = status.endpoint
+    text = status.text
+    if endpoint is not None and endpoint.path and endpoint.path in text:
+        text = text.replace(endpoint.path, short_path(endpoint.path))
+    return text
