@@ -484,6 +484,18 @@ async def test_scrollback_with_keys_and_wheel() -> None:
         assert app.sent == [b"q"]
 
 
+async def test_guest_clearing_scrollback_while_scrolled_back() -> None:
+    app = TermApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        term = await start(pilot)
+        term.feed(numbered(100))
+        term.scroll_history(50)
+        term.feed(b"\x1b[H\x1b[2J\x1b[3J$ ")  # what `clear` sends
+        await pilot.pause()
+        assert term.scrollback_offset == 0
+        assert text(term, 0) == "$"
+
+
 async def test_scrollback_is_bounded() -> None:
     app = TermApp(scrollback=50)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -652,6 +652,9 @@ class TerminalWidget(Widget, can_focus=True):
                 # Keep the scrolled-back view on the same text while output continues.
                 self._scroll = min(self._scroll + grew, len(screen.history))
                 self._pending_full = True
+        if self._scroll > len(screen.history):
+            self._scroll = len(screen.history)  # the guest cleared the scrollback (CSI 3 J)
+            self._pending_full = True
 
     def _new_versions(self, count: int) -> list[int]:
         """Fresh, unique row versions (two rows never share one: it keys the line cache)."""
