@@ -40,6 +40,7 @@ from tui.host.console.endpoints import (
     EndpointKind,
     TakeoverError,
     discover_endpoint,
+    read_marker,
     take_over,
 )
 from tui.host.console.journal import JournalDecoder
@@ -374,6 +375,7 @@ class ConsoleConnection:
         self._wake_closed = False
         self._file_positions: dict[str, tuple[int, int]] = {}  # path -> (inode, offset)
         self._journal_cursor: str | None = None
+        self._journal_since: float | None = None
         self.endpoint: ConsoleEndpoint | None = None  # what is open now
         self.discovered: ConsoleEndpoint | None = None  # the last discovery's answer
         self.last_used = time.monotonic()
@@ -702,6 +704,8 @@ class ConsoleConnection:
                         self._replayed.add(target.transcript)
                         self._replay(target.transcript)
                     sock = connect_unix(target.path, time.monotonic() + 2.0)
+                    if target.source == "takeover":
+                        self._remember_takeover(target)
                     return _SocketSource(sock), ""
                 case EndpointKind.PTY:
                     assert target.path
@@ -717,6 +721,10 @@ class ConsoleConnection:
                         # Reopened: go on after what we showed instead of repeating history.
                         argv = [a for a in argv if not a.startswith("--lines")]
                         argv.append(f"--after-cursor={self._journal_cursor}")
+                    elif self._journal_since is not None:
+                        # Back from a takeover: what the journal got since then (the new boot).
+                        argv = [a for a in argv if not a.startswith("--lines")]
+                        argv.append(f"--since=@{int(self._journal_since)}")
                     return _JournalSource(argv, self.settings.command_env()), ""
         except SocketError as exc:
             return None, str(exc)
@@ -727,6 +735,19 @@ class ConsoleConnection:
         except OSError as exc:
             return None, exc.strerror or str(exc)
         return None, f"cannot open a {target.kind} endpoint"
+
+    def _remember_takeover(self, target: ConsoleEndpoint) -> None:
+        """On a takeover socket: a restart will end it, and the history to go back to then
+        starts where the takeover began (the marker says where)."""
+        self._took_over_pid = target.main_pid
+        marker = read_marker(self.vm)
+        if marker is None:
+            return
+        if marker.history_path and marker.history_inode is not None:
+            offset = marker.history_offset or 0
+            self._file_positions.setdefault(marker.history_path, (marker.history_inode, offset))
+        if marker.taken_at and self._journal_cursor is None:
+            self._journal_since = marker.taken_at
 
     def _close_source(self, source: _Source) -> None:
         """Close, remembering where a file or the journal was, so reopening goes on from there

@@ -180,6 +180,11 @@ class TakeoverMarker:
     main_pid: int | None
     chardev: str = STDIO_CHARDEV
     taken_at: float = 0.0
+    # Where the history (console_log_dir/NAME.log) stood when the console was taken over, so
+    # that after the VM's restart following it again starts with the new boot.
+    history_path: str | None = None
+    history_inode: int | None = None
+    history_offset: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -190,6 +195,9 @@ class TakeoverMarker:
                 "logfile": self.logfile,
                 "main_pid": self.main_pid,
                 "taken_at": self.taken_at,
+                "history_path": self.history_path,
+                "history_inode": self.history_inode,
+                "history_offset": self.history_offset,
             },
             indent=2,
         )
@@ -207,12 +215,21 @@ def read_marker(vm: VM) -> TakeoverMarker | None:
             return None
         data = json.loads(raw)
         pid = data.get("main_pid")
+
+        def optional_int(key: str) -> int | None:
+            value = data.get(key)
+            return int(value) if value is not None else None
+
+        history = data.get("history_path")
         return TakeoverMarker(
             socket=str(data["socket"]),
             logfile=str(data["logfile"]),
             main_pid=int(pid) if pid is not None else None,
             chardev=str(data.get("chardev") or STDIO_CHARDEV),
             taken_at=float(data.get("taken_at") or 0.0),
+            history_path=str(history) if history else None,
+            history_inode=optional_int("history_inode"),
+            history_offset=optional_int("history_offset"),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -655,6 +672,13 @@ def take_over(
     if len(os.fsencode(sock)) > _SUN_PATH_MAX and Path(sock).parent == vm.path:
         bind = Path(sock).name
     _clear_stale_socket(sock)
+    history_path = history_inode = history_offset = None
+    if settings.console_log_dir is not None:
+        history = Path(settings.console_log_dir) / f"{vm.name}.log"
+        with contextlib.suppress(OSError):
+            st = history.stat()
+            history_path, history_inode, history_offset = str(history), st.st_ino, st.st_size
+    taken_at = time.time()
     backend = {
         "type": "socket",
         "data": {
@@ -674,7 +698,9 @@ def take_over(
         raise TakeoverError(f"QMP chardev-change refused: {exc.desc or exc.error_class}") from exc
     except QMPError as exc:
         raise TakeoverError(f"QMP chardev-change failed: {exc}") from exc
-    marker = TakeoverMarker(sock, log, pid, chardev, time.time())
+    marker = TakeoverMarker(
+        sock, log, pid, chardev, taken_at, history_path, history_inode, history_offset
+    )
     try:
         write_marker(vm, marker)
     except OSError as exc:
