@@ -1,0 +1,328 @@
+"""The console against the lab's real guests: endpoints, the screen, typing, restarts, takeover.
+
+Every wait polls real state with a deadline. The takeover test restarts `web` at its end (the
+takeover is one-way until a restart) and waits until it has booted again, so the lab is left as
+it was found.
+
+Development: ``MVTUI_CONSOLE_LAB=/var/tmp/DIR`` reuses a lab that is already up
+(``python -m tui.lab up DIR``) instead of the session's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from tests.conftest import wait_for
+from tui.host.console import (
+    ConnectionState,
+    ConsoleManager,
+    EndpointKind,
+    discover_endpoint,
+    read_marker,
+)
+from tui.host.inventory import list_vms
+from tui.host.model import VM
+from tui.lab import Lab
+from tui.lab.lab import guest_booted
+from tui.screens.console import ConsoleScreen, TakeoverScreen
+from tui.widgets.terminal import TerminalWidget
+from tui.widgets.terminal_emulator import line_runs
+from tui.widgets.terminal_render import run_cells
+
+pytestmark = pytest.mark.lab
+
+DETACH = "ctrl+right_square_bracket"  # what the terminal sends for ctrl+]
+
+
+@pytest.fixture(scope="module")
+def clab(request: pytest.FixtureRequest) -> Lab:
+    root = os.environ.get("MVTUI_CONSOLE_LAB")
+    if root:
+        return Lab(Path(root))
+    return request.getfixturevalue("lab")
+
+
+def vms(lab: Lab) -> dict[str, VM]:
+    return {vm.name: vm for vm in list_vms(lab.settings, links=False).vms}
+
+
+def unit_show(lab: Lab, name: str) -> dict[str, str]:
+    s = lab.settings
+    out = subprocess.run(
+        s.systemctl_argv("show", f"microvm@{name}.service", "-p", "ActiveState,MainPID"),
+        env=s.command_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def restart(lab: Lab, name: str) -> None:
+    s = lab.settings
+    subprocess.run(
+        s.systemctl_argv("restart", f"microvm@{name}.service"),
+        env=s.command_env(),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def log_size(lab: Lab, name: str) -> int:
+    try:
+        return (lab.log_dir / f"{name}.log").stat().st_size
+    except OSError:
+        return 0
+
+
+def pane_text(term: TerminalWidget) -> str:
+    """Everything the pane holds: scrollback, then the screen, as plain text."""
+    screen = term.emulator.screen
+    lines = [
+        "".join(run_cells(line_runs(cells, screen.columns))).rstrip() for cells in screen.history
+    ]
+    lines += [term.render_line(y).text.rstrip() for y in range(term.rows)]
+    return "\n".join(lines)
+
+
+async def until(
+    pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 30.0, what: str = ""
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+        await pilot.pause(0.05)
+
+
+class ConsoleApp(App[None]):
+    """The smallest app that shows the console screen, as the real app will push it."""
+
+    def __init__(self, vm: VM, lab: Lab, manager: ConsoleManager) -> None:
+        super().__init__()
+        self.vm, self.lab, self.manager = vm, lab, manager
+
+    def on_mount(self) -> None:
+        self.push_screen(ConsoleScreen(self.vm, self.lab.settings, self.manager))
+
+    def console_screen(self) -> ConsoleScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, ConsoleScreen):
+                return screen
+        return None
+
+
+def status_of(app: ConsoleApp) -> Any:
+    screen = app.console_screen()
+    return screen.console_status if screen is not None else None
+
+
+async def type_line(pilot: Pilot[Any], text: str) -> None:
+    await pilot.press(*text, "enter")
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+
+def test_endpoints_of_the_lab(clab: Lab) -> None:
+    all_vms = vms(clab)
+    state = clab.settings.state_dir
+
+    console = discover_endpoint(all_vms["console"], clab.settings)
+    assert console.kind is EndpointKind.UNIX and console.interactive
+    assert console.path == str(state / "console" / "console-console.sock")
+    assert console.source == "qmp" and not console.needs_confirmation
+
+    marker = read_marker(all_vms["web"])
+    pid = int(unit_show(clab, "web")["MainPID"])
+    if marker is None or marker.main_pid != pid:  # not taken over right now
+        web = discover_endpoint(all_vms["web"], clab.settings)
+        assert web.kind is EndpointKind.TAKEOVER and web.needs_confirmation
+        assert not web.interactive and web.main_pid == pid
+        assert web.path == str(state / "web" / "microvm-tui.console.sock")
+        assert web.fallback is not None and web.fallback.kind is EndpointKind.LOGFILE
+        assert web.fallback.path == str(clab.log_dir / "web.log")
+        assert "one-way until web restarts" in web.explanation
+
+
+@pytest.mark.parametrize("name", ["idle", "broken"])
+def test_stopped_and_broken_say_why_quickly(clab: Lab, name: str) -> None:
+    vm = vms(clab)[name]
+    t0 = time.monotonic()
+    endpoint = discover_endpoint(vm, clab.settings)
+    assert time.monotonic() - t0 < 5
+    assert endpoint.kind is EndpointKind.NONE and not endpoint.interactive
+    if name == "idle":
+        assert "idle is not running (inactive" in endpoint.explanation
+        assert endpoint.fallback is not None and endpoint.fallback.kind is EndpointKind.LOGFILE
+    else:
+        assert "broken cannot run" in endpoint.explanation
+        assert "does not exist" in endpoint.explanation
+
+
+def test_stdio_serial_without_qmp_is_read_only_history(clab: Lab) -> None:
+    vm = dataclasses.replace(vms(clab)["web"], socket=None)
+    endpoint = discover_endpoint(vm, clab.settings)
+    assert endpoint.kind is EndpointKind.LOGFILE and not endpoint.interactive
+    assert endpoint.path == str(clab.log_dir / "web.log")
+    assert "stdio" in endpoint.explanation and "no QMP control socket" in endpoint.explanation
+    assert 'microvm.qemu.extraArgs = [ "-chardev" "socket,id=console' in endpoint.hint
+    assert "microvm.qemu.serialConsole = false;" in endpoint.hint
+
+
+# --- the screen ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["idle", "broken"])
+async def test_screen_for_a_vm_without_console(clab: Lab, name: str) -> None:
+    with ConsoleManager(clab.settings) as manager:
+        app = ConsoleApp(vms(clab)[name], clab, manager)
+        async with app.run_test(size=(100, 30)) as pilot:
+            status = await until(
+                pilot,
+                lambda: (s := status_of(app)) and s.state is not ConnectionState.CONNECTING and s,
+                10,
+                "a status",
+            )
+            screen = app.console_screen()
+            assert screen is not None
+            term = screen.terminal
+            assert term.read_only and not status.interactive
+            expected = "not running" if name == "idle" else "cannot run"
+            assert expected in term.read_only_reason
+            info = str(screen.query_one("#console-info", Static).content)
+            assert expected in info
+            await pilot.press("x", "enter")  # read-only: nothing is sent, nothing breaks
+            await pilot.press(DETACH)
+            await until(pilot, lambda: app.console_screen() is None, 5, "the screen to close")
+
+
+async def test_type_into_the_console_vm_and_reconnect_after_restart(clab: Lab) -> None:
+    vm = vms(clab)["console"]
+    with ConsoleManager(clab.settings) as manager:
+        app = ConsoleApp(vm, clab, manager)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: (s := status_of(app)) and s.interactive, 20, "attached")
+            screen = app.console_screen()
+            assert screen is not None
+            assert "connected to" in screen.terminal.status
+            assert "console-console.sock" in screen.terminal.status
+            await type_line(pilot, "echo $((6*7))")
+            await until(pilot, lambda: "\n42\n" in pane_text(screen.terminal), 20, "42")
+
+            old_pid = unit_show(clab, "console")["MainPID"]
+            restart(clab, "console")
+            await until(
+                pilot,
+                lambda: "microvm-lab guest console up" in pane_text(screen.terminal),
+                90,
+                "the new boot in the pane",
+            )
+            assert unit_show(clab, "console")["MainPID"] != old_pid
+            text = pane_text(screen.terminal)
+            assert "Linux version" in text
+            assert (status_of(app)).interactive
+            # And it is a live console again.
+            await type_line(pilot, "echo $((7*8))")
+            await until(pilot, lambda: "\n56\n" in pane_text(screen.terminal), 30, "56")
+
+
+async def test_takeover_of_web(clab: Lab) -> None:
+    vm = vms(clab)["web"]
+    transcript = clab.settings.state_dir / "web" / "microvm-tui.console.log"
+    offset = log_size(clab, "web")
+    took_over = False
+    try:
+        with ConsoleManager(clab.settings) as manager:
+            app = ConsoleApp(vm, clab, manager)
+            async with app.run_test(size=(100, 30)) as pilot:
+                # Read-only history first, and the question.
+                await until(pilot, lambda: isinstance(app.screen, TakeoverScreen), 20, "dialog")
+                status = status_of(app)
+                assert status.state is ConnectionState.READ_ONLY and status.takeover_available
+                body = str(app.screen.query_one("#body", Static).content)
+                assert "one-way until web restarts" in body
+                assert str(clab.log_dir / "web.log") in body
+                await pilot.press("y")
+                took_over = True
+                await until(pilot, lambda: (s := status_of(app)) and s.interactive, 20, "taken")
+                screen = app.console_screen()
+                assert screen is not None and app.screen is screen
+                assert "microvm-tui.console.sock" in screen.terminal.status
+                await type_line(pilot, "echo $((6*7))")
+                await until(pilot, lambda: "\n42\n" in pane_text(screen.terminal), 20, "42")
+                wait_for(lambda: b"42\r\n" in transcript.read_bytes(), 10, what="transcript")
+                marker = read_marker(vm)
+                assert marker is not None
+                assert str(marker.main_pid) == unit_show(clab, "web")["MainPID"]
+
+                # Leave, come back: no question, same connection, its output kept.
+                await pilot.press(DETACH)
+                await until(pilot, lambda: app.console_screen() is None, 5, "the screen to close")
+                again = ConsoleScreen(vm, clab.settings, manager)
+                await app.push_screen(again)
+                await until(
+                    pilot, lambda: again.console_status and again.console_status.interactive
+                )
+                assert app.screen is again
+                assert "\n42\n" in pane_text(again.terminal)
+                await type_line(pilot, "echo $((7*8))")
+                await until(pilot, lambda: "\n56\n" in pane_text(again.terminal), 20, "56")
+                await pilot.press(DETACH)
+
+        # A new app run (a fresh manager) reattaches without asking and shows the transcript.
+        with ConsoleManager(clab.settings) as manager:
+            app = ConsoleApp(vm, clab, manager)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda: (s := status_of(app)) and s.interactive, 20, "attached")
+                screen = app.console_screen()
+                assert screen is not None and app.screen is screen  # no dialog
+                await until(pilot, lambda: "\n56\n" in pane_text(screen.terminal), 10, "history")
+                assert "transcript" in pane_text(screen.terminal)
+
+                # The restart ends the takeover: back to the log file, read-only, said so.
+                offset = log_size(clab, "web")
+                restart(clab, "web")
+                took_over = False
+                status = await until(
+                    pilot,
+                    lambda: (s := status_of(app)) and s.takeover_ended and s,
+                    60,
+                    "the takeover to end",
+                )
+                assert status.state is ConnectionState.READ_ONLY
+                assert "takeover ended" in screen.terminal.read_only_reason
+                await until(
+                    pilot,
+                    lambda: "microvm-lab guest web up" in pane_text(screen.terminal),
+                    90,
+                    "the new boot, from the log file",
+                )
+    finally:
+        if took_over:
+            restart(clab, "web")
+        wait_for(
+            lambda: (
+                unit_show(clab, "web")["ActiveState"] == "active"
+                and guest_booted(clab.log_dir / "web.log", "web", offset)
+            ),
+            120,
+            what="web to boot again on stdio",
+        )
+    assert discover_endpoint(vms(clab)["web"], clab.settings).kind is EndpointKind.TAKEOVER
