@@ -229,6 +229,8 @@ class _FileSource(_Source):
         self.fd, self.ino = fd, st.st_ino
         if resume is not None and resume[0] == st.st_ino and resume[1] <= st.st_size:
             self.pos = resume[1]  # the same file: go on where we left it
+        elif history <= 0:
+            self.pos = 0
         else:
             self.pos = _tail_start(fd, st.st_size, history)
         os.lseek(fd, self.pos, os.SEEK_SET)
@@ -247,7 +249,11 @@ class _FileSource(_Source):
             st = os.stat(self.path)
         except OSError:
             return b""  # removed: keep what we have, wait for a new one
-        if st.st_ino != self.ino:
+        try:
+            deleted = os.fstat(self.fd).st_nlink == 0  # (its inode number may be reused)
+        except OSError:
+            deleted = True
+        if deleted or st.st_ino != self.ino:
             self.close()
             self._open(0)  # replaced: the new file from its start
         elif st.st_size < self.pos:
