@@ -135,12 +135,7 @@ class CreateScreen(ModalScreen[CreateRequest | None]):
         req = self.request
         problem = self.problem()
         plan = self.query_one("#plan", Static)
-        if (
-            req.name
-            and req.flake
-            and name_problem(req.name) is None
-            and not flake_problem(req.flake)
-        ):
+        if problem is None:
             text = Text()
             text.append("Builds ")
             text.append(runner_installable(req.flake, req.name), style="bold")

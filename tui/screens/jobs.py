@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Log, Static, TabbedContent, TabPane
 
 from tui.host.actions.commands import CommandRecord
-from tui.host.actions.jobs import Job
+from tui.host.actions.jobs import Job, JobState
 from tui.widgets.command_log import CommandLog
 from tui.widgets.job_progress import TICK, JobProgress, clean
 from tui.widgets.jobs_table import JobsTable
@@ -108,7 +108,7 @@ class JobsScreen(ModalScreen[None]):
             newest = max(self._jobs)
             table.select_id(newest)
             self._show(newest)
-        self._update_empty()
+        self._update_summary()
         table.focus()
         if self.animate:
             self.set_interval(TICK, table.tick)
@@ -118,8 +118,17 @@ class JobsScreen(ModalScreen[None]):
             self._unsubscribe()
             self._unsubscribe = None
 
-    def _update_empty(self) -> None:
+    def _update_summary(self) -> None:
         self.query_one("#no-jobs").display = not self._jobs
+        counts: dict[str, int] = {}
+        for job in self._jobs.values():
+            counts[str(job.state)] = counts.get(str(job.state), 0) + 1
+        title = "Jobs"
+        if self._jobs:
+            title += f": {len(self._jobs)} in this session"
+            parts = [f"{counts[s]} {s}" for s in JobState if counts.get(s)]
+            title += " (" + ", ".join(parts) + ")"
+        self.query_one("#jobs-title", Static).update(title)
 
     # --- updates from the source (on the UI thread) -----------------------------------------
 
@@ -128,8 +137,8 @@ class JobsScreen(ModalScreen[None]):
         self._jobs[job.id] = job
         table = self.query_one(JobsTable)
         table.update_job(job)
+        self._update_summary()
         if new:
-            self._update_empty()
             if self._shown_id is None or len(self._jobs) == 1:
                 table.select_id(job.id)
                 self._show(job.id)

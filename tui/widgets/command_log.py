@@ -11,12 +11,13 @@ from textual.widgets import DataTable
 from tui.host.actions.commands import CommandRecord
 from tui.widgets.job_progress import clean
 
+# The command last: it is long, and how it ended must stay in view.
 COLUMNS = (
     ("time", "Time"),
     ("job", "Job"),
-    ("command", "Command"),
     ("outcome", "Exit"),
     ("duration", "Duration"),
+    ("command", "Command"),
 )
 
 
@@ -38,9 +39,9 @@ def row_cells(job_id: int | None, record: CommandRecord) -> tuple[object, ...]:
     return (
         time.strftime("%H:%M:%S", time.localtime(record.started)),
         Text("" if job_id is None else str(job_id), style="dim"),
-        command_text(record),
         Text(clean(record.outcome), style="green" if record.ok else "bold red"),
-        format_duration(record.duration),
+        Text(format_duration(record.duration), justify="right"),
+        command_text(record),
     )
 
 

@@ -59,6 +59,12 @@ def state_text(job: Job, now: float) -> Text:
     return Text(f"{mark} {label}", style=style)
 
 
+def _failed(progress: Progress) -> float:
+    if progress.builds_expected:
+        return progress.builds_failed / progress.builds_expected
+    return 0.0
+
+
 def _fraction(progress: Progress) -> float | None:
     if progress.builds_expected:
         return (progress.builds_done + progress.builds_failed) / progress.builds_expected
@@ -69,8 +75,15 @@ def _fraction(progress: Progress) -> float | None:
     return None
 
 
-def bar(fraction: float | None, now: float, width: int = BAR_WIDTH, moving: bool = True) -> Text:
-    """A progress bar; with no fraction known, a block sliding back and forth."""
+def bar(
+    fraction: float | None,
+    now: float,
+    width: int = BAR_WIDTH,
+    moving: bool = True,
+    failed: float = 0.0,
+) -> Text:
+    """A progress bar (FAILED: the part that failed, in red); with no fraction known, a block
+    sliding back and forth."""
     text = Text()
     if fraction is None:
         if not moving:
@@ -84,9 +97,12 @@ def bar(fraction: float | None, now: float, width: int = BAR_WIDTH, moving: bool
         text.append("░" * (width - span - left), style="dim")
         return text
     fraction = min(1.0, max(0.0, fraction))
-    full = round(fraction * width)
+    failed = min(fraction, max(0.0, failed))
+    bad = round(failed * width)
+    full = round(fraction * width) - bad
     text.append("█" * full, style="green")
-    text.append("░" * (width - full), style="dim")
+    text.append("█" * bad, style="red")
+    text.append("░" * (width - full - bad), style="dim")
     return text
 
 
@@ -154,7 +170,7 @@ class JobProgress(Widget):
         running = not job.state.finished
         if progress is not None:
             row = Text()
-            row.append_text(bar(_fraction(progress), now, moving=running))
+            row.append_text(bar(_fraction(progress), now, moving=running, failed=_failed(progress)))
             row.append("  ")
             row.append(clean(progress.summary()))
             lines.append(row)
@@ -171,7 +187,10 @@ class JobProgress(Widget):
                 lines.append(Text(f"{label}:", style="dim"))
                 for line in tail:
                     lines.append(Text("│ " + clean(line), style="dim"))
+            result = job.result or ""
             for error in progress.errors[-3:]:
+                if job.state.finished and error.strip() in result:
+                    continue  # the closing message below says it already
                 for i, line in enumerate(clean_lines(error)[:6]):
                     lines.append(Text(("error: " if i == 0 else "       ") + line, style="red"))
         elif running:
