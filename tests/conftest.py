@@ -14,6 +14,14 @@ import pytest
 T = TypeVar("T")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Cancel tests send SIGINT to children: it must not be inherited as ignored (CI may start
+    # us as a background job of a non-interactive shell).
+    from tui.host.signals import let_sigint_reach_children
+
+    let_sigint_reach_children()
+
+
 # --- polling real state with a deadline (never fixed sleeps as synchronisation) ---------------
 
 

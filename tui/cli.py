@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tui.config import ConfigError, Settings, load_settings
+from tui.host.signals import let_sigint_reach_children
 
 EXIT_USAGE = 2
 
@@ -149,6 +150,7 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    let_sigint_reach_children()
     args = build_parser().parse_args(argv)
     if args.command == "lab":
         from tui.lab import main as lab_main
