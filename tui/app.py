@@ -131,7 +131,8 @@ class MicroVMApp(App[int]):
             self._poll_again = True
             return
         self._polling = True
-        self._poll_worker(self.main_screen.selected_name if self.screen_stack else None)
+        focus = self.main_screen.selected_name if self.screen_stack else None
+        self._poll_worker(focus)
 
     @work(thread=True, group="poll", name="poll", exit_on_error=False)
     def _poll_worker(self, focus: str | None) -> Snapshot:
@@ -141,6 +142,8 @@ class MicroVMApp(App[int]):
         if event.worker.group != "poll" or not event.worker.is_finished:
             return
         self._polling = False
+        if not self.screen_stack or not isinstance(self.screen_stack[0], MainScreen):
+            return  # shutting down
         if event.state == WorkerState.SUCCESS:
             self.snapshot = event.worker.result
             self.polls += 1

@@ -77,6 +77,7 @@ class MainScreen(Screen[None]):
         self.read_only_reason: str | None = None
         self.interval = 1.0
         self.error: str | None = None
+        self._empty_text = ""
 
     def compose(self) -> ComposeResult:
         yield HostHeader(id="header")
@@ -133,6 +134,7 @@ class MainScreen(Screen[None]):
                 inventory=snap.inventory if snap else None,
                 host=snap.host if snap else None,
                 samples=snap.samples if snap else {},
+                crash_looping=snap.crash_looping if snap else [],
                 hostname=snap.hostname if snap else None,
                 read_only_reason=self.read_only_reason,
                 poll_ms=snap.poll_ms if snap else None,
@@ -159,8 +161,10 @@ class MainScreen(Screen[None]):
                 )
             elif not self.table.matched:
                 text = f"No VM matches “{clean(self.table.filter_text)}”. Esc clears the filter."
-        empty.update(text)
-        empty.set_class(bool(text), "-shown")
+        if text != self._empty_text:  # Static.update asks for a relayout: only on change
+            self._empty_text = text
+            empty.update(text)
+            empty.set_class(bool(text), "-shown")
 
     def _show_detail(self) -> None:
         snap = self.snapshot

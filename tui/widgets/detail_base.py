@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
 
 from tui.host.model import VM
 from tui.host.sampling import Point, VMSample
 from tui.widgets.format import DASH, clean
 from tui.widgets.levels import level_classes, level_css, level_style
+from tui.widgets.lines import LinesWidget
 
 PREFIX = "detail"
 Cell = str | Text
@@ -56,7 +56,7 @@ class Note:
 Block = KV | Grid | Note
 
 
-class DetailView(Static):
+class DetailView(LinesWidget):
     """One tab's content. Subclasses implement ``blocks(data)``."""
 
     DEFAULT_CSS = """
@@ -68,12 +68,14 @@ class DetailView(Static):
     COMPONENT_CLASSES = level_classes(PREFIX)
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]
         self._data = DetailData()
         self._last: list[Block] | None = None
 
     def on_mount(self) -> None:
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._redraw())
+        self.app.theme_changed_signal.subscribe(
+            self, lambda _theme: self.call_after_refresh(self._redraw)
+        )
         self.show(self._data)
 
     # --- for subclasses --------------------------------------------------------------------
@@ -83,7 +85,10 @@ class DetailView(Static):
 
     def t(self, text: object, level: str | None = None) -> Text:
         """Cleaned TEXT in the style of LEVEL (ok/warn/error/muted/accent/bold)."""
-        return Text(clean(text), style=level_style(self, PREFIX, level))
+        out = Text(clean(text))
+        if level:  # as a span: Text equality (the repaint check) compares spans, not .style
+            out.stylize(level_style(self, PREFIX, level))
+        return out
 
     def missing(self, reason: str) -> Text:
         """A value that could not be read: a dash and why."""
@@ -106,7 +111,7 @@ class DetailView(Static):
             blocks = self.blocks(data)
         if blocks != self._last:
             self._last = blocks
-            self.update(self._render_blocks(blocks))
+            self.set_renderable(self._render_blocks(blocks))  # repaints changed lines only
 
     def _redraw(self) -> None:
         self._last = None

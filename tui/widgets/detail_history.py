@@ -5,12 +5,12 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
 
 from tui.widgets.detail_base import DetailData
 from tui.widgets.format import clean, duration, percent, size
 from tui.widgets.history_graph import HistoryGraph
 from tui.widgets.levels import level_classes, level_css, level_style
+from tui.widgets.text_line import TextLine
 
 PREFIX = "detail-history"
 
@@ -25,7 +25,7 @@ class HistoryView(Vertical):
         height: auto;
         padding: 0 1;
     }
-    HistoryView > Static {
+    HistoryView > TextLine {
         height: 1;
     }
     """ + level_css("HistoryView", PREFIX)
@@ -36,9 +36,9 @@ class HistoryView(Vertical):
         self._data = DetailData()
 
     def compose(self) -> ComposeResult:
-        yield Static(id="cpu-title")
+        yield TextLine(id="cpu-title")
         yield HistoryGraph(id="cpu-graph", label_fn=lambda v: f"{v:.0f}%")
-        yield Static(id="mem-title")
+        yield TextLine(id="mem-title")
         yield HistoryGraph(id="mem-graph", label_fn=_mib_label)
 
     def on_mount(self) -> None:
@@ -51,22 +51,24 @@ class HistoryView(Vertical):
         self._data = data
         if not self.is_mounted:
             return
-        cpu_title = self.query_one("#cpu-title", Static)
-        mem_title = self.query_one("#mem-title", Static)
+        cpu_title = self.query_one("#cpu-title", TextLine)
+        mem_title = self.query_one("#mem-title", TextLine)
         cpu_graph = self.query_one("#cpu-graph", HistoryGraph)
         mem_graph = self.query_one("#mem-graph", HistoryGraph)
         points = data.history
         span = duration(points[-1].t - points[0].t) if len(points) > 1 else "0s"
         if data.vm is None:
-            cpu_title.update(Text("No VM selected.", style=self._s("muted")))
-            mem_title.update("")
+            cpu_title.set_text(Text.assemble(("No VM selected.", self._s("muted"))))
+            mem_title.set_text("")
             cpu_graph.set_data([], 100)
             mem_graph.set_data([], 1)
             return
         if not points:
             reason = "not running" if data.sample is None else "no samples yet"
-            cpu_title.update(
-                Text(f"No history for {clean(data.vm.name)}: {reason}.", style=self._s("muted"))
+            cpu_title.set_text(
+                Text.assemble(
+                    (f"No history for {clean(data.vm.name)}: {reason}.", self._s("muted"))
+                )
             )
         cpu = [p.cpu_pct for p in points]
         known_cpu = [v for v in cpu if v is not None]
@@ -83,7 +85,7 @@ class HistoryView(Vertical):
         if gaps:
             title.append(f"  · {gaps} unread", self._s("muted"))
         if points:
-            cpu_title.update(title)
+            cpu_title.set_text(title)
         cpu_graph.set_data(cpu, 100.0)
 
         mem = [p.mem_bytes for p in points]
@@ -96,5 +98,5 @@ class HistoryView(Vertical):
             mtitle.append(f"  now {size(mem[-1])}  max {size(max(known_mem))}")
         if cfg:
             mtitle.append(f"  · scale: configured {cfg} MiB", self._s("muted"))
-        mem_title.update(mtitle)
+        mem_title.set_text(mtitle)
         mem_graph.set_data([float(v) if v is not None else None for v in mem], float(top))

@@ -15,7 +15,7 @@ class OverviewView(DetailView):
     def blocks(self, data: DetailData) -> list[Block]:
         vm, s = data.vm, data.sample
         assert vm is not None
-        state = vm_state(vm, s)
+        state = vm_state(vm, s, data.crash_looping)
         drift = drift_badge(vm)
         r = s.reasons if s else {}
         not_running = self._not_running(vm)

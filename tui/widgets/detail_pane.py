@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from tui.widgets.detail_base import DetailData, DetailView
 from tui.widgets.detail_history import HistoryView
@@ -19,6 +19,7 @@ from tui.widgets.detail_storage import StorageView
 from tui.widgets.detail_units import UnitsView
 from tui.widgets.format import clean
 from tui.widgets.levels import level_classes, level_css, level_style
+from tui.widgets.text_line import TextLine
 from tui.widgets.vm_state import vm_state
 
 PREFIX = "detail-pane"
@@ -59,16 +60,18 @@ class DetailPane(Vertical):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.data = DetailData()
-        self._title: Text | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="detail-title")
+        yield TextLine(id="detail-title")
         with TabbedContent(id="detail-tabs"):
             for tab_id, title, view in TABS:
                 with TabPane(title, id=f"tab-{tab_id}"):
                     yield view(id=f"view-{tab_id}")
 
     def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(
+            self, lambda _theme: self.call_after_refresh(self.show, self.data)
+        )
         self.show(self.data)
 
     @property
@@ -87,21 +90,17 @@ class DetailPane(Vertical):
         if not self.is_mounted:
             return
         if data.vm is None:
-            text = Text("No VM selected", style=level_style(self, PREFIX, "muted"))
+            text = Text.assemble(("No VM selected", level_style(self, PREFIX, "muted")))
         else:
-            badge = vm_state(data.vm, data.sample)
+            badge = vm_state(data.vm, data.sample, data.crash_looping)
             text = Text(end="")
             text.append(clean(data.vm.name), level_style(self, PREFIX, "bold"))
             text.append("  ")
             text.append(badge.text, level_style(self, PREFIX, badge.level))
-            if data.crash_looping:
-                text.append("  ⟳ crash-looping", level_style(self, PREFIX, "error"))
             if data.vm.problems:
                 n = len(data.vm.problems)
                 text.append(f"  ⚠ {n} problem{'s' * (n != 1)}", level_style(self, PREFIX, "error"))
-        if text != self._title:
-            self._title = text
-            self.query_one("#detail-title", Static).update(text)
+        self.query_one("#detail-title", TextLine).set_text(text)
         self._draw_active()
 
     def _draw_active(self) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.text import Text
-from textual.widgets import Static
 
 from tui.host.model import Inventory
 from tui.host.sampling import HostSample, VMSample
-from tui.widgets.format import DASH, clean, percent, size
+from tui.widgets.format import DASH, clean, size
 from tui.widgets.levels import level_classes, level_css, level_style
+from tui.widgets.lines import LinesWidget
 from tui.widgets.vm_state import counts_by_state
 
 PREFIX = "host-header"
+SLOW_POLL_MS = 500  # say so when a poll takes longer than this
 
 
 @dataclass
@@ -21,13 +22,14 @@ class HeaderData:
     inventory: Inventory | None = None  # None: the first poll is not in yet
     host: HostSample | None = None
     samples: dict[str, VMSample] = field(default_factory=dict)
+    crash_looping: list[str] = field(default_factory=list)
     hostname: str | None = None
     read_only_reason: str | None = None
     poll_ms: float | None = None
     error: str | None = None  # the last poll failed as a whole
 
 
-class HostHeader(Static):
+class HostHeader(LinesWidget):
     DEFAULT_CSS = """
     HostHeader {
         height: 2;
@@ -39,12 +41,18 @@ class HostHeader(Static):
     COMPONENT_CLASSES = level_classes(PREFIX)
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]
         self._data = HeaderData()
-        self._last: Text | None = None
+        self.text = Text()
 
     def on_mount(self) -> None:
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.show(self._data))
+        self.app.theme_changed_signal.subscribe(
+            self, lambda _theme: self.call_after_refresh(self._redraw)
+        )
+        self.show(self._data)
+
+    def _redraw(self) -> None:
+        self.text = Text()
         self.show(self._data)
 
     def _s(self, level: str | None) -> object:
@@ -61,7 +69,9 @@ class HostHeader(Static):
         if host is None:
             add(DASH, self._s("muted"))
         else:
-            add(percent(host.cpu_pct) if host.cpu_pct is not None else "…", self._s("accent"))
+            # Whole percents: the line is repainted whenever its text changes.
+            cpu = f"{host.cpu_pct:.0f}%" if host.cpu_pct is not None else "…"
+            add(cpu, self._s("accent"))
             add(f" of {host.ncpu} CPU{'s' if host.ncpu != 1 else ''}")
             if host.load1 is not None:
                 add(f"  load {host.load1:.2f}")
@@ -71,8 +81,8 @@ class HostHeader(Static):
             )
             add(f"{size(host.mem_used_bytes)} / {size(host.mem_total_bytes)}", self._s("accent"))
             add(f" ({used_pct:.0f}% used)")
-        if data.poll_ms is not None:
-            add(f"  poll {data.poll_ms:.0f} ms", self._s("muted"))
+        if data.poll_ms is not None and data.poll_ms > SLOW_POLL_MS:
+            add(f"  slow poll: {data.poll_ms / 1000:.1f} s", self._s("warn"))
         add("\n")
 
         inv = data.inventory
@@ -85,7 +95,7 @@ class HostHeader(Static):
         else:
             n = len(inv.vms)
             add(f"{n} VM{'s' if n != 1 else ''}", self._s("bold"))
-            for badge, count in counts_by_state(inv.vms, data.samples):
+            for badge, count in counts_by_state(inv.vms, data.samples, data.crash_looping):
                 add("  ")
                 add(f"{badge.marker} {count} {badge.label}", self._s(badge.level))
             add(f"  · {clean(inv.state_dir)}", self._s("muted"))
@@ -100,6 +110,6 @@ class HostHeader(Static):
         if not self.is_mounted:
             return
         text = self.render_text(data)
-        if text != self._last:  # unchanged: no repaint, no bytes to the terminal
-            self._last = text
-            self.update(text)
+        if text != self.text:  # unchanged: no repaint, no bytes out
+            self.text = text
+            self.set_renderable(text)  # repaints the changed line only

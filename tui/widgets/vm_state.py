@@ -5,6 +5,7 @@ Shared by the table, the header and the detail pane so they always agree.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from tui.host.model import VM, Drift
@@ -23,10 +24,14 @@ class Badge:
         return f"{self.marker} {self.label}"
 
 
-def vm_state(vm: VM, sample: VMSample | None) -> Badge:
+def vm_state(vm: VM, sample: VMSample | None, crash_looping: bool = False) -> Badge:
+    """CRASH_LOOPING: the unit's restarts are climbing; that says more than the state of the
+    moment (which flips between activating, active and failed)."""
     unit = vm.unit
     active = unit.active if unit and unit.active else "unknown"
     sub = unit.sub if unit else None
+    if crash_looping and active not in ("inactive", "unknown"):
+        return Badge("⟳", "crash-looping", "error", 3)
     if active == "active":
         status = sample.qmp_status if sample else None
         if status is None or status == "running":
@@ -58,11 +63,13 @@ def drift_badge(vm: VM) -> Badge:
     return DRIFT.get(vm.drift, Badge("?", str(vm.drift), "warn", 4))
 
 
-def counts_by_state(vms: list[VM], samples: dict[str, VMSample]) -> list[tuple[Badge, int]]:
+def counts_by_state(
+    vms: list[VM], samples: dict[str, VMSample], crash_looping: Collection[str] = ()
+) -> list[tuple[Badge, int]]:
     """(badge, count) per state seen, most alive first."""
     seen: dict[tuple[str, str], tuple[Badge, int]] = {}
     for vm in vms:
-        badge = vm_state(vm, samples.get(vm.name))
+        badge = vm_state(vm, samples.get(vm.name), vm.name in crash_looping)
         # Group "activating (auto-restart)" with "activating".
         key = (badge.marker, badge.label.split(" (")[0])
         b, n = seen.get(key, (Badge(badge.marker, key[1], badge.level, badge.rank), 0))

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from tui.host.model import VM
 from tui.host.sampling import VMSample
@@ -35,14 +37,16 @@ class Column:
     descending: bool = False  # the natural first direction (numbers: biggest first)
 
 
+# The columns that change every poll come first: Textual repaints a changed cell from the
+# start of its line, so the further left the live figures are, the fewer bytes go out.
 COLUMNS = (
     Column("name", "Name"),
     Column("state", "State"),
-    Column("hypervisor", "Hypervisor"),
-    Column("vcpu", "vCPU", True),
     Column("cpu", "CPU% (vCPUs)", True),
     Column("memory", "Mem host/cfg", True),
     Column("net", "Net ↓rx ↑tx", True),
+    Column("vcpu", "vCPU", True),
+    Column("hypervisor", "Hypervisor"),
     Column("drift", "Drift"),
     Column("restarts", "Restarts", True),
     Column("problems", "Problems", True),
@@ -70,7 +74,7 @@ class RowData:
 def sort_values(row: RowData) -> dict[str, Any]:
     """What each column sorts by; None = unknown (always sorted last)."""
     vm, s = row.vm, row.sample
-    state = vm_state(vm, s)
+    state = vm_state(vm, s, row.crash_looping)
     net = None
     if s is not None and s.net:
         net = sum(r.rx_bps + r.tx_bps for r in s.net.values())
@@ -118,7 +122,9 @@ class VMTable(DataTable):
     def on_mount(self) -> None:
         for col in COLUMNS:
             self.add_column(self._label(col), key=col.key)
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+        self.app.theme_changed_signal.subscribe(
+            self, lambda _theme: self.call_after_refresh(self._restyle)
+        )
 
     # --- cells -----------------------------------------------------------------------------
 
@@ -126,12 +132,18 @@ class VMTable(DataTable):
         return level_style(self, PREFIX, level)
 
     def _text(self, text: str, level: str | None = None) -> Text:
-        return Text(text, style=self._style(level), end="")
+        # The style goes in as a span: Text equality (the diff) compares spans, not the base
+        # style, so a colour change alone (a theme switch) still updates the cell.
+        cell = Text(text, end="")
+        if level:
+            cell.stylize(self._style(level))
+        return cell
 
     def cells(self, row: RowData) -> dict[str, Text]:
         vm, s = row.vm, row.sample
-        state = vm_state(vm, s)
-        name = NameText(clean(vm.name), style=self._style("bold"), end="")
+        state = vm_state(vm, s, row.crash_looping)
+        name = NameText(clean(vm.name), end="")
+        name.stylize(self._style("bold"))
         name.vm = vm.name
         vcpu = (s.vcpu_count if s else None) or vm.vcpu
 
@@ -200,7 +212,8 @@ class VMTable(DataTable):
         if not self.filter_text:
             return True
         needle = self.filter_text.lower()
-        return needle in row.vm.name.lower() or needle in vm_state(row.vm, row.sample).label
+        state = vm_state(row.vm, row.sample, row.crash_looping)
+        return needle in row.vm.name.lower() or needle in state.label
 
     def update_rows(self, rows: list[RowData]) -> None:
         """Diff the table against ROWS: remove gone rows, update changed cells, add new rows,
@@ -221,12 +234,36 @@ class VMTable(DataTable):
                 if name in self.rows:
                     for column, value in cells.items():
                         if self.get_cell(name, column) != value:
-                            self.update_cell(name, column, value, update_width=True)
+                            self._set_cell(name, column, value)
                 else:
                     self.add_row(*(cells[k] for k in COLUMN_KEYS), key=name)
             self._apply_sort()
             if selected is not None and selected in self.rows:
                 self.select_name(selected)
+
+    def _set_cell(self, row: str, column: str, value: Text) -> None:
+        """Update one cell and repaint just that cell.
+
+        ``DataTable.update_cell`` repaints the whole table (``self.refresh()``), which every
+        poll would send every row to the terminal again. When the new text fits the column,
+        store it and refresh the cell's region only; otherwise take the normal path, which
+        also widens the column.
+        """
+        column_key = self._column_key(column)
+        data = getattr(self, "_data", None)
+        if (
+            not isinstance(data, dict)
+            or not hasattr(self, "_update_count")
+            or value.cell_len > self.columns[column_key].content_width
+        ):
+            self.update_cell(row, column, value, update_width=True)
+            return
+        data[RowKey(row)][column_key] = value
+        self._update_count += 1  # part of DataTable's render cache keys: drops stale lines
+        self.refresh_coordinate(Coordinate(self.get_row_index(row), self._column_index(column)))
+
+    def _column_index(self, key: str) -> int:
+        return COLUMN_KEYS.index(key)
 
     def _restyle(self) -> None:
         # Cell styles come from the theme: redraw every cell in the new colours.

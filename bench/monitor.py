@@ -1,0 +1,197 @@
+"""The live monitor's own cost on a lab host: CPU, terminal bytes, time to the first table.
+
+Usage: python bench/monitor.py [--lab DIR] [--extra-running 4] [--seconds 60] [--keep]
+
+Without --lab a lab is brought up in a fresh dir under /var/tmp (with --extra-running more
+running VMs) and brought down at the end; with --lab an existing one is used and left up.
+
+Printed:
+- startup: whole-process time from exec to the first filled table (the first "● running"
+  written to the terminal), median of 3 launches;
+- cpu: the app's CPU time (user+system, all its threads) over SECONDS at the default interval,
+  as % of one core, measured after a 5 s warm-up; the app runs on a pty of 160x48;
+- bytes: what the app wrote to its terminal per second over the same window (idle: nobody
+  presses a key);
+- poll: per-VM cost of one poll in-process (LiveSource.poll: listing + sampling), wall and CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import pty
+import select
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COLS, ROWS = 160, 48
+READY = "● running".encode()
+
+
+def spawn(config: Path) -> tuple[subprocess.Popen[bytes], int]:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+    env = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "COLORTERM": os.environ.get("BENCH_COLORTERM", ""),
+    }
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/microvm-tui"), "--config", str(config)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
+    os.close(slave)
+    return proc, master
+
+
+def drain(master: int, seconds: float, until: bytes | None = None) -> tuple[int, float | None]:
+    """Read the pty for SECONDS; bytes read, and when UNTIL was first seen (monotonic)."""
+    end = time.monotonic() + seconds
+    total = 0
+    seen_at = None
+    tail = b""
+    while (left := end - time.monotonic()) > 0:
+        ready, _, _ = select.select([master], [], [], min(left, 0.2))
+        if not ready:
+            continue
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        total += len(data)
+        if until is not None and seen_at is None:
+            tail = (tail + data)[-4096:]
+            if until in tail:
+                seen_at = time.monotonic()
+                return total, seen_at
+    return total, seen_at
+
+
+def stop(proc: subprocess.Popen[bytes], master: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    os.close(master)
+
+
+def startup(config: Path) -> float:
+    t0 = time.monotonic()
+    proc, master = spawn(config)
+    try:
+        _, seen = drain(master, 20, READY)
+    finally:
+        stop(proc, master)
+    if seen is None:
+        raise SystemExit("the app never showed a running VM")
+    return seen - t0
+
+
+def steady(config: Path, seconds: float) -> tuple[float, float]:
+    proc, master = spawn(config)
+    try:
+        drain(master, 20, READY)
+        drain(master, 5)  # warm-up: the first polls, the history filling
+        p = psutil.Process(proc.pid)
+        c0 = p.cpu_times()
+        t0 = time.monotonic()
+        nbytes, _ = drain(master, seconds)
+        c1 = p.cpu_times()
+        elapsed = time.monotonic() - t0
+    finally:
+        stop(proc, master)
+    cpu = (c1.user - c0.user + c1.system - c0.system) / elapsed * 100
+    return cpu, nbytes / elapsed
+
+
+def poll_cost(settings: object, polls: int = 20) -> tuple[int, float, float]:
+    from tui.source import LiveSource
+
+    source = LiveSource(settings)  # type: ignore[arg-type]
+    try:
+        source.poll()
+        walls, cpus, running = [], [], 0
+        for _ in range(polls):
+            c0, t0 = time.process_time(), time.perf_counter()
+            snap = source.poll(focus="web")
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+            running = len(snap.samples)
+            time.sleep(0.2)
+    finally:
+        source.close()
+    n = max(running, 1)
+    return running, statistics.median(walls) * 1000 / n, statistics.median(cpus) * 1000 / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lab", type=Path)
+    parser.add_argument("--extra-running", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--keep", action="store_true", help="leave an own lab up")
+    args = parser.parse_args()
+    from tui.lab import Lab
+
+    own = args.lab is None
+    root = Path(tempfile.mkdtemp(prefix="mvtui-bench-", dir="/var/tmp")) if own else args.lab
+    lab = Lab(root, extra_running=args.extra_running if own else 0)
+    try:
+        if own:
+            lab.up()
+        config = lab.config_path
+        running, wall_ms, cpu_ms = poll_cost(lab.settings)
+        print(f"lab: {lab.root}, {running} running VMs; host: {os.cpu_count()} CPUs")
+        starts = [startup(config) for _ in range(3)]
+        print(
+            f"startup to the first filled table: median {statistics.median(starts):.2f} s "
+            f"(runs: {', '.join(f'{s:.2f}' for s in starts)}; goal < 1.5 s)"
+        )
+        cpu, bps = steady(config, args.seconds)
+        print(
+            f"app CPU over {args.seconds:.0f} s at the default interval: {cpu:.2f}% of one core "
+            "(goal < 3%; its systemctl children not counted)"
+        )
+        print(
+            f"bytes to the terminal while idle: {bps / 1024:.2f} KiB/s (goal < 3 KB/s; "
+            "first VM selected, TERM=xterm-256color)"
+        )
+        # End: the cursor to the last row (a running VM): its Overview tab changes every poll.
+        cpu2, bps2 = steady(config, min(args.seconds, 30), keys=b"\x1b[F")
+        print(
+            f"  ... with a running VM's Overview on screen: {bps2 / 1024:.2f} KiB/s, "
+            f"CPU {cpu2:.2f}%"
+        )
+        print(
+            f"one poll (listing + sampling), per running VM: {wall_ms:.1f} ms wall, "
+            f"{cpu_ms:.2f} ms CPU"
+        )
+    finally:
+        if own and not args.keep:
+            lab.down()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Helpers for the monitor's tests: recorded sources, settings, waiting on app state."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tui.app import MicroVMApp
+from tui.config import Settings
+from tui.host.model import Inventory
+from tui.recording import load_frames
+from tui.source import ReplaySource, Snapshot
+
+FIXTURES = Path(__file__).parent / "fixtures" / "monitor"
+SIZE = (160, 48)
+
+
+def frames(name: str = "lab.json") -> list[Snapshot]:
+    return load_frames(FIXTURES / name)
+
+
+def replay(name: str = "lab.json", *, start_at_last: bool = True) -> ReplaySource:
+    return ReplaySource(frames(name), start_at_last=start_at_last)
+
+
+def empty_source(state_dir: str = "/var/lib/microvms", error: str | None = None) -> ReplaySource:
+    return ReplaySource([Snapshot(inventory=Inventory(state_dir=Path(state_dir), error=error))])
+
+
+def settings(**changes: Any) -> Settings:
+    # Not read-only unless asked: the header must not depend on who runs the tests.
+    base = Settings(interval=3600.0)
+    return dataclasses.replace(base, **changes)
+
+
+def make_app(source: Any, **changes: Any) -> MicroVMApp:
+    app = MicroVMApp(settings(**changes), source, tty_watch=False)
+    if not changes.get("read_only"):
+        app.read_only_reason = None
+    return app
+
+
+async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 5.0) -> Any:
+    """Let the app run until PREDICATE is truthy (no fixed sleeps); fail after TIMEOUT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {predicate}")
+        await pilot.pause(0.02)
