@@ -111,6 +111,23 @@ def extra(the_lab: Lab) -> Iterator[Extra]:
                     ops.delete(settings, name)
         ext.vms_json.write_bytes(ext.original)
         shutil.rmtree(ext.tmp, ignore_errors=True)
+        remove_traces(the_lab, (NAME, "extra2"))
+
+
+def remove_traces(lab: Lab, names: tuple[str, ...]) -> None:
+    """The console and helper logs of the VMs the test made, and the indirect GC roots that
+    `nix build -o` registered for their (now gone) out-links."""
+    for name in names:
+        (lab.settings.console_log_dir / f"{name}.log").unlink(missing_ok=True)
+        for log in (lab.run_dir / "log").glob(f"*@{name}.service.log"):
+            log.unlink(missing_ok=True)
+    state = str(lab.settings.state_dir)
+    prefixes = tuple(f"{state}/{p}" for n in names for p in (f"{n}/", f".{n}."))
+    auto = Path("/nix/var/nix/gcroots/auto")
+    for link in auto.iterdir() if auto.is_dir() else ():
+        target = readlink(link)
+        if target and target.startswith(prefixes) and not os.path.lexists(target):
+            link.unlink(missing_ok=True)
 
 
 def new_app(lab: Lab, **kwargs: Any) -> ActionsTestApp:

@@ -599,7 +599,7 @@ async def test_command_palette_lists_the_actions_for_the_selected_vm() -> None:
         await ready(pilot)
         app.select("idle")
         await pilot.pause()
-        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        commands = {c.title: c for c in app.actions.system_commands(app.screen)}
         assert {
             "Start VM",
             "Stop VM",

@@ -96,8 +96,16 @@ ACTION_BINDINGS: list[Binding] = [
         "Kill",
         id="force-stop",
         tooltip=ACTIONS_INFO["force-stop"].help,
+        show=False,  # destructive: in the help screen and the palette, not the footer
     ),
-    Binding("D", "vm_action('delete')", "Delete", id="delete", tooltip=ACTIONS_INFO["delete"].help),
+    Binding(
+        "D",
+        "vm_action('delete')",
+        "Delete",
+        id="delete",
+        tooltip=ACTIONS_INFO["delete"].help,
+        show=False,
+    ),
     Binding("j", "jobs", "Jobs", id="jobs", tooltip="The jobs panel: progress, logs, commands"),
 ]
 # App actions that change something (disabled in read-only mode).
@@ -544,7 +552,9 @@ class ActionsController:
         return True
 
     def system_commands(self, screen: Screen | None = None) -> Iterable[SystemCommand]:
-        """Command palette entries: one per action (on the selected VM), plus the panel."""
+        """Command palette entries: one per action (on the selected VM), plus the panel.
+        For an app whose palette does not list its bindings already (yield these from
+        ``App.get_system_commands``); in read-only mode their help says why they refuse."""
         vm = self.selected_vm()
         target = f" ({_clean(vm.name)})" if vm is not None else ""
         for info in ACTIONS_INFO.values():
@@ -594,7 +604,3 @@ class ActionsAppMixin:
         if action in CHANGING_ACTIONS or action == "jobs":
             return self.actions.check_action(action, parameters)
         return super().check_action(action, parameters)  # type: ignore[misc]
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)  # type: ignore[misc]
-        yield from self.actions.system_commands(screen)
