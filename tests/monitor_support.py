@@ -29,7 +29,10 @@ def replay(name: str = "lab.json", *, start_at_last: bool = True) -> ReplaySourc
 
 
 def empty_source(state_dir: str = "/var/lib/microvms", error: str | None = None) -> ReplaySource:
-    return ReplaySource([Snapshot(inventory=Inventory(state_dir=Path(state_dir), error=error))])
+    """No VMs (or an unreadable state dir) on the recorded lab host."""
+    last = frames()[-1]
+    inventory = Inventory(state_dir=Path(state_dir), error=error)
+    return ReplaySource([Snapshot(inventory=inventory, host=last.host, hostname=last.hostname)])
 
 
 def settings(**changes: Any) -> Settings:

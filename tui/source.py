@@ -54,11 +54,13 @@ class LiveSource:
     def poll(self, focus: str | None = None) -> Snapshot:
         t0 = time.perf_counter()
         inv = list_vms(self.settings)
-        samples: dict[str, VMSample] = {}
-        if inv.error is None:
-            samples = self.sampler.sample(
-                inv.vms, self.settings, open_files_for=(focus,) if focus else ()
-            )
+        # Without a readable state dir there are no VMs to sample, but the host totals are
+        # still worth showing.
+        samples = self.sampler.sample(
+            inv.vms if inv.error is None else [],
+            self.settings,
+            open_files_for=(focus,) if focus else (),
+        )
         history = {name: h.points() for name, h in self.sampler.history.items()}
         return Snapshot(
             inventory=inv,

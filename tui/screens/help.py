@@ -63,9 +63,9 @@ class HelpScreen(ModalScreen[None]):
 
     def _table(self) -> Table:
         table = Table(box=None, show_header=True, padding=(0, 2, 0, 0), expand=True)
-        table.add_column("key", no_wrap=True, style="bold")
-        table.add_column("what it does")
-        table.add_column("id (for [keys])", style="dim")
+        table.add_column(Text("key"), no_wrap=True, style="bold")
+        table.add_column(Text("what it does"))
+        table.add_column(Text("id (for [keys])"), style="dim")
         section = None
         for b in self.bindings:
             if b.section != section:
@@ -73,7 +73,7 @@ class HelpScreen(ModalScreen[None]):
                     table.add_row("", "", "")
                 table.add_row(Text(b.section, style="underline"), "", "")
                 section = b.section
-            table.add_row(", ".join(b.keys), b.description, b.id or "")
+            table.add_row(Text(", ".join(b.keys)), Text(b.description), Text(b.id or ""))
         return table
 
     def action_close(self) -> None:

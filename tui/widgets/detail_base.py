@@ -141,6 +141,7 @@ class DetailView(LinesWidget):
                     box=None,
                     padding=(0, 2, 0, 0),
                     show_edge=False,
+                    show_header=any(block.header),
                     header_style=level_style(self, PREFIX, "bold"),
                 )
                 for h in block.header:

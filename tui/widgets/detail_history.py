@@ -28,6 +28,9 @@ class HistoryView(Vertical):
     HistoryView > TextLine {
         height: 1;
     }
+    HistoryView > #mem-title {
+        margin-top: 1;
+    }
     """ + level_css("HistoryView", PREFIX)
     COMPONENT_CLASSES = level_classes(PREFIX)
 
@@ -97,6 +100,6 @@ class HistoryView(Vertical):
         if known_mem:
             mtitle.append(f"  now {size(mem[-1])}  max {size(max(known_mem))}")
         if cfg:
-            mtitle.append(f"  · scale: configured {cfg} MiB", self._s("muted"))
+            mtitle.append(f"  · configured {cfg} MiB", self._s("muted"))
         mem_title.set_text(mtitle)
         mem_graph.set_data([float(v) if v is not None else None for v in mem], float(top))

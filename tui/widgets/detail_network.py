@@ -19,7 +19,7 @@ class NetworkView(DetailView):
             if iface.error:
                 exists = self.missing(iface.error)
             elif iface.exists is False:
-                exists = self.t("✖ missing on the host (declared by the runner)", "error")
+                exists = self.t("✖ missing (declared)", "error")
             else:
                 exists = self.yes_no(iface.exists, "exists", "missing")
             if iface.oper_state is None:

@@ -43,7 +43,7 @@ class SharesView(DetailView):
                     )
                 else:
                     daemon = self.missing(s.reasons.get(alive_key, "unknown"))
-            ro = "ro" if sh.read_only else "rw" if sh.read_only is False else "?"
+            ro = "ro" if sh.read_only else "rw" if sh.read_only is False else DASH
             rows.append(
                 (
                     self.t(sh.tag, "bold"),
@@ -58,7 +58,7 @@ class SharesView(DetailView):
             )
         return [
             Grid(
-                ("tag", "proto", "mode", "source", "source", "free", "virtiofs socket", "daemon"),
+                ("tag", "proto", "mode", "source", "on disk", "free", "virtiofs socket", "daemon"),
                 tuple(rows),
             )
         ]

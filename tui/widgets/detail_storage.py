@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
-from tui.widgets.format import rate, size
+from tui.widgets.format import DASH, rate, size
 
 
 class StorageView(DetailView):
@@ -17,13 +19,12 @@ class StorageView(DetailView):
             rows = []
             for v in vm.volumes:
                 exists = self.yes_no(v.exists, "exists", "missing")
+                gone = "no file" if v.exists is False else "unknown"
                 apparent = (
-                    self.t(size(v.size_bytes))
-                    if v.size_bytes is not None
-                    else self.missing("unknown")
+                    self.t(size(v.size_bytes)) if v.size_bytes is not None else self.missing(gone)
                 )
                 if v.allocated_bytes is None:
-                    allocated = self.missing("unknown")
+                    allocated = self.missing(gone)
                 else:
                     sparse = v.size_bytes and v.allocated_bytes < v.size_bytes
                     allocated = self.t(size(v.allocated_bytes) + (" (sparse)" if sparse else ""))
@@ -35,7 +36,7 @@ class StorageView(DetailView):
                     is_open = self.yes_no(s.volume_open[v.image], "open", "not open")
                 else:
                     is_open = self.missing("not checked")
-                ro = self.t("ro" if v.read_only else "rw" if v.read_only is False else "?")
+                ro = self.t("ro" if v.read_only else "rw" if v.read_only is False else DASH)
                 rows.append((self.t(v.image, "bold"), exists, apparent, allocated, ro, is_open))
             blocks.append(
                 Grid(
@@ -61,5 +62,6 @@ class StorageView(DetailView):
                 reason = s.reasons.get("block") or next(
                     (v for k, v in s.reasons.items() if k.startswith("block:")), "no block devices"
                 )
-                blocks.append(Note(self.missing(reason)))
+                title = self.t("Block I/O  ", "bold")
+                blocks.append(Note(Text.assemble(title, self.missing(reason))))
         return blocks

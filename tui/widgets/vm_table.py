@@ -28,6 +28,7 @@ from tui.widgets.vm_state import drift_badge, vm_state
 PREFIX = "vm-table"
 NEEDS_TWO = "second sample"  # the sampler's "needs a second sample" reason
 SPARK_WIDTH = 8
+PROBLEM_WIDTH = 36  # the first problem, cut; the detail pane lists them all
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,16 @@ COLUMNS = (
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+
+
+def _mib(n: int | None) -> str:
+    if n is None:
+        return DASH
+    return "<1" if 0 < n < 2**19 else f"{n / 2**20:.0f}"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class NameText(Text):
@@ -163,7 +174,7 @@ class VMTable(DataTable):
             else:
                 cpu.append(f"{percent(pct):>6}", self._style("warn" if pct >= 90 else None))
             cpu.append(" " + spark, self._style("accent"))
-            used = DASH if s.mem_host_bytes is None else f"{s.mem_host_bytes / 2**20:.0f}"
+            used = _mib(s.mem_host_bytes)
         cfg = (s.mem_configured_mib if s else None) or vm.mem_mib
         cfg_text = DASH if cfg is None else str(cfg)
         memory = self._text(f"{used}/{cfg_text} MiB", "muted" if s is None else None)
@@ -182,13 +193,15 @@ class VMTable(DataTable):
             net = self._text("…" if waiting else "?", "muted" if waiting else "warn")
 
         restarts_n = vm.unit.restarts if vm.unit else None
-        if row.crash_looping:
-            restarts = self._text(f"{restarts_n} ⟳ crash-looping", "error")
+        if row.crash_looping:  # the State column says "crash-looping" in words
+            restarts = self._text(f"{restarts_n} ⟳", "error")
         else:
             level = "muted" if not restarts_n else "warn"
             restarts = self._text(DASH if restarts_n is None else str(restarts_n), level)
         problems = (
-            self._text(f"⚠ {len(vm.problems)}: {clean(vm.problems[0])}", "error")
+            self._text(
+                f"⚠ {len(vm.problems)}: {_cut(clean(vm.problems[0]), PROBLEM_WIDTH)}", "error"
+            )
             if vm.problems
             else self._text("")
         )
