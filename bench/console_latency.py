@@ -1,0 +1,213 @@
+"""Console echo latency at idle: a key press to the echoed character on screen.
+
+    .venv/bin/python bench/console_latency.py [--lab DIR] [--keys 100]
+
+The `console` VM's shell echoes what is typed. For each of N keys (letters; the line is cleared
+with ctrl+U every 40 keys, not timed):
+
+* pane: a key event is posted to the app, as the terminal driver does; timed until the echo is
+  in the emulator ("fed") and until the widget repainted that row ("painted": the widget repaints
+  at up to 30 fps);
+* raw socket: a Python client on the same socket (like socat): send the byte, read the echo;
+* socat: `socat - UNIX-CONNECT:SOCK` with pipes: write to its stdin, read the echo from stdout.
+
+All three run in the same process one after the other (the socket serves one client at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import socket
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from console_common import BenchApp, lab_for, parser, screen_lines, summary, vm_named
+from textual import events
+
+from tui.host.console import ConsoleManager
+from tui.lab import Lab
+
+LETTERS = string.ascii_lowercase
+CLEAR_EVERY = 40
+
+
+def key_char(i: int) -> str:
+    return LETTERS[i % len(LETTERS)]
+
+
+async def pane_echo(lab: Lab, keys: int) -> tuple[list[float], list[float]]:
+    vm = vm_named(lab, "console")
+    manager = ConsoleManager(lab.settings)
+    app = BenchApp(vm, lab, manager)
+    fed_lat: list[float] = []
+    paint_lat: list[float] = []
+    try:
+        async with app.run_test(size=(120, 40)):
+            deadline = time.monotonic() + 30
+            while not (
+                app.screen_
+                and app.screen_.console_status
+                and app.screen_.console_status.interactive
+            ):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("attach")
+                await asyncio.sleep(0.02)
+            screen = app.screen_
+            term = screen.terminal
+            conn = manager.get("console")
+            assert conn is not None
+            feeds: list[tuple[float, bytes]] = []
+            paints: list[tuple[float, int]] = []
+            feed = screen._feed
+            render_line = term.render_line
+
+            def timed_feed(data: bytes) -> None:
+                feed(data)
+                feeds.append((time.perf_counter(), data))
+
+            def timed_render(y: int):  # type: ignore[no-untyped-def]
+                paints.append((time.perf_counter(), y))
+                return render_line(y)
+
+            screen._feed = timed_feed  # type: ignore[method-assign]
+            term.render_line = timed_render  # type: ignore[method-assign]
+
+            async def wait_prompt() -> None:
+                end = time.monotonic() + 20
+                while not screen_lines(term)[term.emulator.screen.cursor.y].endswith("#"):
+                    if time.monotonic() > end:
+                        raise TimeoutError("prompt")
+                    await asyncio.sleep(0.02)
+
+            conn.write(b"\x15\r")
+            await wait_prompt()
+            for i in range(keys):
+                if i and i % CLEAR_EVERY == 0:
+                    conn.write(b"\x15")  # ctrl+U: clear the line (not timed)
+                    await wait_prompt()
+                ch = key_char(i)
+                n_feeds = len(feeds)
+                t0 = time.perf_counter()
+                app.post_message(events.Key(ch, ch))
+                t_fed = None
+                end = time.monotonic() + 10
+                while t_fed is None:
+                    for t, data in feeds[n_feeds:]:
+                        if ch.encode() in data:
+                            t_fed = t
+                            break
+                    if time.monotonic() > end:
+                        raise TimeoutError(f"echo of {ch!r}")
+                    await asyncio.sleep(0.0005)
+                row = term.emulator.screen.cursor.y
+                t_paint = None
+                end = time.monotonic() + 2
+                while t_paint is None and time.monotonic() < end:
+                    t_paint = next((t for t, y in paints if t >= t_fed and y == row), None)
+                    await asyncio.sleep(0.001)
+                fed_lat.append(t_fed - t0)
+                if t_paint is not None:
+                    paint_lat.append(t_paint - t0)
+                paints.clear()
+                await asyncio.sleep(0.02)  # idle between keys
+            conn.write(b"\x15")
+    finally:
+        manager.close_all()
+    return fed_lat, paint_lat
+
+
+class Channel:
+    """Bytes from a socket or a pipe, with a timeout per read."""
+
+    def __init__(self, fd: int, send) -> None:  # type: ignore[no-untyped-def]
+        self.fd = fd
+        self.send = send
+
+    def recv(self, timeout: float) -> bytes:
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            raise TimeoutError
+        data = os.read(self.fd, 4096)
+        if not data:
+            raise ConnectionError("closed")
+        return data
+
+    def until(self, needle: bytes, timeout: float = 10) -> None:
+        buf = b""
+        while needle not in buf:
+            buf += self.recv(timeout)
+
+    def drain(self, needle: bytes, quiet: float = 0.2) -> None:
+        """Until NEEDLE was seen and then nothing came for QUIET seconds."""
+        self.until(needle)
+        while True:
+            try:
+                self.recv(quiet)
+            except TimeoutError:
+                return
+
+
+def echo_loop(channel: Channel, keys: int) -> list[float]:
+    lat = []
+    channel.send(b"\x15\r")
+    channel.drain(b"# ")
+    for i in range(keys):
+        if i and i % CLEAR_EVERY == 0:
+            channel.send(b"\x15")  # ctrl+U: clear the line (not timed)
+            channel.drain(b"# ", quiet=0.1)
+        ch = key_char(i).encode()
+        t0 = time.perf_counter()
+        channel.send(ch)
+        channel.until(ch)
+        lat.append(time.perf_counter() - t0)
+        time.sleep(0.02)  # idle between keys
+    channel.send(b"\x15")
+    return lat
+
+
+def raw_echo(path: str, keys: int) -> list[float]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        return echo_loop(Channel(s.fileno(), s.sendall), keys)
+
+
+def socat_echo(path: str, keys: int) -> list[float]:
+    proc = subprocess.Popen(
+        ["socat", "-", f"UNIX-CONNECT:{path}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        return echo_loop(Channel(proc.stdout.fileno(), proc.stdin.write), keys)
+    finally:
+        proc.stdin.close()
+        proc.terminate()  # ours, by its pid
+        proc.wait(5)
+
+
+def main() -> int:
+    p = parser(__doc__ or "")
+    p.add_argument("--keys", type=int, default=100)
+    args = p.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores shared; qemu runs TCG)")
+    with lab_for(args.lab) as lab:
+        path = str(lab.settings.state_dir / "console" / "console-console.sock")
+        fed, painted = asyncio.run(pane_echo(lab, args.keys))
+        print(f"pane, echo in the emulator : {summary(fed)}")
+        print(f"pane, echo painted         : {summary(painted)}")
+        print(f"raw socket                 : {summary(raw_echo(path, args.keys))}")
+        print(f"socat                      : {summary(socat_echo(path, args.keys))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
