@@ -182,34 +182,32 @@ def test_bindings_have_ids_and_do_not_clash_with_the_app() -> None:
 # --- dialogs through the keys ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("key", "vm_name", "title", "typed"),
-    [
-        ("t", "idle", "Start idle?", None),
-        ("T", "web", "Stop web?", None),
-        ("R", "web", "Restart web?", None),
-        ("u", "web", "Update web?", None),
-        ("b", "web", "Roll web back?", None),
-        ("K", "web", "Force stop web?", "web"),
-        ("D", "web", "Delete web?", "web"),
-    ],
-)
-async def test_each_key_shows_its_confirmation_and_escape_does_nothing(
-    key: str, vm_name: str, title: str, typed: str | None
-) -> None:
+KEYS = [
+    ("t", "idle", "Start idle?", None),
+    ("T", "web", "Stop web?", None),
+    ("R", "web", "Restart web?", None),
+    ("u", "web", "Update web?", None),
+    ("b", "web", "Roll web back?", None),
+    ("K", "web", "Force stop web?", "web"),
+    ("D", "web", "Delete web?", "web"),
+]
+
+
+async def test_each_key_shows_its_confirmation_and_escape_does_nothing() -> None:
     calls: list = []
     app = ActionsTestApp(runner=runner_with(all_instant(calls)))
     async with app.run_test() as pilot:
         await ready(pilot)
-        app.select(vm_name)
-        await pilot.press(key)
-        screen = app.screen
-        assert isinstance(screen, ConfirmScreen)
-        assert screen.title_text == title
-        assert screen.typed_name == typed
-        await pilot.press("escape")
-        await pilot.pause()
-        assert not isinstance(app.screen, ConfirmScreen)
+        for key, vm_name, title, typed in KEYS:
+            app.select(vm_name)
+            await pilot.press(key)
+            screen = app.screen
+            assert isinstance(screen, ConfirmScreen), key
+            assert screen.title_text == title
+            assert screen.typed_name == typed
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmScreen)
     assert calls == []
 
 

@@ -160,8 +160,10 @@ def failed_create() -> Job:
         created=NOW - 30,
         started=NOW - 30,
         ended=NOW - 24,
-        log=["building path:/srv/flake#nixosConfigurations.bad.config.microvm.declaredRunner"]
-        + lines,
+        log=[
+            "building path:/srv/flake#nixosConfigurations.bad.config.microvm.declaredRunner",
+            *lines,
+        ],
         progress=progress,
         result=f"nix build failed: {nix_error}",
     )

@@ -133,15 +133,16 @@ class JobsScreen(ModalScreen[None]):
     # --- updates from the source (on the UI thread) -----------------------------------------
 
     def _job_changed(self, job: Job, commands: list[CommandEntry]) -> None:
+        if not self.is_mounted:  # being dismissed
+            return
         new = job.id not in self._jobs
         self._jobs[job.id] = job
         table = self.query_one(JobsTable)
         table.update_job(job)
         self._update_summary()
-        if new:
-            if self._shown_id is None or len(self._jobs) == 1:
-                table.select_id(job.id)
-                self._show(job.id)
+        if new and (self._shown_id is None or len(self._jobs) == 1):
+            table.select_id(job.id)
+            self._show(job.id)
         if job.id == self._shown_id:
             self._refresh_shown(job)
         log = self.query_one(CommandLog)
