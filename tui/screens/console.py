@@ -27,7 +27,7 @@ import os
 import threading
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -178,11 +178,6 @@ class ConsoleScreen(Screen[None]):
         height: 1fr;
     }
     """
-    BINDINGS = [
-        # Only reach the screen when the terminal lets them through (read-only mode).
-        Binding("t", "take_over", "Take over", show=False),
-        Binding("escape", "detach", "Back", show=False),
-    ]
 
     class _Arrived(Message):
         """Bytes are pending (posted from the connection's thread)."""
@@ -346,6 +341,16 @@ class ConsoleScreen(Screen[None]):
         return "\n".join(line for line in lines if line)
 
     # --- messages and actions -----------------------------------------------------------
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys the terminal let through (it is read-only, or its search box is open). They
+        stop here: the app's own bindings (quit, refresh, ...) must not fire from keys typed
+        at a console. Priority bindings (the command palette) still work."""
+        event.stop()
+        if event.key == "t":
+            self.action_take_over()
+        elif event.key == "escape":
+            self.action_detach()
 
     @on(TerminalWidget.Input)
     def _typed(self, message: TerminalWidget.Input) -> None:
