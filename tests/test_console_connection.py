@@ -380,3 +380,26 @@ def test_manager_keeps_connections_bounded_and_closes_them(tmp_path: Path) -> No
     assert len(manager) == 0
     assert all(c.closed for c in made)
     wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("console-")], 5)
+
+
+def test_pty_endpoint_both_ways_and_hangup() -> None:
+    # We play the hypervisor: it holds the master side, the console opens the pty by path.
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.close(slave)
+    endpoint = ConsoleEndpoint(vm="t", kind=EndpointKind.PTY, path=path, interactive=True)
+    conn, rec = connect(endpoint)
+    try:
+        wait_for(lambda: conn.status.interactive, 5, what="pty opened")
+        assert conn.status.text == f"connected to {path}"
+        os.write(master, b"login: ")
+        wait_for(lambda: rec.has(b"login: "), 5)
+        assert conn.write(b"root\r")
+        got = b""
+        while b"root\r" not in got:
+            got += os.read(master, 100)
+        assert got == b"root\r"  # raw: no echo, no CR translation on our side
+    finally:
+        os.close(master)  # the hypervisor went away
+        wait_for(lambda: conn.status.state is not ConnectionState.CONNECTED, 5, what="hang-up")
+        conn.close()
