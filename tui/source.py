@@ -53,7 +53,7 @@ class LiveSource:
 
     def poll(self, focus: str | None = None) -> Snapshot:
         t0 = time.perf_counter()
-        inv = list_vms(self.settings)
+        inv = self.listing()
         # Without a readable state dir there are no VMs to sample, but the host totals are
         # still worth showing.
         samples = self.sampler.sample(
@@ -71,6 +71,10 @@ class LiveSource:
             poll_ms=(time.perf_counter() - t0) * 1000,
             hostname=self.hostname,
         )
+
+    def listing(self) -> Inventory:
+        """The state dir with unit and link states (one ``list_vms``)."""
+        return list_vms(self.settings)
 
     def close(self) -> None:
         self.sampler.close()

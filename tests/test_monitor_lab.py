@@ -1,0 +1,257 @@
+"""The monitor against the real lab host (the session `lab` fixture), driven through Pilot.
+
+Each test waits on the app's own state with a deadline (never fixed sleeps) and puts the lab
+back as it found it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.monitor_support import SIZE, until
+from tui.app import MicroVMApp
+from tui.config import load_settings
+from tui.host.model import Inventory, UnitState
+from tui.source import LiveSource
+from tui.widgets.vm_table import VMTable
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def settings(lab: Any) -> Any:
+    return load_settings(lab.config_path)
+
+
+def make(settings: Any, source: Any = None) -> MicroVMApp:
+    return MicroVMApp(settings, source, tty_watch=False)
+
+
+def sample(app: MicroVMApp, name: str) -> Any:
+    return app.snapshot.samples.get(name) if app.snapshot else None
+
+
+def state_cell(app: MicroVMApp, name: str) -> str:
+    table = app.main_screen.query_one(VMTable)
+    return table.get_cell(name, "state").plain if name in table.rows else ""
+
+
+def console(lab: Any, text: str) -> None:
+    path = lab.state_dir / "console" / "console-console.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(text.encode())
+        time.sleep(0.2)  # let qemu read it before we hang up
+
+
+async def test_a_busy_guest_shows_about_one_vcpu(lab: Any, settings: Any) -> None:
+    app = make(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: (s := sample(app, "console")) and s.qmp_status, 30)
+        console(lab, "\nwhile :; do :; done &\n")
+        try:
+            # "A few polls": the next poll sees part of the loop, the one after the whole.
+            start = app.polls
+            await until(
+                pilot,
+                lambda: (s := sample(app, "console")) and (s.cpu_pct_of_vcpus or 0) > 60,
+                timeout=20,
+            )
+            assert app.polls - start <= 6
+            cell = app.main_screen.query_one(VMTable).get_cell("console", "cpu").plain
+            assert float(cell.split("%")[0]) > 60
+            assert cell.rstrip()[-1] in "▅▆▇█"  # the sparkline's newest bar is high
+        finally:
+            console(lab, "\nkill %1\n")
+        await until(
+            pilot,
+            lambda: (s := sample(app, "console")) and (s.cpu_pct_of_vcpus or 100) < 30,
+            timeout=30,
+        )
+
+
+async def test_a_vm_stopped_behind_the_apps_back_changes_within_two_polls(
+    lab: Any, settings: Any
+) -> None:
+    units = ("microvm@idle.service", "microvm-tap-interfaces@idle.service")
+    lab.manager.systemctl("start", "--no-block", units[0])
+    try:
+        app = make(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: state_cell(app, "idle").startswith("●"), timeout=90)
+            lab.manager.systemctl("stop", units[0])
+            stopped_at = app.polls
+            await until(pilot, lambda: not state_cell(app, "idle").startswith("●"), 10)
+            assert app.polls - stopped_at <= 2
+            assert state_cell(app, "idle") == "○ inactive"
+            assert "idle" not in app.snapshot.samples
+    finally:
+        lab.manager.systemctl("stop", *units, check=False)
+
+
+# --- a control socket that accepts and never answers ------------------------------------
+
+
+class HungListener:
+    """A unix socket that accepts connections and never says a word."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(16)
+        self.conns: list[socket.socket] = []
+        self.accepted = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join(2)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+class WithFakeRunning(LiveSource):
+    """The lab's listing, with the fake VM `hung` made to look running (its unit's MainPID is
+    a `sleep` of ours): the unit cannot exist in the lab's manager, its socket can."""
+
+    def __init__(self, settings: Any, pid: int) -> None:
+        super().__init__(settings)
+        self.pid = pid
+
+    def listing(self) -> Inventory:
+        inv = super().listing()
+        for vm in inv.vms:
+            if vm.name == "hung":
+                vm.unit = UnitState(
+                    name="microvm@hung.service", load="loaded", active="active",
+                    sub="running", main_pid=self.pid, restarts=0,
+                )  # fmt: skip
+        return inv
+
+
+@pytest.fixture
+def hung_state_dir(lab: Any) -> Iterator[Path]:
+    """A state dir of links to the lab's running VMs plus `hung`, a copy of `idle`'s dir
+    (same runner: socket `idle.sock` in *this* dir) with a listener that never answers."""
+    root = Path(tempfile.mkdtemp(prefix="mvtui-hung-", dir="/var/tmp"))
+    listener = None
+    try:
+        for name in ("web", "db", "decl", "console"):
+            (root / name).symlink_to(lab.state_dir / name)
+        shutil.copytree(lab.state_dir / "idle", root / "hung", symlinks=True)
+        for leftover in (root / "hung").glob("*.sock"):
+            leftover.unlink()
+        listener = HungListener(root / "hung" / "idle.sock")
+        yield root
+    finally:
+        if listener is not None:
+            listener.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_a_hung_qmp_socket_times_out_while_the_others_update(
+    settings: Any, hung_state_dir: Path
+) -> None:
+    host = dataclasses.replace(settings.host, state_dir=hung_state_dir)
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        source = WithFakeRunning(host, sleeper.pid)
+        app = make(dataclasses.replace(settings, host=host), source)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: sample(app, "hung") is not None, 30)
+            await until(
+                pilot, lambda: "timeout" in sample(app, "hung").reasons.get("qmp_status", ""), 15
+            )
+            assert sample(app, "hung").qmp_status is None
+            assert sample(app, "hung").reasons["qmp_status"].startswith("QMP timeout after 1.0 s")
+            # The others keep updating, poll after poll, with answers from their sockets.
+            seen: list[float] = []
+            for _ in range(3):
+                polls = app.polls
+                await until(pilot, lambda polls=polls: app.polls > polls, 10)
+                web = sample(app, "web")
+                assert web.qmp_status == "running"
+                assert "timeout" in sample(app, "hung").reasons["qmp_status"]
+                seen.append(web.t)
+                # One hung VM costs a poll the sampler's deadline, never more.
+                assert app.snapshot.poll_ms < 1000 * (1.0 + 0.2) + 800
+            assert seen == sorted(set(seen))
+            # The detail pane says why.
+            table = app.main_screen.query_one(VMTable)
+            table.move_cursor(row=table.get_row_index("hung"))
+            await pilot.pause()
+            pane = app.main_screen.query_one("#view-overview")
+            assert "QMP timeout after 1.0 s" in "".join(
+                seg.text for line in pane._lines for seg in line
+            )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def qmp_greeting_time(path: str) -> float:
+    """Connect like microvm-shutdown and time the greeting; then ask the status and leave."""
+    t0 = time.monotonic()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        reader = sock.makefile("rb")
+        greeting = reader.readline()
+        elapsed = time.monotonic() - t0
+        assert b"QMP" in greeting
+        sock.sendall(b'{"execute":"qmp_capabilities"}\n')
+        assert b"return" in reader.readline()
+    return elapsed
+
+
+async def test_microvm_shutdown_gets_the_qmp_greeting_while_monitoring(
+    lab: Any, settings: Any
+) -> None:
+    app = make(settings)
+    path = str(lab.state_dir / "web" / "web.sock")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: (s := sample(app, "web")) and s.qmp_status, 30)
+        times: list[float] = []
+        errors: list[BaseException] = []
+
+        def client() -> None:
+            try:
+                for _ in range(12):  # over several of the app's polls
+                    times.append(qmp_greeting_time(path))
+                    time.sleep(0.25)
+            except BaseException as exc:
+                errors.append(exc)
+
+        polls = app.polls
+        thread = threading.Thread(target=client)
+        thread.start()
+        await until(pilot, lambda: not thread.is_alive(), 60)
+        assert not errors, errors
+        assert app.polls - polls >= 2  # the app was polling web meanwhile
+        assert max(times) < 1.0, times
+        assert sample(app, "web").qmp_status == "running"
