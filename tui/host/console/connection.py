@@ -62,6 +62,7 @@ FAST_WINDOW = 30.0  # how long to retry a vanished socket fast (a VM restart)
 RECHECK_READ_ONLY = 10.0  # rediscover while showing read-only history of a running VM
 RECHECK_WAITING = 3.0  # rediscover while the VM is not running
 RECHECK_TRANSIENT = 0.5  # ... while it is starting or stopping
+RECHECK_QMP = 3.0  # ... while QMP does not answer (read-only history meanwhile)
 
 
 class ConnectionState(StrEnum):
@@ -907,7 +908,7 @@ class ConsoleConnection:
 
 def _recheck_after(discovered: ConsoleEndpoint) -> float:
     if discovered.kind is not EndpointKind.NONE:
-        return RECHECK_READ_ONLY
+        return RECHECK_QMP if discovered.transient else RECHECK_READ_ONLY
     return RECHECK_TRANSIENT if discovered.transient else RECHECK_WAITING
 
 

@@ -93,7 +93,7 @@ class ConsoleEndpoint:
     busy: bool = False  # the socket server already has a client (qemu serves one at a time)
     fallback: ConsoleEndpoint | None = None
     argv: tuple[str, ...] = ()  # JOURNAL: the journalctl command
-    transient: bool = False  # NONE while the VM starts or stops: look again soon
+    transient: bool = False  # may change soon (starting, stopping, QMP not answering yet)
 
     @property
     def read_only(self) -> bool:
@@ -616,7 +616,9 @@ def _from_runner(
         why = f"its serial console goes to {kind}" + (f" {spec.path}" if spec and spec.path else "")
     else:
         why = "no interactive serial endpoint was found" + why_qmp
-    return history_endpoint(vm, settings, why, hint, pid)
+    endpoint = history_endpoint(vm, settings, why, hint, pid)
+    # QMP may just not be up yet (the VM is starting) or busy: look again soon.
+    return replace(endpoint, transient=True) if qmp_problem else endpoint
 
 
 # --- the takeover -------------------------------------------------------------------------
