@@ -667,7 +667,9 @@ class ConsoleConnection:
                 )
                 try:
                     done = self._takeover_fn(self.vm, self.settings, discovered)
-                except TakeoverError as exc:
+                except Exception as exc:  # TakeoverError, or a bug: never a dead console
+                    if not isinstance(exc, TakeoverError):
+                        log.exception("console %s: takeover failed", self.name)
                     self._deliver(note(f"takeover failed: {exc}"))
                     extra["error"] = f"takeover failed: {exc}"
                 else:
