@@ -40,7 +40,8 @@ def vm_state(vm: VM, sample: VMSample | None, crash_looping: bool = False) -> Ba
             return Badge("‖", status, "warn", 1)
         return Badge("◆", status, "error", 1)  # shutdown, guest-panicked, internal-error...
     if active in ("activating", "reloading"):
-        label = active if not sub or sub in (active, "start") else f"{active} ({sub})"
+        # The sub-state says more ("auto-restart", "start-pre") and keeps the column narrow.
+        label = active if not sub or sub in (active, "start") else sub
         return Badge("◐", label, "warn", 2)
     if active == "deactivating":
         return Badge("◑", "deactivating", "warn", 2)
@@ -70,8 +71,7 @@ def counts_by_state(
     seen: dict[tuple[str, str], tuple[Badge, int]] = {}
     for vm in vms:
         badge = vm_state(vm, samples.get(vm.name), vm.name in crash_looping)
-        # Group "activating (auto-restart)" with "activating".
-        key = (badge.marker, badge.label.split(" (")[0])
+        key = (badge.marker, badge.label)
         b, n = seen.get(key, (Badge(badge.marker, key[1], badge.level, badge.rank), 0))
         seen[key] = (b, n + 1)
     return sorted(seen.values(), key=lambda bn: (bn[0].rank, bn[0].label))

@@ -28,7 +28,7 @@ from tui.widgets.vm_state import drift_badge, vm_state
 PREFIX = "vm-table"
 NEEDS_TWO = "second sample"  # the sampler's "needs a second sample" reason
 SPARK_WIDTH = 8
-PROBLEM_WIDTH = 36  # the first problem, cut; the detail pane lists them all
+PROBLEM_WIDTH = 30  # the first problem, cut; the detail pane lists them all
 
 
 @dataclass(frozen=True)
