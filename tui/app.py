@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
@@ -144,13 +145,16 @@ class MicroVMApp(App[int]):
         self._polling = False
         if not self.screen_stack or not isinstance(self.screen_stack[0], MainScreen):
             return  # shutting down
-        if event.state == WorkerState.SUCCESS:
-            self.snapshot = event.worker.result
-            self.polls += 1
-            self.main_screen.show(self.snapshot)
-        elif event.state == WorkerState.ERROR:
-            self.poll_errors += 1
-            self.main_screen.show_error(f"poll failed: {event.worker.error}")
+        try:
+            if event.state == WorkerState.SUCCESS:
+                self.snapshot = event.worker.result
+                self.polls += 1
+                self.main_screen.show(self.snapshot)
+            elif event.state == WorkerState.ERROR:
+                self.poll_errors += 1
+                self.main_screen.show_error(f"poll failed: {event.worker.error}")
+        except NoMatches:
+            return  # a poll that ended while the app tears its widgets down
         if self._stopping:
             return
         if self._poll_again:
