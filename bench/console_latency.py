@@ -117,7 +117,8 @@ async def pane_echo(lab: Lab, keys: int) -> tuple[list[float], list[float]]:
                     paint_lat.append(t_paint - t0)
                 paints.clear()
                 await asyncio.sleep(0.02)  # idle between keys
-            conn.write(b"\x15")
+            conn.write(b"\x15\r")  # leave the shell's line clean for the next client
+            await wait_prompt()
     finally:
         manager.close_all()
     return fed_lat, paint_lat
@@ -168,7 +169,8 @@ def echo_loop(channel: Channel, keys: int) -> list[float]:
         channel.until(ch)
         lat.append(time.perf_counter() - t0)
         time.sleep(0.02)  # idle between keys
-    channel.send(b"\x15")
+    channel.send(b"\x15\r")  # leave the shell's line clean for the next client
+    channel.drain(b"# ")
     return lat
 
 

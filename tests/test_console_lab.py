@@ -107,8 +107,21 @@ async def until(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what or predicate}"
+                + describe(pilot.app)
+            )
         await pilot.pause(0.05)
+
+
+def describe(app: Any) -> str:
+    """What the console showed, for a failure message."""
+    screen = app.console_screen() if isinstance(app, ConsoleApp) else None
+    if screen is None:
+        return f"\nscreen: {app.screen!r}"
+    status = screen.console_status
+    text = pane_text(screen.terminal).rstrip()[-1500:]
+    return f"\nstatus: {status}\npane:\n{text}"
 
 
 class ConsoleApp(App[None]):
@@ -134,7 +147,8 @@ def status_of(app: ConsoleApp) -> Any:
 
 
 async def type_line(pilot: Pilot[Any], text: str) -> None:
-    await pilot.press(*text, "enter")
+    """Ctrl+U first: whatever an earlier client left half-typed on the shell's line goes."""
+    await pilot.press("ctrl+u", *text, "enter")
 
 
 # --- endpoints --------------------------------------------------------------------------------
