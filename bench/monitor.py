@@ -109,10 +109,12 @@ def startup(config: Path) -> float:
     return seen - t0
 
 
-def steady(config: Path, seconds: float) -> tuple[float, float]:
+def steady(config: Path, seconds: float, keys: bytes = b"") -> tuple[float, float]:
     proc, master = spawn(config)
     try:
         drain(master, 20, READY)
+        if keys:
+            os.write(master, keys)
         drain(master, 5)  # warm-up: the first polls, the history filling
         p = psutil.Process(proc.pid)
         c0 = p.cpu_times()
@@ -126,24 +128,36 @@ def steady(config: Path, seconds: float) -> tuple[float, float]:
     return cpu, nbytes / elapsed
 
 
-def poll_cost(settings: object, polls: int = 20) -> tuple[int, float, float]:
+def poll_cost(settings: object, polls: int = 20) -> dict[str, float]:
+    """In-process cost of the app's poll, split: the listing (state dirs, one systemctl,
+    links) and the sampler (cgroups, /proc, QMP, links again). CPU counts every thread."""
     from tui.source import LiveSource
 
     source = LiveSource(settings)  # type: ignore[arg-type]
     try:
         source.poll()
-        walls, cpus, running = [], [], 0
+        walls, list_cpu, sample_cpu, running = [], [], [], 0
         for _ in range(polls):
-            c0, t0 = time.process_time(), time.perf_counter()
-            snap = source.poll(focus="web")
+            t0 = time.perf_counter()
+            c0 = time.process_time()
+            inv = source.listing()
+            c1 = time.process_time()
+            samples = source.sampler.sample(inv.vms, source.settings, open_files_for=("web",))
+            c2 = time.process_time()
             walls.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
-            running = len(snap.samples)
-            time.sleep(0.2)
+            list_cpu.append(c1 - c0)
+            sample_cpu.append(c2 - c1)
+            running = len(samples)
+            time.sleep(0.5)
     finally:
         source.close()
-    n = max(running, 1)
-    return running, statistics.median(walls) * 1000 / n, statistics.median(cpus) * 1000 / n
+    ms = 1000
+    return {
+        "running": running,
+        "wall_ms": statistics.median(walls) * ms,
+        "list_cpu_ms": statistics.median(list_cpu) * ms,
+        "sample_cpu_ms": statistics.median(sample_cpu) * ms,
+    }
 
 
 def main() -> None:
@@ -162,8 +176,12 @@ def main() -> None:
         if own:
             lab.up()
         config = lab.config_path
-        running, wall_ms, cpu_ms = poll_cost(lab.settings)
-        print(f"lab: {lab.root}, {running} running VMs; host: {os.cpu_count()} CPUs")
+        cost = poll_cost(lab.settings)
+        running = int(cost["running"])
+        load = os.getloadavg()[0]
+        print(
+            f"lab: {lab.root}, {running} running VMs; host: {os.cpu_count()} CPUs, load {load:.2f}"
+        )
         starts = [startup(config) for _ in range(3)]
         print(
             f"startup to the first filled table: median {statistics.median(starts):.2f} s "
@@ -184,9 +202,11 @@ def main() -> None:
             f"  ... with a running VM's Overview on screen: {bps2 / 1024:.2f} KiB/s, "
             f"CPU {cpu2:.2f}%"
         )
+        cpu_ms = cost["list_cpu_ms"] + cost["sample_cpu_ms"]
         print(
-            f"one poll (listing + sampling), per running VM: {wall_ms:.1f} ms wall, "
-            f"{cpu_ms:.2f} ms CPU"
+            f"one poll in-process: {cost['wall_ms']:.0f} ms wall, {cpu_ms:.1f} ms CPU = listing "
+            f"{cost['list_cpu_ms']:.1f} + sampling {cost['sample_cpu_ms']:.1f}; per running VM "
+            f"{cpu_ms / max(running, 1):.2f} ms CPU (at 1 s: {cpu_ms / 10:.1f}% of one core)"
         )
     finally:
         if own and not args.keep:

@@ -222,6 +222,6 @@ def terminal_gone(ttys: dict[int, str | None]) -> bool:
     return False
 
 
-def run_app(settings: Settings) -> int:
-    result = MicroVMApp(settings).run()
+def run_app(settings: Settings, source: Source | None = None) -> int:
+    result = MicroVMApp(settings, source).run()
     return result or 0

@@ -172,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(settings, args.json)
         except BrokenPipeError:  # `microvm-tui list | head`
             return 0
+    # The first poll runs while Textual loads (tui.source does not import it).
+    from tui.source import LiveSource, Prefetched
+
+    source = Prefetched(LiveSource(settings.host))
     from tui.app import run_app
 
-    return run_app(settings)
+    return run_app(settings, source)

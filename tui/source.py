@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,40 @@ class LiveSource:
 
     def close(self) -> None:
         self.sampler.close()
+
+
+class Prefetched:
+    """A source whose first poll starts at once, in a thread, while the UI is still loading
+    (importing Textual and composing the screen take about as long as a first poll)."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self._first: Snapshot | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="first-poll", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._first = self.source.poll(None)
+        except BaseException as exc:  # handed to the app's poll worker, which reports it
+            self._error = exc
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            if self._error is not None:
+                raise self._error
+            assert self._first is not None
+            first, self._first = self._first, None
+            return first
+        return self.source.poll(focus)
+
+    def close(self) -> None:
+        self.source.close()
 
 
 class ReplaySource:
