@@ -261,13 +261,18 @@ async def test_takeover_of_web(clab: Lab) -> None:
     vm = vms(clab)["web"]
     transcript = clab.settings.state_dir / "web" / "microvm-tui.console.log"
     offset = log_size(clab, "web")
-    took_over = False
+    took_over = restarted = False
     try:
         with ConsoleManager(clab.settings) as manager:
             app = ConsoleApp(vm, clab, manager)
             async with app.run_test(size=(100, 30)) as pilot:
                 # Read-only history first, and the question.
-                await until(pilot, lambda: isinstance(app.screen, TakeoverScreen), 20, "dialog")
+                await until(
+                    pilot,
+                    lambda: isinstance(app.screen, TakeoverScreen) and app.screen.query("#body"),
+                    20,
+                    "the question",
+                )
                 status = status_of(app)
                 assert status.state is ConnectionState.READ_ONLY and status.takeover_available
                 body = str(app.screen.query_one("#body", Static).content)
@@ -313,7 +318,7 @@ async def test_takeover_of_web(clab: Lab) -> None:
                 # The restart ends the takeover: back to the log file, read-only, said so.
                 offset = log_size(clab, "web")
                 restart(clab, "web")
-                took_over = False
+                took_over, restarted = False, True
                 status = await until(
                     pilot,
                     lambda: (s := status_of(app)) and s.takeover_ended and s,
@@ -329,14 +334,17 @@ async def test_takeover_of_web(clab: Lab) -> None:
                     "the new boot, from the log file",
                 )
     finally:
-        if took_over:
+        if took_over:  # the test failed half-way: still leave web as it was found
+            offset = log_size(clab, "web")
             restart(clab, "web")
-        wait_for(
-            lambda: (
-                unit_show(clab, "web")["ActiveState"] == "active"
-                and guest_booted(clab.log_dir / "web.log", "web", offset)
-            ),
-            120,
-            what="web to boot again on stdio",
-        )
+            restarted = True
+        if restarted:
+            wait_for(
+                lambda: (
+                    unit_show(clab, "web")["ActiveState"] == "active"
+                    and guest_booted(clab.log_dir / "web.log", "web", offset)
+                ),
+                120,
+                what="web to boot again on stdio",
+            )
     assert discover_endpoint(vms(clab)["web"], clab.settings).kind is EndpointKind.TAKEOVER

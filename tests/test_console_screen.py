@@ -182,7 +182,9 @@ async def test_takeover_is_asked_once_and_confirmed() -> None:
     conn = FakeConnection(READ_ONLY_OFFER)
     app = HostApp(conn)
     async with app.run_test(size=(100, 40)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, TakeoverScreen))
+        await until(
+            pilot, lambda: isinstance(app.screen, TakeoverScreen) and app.screen.query("#body")
+        )
         body = str(app.screen.query_one("#body").content)  # type: ignore[attr-defined]
         assert "one-way until t restarts" in body and "/var/log/t.log" in body
         await pilot.press("n")

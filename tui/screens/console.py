@@ -104,6 +104,7 @@ class TakeoverScreen(ModalScreen[bool]):
         margin-left: 2;
     }
     """
+    AUTO_FOCUS = "#cancel"  # the safe answer
     BINDINGS = [
         Binding("escape,n", "cancel", "Cancel"),
         Binding("y", "confirm", "Take over"),
@@ -137,9 +138,6 @@ class TakeoverScreen(ModalScreen[bool]):
             with Horizontal(id="buttons"):
                 yield Button("Take over (y)", id="confirm", variant="warning")
                 yield Button("Cancel (n)", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
 
     @on(Button.Pressed, "#confirm")
     def action_confirm(self) -> None:
