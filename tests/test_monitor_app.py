@@ -480,6 +480,14 @@ async def test_theme_from_settings_and_no_hard_coded_colours() -> None:
         await until(pilot, lambda: table(app).get_cell("web", "state").spans != light)
 
 
+async def test_an_unknown_theme_falls_back_and_says_so() -> None:
+    app = make_app(replay(), theme="no-such-theme")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.polls >= 1)
+        assert app.theme == "textual-dark"
+        assert any("unknown theme 'no-such-theme'" in n.message for n in app._notifications)
+
+
 def test_recording_round_trips(tmp_path: Path) -> None:
     from tui.recording import dump_frames, load_frames
 

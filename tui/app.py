@@ -76,7 +76,13 @@ class MicroVMApp(App[int]):
         self.read_only_reason = read_only_reason(settings)
         self.tty_watch = tty_watch
         self._ttys: dict[int, str | None] = {}
-        self.theme = settings.theme
+        self._theme_error: str | None = None
+        if settings.theme in self.available_themes:
+            self.theme = settings.theme
+        else:
+            self._theme_error = f"unknown theme {settings.theme!r}; try one of: " + ", ".join(
+                sorted(self.available_themes)
+            )
         if settings.keymap:
             self.set_keymap(settings.keymap)
 
@@ -110,6 +116,8 @@ class MicroVMApp(App[int]):
     def on_mount(self) -> None:
         if self.tty_watch and not self.is_headless:
             self._start_tty_watch()
+        if self._theme_error:
+            self.notify(self._theme_error, severity="warning", timeout=10)
         self.call_after_refresh(self.poll)  # once the main screen is composed
 
     async def on_unmount(self) -> None:
