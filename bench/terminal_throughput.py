@@ -2,9 +2,15 @@
 
 Run: .venv/bin/python bench/terminal_throughput.py [megabytes]
 
-A reader thread feeds ~2 MB of boot-log-like output (timestamps, systemd colours, 256/true
-colour, wrapped lines, progress bars with CR, UTF-8) through ``app.call_from_thread`` in 16 KiB
-chunks, as the console socket reader will. Printed:
+Two streams, each about 2 MB:
+
+* mixed: boot-log-like output (timestamps, systemd colours, 256/true colour, wrapped lines,
+  progress bars with CR, UTF-8);
+* short lines: what ``seq 1 260000`` prints (numbers, CR LF), where the cost per line feed
+  dominates.
+
+A reader thread feeds each through ``app.call_from_thread`` in 16 KiB chunks, as the console
+socket reader will. Printed, per stream:
 
 * emulator MB/s: the parser + screen alone, outside Textual;
 * widget MB/s: bytes fed through ``TerminalWidget.feed`` inside a running app, per second of
@@ -98,6 +104,20 @@ def console_output(size: int, seed: int = 7) -> bytes:
     return "".join(parts).encode()
 
 
+def short_lines(size: int) -> bytes:
+    """``seq 1 N`` through a tty (CR LF), about ``size`` bytes (N = 260000 for 1.97 MB)."""
+    parts: list[str] = []
+    total = 0
+    n = 0
+    while total < size:
+        n += 1
+        line = f"{n}\r\n"
+        parts.append(line)
+        total += len(line)
+    parts.append(f"\x1b[1m{END_MARKER}\x1b[0m\r\n")
+    return "".join(parts).encode()
+
+
 def bench_emulator(data: bytes) -> tuple[float, float]:
     """(wall MB/s, CPU MB/s) of the emulator alone."""
     emulator = TerminalEmulator(120, 39)
@@ -183,27 +203,32 @@ async def bench_widget(data: bytes) -> dict[str, float]:
         }
 
 
-def main() -> None:
-    megabytes = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
-    data = console_output(int(megabytes * 1_000_000))
+def run(name: str, data: bytes) -> None:
     lines = data.count(b"\n")
-    print(f"input: {len(data) / 1e6:.2f} MB of console output, {lines} lines")
+    print(f"{name}: {len(data) / 1e6:.2f} MB, {lines} lines")
     wall, cpu = bench_emulator(data)
-    print(f"emulator alone:            {wall:6.2f} MB/s wall, {cpu:6.2f} MB/s per CPU second")
+    print(f"  emulator alone:          {wall:6.2f} MB/s wall, {cpu:6.2f} MB/s per CPU second")
     result = asyncio.run(bench_widget(data))
     print(
-        f"widget in a running app:   {result['widget_mb_s']:6.2f} MB/s wall, "
+        f"  widget in a running app: {result['widget_mb_s']:6.2f} MB/s wall, "
         f"{result['widget_cpu_mb_s']:6.2f} MB/s per CPU second "
         f"({result['feed_seconds']:.2f} s for the whole flood, 16 KiB chunks)"
     )
     print(
-        f"last line on screen:       {result['last_line_after_feed_ms']:6.1f} ms after the last "
+        f"  last line on screen:     {result['last_line_after_feed_ms']:6.1f} ms after the last "
         f"feed ({result['last_line_total_s']:.2f} s after the first)"
     )
     print(
-        f"key press during flood:    median {result['key_median_ms']:.1f} ms, "
+        f"  key press during flood:  median {result['key_median_ms']:.1f} ms, "
         f"max {result['key_max_ms']:.1f} ms over {result['keys']:.0f} keys"
     )
+
+
+def main() -> None:
+    megabytes = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    size = int(megabytes * 1_000_000)
+    run("mixed console output", console_output(size))
+    run("short lines (seq)", short_lines(size))
 
 
 if __name__ == "__main__":
