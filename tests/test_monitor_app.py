@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import threading
 import time
 from pathlib import Path
@@ -364,11 +363,7 @@ async def test_missing_values_carry_their_reason() -> None:
 
 
 def _plain(view) -> str:  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
-    console = Console(width=150, record=True, color_system=None, file=io.StringIO())
-    console.print(view.rendered)
-    return console.export_text()
+    return "\n".join(view.plain_lines)
 
 
 # --- keys, help, palette, keymap, read-only ----------------------------------------------------

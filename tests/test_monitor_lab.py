@@ -206,9 +206,7 @@ async def test_a_hung_qmp_socket_times_out_while_the_others_update(
             table.move_cursor(row=table.get_row_index("hung"))
             await pilot.pause()
             pane = app.main_screen.query_one("#view-overview")
-            assert "QMP timeout after 1.0 s" in "".join(
-                seg.text for line in pane._lines for seg in line
-            )
+            assert "QMP timeout after 1.0 s" in "\n".join(pane.plain_lines)
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.console import Group, RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +21,7 @@ from tui.widgets.levels import level_classes, level_css, level_style
 from tui.widgets.lines import LinesWidget
 
 PREFIX = "detail"
+KV_LABEL_WIDTH = 17  # "Memory configured": label columns line up across blocks
 Cell = str | Text
 
 
@@ -71,6 +73,8 @@ class DetailView(LinesWidget):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._data = DetailData()
         self._last: list[Block] | None = None
+        self._cache: list[tuple[Block, list[list[Segment]]]] = []
+        self._cache_width = -1
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(
@@ -111,42 +115,82 @@ class DetailView(LinesWidget):
             blocks = self.blocks(data)
         if blocks != self._last:
             self._last = blocks
-            self.set_renderable(self._render_blocks(blocks))  # repaints changed lines only
+            self.update_lines()  # repaints changed lines only
 
     def _redraw(self) -> None:
         self._last = None
+        self._cache = []
         self.show(self._data)
 
-    def _render_blocks(self, blocks: list[Block]) -> RenderableType:
-        parts: list[RenderableType] = []
+    # Each block is rendered on its own and kept while it does not change: a poll usually
+    # changes a few figures of one or two blocks, and the rest costs nothing.
+
+    def _render(self, width: int) -> list[list[Segment]]:
+        blocks = self._last or []
+        cache = self._cache if self._cache_width == width else []
+        lines: list[list[Segment]] = []
+        new_cache: list[tuple[Block, list[list[Segment]]]] = []
         for i, block in enumerate(blocks):
             if i:
-                parts.append(Text(""))
-            title = getattr(block, "title", None)
-            if title:
-                parts.append(self.t(title, "bold"))
-            if isinstance(block, Note):
-                parts.append(block.text)
-            elif isinstance(block, KV):
-                table = Table.grid(padding=(0, 2))
-                table.add_column(style=level_style(self, PREFIX, "muted"), no_wrap=True)
-                table.add_column(overflow="fold")
-                for label, value in block.rows:
-                    table.add_row(label, value)
-                parts.append(table)
-            elif not block.rows:
-                parts.append(self.t(block.empty, "muted"))
+                lines.append([])
+            if i < len(cache) and cache[i][0] == block:
+                rendered = cache[i][1]
             else:
-                table = Table(
-                    box=None,
-                    padding=(0, 2, 0, 0),
-                    show_edge=False,
-                    show_header=any(block.header),
-                    header_style=level_style(self, PREFIX, "bold"),
-                )
-                for h in block.header:
-                    table.add_column(h, overflow="fold")
-                for row in block.rows:
-                    table.add_row(*row)
-                parts.append(table)
-        return Group(*parts)
+                rendered = self._render_block(block, width)
+            new_cache.append((block, rendered))
+            lines.extend(rendered)
+        self._cache, self._cache_width = new_cache, width
+        return lines
+
+    def _render_block(self, block: Block, width: int) -> list[list[Segment]]:
+        console = self.app.console
+        options = console.options.update(width=max(width, 1), height=None, highlight=False)
+        parts: list[RenderableType] = []
+        title = getattr(block, "title", None)
+        if title:
+            parts.append(self.t(title, "bold"))
+        if isinstance(block, Note):
+            parts.append(block.text)
+        elif isinstance(block, KV):
+            parts.extend(self._kv_lines(block, width))
+        elif not block.rows:
+            parts.append(self.t(block.empty, "muted"))
+        else:
+            table = Table(
+                box=None,
+                padding=(0, 2, 0, 0),
+                show_edge=False,
+                show_header=any(block.header),
+                header_style=level_style(self, PREFIX, "bold"),
+            )
+            for h in block.header:
+                table.add_column(h, overflow="fold")
+            for row in block.rows:
+                table.add_row(*row)
+            parts.append(table)
+        return console.render_lines(Group(*parts), options, pad=False)
+
+    def _kv_lines(self, block: KV, width: int) -> list[Text]:
+        """Label/value lines without a table's measuring: labels padded to one width, long
+        values folded under the value column."""
+        label_width = max(
+            KV_LABEL_WIDTH,
+            *(len(label if isinstance(label, str) else label.plain) for label, _ in block.rows),
+        )
+        muted = level_style(self, PREFIX, "muted")
+        indent = label_width + 2
+        out: list[Text] = []
+        for label, value in block.rows:
+            label_text = Text(label) if isinstance(label, str) else label.copy()
+            label_text.pad_right(indent - label_text.cell_len)
+            label_text.stylize(muted)
+            value_text = Text(value) if isinstance(value, str) else value
+            room = max(width - indent, 10)
+            if value_text.cell_len <= room:
+                out.append(Text.assemble(label_text, value_text))
+                continue
+            for n, piece in enumerate(value_text.wrap(self.app.console, room, overflow="fold")):
+                piece.rstrip()
+                head = label_text if n == 0 else Text(" " * indent)
+                out.append(Text.assemble(head, piece))
+        return out

@@ -34,4 +34,8 @@ def level_css(widget: str, prefix: str) -> str:
 def level_style(widget: Widget, prefix: str, level: str | None) -> Style:
     if not level:
         return Style.null()
-    return widget.get_component_rich_style(f"{prefix}--{level}", partial=True)
+    # The full style has colours with alpha ($text-muted) blended over the widget's own
+    # background; keep its colour and attributes, not its background (cells sit on zebra
+    # stripes and the cursor).
+    full = widget.get_component_rich_style(f"{prefix}--{level}")
+    return Style(color=full.color, bold=full.bold, dim=full.dim, italic=full.italic)

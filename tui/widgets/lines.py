@@ -33,6 +33,10 @@ class LinesWidget(Widget):
     def set_renderable(self, renderable: RenderableType) -> None:
         """Show RENDERABLE, repainting only the lines that differ from what is shown."""
         self.rendered = renderable
+        self.update_lines()
+
+    def update_lines(self) -> None:
+        """Render again (``_render``) and repaint the lines that changed."""
         width = self._width if self._width > 0 else self.size.width
         if not self.is_mounted or width <= 0:
             self._width = -1  # rendered at the next layout
@@ -50,6 +54,7 @@ class LinesWidget(Widget):
                 self.refresh(Region(0, y, max(width, self.size.width), 1))
 
     def _render(self, width: int) -> list[list[Segment]]:
+        """The lines to show at WIDTH (subclasses may render their own way)."""
         console = self.app.console
         options = console.options.update(width=width, height=None, highlight=False)
         return console.render_lines(self.rendered, options, pad=False)
@@ -65,6 +70,11 @@ class LinesWidget(Widget):
             self._width = self.size.width
             self._lines = self._render(self._width)
             self.refresh(layout=True)
+
+    @property
+    def plain_lines(self) -> list[str]:
+        """What is shown, as plain text (for tests and logs)."""
+        return ["".join(seg.text for seg in line).rstrip() for line in self._lines]
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
