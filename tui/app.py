@@ -24,16 +24,20 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from tui.bindings import collect
-from tui.commands import MonitorCommands
 from tui.config import Settings
-from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.source import LiveSource, Snapshot, Source
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
 EXIT_TERMINAL_LOST = 129  # 128 + SIGHUP, like a shell
+
+
+def _monitor_commands() -> type:
+    """The command palette's provider, imported when the palette first opens (startup time)."""
+    from tui.commands import MonitorCommands
+
+    return MonitorCommands
 
 
 def read_only_reason(settings: Settings) -> str | None:
@@ -46,7 +50,7 @@ def read_only_reason(settings: Settings) -> str | None:
 
 class MicroVMApp(App[int]):
     TITLE = "microvm-tui"
-    COMMANDS = App.COMMANDS | {MonitorCommands}
+    COMMANDS = App.COMMANDS | {_monitor_commands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
@@ -177,6 +181,9 @@ class MicroVMApp(App[int]):
         self.poll()
 
     def action_help(self) -> None:
+        from tui.bindings import collect
+        from tui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(collect(self), self.settings.sources))
 
