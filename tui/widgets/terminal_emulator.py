@@ -21,16 +21,17 @@ import codecs
 import contextlib
 import re
 import unicodedata
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from itertools import groupby, repeat
 from operator import itemgetter
 from typing import Any
 
 import pyte
+from pyte import charsets as cs
 from pyte import modes as mo
-from pyte.screens import Char, Cursor, Margins, Savepoint
+from pyte.screens import Char, Cursor, Margins, Savepoint, StaticDefaultDict
 from rich.cells import cell_len
 from wcwidth import wcwidth as _wcwidth
 
@@ -80,13 +81,13 @@ Runs = tuple[Run, ...]
 Cells = tuple[Char, ...]
 
 _BLANK = Char(" ")
+_REVERSE_BLANK = _BLANK._replace(reverse=True)
 DEFAULT_KEY: AttrKey = tuple(_BLANK)[1:]
 _DATA = itemgetter(0)
 _ATTRS = itemgetter(slice(1, None))
-_SECOND = itemgetter(1)
 
 
-def line_cells(line: dict[int, Char], columns: int) -> Cells:
+def line_cells(line: dict[int, Char] | None, columns: int) -> Cells:
     """Snapshot a pyte line as a tuple of Chars, without trailing default blanks.
 
     This is what scrollback stores: Chars are interned per attribute set by the draw path, so a
@@ -161,6 +162,72 @@ class _CharTable(dict[str, Char]):
         return char
 
 
+class _Rows:
+    """The screen's rows by row number ``y``, as pyte's ``Screen.buffer`` (a defaultdict) is,
+    but stored under ``y + base`` so that scrolling the whole screen up one line is O(1):
+    drop the top row and increment ``base`` (pyte shifts every row, a cost per line feed that
+    dominated floods of short lines).
+
+    Missing rows are created on ``rows[y]`` like a defaultdict; ``get``, ``in`` and iteration
+    see only the rows that exist. Iteration yields row numbers in no particular order.
+    """
+
+    __slots__ = ("base", "lines")
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.lines: defaultdict[int, Any] = defaultdict(factory)
+        self.base = 0
+
+    def scroll(self) -> Any:
+        """Scroll up one line: the top row's line (None if it had none) leaves the screen."""
+        line = self.lines.pop(self.base, None)
+        self.base += 1
+        return line
+
+    def __getitem__(self, y: int) -> Any:
+        return self.lines[y + self.base]
+
+    def __setitem__(self, y: int, line: Any) -> None:
+        self.lines[y + self.base] = line
+
+    def __delitem__(self, y: int) -> None:
+        del self.lines[y + self.base]
+
+    def __contains__(self, y: object) -> bool:
+        return isinstance(y, int) and y + self.base in self.lines
+
+    def __iter__(self) -> Iterator[int]:
+        base = self.base
+        return iter([key - base for key in self.lines])
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def get(self, y: int, default: Any = None) -> Any:
+        return self.lines.get(y + self.base, default)
+
+    def pop(self, y: int, *default: Any) -> Any:
+        return self.lines.pop(y + self.base, *default)
+
+    def keys(self) -> list[int]:
+        return list(self)
+
+    def values(self) -> list[Any]:
+        return list(self.lines.values())
+
+    def items(self) -> list[tuple[int, Any]]:
+        base = self.base
+        return [(key - base, line) for key, line in self.lines.items()]
+
+    def clear(self) -> None:
+        self.lines.clear()
+        self.base = 0
+
+    def update(self, rows: dict[int, Any]) -> None:
+        base = self.base
+        self.lines.update((y + base, line) for y, line in rows.items())
+
+
 _BASIC_COLOURS = {
     "black": "0",
     "red": "1",
@@ -193,6 +260,15 @@ class TerminalScreen(pyte.Screen):
         self._main_buffer: dict[int, Any] | None = None  # saved while the alt screen is up
         self._alt_cursor: Savepoint | None = None
         super().__init__(max(1, columns), max(1, lines))
+        self.buffer: _Rows = _Rows(self._new_line)  # type: ignore[assignment]
+
+    def _new_line(self) -> StaticDefaultDict[int, Char]:
+        return StaticDefaultDict(self.default_char)
+
+    @property
+    def default_char(self) -> Char:
+        # pyte builds a new Char on every call; Chars are immutable, so share two.
+        return _REVERSE_BLANK if mo.DECSCNM in self.mode else _BLANK
 
     # --- state --------------------------------------------------------------------------
     @property
@@ -251,27 +327,44 @@ class TerminalScreen(pyte.Screen):
 
     # --- scrolling and scrollback -------------------------------------------------------
     def index(self) -> None:
-        top, bottom = self.margins or Margins(0, self.lines - 1)
-        if self.cursor.y == bottom and top == 0 and self._main_buffer is None:
-            if self.history.maxlen:
-                self.history.append(line_cells(self.buffer.get(0) or {}, self.columns))
-            self.history_total += 1
-        if self.cursor.y == bottom:
-            if top == 0 and bottom == self.lines - 1:
-                # Whole screen scrolls: rows keep their content, just one row up. Count it
-                # instead of dirtying every row, so a renderer can reuse what it drew.
-                self.scrolled += 1
-                self.dirty = {y - 1 for y in self.dirty if y > 0}
-                self.dirty.add(bottom)
+        cursor = self.cursor
+        margins = self.margins
+        bottom = self.lines - 1 if margins is None else margins.bottom
+        if cursor.y != bottom:
+            if margins is None:
+                cursor.y += 1  # cursor_down(), without its Margins tuple
             else:
-                self.dirty.update(range(top, bottom + 1))
-            # pyte's index shifts rows one by one in Python; this is the same with C loops.
-            buffer = self.buffer
-            rows = list(map(buffer.pop, range(top + 1, bottom + 1), repeat(None)))
-            buffer.pop(top, None)
-            buffer.update(filter(_SECOND, zip(range(top, bottom), rows, strict=True)))
-        else:
-            self.cursor_down()
+                self.cursor_down()
+            return
+        top = 0 if margins is None else margins.top
+        if top == 0 and bottom == self.lines - 1:
+            # Whole screen scrolls: O(1), the rows are re-keyed, not copied. Rows keep their
+            # content, just one row up: count it instead of dirtying every row, so a renderer
+            # can reuse what it drew. Dirty rows move up with their content until the whole
+            # screen has scrolled since the renderer last looked (then every row is new
+            # anyway, and tracking them would cost a set per line feed).
+            line = self.buffer.scroll()
+            if self._main_buffer is None:
+                if self.history.maxlen:
+                    self.history.append(line_cells(line, self.columns))
+                self.history_total += 1
+            scrolled = self.scrolled
+            self.scrolled = scrolled + 1
+            if scrolled < bottom:
+                dirty = self.dirty
+                if dirty:
+                    self.dirty = dirty = {y - 1 for y in dirty if y > 0}
+                dirty.add(bottom)
+            return
+        if top == 0 and self._main_buffer is None:
+            if self.history.maxlen:
+                self.history.append(line_cells(self.buffer.get(0), self.columns))
+            self.history_total += 1
+        self.dirty.update(range(top, bottom + 1))
+        buffer = self.buffer
+        rows = list(map(buffer.pop, range(top + 1, bottom + 1), repeat(None)))
+        buffer.pop(top, None)
+        buffer.update({y: row for y, row in zip(range(top, bottom), rows, strict=True) if row})
 
     def scroll_up(self, count: int) -> None:
         """SU: scroll the region up without moving the cursor."""
@@ -341,7 +434,7 @@ class TerminalScreen(pyte.Screen):
             return
         if save_cursor:
             self._alt_cursor = self._savepoint()
-        self._main_buffer = dict(self.buffer)
+        self._main_buffer = dict(self.buffer.items())
         self.buffer.clear()
         self.dirty.update(range(self.lines))
 
@@ -387,6 +480,94 @@ class TerminalScreen(pyte.Screen):
         else:
             self._draw_unicode(data)
         self.last_char = data[-1]
+
+    def draw_lines(self, block: str) -> None:
+        """Draw lines of printable text, each ended by CR LF: the same as ``draw(line)``,
+        ``carriage_return()``, ``linefeed()`` for each line, but the lines that scroll in at
+        the bottom of the screen are laid out together (:meth:`_scroll_in`), so a flood of
+        short lines costs little more per line than a list append."""
+        texts = block.split("\r\n")
+        texts.pop()  # the block ends with CR LF
+        cursor = self.cursor
+        margins = self.margins
+        lines = self.lines
+        bottom = lines - 1
+        bulk = (
+            (margins is None or margins == (0, bottom))
+            and (self.g1_charset if self.charset else self.g0_charset) is cs.LAT1_MAP
+            and mo.DECAWM in self.mode
+            and mo.IRM not in self.mode
+            and mo.DECSCNM not in self.mode
+            and block.isascii()
+        )
+        rows = self.buffer
+        for i, text in enumerate(texts):
+            if bulk and cursor.x == 0 and cursor.y == bottom and not rows.get(bottom):
+                self._scroll_in(texts[i:] if i else texts)
+                return
+            if text:
+                self.draw(text)
+            cursor.x = 0
+            self.linefeed()
+
+    def _scroll_in(self, texts: list[str]) -> None:
+        """Lines of printable ASCII, each followed by CR LF, drawn from the start of an empty
+        bottom row of a whole-screen scrolling region (see :meth:`draw_lines`).
+
+        Equivalent to drawing and indexing line by line: with ``S`` the screen's rows but the
+        bottom one, then the new rows (long lines wrapped), then an empty row, the screen ends
+        up with the last ``lines`` rows of ``S`` and the scrollback with the others. Rows keep
+        their keys in :class:`_Rows`; only the base moves.
+        """
+        columns = self.columns
+        lines = self.lines
+        if max(map(len, texts)) <= columns:
+            new = texts
+        else:
+            new = []
+            for text in texts:
+                if len(text) <= columns:
+                    new.append(text)
+                else:
+                    new.extend([text[j : j + columns] for j in range(0, len(text), columns)])
+        count = len(new)
+        get = self._table(self.cursor.attrs).__getitem__
+        rows = self.buffer
+        store = rows.lines
+        base = rows.base
+        old_count = min(count, lines - 1)  # rows now on screen that scroll off it
+        old = [store.pop(key, None) for key in range(base, base + old_count)]
+        if count >= lines:
+            store.pop(base + lines - 1, None)  # the empty bottom row scrolls off too
+        if self._main_buffer is None:
+            maxlen = self.history.maxlen
+            if maxlen:
+                skip = max(0, count - maxlen)  # pushed, then evicted at once: never built
+                pushed = [line_cells(line, columns) for line in old[skip:]]
+                pushed.extend(
+                    tuple(map(get, text))
+                    for text in new[max(0, skip - old_count) : count - old_count]
+                )
+                self.history.extend(pushed)
+            self.history_total += count
+        key = base + lines - 1
+        for index in range(max(0, count - lines + 1), count):
+            text = new[index]
+            if text:
+                line = StaticDefaultDict(_BLANK)
+                line.update(enumerate(map(get, text)))
+                store[key + index] = line
+        rows.base = base + count
+        scrolled = self.scrolled
+        self.scrolled = scrolled + count
+        if scrolled + count < lines:  # else every row is new to the renderer (see index)
+            dirty = {y - count for y in self.dirty if y >= count}
+            dirty.update(range(lines - 1 - count, lines))
+            self.dirty = dirty
+        for text in reversed(new):
+            if text:
+                self.last_char = text[-1]
+                break
 
     def _draw_ascii(self, data: str) -> None:
         cursor = self.cursor
@@ -571,6 +752,7 @@ def _extended_colour(spec: list[int]) -> str | None:
 GROUND, ESCAPE, ESC_INTERMEDIATE, CSI, STRING, STRING_ESC = range(6)
 
 _TEXT_RE = re.compile("[^\x00-\x1f\x7f-\x9f]+")
+_LINES_RE = re.compile("(?:[^\x00-\x1f\x7f-\x9f]*+\r\n)+")  # plain lines ended by CR LF
 _CSI_FAST_RE = re.compile("[0-?]{0,64}[ -/]{0,4}[@-~]")
 _CSI_CHUNK_RE = re.compile("[ -?]+")
 _ESC_CSI_RE = re.compile("\x1b\\[([0-?]{0,64}[ -/]{0,4}[@-~])")
@@ -638,12 +820,19 @@ class TerminalParser:
     def feed_text(self, s: str) -> None:
         screen = self.screen
         draw = screen.draw
+        draw_lines = screen.draw_lines
         text_match = _TEXT_RE.match
+        lines_match = _LINES_RE.match
         csi_match = _ESC_CSI_RE.match
         i, n = 0, len(s)
         while i < n:
             state = self._state
             if state == GROUND:
+                m = lines_match(s, i)
+                if m is not None:
+                    i = m.end()
+                    draw_lines(m.group())
+                    continue
                 m = text_match(s, i)
                 if m is not None:
                     i = m.end()
