@@ -24,7 +24,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
+from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
 from tui.config import Settings
+from tui.host.actions.jobs import Job
+from tui.host.console import ConsoleManager
 from tui.screens.main import MainScreen
 from tui.source import LiveSource, Snapshot, Source
 
@@ -48,13 +51,15 @@ def read_only_reason(settings: Settings) -> str | None:
     return None
 
 
-class MicroVMApp(App[int]):
+class MicroVMApp(ActionsAppMixin, App[int]):
     TITLE = "microvm-tui"
     COMMANDS = App.COMMANDS | {_monitor_commands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding("c", "console", "Console", id="console"),
+        *ACTION_BINDINGS,
         Binding(
             "ctrl+p", "command_palette", "Commands", id="command_palette", priority=True, show=False
         ),
@@ -78,6 +83,11 @@ class MicroVMApp(App[int]):
         self._next_poll: Timer | None = None
         self._stopping = False
         self.read_only_reason = read_only_reason(settings)
+        # Console connections outlive visits to the console screen (bounded by the manager).
+        self.consoles = ConsoleManager(settings.host)
+        self.actions = ActionsController(
+            self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
+        )
         self.tty_watch = tty_watch
         self._ttys: dict[int, str | None] = {}
         self._theme_error: str | None = None
@@ -130,6 +140,12 @@ class MicroVMApp(App[int]):
             self._next_poll.stop()
         if self._source is not None:
             self._source.close()
+        self.actions.shutdown()
+        await asyncio.to_thread(self.consoles.close_all, 0.5)
+
+    def _job_changed(self, job: Job) -> None:
+        if job.state.finished:
+            self.poll()  # show what the job changed without waiting for the next tick
 
     # --- polling: a thread worker; the next poll is armed only when this one is done -----
 
@@ -179,6 +195,17 @@ class MicroVMApp(App[int]):
 
     def action_refresh(self) -> None:
         self.poll()
+
+    def action_console(self) -> None:
+        from tui.screens.console import ConsoleScreen
+
+        if not isinstance(self.screen, MainScreen):
+            return
+        vm = self.selected_vm()
+        if vm is None:
+            self.notify("No VM selected.", severity="warning")
+            return
+        self.push_screen(ConsoleScreen(vm, self.settings.host, self.consoles))
 
     def action_help(self) -> None:
         from tui.bindings import collect
