@@ -13,7 +13,10 @@ def test_flags_override_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         '[host]\nsystemd_scope = "user"\nnetns = "labns"\n'
         'nix_options = ["--option", "substituters", ""]\n'
         '[host.systemd_env]\nXDG_RUNTIME_DIR = "/run/lab"\n'
-        "[keys]\nrefresh = \"f5\"\n"
+        '[keys]\nrefresh = "f5"\n'
+    )
+    cfg.write_text(
+        'update_restart = "always"\nconsole_detach_key = "ctrl+b"\n' + cfg.read_text()
     )
     s = load_settings(cfg, interval=0.5)
     assert s.host.state_dir == Path("/srv/vms")
@@ -24,6 +27,8 @@ def test_flags_override_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert s.host.nix_options == ("--option", "substituters", "")
     assert s.host.systemd_env == {"XDG_RUNTIME_DIR": "/run/lab"}
     assert s.keymap == {"refresh": "f5"}
+    assert s.update_restart == "always"
+    assert s.console_detach_key == "ctrl+b"
     assert s.host.systemctl_argv("show") == ["systemctl", "--user", "show"]
     assert str(cfg) in s.sources
 
@@ -44,6 +49,7 @@ def test_state_dir_flag_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         ("[host]\nwhat = 1\n", "unknown key [host].what"),
         ("this is = not toml [\n", "c.toml"),
         ("interval = 'fast'\n", "c.toml"),
+        ("update_restart = 'sometimes'\n", "must be 'ask', 'always' or 'never'"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:

@@ -205,7 +205,14 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         if vm is None:
             self.notify("No VM selected.", severity="warning")
             return
-        self.push_screen(ConsoleScreen(vm, self.settings.host, self.consoles))
+        self.push_screen(
+            ConsoleScreen(
+                vm,
+                self.settings.host,
+                self.consoles,
+                detach_key=self.settings.console_detach_key,
+            )
+        )
 
     def action_help(self) -> None:
         from tui.bindings import collect

@@ -30,6 +30,8 @@ class Settings:
     theme: str = "textual-dark"
     read_only: bool = False  # forced read-only even as root
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
+    update_restart: str = "ask"  # after an update that needs it: "ask", "always", "never"
+    console_detach_key: str = "ctrl+]"  # leaves the console pane; never sent to the guest
     sources: tuple[str, ...] = ()  # which files were read, for the help screen
 
 
@@ -78,6 +80,14 @@ def _apply(settings: Settings, data: dict[str, Any], where: str) -> Settings:
             changes["interval"] = interval
         elif key == "theme":
             changes["theme"] = str(value)
+        elif key == "update_restart":
+            if value not in ("ask", "always", "never"):
+                raise ConfigError(f"{where}: update_restart must be 'ask', 'always' or 'never'")
+            changes["update_restart"] = value
+        elif key == "console_detach_key":
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where}: console_detach_key must be a key name like 'ctrl+]'")
+            changes["console_detach_key"] = value
         elif key == "read_only":
             changes["read_only"] = bool(value)
         elif key == "keys":
