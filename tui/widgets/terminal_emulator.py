@@ -13,6 +13,13 @@ and every number clamped; it drives :class:`TerminalScreen`, a ``pyte.Screen`` s
 fast ASCII draw path, bounded scrollback (tuples of interned Chars), an alternate screen
 and a hardened SGR. Nothing here ever writes to a real terminal: the widget renders from
 :func:`line_runs`, which strips control characters from every cell.
+
+Floods of short lines (``seq 1 1000000``) cost per line feed, not per byte, so that path is
+kept free of per-row work: the screen's rows are keyed by ``y + base`` (:class:`_Rows`) so a
+whole-screen scroll is O(1) instead of pyte's shift of every row; runs of plain lines ended by
+CR LF are laid out in one go (:meth:`TerminalScreen.draw_lines`); and a renderer learns that
+the screen scrolled from a counter (``scrolled``), dirty rows being tracked only until the
+whole screen has scrolled since it last looked.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ MAX_TITLE_LEN = 256
 MAX_CELL_LEN = 8  # combining characters piled onto one cell (zalgo floods)
 MAX_RESPONSES = 16  # DA/DSR replies queued per feed; a flood of requests gets no more
 MAX_CHAR_CACHES = 256  # distinct attribute sets with an interned Char table
+MAX_SGR_CACHE = 4096  # (attributes, SGR sequence) -> attributes
 
 DEFAULT_SCROLLBACK = 5000
 
@@ -183,6 +191,13 @@ class _Rows:
         line = self.lines.pop(self.base, None)
         self.base += 1
         return line
+
+    def prune(self, count: int) -> None:
+        """Drop rows outside ``0..count-1`` (none exist unless a bug made one: a row left
+        behind below ``base`` would never be reused, and one per scroll would grow forever)."""
+        base = self.base
+        for key in [key for key in self.lines if not base <= key < base + count]:
+            del self.lines[key]
 
     def __getitem__(self, y: int) -> Any:
         return self.lines[y + self.base]
@@ -343,7 +358,10 @@ class TerminalScreen(pyte.Screen):
             # can reuse what it drew. Dirty rows move up with their content until the whole
             # screen has scrolled since the renderer last looked (then every row is new
             # anyway, and tracking them would cost a set per line feed).
-            line = self.buffer.scroll()
+            buffer = self.buffer
+            line = buffer.scroll()
+            if len(buffer) > bottom + 1:
+                buffer.prune(bottom + 1)  # O(1) check; never true unless a bug left a row
             if self._main_buffer is None:
                 if self.history.maxlen:
                     self.history.append(line_cells(line, self.columns))
@@ -413,8 +431,7 @@ class TerminalScreen(pyte.Screen):
                     self.index()
                 self.cursor.x, self.cursor.y = saved[0], saved[1] - shift
                 self.margins = saved_margins
-            for y in [y for y in self.buffer if y >= lines]:
-                del self.buffer[y]
+            self.buffer.prune(lines)
         if columns < self.columns:
             for line in self.buffer.values():
                 for x in [x for x in line if x >= columns]:
@@ -558,6 +575,8 @@ class TerminalScreen(pyte.Screen):
                 line.update(enumerate(map(get, text)))
                 store[key + index] = line
         rows.base = base + count
+        if len(store) > lines:
+            rows.prune(lines)  # see index
         scrolled = self.scrolled
         self.scrolled = scrolled + count
         if scrolled + count < lines:  # else every row is new to the renderer (see index)
@@ -576,9 +595,8 @@ class TerminalScreen(pyte.Screen):
         x, n = cursor.x, len(data)
         if x + n <= columns:
             # Fits on the current line: the common case, one C-level dict update.
-            self.buffer[cursor.y].update(
-                zip(range(x, x + n), map(table.__getitem__, data), strict=True)
-            )
+            rows = self.buffer
+            rows.lines[cursor.y + rows.base].update(enumerate(map(table.__getitem__, data), x))
             cursor.x = x + n
             self.dirty.add(cursor.y)
             return
@@ -664,7 +682,7 @@ class TerminalScreen(pyte.Screen):
         attrs = self._sgr_cache.get(key)
         if attrs is None:
             self.sgr(groups)
-            if len(self._sgr_cache) >= 4096:
+            if len(self._sgr_cache) >= MAX_SGR_CACHE:
                 self._sgr_cache.clear()
             self._sgr_cache[key] = self.cursor.attrs
         else:
@@ -807,6 +825,7 @@ class TerminalParser:
         self._overflow = False
         self._string_is_osc = False
         self._osc = ""
+        self._sgr_cache: dict[tuple[Char, str, bool], Char] = {}
         self.keypad_application = False
 
     def feed(self, data: bytes) -> None:
@@ -824,6 +843,7 @@ class TerminalParser:
         text_match = _TEXT_RE.match
         lines_match = _LINES_RE.match
         csi_match = _ESC_CSI_RE.match
+        sgr_cache = self._sgr_cache
         i, n = 0, len(s)
         while i < n:
             state = self._state
@@ -844,7 +864,21 @@ class TerminalParser:
                     m = csi_match(s, i)
                     if m is not None:
                         i = m.end()
-                        self._dispatch_csi(m.group(1))
+                        body = m.group(1)
+                        if body[-1] == "m":
+                            # SGR: its only effect is the cursor's attributes, a function of
+                            # the current ones, the sequence and DECSCNM. Remember it.
+                            cursor = screen.cursor
+                            key = (cursor.attrs, body, mo.DECSCNM in screen.mode)
+                            attrs = sgr_cache.get(key)
+                            if attrs is None:
+                                self._dispatch_csi(body)
+                                if len(sgr_cache) >= MAX_SGR_CACHE:
+                                    sgr_cache.clear()
+                                sgr_cache[key] = attrs = screen.cursor.attrs
+                            cursor.attrs = attrs
+                            continue
+                        self._dispatch_csi(body)
                         continue
                     i += 1
                     self._state = ESCAPE
