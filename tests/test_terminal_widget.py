@@ -19,7 +19,12 @@ from textual.strip import Strip
 from textual.widgets import Input as TextInput
 
 from tui.widgets.terminal import TerminalWidget
-from tui.widgets.terminal_emulator import MAX_OSC_LEN, TerminalEmulator
+from tui.widgets.terminal_emulator import (
+    MAX_OSC_LEN,
+    TerminalEmulator,
+    TerminalScreen,
+    line_cells,
+)
 
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -682,3 +687,150 @@ def test_emulator_alone_handles_split_csi_and_clamps() -> None:
     screen = emulator.screen
     assert screen.buffer[1][9].data == "x"
     assert screen.buffer[2][0].data == "y"
+
+
+# --- scrolling floods: the bulk line layout and the O(1) scroll -----------------------------
+
+
+def row_texts(emulator: TerminalEmulator) -> list[str]:
+    screen = emulator.screen
+    return [
+        "".join(c.data for c in line_cells(screen.buffer.get(y), screen.columns))
+        for y in range(screen.lines)
+    ]
+
+
+def history_texts(emulator: TerminalEmulator) -> list[str]:
+    return ["".join(c.data for c in line) for line in emulator.screen.history]
+
+
+def chunked(data: bytes, how: str) -> list[bytes]:
+    if how == "whole":
+        return [data]
+    if how == "bytes":
+        return [data[i : i + 1] for i in range(len(data))]
+    if how == "lines":
+        return [line + b"\n" for line in data.split(b"\n")[:-1]] + [data.rsplit(b"\n", 1)[1]]
+    rng = random.Random(4)
+    cuts = sorted(rng.sample(range(1, len(data)), 40))
+    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+
+@pytest.mark.parametrize("how", ["whole", "bytes", "lines", "random"])
+@pytest.mark.parametrize("scrollback", [5000, 100])
+def test_scroll_of_many_lines_leaves_exact_screen_and_scrollback(how: str, scrollback: int) -> None:
+    emulator = TerminalEmulator(80, 24, scrollback=scrollback)
+    for chunk in chunked("\r\n".join(map(str, range(1, 1001))).encode(), how):
+        emulator.feed(chunk)
+    screen = emulator.screen
+    assert row_texts(emulator) == [str(n) for n in range(977, 1001)]
+    assert (screen.cursor.x, screen.cursor.y) == (4, 23)
+    assert screen.history_total == 976
+    kept = min(976, scrollback)
+    assert history_texts(emulator) == [str(n) for n in range(977 - kept, 977)]
+    # And the next line feed scrolls exactly one more line.
+    emulator.feed(b"\r\n1001\r\n")
+    assert row_texts(emulator) == [str(n) for n in range(979, 1002)] + [""]
+    assert history_texts(emulator)[-2:] == ["977", "978"]
+    assert screen.history_total == 978
+
+
+def test_scroll_keeps_wrapped_lines_colours_and_the_alternate_screen() -> None:
+    emulator = TerminalEmulator(10, 4, scrollback=50)
+    emulator.feed(b"\x1b[31m" + b"".join(b"%02d-abcdefghij\r\n" % n for n in range(6)))
+    # 13 characters wrap onto two rows (00-abcdefg / hij): 12 rows and the empty one.
+    assert history_texts(emulator) == [
+        *(row for n in range(4) for row in (f"{n:02d}-abcdefg", "hij")),
+        "04-abcdefg",
+    ]
+    assert row_texts(emulator) == ["hij", "05-abcdefg", "hij", ""]
+    assert {c.fg for line in emulator.screen.history for c in line} == {"1"}
+    emulator.feed(b"\x1b[?1049h" + b"x\r\n" * 20)  # the alternate screen never scrolls back
+    assert emulator.screen.history_total == 9
+    assert row_texts(emulator) == ["x", "x", "x", ""]
+    emulator.feed(b"\x1b[?1049l")
+    assert row_texts(emulator) == ["hij", "05-abcdefg", "hij", ""]
+    emulator.feed(b"\x1b[2;3r\x1b[3;1H" + b"y\r\n" * 5 + b"\x1b[r")  # a scroll region
+    assert row_texts(emulator) == ["hij", "y", "", ""]
+    assert emulator.screen.history_total == 9
+
+
+def test_bulk_line_layout_matches_feeding_byte_by_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole chunks take the bulk path for runs of CR LF lines; single bytes never do."""
+    bulk: list[int] = []
+    scroll_in = TerminalScreen._scroll_in
+
+    def counted(screen: TerminalScreen, texts: list[str]) -> None:
+        bulk.append(len(texts))
+        scroll_in(screen, texts)
+
+    monkeypatch.setattr(TerminalScreen, "_scroll_in", counted)
+    pieces = [
+        *["\r\n"] * 12,
+        *["ab", "0123456789", "x" * 23, "wörd", "中", "\t", "\r", "\n", "\x1b[31m", "\x1b[0m"],
+        *["\x1b[2J", "\x1b[H", "\x1b[3;2H", "\x1b[2;4r", "\x1b[r", "\x1b[?1049h", "\x1b[?1049l"],
+        *["\x1b(0qx\x1b(B", "\x1b[?7l", "\x1b[?7h", "\x1b[4h", "\x1b[4l", "\x1b[?5h", "\x1b[?5l"],
+        *["\x1b[3J", "\x1bM", "\x1b[2S", "\x1b[T", "\x1b[L", "\x1b[M", "\x1b[20h", "\x1b[20l"],
+        *["\x0e", "\x0f", "\x1b7", "\x1b8", "\x1b[K", "\x1b[2@", "\x1b[3b", "\x1bc"],
+    ]
+    rng = random.Random(11)
+    for _ in range(150):
+        size = (rng.randint(1, 12), rng.randint(1, 6), rng.choice([0, 2, 40]))
+        data = "".join(rng.choices(pieces, k=rng.randint(1, 200))).encode()
+        whole, single = TerminalEmulator(*size), TerminalEmulator(*size)
+        whole.feed(data)
+        for byte in data:
+            single.feed(bytes([byte]))
+        assert row_texts(whole) == row_texts(single), data
+        assert list(whole.screen.history) == list(single.screen.history), data
+        assert [line_cells(whole.screen.buffer.get(y), size[0]) for y in range(size[1])] == [
+            line_cells(single.screen.buffer.get(y), size[0]) for y in range(size[1])
+        ], data
+        assert whole.screen.history_total == single.screen.history_total
+        assert (whole.screen.cursor.x, whole.screen.cursor.y) == (
+            single.screen.cursor.x,
+            single.screen.cursor.y,
+        )
+        assert whole.screen.last_char == single.screen.last_char
+    assert len(bulk) > 100  # the comparison did exercise the bulk path
+
+
+def test_rows_not_marked_dirty_keep_their_content_across_scrolls() -> None:
+    """What the widget relies on: rows shift by ``scrolled``; a row neither new nor dirty
+    shows what it showed before."""
+    emulator = TerminalEmulator(12, 6, scrollback=10)
+    screen = emulator.screen
+    rng = random.Random(5)
+    pieces = ["line\r\n", "\r\n", "word ", "x" * 20, "\x1b[H", "\x1b[4;1H", "\x1b[K", "\x1bM"]
+    shown = row_texts(emulator)
+    screen.dirty.clear()
+    screen.scrolled = 0
+    for _ in range(300):
+        emulator.feed("".join(rng.choices(pieces, k=rng.randint(1, 30))).encode())
+        shift = min(screen.scrolled, screen.lines)
+        carried = shown[shift:] + [None] * shift
+        now = row_texts(emulator)
+        for y, before in enumerate(carried):
+            if before is not None and y not in screen.dirty:
+                assert now[y] == before
+        shown = now
+        screen.dirty.clear()
+        screen.scrolled = 0
+
+
+async def test_widget_after_a_flood_of_short_lines() -> None:
+    app = TermApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        term = await start(pilot)
+        data = "".join(f"{n}\r\n" for n in range(1, 20001)).encode()
+        for offset in range(0, len(data), 16384):
+            term.feed(data[offset : offset + 16384])
+        await pilot.pause(0.2)
+        assert screen_text(term) == [str(n) for n in range(19979, 20001)] + [""]
+        assert term.cursor_position == (0, 22)
+        term.scroll_history(10_000)
+        assert term.scrollback_offset == 5000
+        assert screen_text(term) == [str(n) for n in range(14979, 15002)]
+        term.scroll_to_live()
+        assert term.search("15000")
+        assert "15000" in screen_text(term)  # the match was scrolled into view

@@ -519,7 +519,8 @@ class TerminalScreen(pyte.Screen):
         )
         rows = self.buffer
         for i, text in enumerate(texts):
-            if bulk and cursor.x == 0 and cursor.y == bottom and not rows.get(bottom):
+            # An empty row that exists keeps its own blank (see DECSCNM): draw into it as usual.
+            if bulk and cursor.x == 0 and cursor.y == bottom and rows.get(bottom) is None:
                 self._scroll_in(texts[i:] if i else texts)
                 return
             if text:
@@ -528,8 +529,8 @@ class TerminalScreen(pyte.Screen):
             self.linefeed()
 
     def _scroll_in(self, texts: list[str]) -> None:
-        """Lines of printable ASCII, each followed by CR LF, drawn from the start of an empty
-        bottom row of a whole-screen scrolling region (see :meth:`draw_lines`).
+        """Lines of printable ASCII, each followed by CR LF, drawn from the start of a bottom
+        row that does not exist yet, in a whole-screen scrolling region (see :meth:`draw_lines`).
 
         Equivalent to drawing and indexing line by line: with ``S`` the screen's rows but the
         bottom one, then the new rows (long lines wrapped), then an empty row, the screen ends
