@@ -6,12 +6,16 @@ Nothing here raises for a broken VM: whatever is wrong becomes a plain sentence 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
-from tui.host.model import VM, Drift, Interface, NicSpec, Share, Volume
+from tui.host.model import VM, Drift, Interface, NicSpec, RunnerSpec, Share, Volume
 from tui.host.names import name_problem
 from tui.host.runners import parse_runner
 from tui.host.runners.sharefiles import ShareDir, read_share_dir
@@ -125,8 +129,101 @@ def _read_flake(vm: VM) -> None:
     vm.flake = text
 
 
-def _read_runner(vm: VM, runner: Path) -> None:
+@dataclass(frozen=True)
+class RunnerParse:
+    """What a runner package says about its VM, before anything live is looked at: its
+    share/microvm dir and its parsed bin/microvm-run. Shared between polls (``RunnerCache``),
+    so nothing in here is ever handed to a VM without being copied."""
+
+    share: ShareDir
+    spec: RunnerSpec | None = None  # None: bin/microvm-run could not be read
+    script_problem: str | None = None  # why not
+    script_missing: bool = False
+
+
+class RunnerCache:
+    """Runner parses for the long-running monitor, least recently used dropped beyond
+    MAXSIZE. A Nix store path never changes, so a runner is parsed once, keyed by its resolved
+    path (and the VM dir, against which relative paths resolve); a VM whose ``current`` moves
+    gets a new key at the next listing. Only runners under IMMUTABLE_ROOTS are kept, and only
+    parses that read no file outside them (a firecracker config elsewhere is read every time).
+    What is live (volume sizes, share sources and sockets, links, the flake) is never cached.
+    """
+
+    def __init__(
+        self, maxsize: int = 256, immutable_roots: tuple[str, ...] = ("/nix/store/",)
+    ) -> None:
+        self.maxsize = maxsize
+        self.immutable_roots = immutable_roots
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[str, str], RunnerParse] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def immutable(self, path: str) -> bool:
+        return any(path.startswith(root) for root in self.immutable_roots)
+
+    def get(self, key: tuple[str, str]) -> RunnerParse | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: tuple[str, str], entry: RunnerParse) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def parse_runner_dir(vm_dir: Path, runner: Path) -> tuple[RunnerParse, list[str]]:
+    """Read RUNNER's share/microvm and bin/microvm-run; also the paths of the other files
+    the parse read (a firecracker config)."""
     share = read_share_dir(runner)
+    script = runner / "bin" / "microvm-run"
+    try:
+        text = _read_small(script, MAX_SCRIPT_BYTES)
+    except FileNotFoundError:
+        return RunnerParse(share, script_missing=True), []
+    except (OSError, ValueError) as exc:
+        reason = _oserror(exc) if isinstance(exc, OSError) else str(exc)
+        return RunnerParse(share, script_problem=f"cannot read bin/microvm-run: {reason}"), []
+
+    read: list[str] = []
+
+    def config_reader(path: str) -> str:
+        absolute = _absolute(path, vm_dir) or path
+        read.append(absolute)
+        return _read_small(Path(absolute), MAX_SCRIPT_BYTES)
+
+    spec = parse_runner(text, share.hypervisor or "unknown", config_reader=config_reader)
+    return RunnerParse(share, spec=spec), read
+
+
+def _runner_parse(vm_dir: Path, runner: Path, cache: RunnerCache | None) -> RunnerParse:
+    if cache is None:
+        return parse_runner_dir(vm_dir, runner)[0]
+    key = (str(runner), str(vm_dir))
+    entry = cache.get(key)
+    if entry is None:
+        entry, read = parse_runner_dir(vm_dir, runner)
+        lasting = entry.script_problem is None  # a read error may be passing
+        if lasting and cache.immutable(key[0]) and all(cache.immutable(path) for path in read):
+            cache.put(key, entry)
+    return entry
+
+
+def _read_runner(vm: VM, runner: Path, cache: RunnerCache | None = None) -> None:
+    parsed = _runner_parse(vm.path, runner, cache)
+    share = parsed.share
     vm.problems.extend(share.problems)
     hypervisor = share.hypervisor
     if hypervisor is None:
@@ -136,29 +233,22 @@ def _read_runner(vm: VM, runner: Path) -> None:
         )
     vm.hypervisor = hypervisor
 
-    script = runner / "bin" / "microvm-run"
-    try:
-        text = _read_small(script, MAX_SCRIPT_BYTES)
-    except FileNotFoundError:
+    if parsed.script_missing:
         vm.problems.append("the runner has no bin/microvm-run")
         vm.drift = Drift.BROKEN
         return
-    except (OSError, ValueError) as exc:
-        reason = _oserror(exc) if isinstance(exc, OSError) else str(exc)
-        vm.problems.append(f"cannot read bin/microvm-run: {reason}")
+    if parsed.spec is None:
+        vm.problems.append(parsed.script_problem or "cannot read bin/microvm-run")
         return
 
-    def config_reader(path: str) -> str:
-        return _read_small(Path(_absolute(path, vm.path) or path), MAX_SCRIPT_BYTES)
-
-    spec = parse_runner(text, hypervisor or "unknown", config_reader=config_reader)
+    spec = parsed.spec
     vm.problems.extend(spec.problems)
     vm.vcpu = spec.vcpu
     vm.mem_mib = spec.mem_mib
     vm.socket = _absolute(spec.socket, vm.path)
     vm.balloon = spec.balloon
     vm.vsock_cid = spec.vsock_cid if spec.vsock_cid is not None else share.vsock_cid
-    vm.serial = spec.serial
+    vm.serial = dataclasses.replace(spec.serial) if spec.serial is not None else None
     if vm.serial is not None and vm.serial.path:
         vm.serial.path = _absolute(vm.serial.path, vm.path)
     vm.pci_devices = list(share.pci_devices)
@@ -208,8 +298,10 @@ def merge_interfaces(nics: list[NicSpec], share: ShareDir) -> list[Interface]:
     return list(by_id.values())
 
 
-def read_vm(vm_dir: Path) -> VM:
-    """Everything the state dir itself says about one VM (no systemd, no netlink)."""
+def read_vm(vm_dir: Path, runners: RunnerCache | None = None) -> VM:
+    """Everything the state dir itself says about one VM (no systemd, no netlink).
+
+    RUNNERS: parses of runner packages to reuse (the monitor's; ``list`` parses afresh)."""
     vm = VM(name=vm_dir.name, path=vm_dir)
     problem = name_problem(vm.name)
     if problem:
@@ -254,7 +346,7 @@ def read_vm(vm_dir: Path) -> VM:
     if usable:
         assert current is not None and current.resolved is not None
         vm.drift = Drift.NOT_BOOTED
-        _read_runner(vm, current.resolved)
+        _read_runner(vm, current.resolved, runners)
         if vm.drift is not Drift.BROKEN and booted is not None:
             vm.drift = Drift.CURRENT if vm.booted == vm.runner else Drift.STALE
     else:
