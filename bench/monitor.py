@@ -130,7 +130,8 @@ def steady(config: Path, seconds: float, keys: bytes = b"") -> tuple[float, floa
 
 def poll_cost(settings: object, polls: int = 20) -> dict[str, float]:
     """In-process cost of the app's poll, split: the listing (state dirs, one systemctl,
-    links) and the sampler (cgroups, /proc, QMP, links again). CPU counts every thread."""
+    links) and the sampler (cgroups, /proc, QMP; the listing's links). CPU counts every
+    thread."""
     from tui.source import LiveSource
 
     source = LiveSource(settings)  # type: ignore[arg-type]
@@ -142,7 +143,7 @@ def poll_cost(settings: object, polls: int = 20) -> dict[str, float]:
             c0 = time.process_time()
             inv = source.listing()
             c1 = time.process_time()
-            samples = source.sampler.sample(inv.vms, source.settings, open_files_for=("web",))
+            samples = source.sample(inv, "web")
             c2 = time.process_time()
             walls.append(time.perf_counter() - t0)
             list_cpu.append(c1 - c0)

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tui.host.inventory import list_vms
+from tui.host.inventory import read_inventory
+from tui.host.links import LinkReader, LinkTable
 from tui.host.model import Inventory
 from tui.host.sampling import HostSample, Point, Sampler, VMSample
 from tui.host.settings import HostSettings
+from tui.host.statedir import RunnerCache
 
 
 @dataclass
@@ -45,23 +47,25 @@ class Source(Protocol):
 
 
 class LiveSource:
-    """The real host: a state dir listing and a ``Sampler`` kept between polls."""
+    """The real host: a state dir listing and a ``Sampler`` kept between polls.
+
+    Kept for the app's lifetime too: the parses of runner packages (store paths never change),
+    and the links reader (one netlink socket in the VMs' namespace), read once per poll for
+    both the listing and the sampler.
+    """
 
     def __init__(self, settings: HostSettings, *, sample_timeout: float = 1.0) -> None:
         self.settings = settings
         self.sampler = Sampler(timeout=sample_timeout)
+        self.runners = RunnerCache()
+        self.links = LinkReader(settings.netns, timeout=settings.timeout)
         self.hostname = socket.gethostname()
+        self._links: LinkTable | None = None  # the last listing's read, for its sampling
 
     def poll(self, focus: str | None = None) -> Snapshot:
         t0 = time.perf_counter()
         inv = self.listing()
-        # Without a readable state dir there are no VMs to sample, but the host totals are
-        # still worth showing.
-        samples = self.sampler.sample(
-            inv.vms if inv.error is None else [],
-            self.settings,
-            open_files_for=(focus,) if focus else (),
-        )
+        samples = self.sample(inv, focus)
         history = {name: h.points() for name, h in self.sampler.history.items()}
         return Snapshot(
             inventory=inv,
@@ -75,10 +79,26 @@ class LiveSource:
 
     def listing(self) -> Inventory:
         """The state dir with unit and link states (one ``list_vms``)."""
-        return list_vms(self.settings)
+        inv, self._links = read_inventory(
+            self.settings, runners=self.runners, link_reader=self.links
+        )
+        return inv
+
+    def sample(self, inv: Inventory, focus: str | None = None) -> dict[str, VMSample]:
+        """The sampler's poll of INV (the listing just made), with that listing's links."""
+        links, self._links = self._links, None
+        # Without a readable state dir there are no VMs to sample, but the host totals are
+        # still worth showing.
+        return self.sampler.sample(
+            inv.vms if inv.error is None else [],
+            self.settings,
+            open_files_for=(focus,) if focus else (),
+            links=links,
+        )
 
     def close(self) -> None:
         self.sampler.close()
+        self.links.close()
 
 
 class Prefetched:

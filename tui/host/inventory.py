@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-from tui.host.links import LinkReadError, read_links
+from tui.host.links import LinkReader, LinkReadError, LinkTable, read_links
 from tui.host.model import VM, Inventory, UnitState
 from tui.host.names import unit_name
 from tui.host.settings import HostSettings
-from tui.host.statedir import read_vm
+from tui.host.statedir import RunnerCache, read_vm
 from tui.host.systemd import HELPERS, SystemdError, show_units, unknown
 
 
@@ -60,51 +61,74 @@ def attach_units(settings: HostSettings, vms: list[VM]) -> str | None:
     return error
 
 
-def attach_links(settings: HostSettings, vms: list[VM]) -> None:
+def attach_links(
+    settings: HostSettings, vms: list[VM], reader: LinkReader | None = None
+) -> LinkTable | None:
+    """Fill each interface's existence and state from one read of the links (READER's, else a
+    one-off read); that read, or None when no VM declares an interface."""
     ids = [iface.id for vm in vms for iface in vm.interfaces]
     if not ids:
-        return
-    try:
-        links = read_links(ids, settings.netns)
-    except LinkReadError as exc:
+        return None
+    if reader is not None:
+        table = reader.read(ids)
+    else:
+        try:
+            table = LinkTable(links=read_links(ids, settings.netns), t=time.monotonic())
+        except LinkReadError as exc:
+            table = LinkTable(error=str(exc), t=time.monotonic())
+    if table.error is not None:
         for vm in vms:
             for iface in vm.interfaces:
-                iface.error = str(exc)
-        return
+                iface.error = table.error
+        return table
+    links = table.links
     for vm in vms:
         for iface in vm.interfaces:
             link = links.get(iface.id)
             iface.exists = link is not None
             if link is not None:
                 iface.oper_state = link.oper_state
+    return table
 
 
 def list_vms(settings: HostSettings, *, units: bool = True, links: bool = True) -> Inventory:
+    return read_inventory(settings, units=units, links=links)[0]
+
+
+def read_inventory(
+    settings: HostSettings,
+    *,
+    units: bool = True,
+    links: bool = True,
+    runners: RunnerCache | None = None,
+    link_reader: LinkReader | None = None,
+) -> tuple[Inventory, LinkTable | None]:
+    """``list_vms`` for the monitor: runner parses reused from RUNNERS, the links read with
+    LINK_READER; also that read of the links (None: none made), for the sampler."""
     inv = Inventory(state_dir=settings.state_dir)
     try:
         dirs = vm_dirs(settings.state_dir)
     except FileNotFoundError:
         inv.error = f"the state dir {settings.state_dir} does not exist"
-        return inv
+        return inv, None
     except NotADirectoryError:
         inv.error = f"the state dir {settings.state_dir} is not a directory"
-        return inv
+        return inv, None
     except OSError as exc:
         inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
-        return inv
+        return inv, None
     for path in dirs:
         try:
-            inv.vms.append(read_vm(path))
+            inv.vms.append(read_vm(path, runners))
         except Exception as exc:  # one bad VM never hides the others
             vm = VM(name=path.name, path=path)
             vm.problems.append(f"internal error while reading this VM: {exc!r}")
             inv.vms.append(vm)
     if units:
         inv.systemd_error = attach_units(settings, inv.vms)
-    if links:
-        attach_links(settings, inv.vms)
+    table = attach_links(settings, inv.vms, link_reader) if links else None
     for vm in inv.vms:
         for iface in vm.interfaces:
             if iface.exists is False and vm.unit is not None and vm.unit.active == "active":
                 vm.problems.append(f"interface {iface.id} is declared but missing on the host")
-    return inv
+    return inv, table

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from tui.host.links import Link, LinkReadError, read_links
+from tui.host.links import Link, LinkReadError, LinkTable, read_links
 from tui.host.model import VM
 from tui.host.sampling import cgroup, process
 from tui.host.sampling.crosvm import query_crosvm
@@ -210,15 +210,22 @@ class Sampler:
         settings: HostSettings,
         *,
         open_files_for: Collection[str] = (),
+        links: LinkTable | None = None,
     ) -> dict[str, VMSample]:
         """Sample every running VM of VMS. OPEN_FILES_FOR: names of the VMs whose volume
         images should be checked against the hypervisor's open files (costly; ask for the VM
-        on screen only)."""
+        on screen only). LINKS: this poll's read of the links, made for the listing (covering
+        every interface of VMS; its ``t`` on this sampler's clock); without it the links are
+        read here."""
         with self._lock:
-            return self._sample(vms, settings, set(open_files_for))
+            return self._sample(vms, settings, set(open_files_for), links)
 
     def _sample(
-        self, vms: list[VM], settings: HostSettings, open_files_for: set[str]
+        self,
+        vms: list[VM],
+        settings: HostSettings,
+        open_files_for: set[str],
+        given_links: LinkTable | None = None,
     ) -> dict[str, VMSample]:
         now = self.clock()
         deadline = now + self.timeout + self.grace
@@ -254,7 +261,7 @@ class Sampler:
                 fs[vm.name] = self._submit(vm.name, "fs", self._read_fs, vm, pid, check_open)
         ifnames = sorted({i.id for vm in running for i in vm.interfaces})
         links_future: cf.Future[dict[str, Link]] | str | None = None
-        if ifnames:
+        if ifnames and given_links is None:
             links_future = self._submit("", "links", read_links, ifnames, settings.netns)
 
         # 2. Fast local reads meanwhile.
@@ -268,7 +275,10 @@ class Sampler:
 
         links: dict[str, Link] = {}
         links_reason: str | None = None
-        if links_future is not None:
+        links_t: float | None = None  # when they were read; None: now
+        if given_links is not None:
+            links, links_reason, links_t = given_links.links, given_links.error, given_links.t
+        elif links_future is not None:
             links_value = self._result(links_future, "network counters did not come in time")
             if isinstance(links_value, str):
                 links_reason = links_value
@@ -295,7 +305,7 @@ class Sampler:
             if stats_requested[vm.name] and info.error is None:
                 self._state[vm.name].guest_stats_enabled = True
             samples[vm.name] = self._assemble(
-                vm, now, local[vm.name], info, fs_result, links, links_reason, unix_paths
+                vm, now, local[vm.name], info, fs_result, links, links_reason, unix_paths, links_t
             )
         for name, s in samples.items():
             hist = self.history.get(name)
@@ -448,6 +458,7 @@ class Sampler:
         links: dict[str, Link],
         links_reason: str | None,
         unix_paths: dict[int, set[str] | str],
+        links_t: float | None = None,
     ) -> VMSample:
         unit = vm.unit
         assert unit is not None and unit.main_pid
@@ -537,7 +548,7 @@ class Sampler:
             reasons["block"] = info.reasons.get("block") or info.error or "unknown"
 
         # Network.
-        self._net(s, vm, state, now, links, links_reason)
+        self._net(s, vm, state, links, links_reason, links_t)
 
         # Shares and volumes.
         if fs_result is not None:
@@ -608,9 +619,9 @@ class Sampler:
         s: VMSample,
         vm: VM,
         state: _VMState,
-        now: float,
         links: dict[str, Link],
         links_reason: str | None,
+        links_t: float | None = None,
     ) -> None:
         if not vm.interfaces:
             return
@@ -627,7 +638,7 @@ class Sampler:
             else:
                 current[iface.id] = (link.rx_bytes, link.tx_bytes)
         prev = state.net
-        t = self.clock()
+        t = self.clock() if links_t is None else links_t
         state.net = _Counter(t, current)
         for ifname, (rx, tx) in current.items():
             old = prev.value.get(ifname) if prev is not None else None

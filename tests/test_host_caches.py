@@ -1,0 +1,349 @@
+"""What the long-running monitor keeps between polls: runner parses (``RunnerCache``) and one
+netlink socket per namespace (``LinkReader``), and the links read once per poll for both the
+listing and the sampler. Everything live must still be read every poll."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.synthetic_host import make_host
+from tui.host import links as links_mod
+from tui.host.inventory import list_vms, read_inventory
+from tui.host.links import Link, LinkReader, LinkTable, dump_links, links_from_pyroute2
+from tui.host.model import VM, Interface, UnitState
+from tui.host.sampling import Sampler
+from tui.host.sampling import sampler as sampler_mod
+from tui.host.settings import HostSettings
+from tui.host.statedir import RunnerCache, read_vm
+
+# --- the runner cache ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    return make_host(tmp_path, 2)
+
+
+def store_cache(host: Path, **kw: Any) -> RunnerCache:
+    """A cache that treats the synthetic host's fake store as the (immutable) Nix store."""
+    return RunnerCache(immutable_roots=(str(host.parent / "store") + "/",), **kw)
+
+
+def settings_for(state: Path) -> HostSettings:
+    return HostSettings(
+        state_dir=state,
+        systemd_scope="user",
+        systemd_env={"XDG_RUNTIME_DIR": str(state.parent / "no-manager")},
+    )
+
+
+def new_runner(host: Path, name: str, smp: int) -> Path:
+    """A second runner package for NAME: a copy of its current one with SMP vCPUs."""
+    old = (host / name / "current").resolve()
+    new = old.with_name(old.name.replace("-microvm-", f"-smp{smp}-microvm-"))
+    shutil.copytree(old, new)
+    script = new / "bin" / "microvm-run"
+    script.write_text(script.read_text().replace("-smp 2", f"-smp {smp}"))
+    return new
+
+
+def test_same_store_path_same_parse_and_equal_to_an_uncached_read(host: Path) -> None:
+    cache = store_cache(host)
+    vm_dir = host / "vm0000"
+    first = read_vm(vm_dir, cache)
+    second = read_vm(vm_dir, cache)
+    assert (cache.misses, cache.hits, len(cache)) == (1, 1, 1)
+    key = (str((vm_dir / "current").resolve()), str(vm_dir))
+    assert cache.get(key) is cache.get(key)  # one parse, kept
+    assert first == second == read_vm(vm_dir)
+    assert (first.vcpu, first.mem_mib, first.hypervisor) == (2, 512, "qemu")
+
+
+def test_what_a_poll_fills_in_never_leaks_into_the_cached_parse(host: Path) -> None:
+    cache = store_cache(host)
+    vm_dir = host / "vm0000"
+    vm = read_vm(vm_dir, cache)
+    vm.interfaces[0].exists = True
+    vm.interfaces[0].oper_state = "UP"
+    vm.shares[0].source_exists = None
+    vm.volumes[0].size_bytes = 123
+    vm.problems.append("added by someone")
+    vm.pci_devices.append("0000:00:01.0")
+    again = read_vm(vm_dir, cache)
+    assert again == read_vm(vm_dir)
+    assert again.interfaces[0].exists is None and again.problems == []
+
+
+def test_a_new_current_gets_a_new_parse_at_the_next_poll(host: Path) -> None:
+    cache = store_cache(host)
+    settings = settings_for(host)
+    vm_dir = host / "vm0001"
+
+    def poll() -> VM:
+        inv, _ = read_inventory(settings, units=False, links=False, runners=cache)
+        return next(v for v in inv.vms if v.name == "vm0001")
+
+    assert poll().vcpu == 2
+    new = new_runner(host, "vm0001", 4)
+    (vm_dir / "current").unlink()
+    os.symlink(new, vm_dir / "current")
+    vm = poll()
+    assert vm.vcpu == 4 and vm.runner == str(new)
+    assert vm == read_vm(vm_dir)  # drift and all, as an uncached read says
+    assert len(cache) == 3  # vm0000, vm0001's old and new runner
+    # Back to the old runner: its parse is still there, and still right.
+    (vm_dir / "current").unlink()
+    os.symlink(vm_dir / "booted", vm_dir / "current")
+    assert poll().vcpu == 2
+
+
+def test_live_facts_are_read_every_poll(host: Path) -> None:
+    cache = store_cache(host)
+    vm_dir = host / "vm0000"
+    before = read_vm(vm_dir, cache)
+    assert before.volumes[0].size_bytes == 0
+    (vm_dir / "vm0000-var.img").write_bytes(b"x" * 4096)
+    (vm_dir / "flake").write_text("github:example/hosts")
+    (vm_dir / "booted").unlink()
+    after = read_vm(vm_dir, cache)
+    assert cache.hits == 1
+    assert after.volumes[0].size_bytes == 4096 and after.volumes[0].allocated_bytes
+    assert after.flake == "github:example/hosts"
+    assert after.booted is None and after.drift.value == "not-booted"
+    (vm_dir / "vm0000-var.img").unlink()
+    assert read_vm(vm_dir, cache).volumes[0].exists is False
+
+
+def test_runners_outside_the_store_are_parsed_every_time(host: Path) -> None:
+    cache = RunnerCache()  # only /nix/store is immutable: the fake store is not
+    vm_dir = host / "vm0000"
+    assert read_vm(vm_dir, cache).vcpu == 2
+    script = vm_dir.joinpath("current").resolve() / "bin" / "microvm-run"
+    script.write_text(script.read_text().replace("-smp 2", "-smp 3"))
+    assert read_vm(vm_dir, cache).vcpu == 3
+    assert len(cache) == 0
+
+
+def test_least_recently_used_runner_is_dropped(host: Path) -> None:
+    cache = store_cache(host, maxsize=1)
+    read_vm(host / "vm0000", cache)
+    read_vm(host / "vm0001", cache)
+    assert len(cache) == 1
+    read_vm(host / "vm0000", cache)
+    assert cache.hits == 0 and cache.misses == 3
+
+
+def test_list_without_a_cache_is_unchanged(host: Path) -> None:
+    settings = settings_for(host)
+    inv, table = read_inventory(settings, runners=store_cache(host), link_reader=LinkReader(None))
+    plain = list_vms(settings)
+    assert inv == plain
+    assert table is not None and table.error is None  # the taps are absent here: no links
+
+
+# --- links: the held netlink socket ----------------------------------------------------------
+
+
+def test_own_dump_matches_pyroute2() -> None:
+    from pyroute2 import IPRoute
+
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, links_mod.NETLINK_ROUTE)
+    try:
+        ours = dump_links(sock, 1)
+        ours_again = dump_links(sock, 2)  # the same socket serves poll after poll
+    finally:
+        sock.close()
+    with IPRoute() as ipr:
+        theirs = links_from_pyroute2(ipr.get_links())
+    assert set(ours) == set(theirs) == set(ours_again)
+    assert "lo" in ours
+    for name, link in ours.items():
+        other = theirs[name]
+        # Counters move between the two reads; everything else must be equal.
+        assert (link.rx_bytes is None) == (other.rx_bytes is None), name
+        assert (link.tx_bytes is None) == (other.tx_bytes is None), name
+        link.rx_bytes = other.rx_bytes
+        link.tx_bytes = other.tx_bytes
+        assert link == other
+
+
+def test_own_namespace_reads_sysfs() -> None:
+    table = LinkReader(None).read(["lo", "vm-absent"])
+    assert table.error is None and set(table.links) == {"lo"}
+    assert table.links["lo"].rx_bytes is not None
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("making a network namespace needs root and iproute2")
+    name = f"mvtui-test-{uuid.uuid4().hex[:8]}"
+    _ip("netns", "add", name)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_one_socket_held_in_a_namespace_across_polls_and_threads(netns: str) -> None:
+    _ip("-n", netns, "tuntap", "add", "vm-t0", "mode", "tap")
+    _ip("-n", netns, "link", "add", "br-t", "type", "bridge")
+    _ip("-n", netns, "link", "set", "vm-t0", "master", "br-t")
+    reader = LinkReader(netns)
+    try:
+        first = reader.read([])
+        sock = reader._sock
+        assert first.error is None and set(first.links) == {"lo", "vm-t0", "br-t"}
+        tap = first.links["vm-t0"]
+        assert (tap.kind, tap.master, tap.oper_state) == ("tun", "br-t", "DOWN")
+        assert tap.mac and tap.rx_bytes == 0
+        results: list[LinkTable] = []
+        thread = threading.Thread(target=lambda: results.append(reader.read([])))
+        thread.start()
+        thread.join(10)
+        assert results and results[0].error is None and "vm-t0" in results[0].links
+        assert reader._sock is sock  # the namespace was entered once
+        # What pyroute2 sees in the namespace, counters aside.
+        theirs = links_mod.read_links_netns(netns)
+        ours = reader.read([]).links
+        assert set(ours) == set(theirs)
+        for name, link in ours.items():
+            link.rx_bytes, link.tx_bytes = theirs[name].rx_bytes, theirs[name].tx_bytes
+            assert link == theirs[name]
+    finally:
+        reader.close()
+
+
+def test_a_deleted_namespace_is_said_and_a_new_one_is_entered_again(netns: str) -> None:
+    reader = LinkReader(netns)
+    try:
+        assert reader.read([]).error is None
+        old = reader._sock
+        _ip("netns", "del", netns)
+        gone = reader.read([])
+        assert gone.error == f"network namespace '{netns}' does not exist"
+        assert gone.links == {}
+        assert reader._sock is None  # not held for a namespace that is gone
+        _ip("netns", "add", netns)
+        _ip("-n", netns, "tuntap", "add", "vm-new", "mode", "tap")
+        back = reader.read([])
+        assert back.error is None and "vm-new" in back.links
+        assert reader._sock is not None and reader._sock is not old
+    finally:
+        reader.close()
+
+
+def test_a_missing_namespace_has_the_one_off_readers_reason() -> None:
+    name = f"mvtui-absent-{uuid.uuid4().hex[:8]}"
+    table = LinkReader(name).read([])
+    assert table.error == f"network namespace '{name}' does not exist"
+    with pytest.raises(links_mod.LinkReadError) as exc:
+        links_mod.read_links_netns(name)
+    assert str(exc.value) == table.error
+
+
+# --- the sampler uses the listing's read ----------------------------------------------------
+
+
+def running_vm(ifaces: list[str]) -> VM:
+    return VM(
+        name="net",
+        path=Path("/nonexistent/net"),
+        hypervisor="kvmtool",
+        unit=UnitState(name="microvm@net.service", main_pid=os.getpid(), restarts=0),
+        interfaces=[Interface(id=i, type="tap") for i in ifaces],
+    )
+
+
+def test_the_sampler_takes_the_listings_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_second_read(*_args: object) -> None:
+        raise AssertionError("the links were read again")
+
+    monkeypatch.setattr(sampler_mod, "read_links", no_second_read)
+    vm = running_vm(["vm-a", "vm-gone"])
+    with Sampler() as sampler:
+        first = sampler.sample(
+            [vm],
+            HostSettings(),
+            links=LinkTable({"vm-a": Link("vm-a", rx_bytes=1000, tx_bytes=0)}, t=100.0),
+        )["net"]
+        second = sampler.sample(
+            [vm],
+            HostSettings(),
+            links=LinkTable({"vm-a": Link("vm-a", rx_bytes=3000, tx_bytes=500)}, t=102.0),
+        )["net"]
+        failed = sampler.sample(
+            [vm], HostSettings(), links=LinkTable(error="network namespace 'x' does not exist")
+        )["net"]
+    assert first.reasons["net:vm-a"] == "needs a second sample"
+    # Rates over the time between the two reads of the links.
+    assert (second.net["vm-a"].rx_bps, second.net["vm-a"].tx_bps) == (1000.0, 250.0)
+    assert second.reasons["net:vm-gone"] == "interface not found"
+    assert failed.net == {}
+    assert failed.reasons["net:vm-a"] == "network namespace 'x' does not exist"
+    assert failed.reasons["net:vm-gone"] == "network namespace 'x' does not exist"
+
+
+def test_listing_and_sampler_share_one_read_per_poll(
+    host: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui.source import LiveSource
+
+    source = LiveSource(settings_for(host))
+    reads: list[list[str]] = []
+    real_read = source.links.read
+
+    def counting(names: list[str]) -> LinkTable:
+        reads.append(names)
+        return real_read(names)
+
+    monkeypatch.setattr(source.links, "read", counting)
+    seen: list[LinkTable | None] = []
+    real_sample = source.sampler.sample
+
+    def sample(*args: Any, **kw: Any) -> Any:
+        seen.append(kw.get("links"))
+        return real_sample(*args, **kw)
+
+    monkeypatch.setattr(source.sampler, "sample", sample)
+    try:
+        for _ in range(2):
+            source.poll()
+    finally:
+        source.close()
+    assert reads == [["vm-0000", "vm-0001"]] * 2
+    assert len(seen) == 2 and all(isinstance(t, LinkTable) for t in seen)
+    assert len(source.runners) == 0  # the fake store is not /nix/store
+
+
+@pytest.mark.lab
+def test_the_lab_is_watched_through_one_held_socket(lab: Any) -> None:
+    from tui.source import LiveSource
+
+    source = LiveSource(lab.settings)
+    try:
+        source.poll()
+        sock = source.links._sock
+        snap = source.poll()
+        assert sock is not None and source.links._sock is sock
+        assert len(source.runners) >= len(snap.samples)  # store runners: parsed once
+        web = next(vm for vm in snap.inventory.vms if vm.name == "web")
+        assert web.interfaces and all(i.exists for i in web.interfaces)
+        rates = snap.samples["web"].net
+        assert set(rates) == {i.id for i in web.interfaces}, snap.samples["web"].reasons
+    finally:
+        source.close()
