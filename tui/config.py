@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +99,8 @@ def _apply(settings: Settings, data: dict[str, Any], where: str) -> Settings:
 
 
 def load_file(settings: Settings, path: Path) -> Settings:
+    import tomllib  # here: most hosts have no config file, and `list` start-up time counts
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

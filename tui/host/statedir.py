@@ -51,7 +51,7 @@ def read_link(vm_dir: Path, name: str) -> _LinkInfo | None:
             return _LinkInfo(None, None, f"'{name}' is not a symlink")
         return _LinkInfo(None, None, f"cannot read '{name}': {_oserror(exc)}")
     try:
-        resolved = path.resolve(strict=True)
+        resolved = _follow(path, target)
     except FileNotFoundError:
         return _LinkInfo(target, None, f"'{name}' points to {target}, which does not exist")
     except RuntimeError:
@@ -61,6 +61,18 @@ def read_link(vm_dir: Path, name: str) -> _LinkInfo | None:
             return _LinkInfo(target, None, f"'{name}' is a symlink loop")
         return _LinkInfo(target, None, f"cannot follow '{name}': {_oserror(exc)}")
     return _LinkInfo(target, resolved, None)
+
+
+def _follow(path: Path, target: str) -> Path:
+    """Where the link PATH (reading TARGET) ends. Raises like os.stat for dangling or loops.
+
+    The usual target is an absolute /nix/store path that is no link itself: then the target is
+    the answer, with two system calls instead of Path.resolve's walk over every component.
+    """
+    os.stat(path)  # follows the whole chain: raises FileNotFoundError, or ELOOP for loops
+    if os.path.isabs(target) and not os.path.islink(target):
+        return Path(os.path.normpath(target))
+    return Path(os.path.realpath(path))
 
 
 def _read_small(path: Path, limit: int) -> str:

@@ -47,9 +47,12 @@ class ShareDir:
 class _Reader:
     """Reads small text files under one directory, turning every failure into a problem."""
 
-    def __init__(self, root: Path, problems: list[str]) -> None:
+    def __init__(self, root: Path, problems: list[str], present: set[str] | None = None) -> None:
         self.root = root
         self.problems = problems
+        # Names in ROOT, listed once: most optional files are absent, and `list` reads
+        # hundreds of these directories, so absent ones should cost no system call.
+        self.present = present
 
     def name(self, path: Path) -> str:
         try:
@@ -59,7 +62,10 @@ class _Reader:
 
     def text(self, path: Path) -> str | None:
         """The file's text; None if it is absent (silently) or unreadable (a problem)."""
-        if not os.path.lexists(path):
+        if self.present is not None and path.parent == self.root:
+            if path.name not in self.present:
+                return None
+        elif not os.path.lexists(path):
             return None
         shown = self.name(path)
         try:
@@ -273,7 +279,11 @@ def read_share_dir(runner: str | os.PathLike[str]) -> ShareDir:
         share.problems.append(f"the runner {os.fspath(runner)} {reason}")
         share.hypervisor = hypervisor_from_package_name(os.path.realpath(runner))
         return share
-    reader = _Reader(root, share.problems)
+    try:
+        present: set[str] | None = set(os.listdir(root))
+    except OSError:
+        present = None  # each file then says for itself why it cannot be read
+    reader = _Reader(root, share.problems, present)
     _hypervisor(reader, root, share)
     if share.hypervisor is None:
         share.hypervisor = hypervisor_from_package_name(os.path.realpath(runner))
