@@ -26,6 +26,11 @@ from tui.host.sampling import sampler as sampler_mod
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
 
+try:
+    from fakes.qmp import FakeQMPServer
+except ImportError:  # tests/ became a package
+    from tests.fakes.qmp import FakeQMPServer
+
 # --- the runner cache ------------------------------------------------------------------------
 
 
@@ -328,6 +333,140 @@ def test_listing_and_sampler_share_one_read_per_poll(
     assert reads == [["vm-0000", "vm-0001"]] * 2
     assert len(seen) == 2 and all(isinstance(t, LinkTable) for t in seen)
     assert len(source.runners) == 0  # the fake store is not /nix/store
+
+
+# --- QMP: what rarely changes is asked now and then ---------------------------------------
+
+
+class Counted(dict):  # type: ignore[type-arg]
+    """The fake's replies, counting what was asked."""
+
+    def __init__(self, replies: dict[str, Any]) -> None:
+        super().__init__(replies)
+        self.asked: list[str] = []
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.append(key)
+        return super().__getitem__(key)
+
+
+SIZES = {"query-cpus-fast", "query-memory-size-summary"}
+
+
+@pytest.fixture
+def fake_qmp(tmp_path: Path) -> Iterator[FakeQMPServer]:
+    server = FakeQMPServer(str(tmp_path / "fake.sock"), thread_id=threading.get_native_id())
+    server.replies = Counted(server.replies)
+    yield server
+    server.close()
+
+
+def qemu_vm(server: FakeQMPServer, pid: int | None = None) -> VM:
+    return VM(
+        name="q",
+        path=Path("/nonexistent/q"),
+        hypervisor="qemu",
+        socket=server.path,
+        vcpu=3,
+        mem_mib=48,
+        unit=UnitState(name="microvm@q.service", main_pid=pid or os.getpid(), restarts=0),
+    )
+
+
+def asked_sizes(server: FakeQMPServer) -> list[str]:
+    asked = [c for c in server.replies.asked if c in SIZES]  # type: ignore[attr-defined]
+    server.replies.asked.clear()  # type: ignore[attr-defined]
+    return asked
+
+
+def test_vcpus_and_memory_size_are_asked_every_few_polls(fake_qmp: FakeQMPServer) -> None:
+    vm = qemu_vm(fake_qmp)
+    with Sampler() as sampler:
+        first = sampler.sample([vm], HostSettings())["q"]
+        assert sorted(asked_sizes(fake_qmp)) == sorted(SIZES)
+        for _ in range(sampler_mod.SIZES_EVERY - 1):
+            later = sampler.sample([vm], HostSettings())["q"]
+            assert asked_sizes(fake_qmp) == []
+            # QMP's figures, kept: not the runner's (3 vCPUs, 48 MiB).
+            assert (later.vcpu_count, later.mem_configured_mib) == (1, 64)
+            assert [v.thread_id for v in later.vcpus] == [threading.get_native_id()]
+        assert (first.vcpu_count, first.mem_configured_mib) == (1, 64)
+        fake_qmp.replies["query-memory-size-summary"] = {
+            "base-memory": 64 << 20,
+            "plugged-memory": 32 << 20,
+        }
+        refreshed = sampler.sample([vm], HostSettings())["q"]
+        assert sorted(asked_sizes(fake_qmp)) == sorted(SIZES)
+        assert refreshed.mem_configured_mib == 96
+
+
+def test_live_answers_are_asked_every_poll(fake_qmp: FakeQMPServer) -> None:
+    vm = qemu_vm(fake_qmp)
+    with Sampler() as sampler:
+        for _ in range(3):
+            sampler.sample([vm], HostSettings())
+        asked = fake_qmp.replies.asked  # type: ignore[attr-defined]
+        for command in ("query-status", "query-balloon", "query-blockstats"):
+            assert asked.count(command) == 3, command
+        fake_qmp.replies["query-status"] = {"status": "paused", "running": False}
+        assert sampler.sample([vm], HostSettings())["q"].qmp_status == "paused"
+
+
+def test_a_gone_vcpu_thread_or_a_new_process_asks_again(fake_qmp: FakeQMPServer) -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    cpus = dict.__getitem__(fake_qmp.replies, "query-cpus-fast")  # not counted as asked
+    cpus[0]["thread-id"] = worker.native_id
+    vm = qemu_vm(fake_qmp)
+    with Sampler() as sampler:
+        sampler.sample([vm], HostSettings())
+        sampler.sample([vm], HostSettings())
+        asked_sizes(fake_qmp)
+        stop.set()
+        worker.join()
+        cpus[0]["thread-id"] = threading.get_native_id()
+        polls = 0
+        while not asked_sizes(fake_qmp):
+            polls += 1
+            assert polls <= 2, "the vCPU thread is gone: asked again at the next poll"
+            sample = sampler.sample([vm], HostSettings())["q"]
+        sample = sampler.sample([vm], HostSettings())["q"]
+        assert [v.thread_id for v in sample.vcpus] == [threading.get_native_id()]
+        # Another process behind the unit: a new first contact.
+        sleeper = subprocess.Popen(["sleep", "30"])
+        try:
+            sampler.sample([qemu_vm(fake_qmp, sleeper.pid)], HostSettings())
+            assert sorted(asked_sizes(fake_qmp)) == sorted(SIZES)
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+
+
+def test_a_failed_session_falls_back_to_the_runner_as_before(
+    fake_qmp: FakeQMPServer, tmp_path: Path
+) -> None:
+    vm = qemu_vm(fake_qmp)
+    with Sampler() as sampler:
+        sampler.sample([vm], HostSettings())
+        vm.socket = str(tmp_path / "gone.sock")
+        failed = sampler.sample([vm], HostSettings())["q"]
+    # Not the kept QMP answer: what a session that fails always gave.
+    assert (failed.vcpu_count, failed.mem_configured_mib) == (3, 48)
+    assert failed.qmp_status is None and failed.reasons["qmp_status"] == "socket missing"
+
+
+def test_a_server_without_the_size_queries_keeps_its_reasons(fake_qmp: FakeQMPServer) -> None:
+    for command in SIZES:
+        del fake_qmp.replies[command]
+    vm = qemu_vm(fake_qmp)
+    with Sampler() as sampler:
+        first = sampler.sample([vm], HostSettings())["q"]
+        second = sampler.sample([vm], HostSettings())["q"]
+    assert asked_sizes(fake_qmp) == []  # not found: never counted as asked by the fake
+    for s in (first, second):
+        assert (s.vcpu_count, s.mem_configured_mib) == (3, 48)  # the runner's
+        assert s.reasons["vcpus"].startswith("query-cpus-fast: The command")  # type: ignore[union-attr]
 
 
 @pytest.mark.lab

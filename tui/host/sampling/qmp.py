@@ -216,12 +216,16 @@ def query_qemu(
     *,
     guest_stats_interval: int | None = None,
     balloon_path: str = BALLOON_PATH,
+    sizes: bool = True,
 ) -> RemoteInfo:
     """Everything the monitor wants from one qemu, in one session of at most TIMEOUT seconds.
 
     GUEST_STATS_INTERVAL: when set, make sure the balloon polls guest statistics (sets
     ``guest-stats-polling-interval`` if it is 0, never lowers a value someone else chose).
     Pass it on the first contact with a qemu process, not on every poll.
+    SIZES: also ask what rarely changes (``query-cpus-fast``: vCPU count and thread ids;
+    ``query-memory-size-summary``: configured memory); without it those fields stay unset and
+    without a reason, for a caller that keeps them from an earlier session.
     """
     started = time.monotonic()
     info = RemoteInfo()
@@ -242,20 +246,21 @@ def query_qemu(
             if status is not None:
                 info.status = str(status.get("status"))
 
-            cpus = optional(qmp, ("vcpu_count", "vcpu_threads"), "query-cpus-fast")
-            if cpus is not None:
-                info.vcpu_threads = [
-                    VcpuThread(int(c.get("cpu-index", i)), int(c["thread-id"]))
-                    for i, c in enumerate(cpus)
-                    if "thread-id" in c
-                ]
-                info.vcpu_count = len(cpus)
+            if sizes:
+                cpus = optional(qmp, ("vcpu_count", "vcpu_threads"), "query-cpus-fast")
+                if cpus is not None:
+                    info.vcpu_threads = [
+                        VcpuThread(int(c.get("cpu-index", i)), int(c["thread-id"]))
+                        for i, c in enumerate(cpus)
+                        if "thread-id" in c
+                    ]
+                    info.vcpu_count = len(cpus)
 
-            summary = optional(qmp, ("mem_configured_bytes",), "query-memory-size-summary")
-            if summary and "base-memory" in summary:
-                info.mem_configured_bytes = int(summary["base-memory"]) + int(
-                    summary.get("plugged-memory", 0)
-                )
+                summary = optional(qmp, ("mem_configured_bytes",), "query-memory-size-summary")
+                if summary and "base-memory" in summary:
+                    info.mem_configured_bytes = int(summary["base-memory"]) + int(
+                        summary.get("plugged-memory", 0)
+                    )
 
             balloon = True
             try:

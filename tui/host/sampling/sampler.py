@@ -37,6 +37,11 @@ from tui.host.settings import HostSettings
 MIB = 1 << 20
 NEEDS_TWO = "needs a second sample"
 QMP_HYPERVISORS = ("qemu", "stratovirt")
+# What QMP says about vCPUs (count, thread ids) and configured memory rarely changes: it is
+# asked on first contact with a process, then every SIZES_EVERY polls, and at once when a
+# vCPU thread it named is gone; the polls in between reuse the answer.
+SIZES_EVERY = 10
+SIZE_FIELDS = ("vcpu_count", "vcpu_threads", "mem_configured_bytes")
 
 
 # --- what the UI gets ---------------------------------------------------------------------
@@ -119,6 +124,8 @@ class _VMState:
     guest_stats_enabled: bool = False
     info: process.ProcessInfo | None = None
     vcpu_names: dict[int, int] | None = None  # vCPU index -> tid, from thread names
+    sizes: RemoteInfo | None = None  # the last QMP answer about vCPUs and memory size
+    sizes_age: int = 0  # polls since
 
 
 @dataclass
@@ -245,6 +252,7 @@ class Sampler:
         # of hung ones cannot keep the pool from the healthy ones for more than one poll.
         remote: dict[str, cf.Future[RemoteInfo] | str] = {}
         stats_requested: dict[str, bool] = {}
+        sizes_requested: dict[str, bool] = {}
         fs: dict[str, cf.Future[_FsResult] | str] = {}
         for vm in sorted(running, key=lambda v: self._priority.get(v.name, 1)):
             pid = vm.unit.main_pid  # type: ignore[union-attr]
@@ -253,8 +261,9 @@ class Sampler:
                 state = self._state[vm.name] = _VMState(pid=pid)
             enable_stats = not state.guest_stats_enabled and self.guest_stats_interval > 0
             stats_requested[vm.name] = enable_stats
+            sizes = sizes_requested[vm.name] = self._sizes_due(state)
             remote[vm.name] = self._submit(
-                vm.name, "remote", self._query_remote, vm, deadline, enable_stats
+                vm.name, "remote", self._query_remote, vm, deadline, enable_stats, sizes
             )
             check_open = vm.name in open_files_for and bool(vm.volumes)
             if vm.shares or check_open:
@@ -304,6 +313,8 @@ class Sampler:
                 )
             if stats_requested[vm.name] and info.error is None:
                 self._state[vm.name].guest_stats_enabled = True
+            if vm.hypervisor in QMP_HYPERVISORS and info.error is None:
+                self._keep_sizes(self._state[vm.name], info, sizes_requested[vm.name])
             samples[vm.name] = self._assemble(
                 vm, now, local[vm.name], info, fs_result, links, links_reason, unix_paths, links_t
             )
@@ -346,7 +357,9 @@ class Sampler:
 
     # -- workers (run in the pool; no shared state is written here) ----------------------
 
-    def _query_remote(self, vm: VM, deadline: float, enable_stats: bool) -> RemoteInfo:
+    def _query_remote(
+        self, vm: VM, deadline: float, enable_stats: bool, sizes: bool = True
+    ) -> RemoteInfo:
         timeout = min(self.timeout, deadline - self.grace - self.clock())
         if timeout <= 0.05:
             return _failed_remote("not queried: the poll's deadline had passed")
@@ -360,6 +373,7 @@ class Sampler:
                 vm.socket,
                 timeout,
                 guest_stats_interval=self.guest_stats_interval if enable_stats else None,
+                sizes=sizes,
             )
         if hv == "cloud-hypervisor":
             return query_cloud_hypervisor(vm.socket, timeout)
@@ -392,6 +406,40 @@ class Sampler:
             else:
                 result.reasons["volume_open"] = opened.reason or "unknown"
         return result
+
+    # -- QMP sizes kept between polls ----------------------------------------------------
+
+    @staticmethod
+    def _sizes_due(state: _VMState) -> bool:
+        """Ask QMP for vCPUs and memory size this poll? (Non-QMP hypervisors ignore it.)"""
+        kept = state.sizes
+        if kept is None or state.sizes_age + 1 >= SIZES_EVERY:
+            return True
+        threads = state.threads.value if state.threads is not None else None
+        if kept.vcpu_threads and threads is not None:
+            return any(v.thread_id not in threads for v in kept.vcpu_threads)
+        return False
+
+    @staticmethod
+    def _keep_sizes(state: _VMState, info: RemoteInfo, asked: bool) -> None:
+        """After a successful QMP session: remember its sizes, or fill them in from the last
+        session that asked (with the reasons it gave, for a server that lacks a query)."""
+        if asked:
+            kept = RemoteInfo()
+            for name in SIZE_FIELDS:
+                setattr(kept, name, getattr(info, name))
+                if name in info.reasons:
+                    kept.reasons[name] = info.reasons[name]
+            state.sizes, state.sizes_age = kept, 0
+            return
+        kept = state.sizes
+        if kept is None:  # cannot happen: not asking needs an earlier answer
+            return
+        state.sizes_age += 1
+        for name in SIZE_FIELDS:
+            setattr(info, name, getattr(kept, name))
+            if name in kept.reasons:
+                info.reasons.setdefault(name, kept.reasons[name])
 
     # -- local reads (caller's thread) ---------------------------------------------------
 
