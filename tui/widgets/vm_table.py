@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.message import Message
@@ -129,6 +130,11 @@ class VMTable(DataTable):
         self._rows_data: list[RowData] = []
         self._sort_keys: dict[str, dict[str, Any]] = {}
         self.matched = 0  # rows shown after the filter
+        # During update_rows: the level styles looked up so far (they cannot change within
+        # one update), and the cells changed, whose rendered lines are dropped at its end.
+        self._styles: dict[str, Style] | None = None
+        self._changed: dict[RowKey, set[Any]] | None = None
+        self._generation = -1  # DataTable's _update_count when its caches were last emptied
 
     def on_mount(self) -> None:
         for col in COLUMNS:
@@ -140,7 +146,13 @@ class VMTable(DataTable):
     # --- cells -----------------------------------------------------------------------------
 
     def _style(self, level: str | None) -> Any:
-        return level_style(self, PREFIX, level)
+        styles = self._styles
+        if styles is None or not level:
+            return level_style(self, PREFIX, level)
+        style = styles.get(level)
+        if style is None:
+            style = styles[level] = level_style(self, PREFIX, level)
+        return style
 
     def _text(self, text: str, level: str | None = None) -> Text:
         # The style goes in as a span: Text equality (the diff) compares spans, not the base
@@ -237,22 +249,28 @@ class VMTable(DataTable):
         self.matched = len(shown)
         wanted = {r.vm.name for r in shown}
         self._sort_keys = {r.vm.name: sort_values(r) for r in shown}
-        with self.app.batch_update():
-            for key in list(self.rows):
-                if key.value not in wanted:
-                    self.remove_row(key)
-            for row in shown:
-                name = row.vm.name
-                cells = self.cells(row)
-                if name in self.rows:
-                    for column, value in cells.items():
-                        if self.get_cell(name, column) != value:
-                            self._set_cell(name, column, value)
-                else:
-                    self.add_row(*(cells[k] for k in COLUMN_KEYS), key=name)
-            self._apply_sort()
-            if selected is not None and selected in self.rows:
-                self.select_name(selected)
+        self._styles, self._changed = {}, {}
+        try:
+            with self.app.batch_update():
+                for key in list(self.rows):
+                    if key.value not in wanted:
+                        self.remove_row(key)
+                for row in shown:
+                    name = row.vm.name
+                    cells = self.cells(row)
+                    if name in self.rows:
+                        for column, value in cells.items():
+                            if self.get_cell(name, column) != value:
+                                self._set_cell(name, column, value)
+                    else:
+                        self.add_row(*(cells[k] for k in COLUMN_KEYS), key=name)
+                changed, self._changed = self._changed, None
+                self._forget_rendered(changed)
+                self._apply_sort()
+                if selected is not None and selected in self.rows:
+                    self.select_name(selected)
+        finally:
+            self._styles = self._changed = None
 
     def _set_cell(self, row: str, column: str, value: Text) -> None:
         """Update one cell and repaint just that cell.
@@ -271,9 +289,65 @@ class VMTable(DataTable):
         ):
             self.update_cell(row, column, value, update_width=True)
             return
-        data[RowKey(row)][column_key] = value
-        self._update_count += 1  # part of DataTable's render cache keys: drops stale lines
+        row_key = RowKey(row)
+        data[row_key][column_key] = value
+        if self._changed is not None:
+            self._changed.setdefault(row_key, set()).add(column_key)
+        else:
+            self._forget_rendered({row_key: {column_key}})
         self.refresh_coordinate(Coordinate(self.get_row_index(row), self._column_index(column)))
+
+    def _forget_rendered(self, changed: dict[RowKey, set[Any]]) -> None:
+        """Drop what DataTable rendered from the CHANGED cells (row key -> column keys): the
+        cells, their rows' renderables and lines. Every other cell stays rendered, so a poll
+        that changes three cells of a row renders those three, not the row's ten.
+
+        ``_update_count`` (part of every DataTable render cache key) would drop all of it; that
+        is the fallback when the caches are not where this Textual version keeps them. When
+        DataTable itself bumped it (a sort, a wider column, rows added or removed), whatever
+        the caches hold under older counts is never used again: they are emptied then, so
+        they stay as small as one table's worth and this walk over them stays cheap.
+        """
+        try:
+            cells = self._cell_render_cache  # keys: (row key, column key, ...)
+            rows = self._row_render_cache  # keys: (row key, line in row, ...)
+            renderables = self._row_renderable_cache  # keys: (update count, row index)
+            lines = self._line_cache  # keys: (y, ...)
+            locations = self._row_locations
+        except AttributeError:
+            if changed:
+                self._update_count += 1
+            return
+        if self._update_count != self._generation:
+            for cache in (cells, rows, renderables, lines):
+                cache.clear()
+            self._generation = self._update_count
+            return
+        if not changed:
+            return
+        indices = {locations.get(key) for key in changed}
+        # LRUCache has keys() but no __iter__.
+        cell_keys, row_keys = cells.keys(), rows.keys()
+        renderable_keys, line_keys = renderables.keys(), lines.keys()
+        doomed_cells = [k for k in cell_keys if k[1] in changed.get(k[0], ())]
+        doomed_rows = [k for k in row_keys if k[0] in changed]
+        doomed_renderables = [k for k in renderable_keys if k[1] in indices]
+        doomed_lines = []
+        for key in line_keys:
+            try:
+                row_key = self._get_offsets(key[0])[0]
+            except LookupError:
+                continue
+            if row_key in changed:
+                doomed_lines.append(key)
+        for cache, doomed in (
+            (cells, doomed_cells),
+            (rows, doomed_rows),
+            (renderables, doomed_renderables),
+            (lines, doomed_lines),
+        ):
+            for key in doomed:
+                cache.discard(key)
 
     def _column_index(self, key: str) -> int:
         return COLUMN_KEYS.index(key)
