@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from tui.source import Snapshot
@@ -17,6 +20,7 @@ from tui.widgets.host_header import HeaderData, HostHeader
 from tui.widgets.vm_table import COLUMN_BY_KEY, RowData, VMTable
 
 SPARK_POINTS = 8
+W = TypeVar("W", bound=Widget)
 
 
 class MainScreen(Screen[None]):
@@ -78,6 +82,7 @@ class MainScreen(Screen[None]):
         self.interval = 1.0
         self.error: str | None = None
         self._empty_text = ""
+        self._widgets: dict[str, Widget] = {}  # composed once: found once, not every poll
 
     def compose(self) -> ComposeResult:
         yield HostHeader(id="header")
@@ -93,14 +98,29 @@ class MainScreen(Screen[None]):
 
     # --- data ------------------------------------------------------------------------------
 
+    def _one(self, kind: type[W], selector: str | None = None) -> W:
+        """``query_one(SELECTOR or KIND, KIND)``, looked up once: the screen never replaces
+        its widgets."""
+        key = selector or kind.__name__
+        widget = self._widgets.get(key)
+        if widget is None or widget.parent is None:
+            widget = self._widgets[key] = self.query_one(selector or kind, kind)
+        return widget  # type: ignore[return-value]
+
     @property
     def table(self) -> VMTable:
-        return self.query_one(VMTable)
+        return self._one(VMTable)
 
     @property
     def selected_name(self) -> str | None:
-        tables = self.query(VMTable)
-        return tables.first().selected_name if tables else None
+        table = self._widgets.get(VMTable.__name__)
+        if table is None or table.parent is None:
+            tables = self.query(VMTable)
+            if not tables:
+                return None
+            table = self._widgets[VMTable.__name__] = tables.first()
+        assert isinstance(table, VMTable)
+        return table.selected_name
 
     def show(self, snapshot: Snapshot, error: str | None = None) -> None:
         self.snapshot = snapshot
@@ -129,7 +149,7 @@ class MainScreen(Screen[None]):
 
     def _show_header(self) -> None:
         snap = self.snapshot
-        self.query_one(HostHeader).show(
+        self._one(HostHeader).show(
             HeaderData(
                 inventory=snap.inventory if snap else None,
                 host=snap.host if snap else None,
@@ -143,7 +163,7 @@ class MainScreen(Screen[None]):
         )
 
     def _show_empty(self) -> None:
-        empty = self.query_one("#empty", Static)
+        empty = self._one(Static, "#empty")
         snap = self.snapshot
         text = ""
         if snap is not None:
@@ -180,7 +200,7 @@ class MainScreen(Screen[None]):
                     crash_looping=name in snap.crash_looping,
                     interval=self.interval,
                 )
-        self.query_one(DetailPane).show(data)
+        self._one(DetailPane).show(data)
 
     @on(DataTable.RowHighlighted, "#vms")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
