@@ -1,6 +1,8 @@
-"""What the long-running monitor keeps between polls: runner parses (``RunnerCache``) and one
-netlink socket per namespace (``LinkReader``), and the links read once per poll for both the
-listing and the sampler. Everything live must still be read every poll."""
+"""What the long-running monitor keeps between polls, and does once instead of twice: runner
+parses (``RunnerCache``), one netlink socket per namespace (``LinkReader``), the links read
+once per poll for both the listing and the sampler, QMP's vCPU and memory sizes asked now and
+then, QMP queries sent in one write. Everything live must still be read every poll, and read
+the same."""
 
 from __future__ import annotations
 
@@ -23,13 +25,17 @@ from tui.host.links import Link, LinkReader, LinkTable, dump_links, links_from_p
 from tui.host.model import VM, Interface, UnitState
 from tui.host.sampling import Sampler
 from tui.host.sampling import sampler as sampler_mod
+from tui.host.sampling.qmp import query_qemu
+from tui.host.sampling.reading import RemoteInfo
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
 
 try:
-    from fakes.qmp import FakeQMPServer
+    from fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
+    from fakes.qmp import FakeQMPServer, HungQMPListener
 except ImportError:  # tests/ became a package
-    from tests.fakes.qmp import FakeQMPServer
+    from tests.fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
+    from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 
 # --- the runner cache ------------------------------------------------------------------------
 
@@ -467,6 +473,93 @@ def test_a_server_without_the_size_queries_keeps_its_reasons(fake_qmp: FakeQMPSe
     for s in (first, second):
         assert (s.vcpu_count, s.mem_configured_mib) == (3, 48)  # the runner's
         assert s.reasons["vcpus"].startswith("query-cpus-fast: The command")  # type: ignore[union-attr]
+
+
+# --- QMP: one write for all queries -----------------------------------------------------------
+
+
+def same_answers(info: RemoteInfo) -> dict[str, Any]:
+    """A RemoteInfo without its timings."""
+    return {k: v for k, v in vars(info).items() if k not in ("elapsed_s", "read_at")}
+
+
+@pytest.fixture(scope="module")
+def qemus() -> Iterator[tuple[Qemu, Qemu]]:
+    if QEMU is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mvc-", dir="/tmp") as tmp:
+        with_balloon = start_qemu(os.path.join(tmp, "b.sock"))
+        plain = start_qemu(os.path.join(tmp, "p.sock"), balloon=False)
+        try:
+            yield with_balloon, plain
+        finally:
+            with_balloon.stop()
+            plain.stop()
+
+
+@pytest.mark.parametrize("sizes", [True, False])
+def test_pipelined_queries_answer_as_one_at_a_time_on_real_qemu(
+    qemus: tuple[Qemu, Qemu], sizes: bool
+) -> None:
+    for vm in qemus:
+        one_by_one = query_qemu(vm.socket_path, sizes=sizes)
+        at_once = query_qemu(vm.socket_path, sizes=sizes, pipeline=True)
+        assert one_by_one.error is None and at_once.error is None
+        assert same_answers(at_once) == same_answers(one_by_one)
+        assert read_greeting(vm.socket_path, timeout=1.0) is not None  # not held
+
+
+def test_pipelined_first_contact_still_sets_up_the_balloon(qemus: tuple[Qemu, Qemu]) -> None:
+    vm = qemus[0]
+    info = query_qemu(vm.socket_path, guest_stats_interval=3, pipeline=True)
+    assert info.error is None
+    from tui.host.sampling.qmp import qmp_execute
+
+    interval = qmp_execute(
+        vm.socket_path,
+        "qom-get",
+        {"path": "/machine/peripheral/balloon0", "property": "guest-stats-polling-interval"},
+    )
+    assert interval  # set by this or an earlier first contact: never left at 0
+
+
+def test_pipelined_error_replies_and_events_as_one_at_a_time(tmp_path: Path) -> None:
+    server = FakeQMPServer(str(tmp_path / "old.sock"))  # an event before every reply
+    del server.replies["query-memory-size-summary"]
+    server.errors["query-balloon"] = {"class": "GenericError", "desc": "weird"}
+    server.errors["query-blockstats"] = {"class": "CommandNotFound", "desc": "nope"}
+    try:
+        one_by_one = query_qemu(server.path)
+        at_once = query_qemu(server.path, pipeline=True)
+        server.errors.clear()
+        server.errors["qom-get"] = {"class": "DeviceNotFound", "desc": "no such balloon"}
+        one_by_one_2 = query_qemu(server.path)
+        at_once_2 = query_qemu(server.path, pipeline=True)
+        server.errors["qmp_capabilities"] = {"class": "GenericError", "desc": "go away"}
+        failed_one = query_qemu(server.path)
+        failed_all = query_qemu(server.path, pipeline=True)
+    finally:
+        server.close()
+    assert same_answers(at_once) == same_answers(one_by_one)
+    assert at_once.reasons["mem_guest_visible_bytes"] == "query-balloon: weird"
+    assert at_once.reasons["block"] == "query-blockstats: nope"
+    assert same_answers(at_once_2) == same_answers(one_by_one_2)
+    assert at_once_2.reasons["mem_guest_used_bytes"].startswith("no balloon at ")
+    assert failed_all.error == failed_one.error == "qmp_capabilities: GenericError: go away"
+    assert same_answers(failed_all) == same_answers(failed_one)
+
+
+def test_pipelined_hung_socket_has_the_same_reason(tmp_path: Path) -> None:
+    hung = HungQMPListener(str(tmp_path / "hung.sock"))
+    try:
+        one_by_one = query_qemu(hung.path, timeout=0.3)
+        at_once = query_qemu(hung.path, timeout=0.3, pipeline=True)
+    finally:
+        hung.close()
+    assert at_once.error == one_by_one.error
+    assert at_once.error is not None and "waiting for the greeting" in at_once.error
 
 
 @pytest.mark.lab

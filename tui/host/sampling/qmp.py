@@ -22,6 +22,7 @@ import itertools
 import json
 import socket
 import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -59,9 +60,12 @@ class QMPSession:
     ...     qmp.execute("query-status")
     """
 
-    def __init__(self, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, path: str, timeout: float = DEFAULT_TIMEOUT, *, negotiate: bool = True
+    ) -> None:
         self.path = path
         self.timeout = timeout
+        self.negotiate = negotiate  # False: the caller sends qmp_capabilities (in a batch)
         self.deadline = time.monotonic() + timeout
         self.greeting: dict[str, Any] | None = None
         self._sock: socket.socket | None = None
@@ -110,8 +114,10 @@ class QMPSession:
             self._buf += chunk
 
     def _send(self, message: dict[str, Any]) -> None:
+        self._send_bytes(json.dumps(message).encode() + b"\n")
+
+    def _send_bytes(self, data: bytes) -> None:
         assert self._sock is not None
-        data = json.dumps(message).encode() + b"\n"
         left = remaining(self.deadline)
         if left <= 0:
             raise self._timeout()
@@ -139,8 +145,9 @@ class QMPSession:
                 raise QMPError("not a QMP socket (no greeting)")
             self.greeting = greeting["QMP"]
             self._stage = "negotiating"
-            self.execute("qmp_capabilities")
-            self._stage = "ready"
+            if self.negotiate:
+                self.execute("qmp_capabilities")
+                self._stage = "ready"
         except BaseException:
             self.close()
             raise
@@ -165,6 +172,44 @@ class QMPSession:
                     command, str(error.get("class", "GenericError")), str(error.get("desc", ""))
                 )
             return reply.get("return")
+
+    def batch(self, commands: Sequence[tuple[str, dict[str, Any] | None]]) -> list[Any]:
+        """Send COMMANDS (name, arguments) in one write, then read their replies: in order,
+        each command's "return" value or, for an error reply, its QMPCommandError (returned,
+        not raised). One round trip instead of one per command; qemu runs them in order
+        (keep a batch under its queue of 8 requests). Raises QMPError when the session fails.
+        """
+        pending: dict[int, str] = {}
+        data = bytearray()
+        for command, arguments in commands:
+            msg_id = next(self._ids)
+            pending[msg_id] = command
+            message: dict[str, Any] = {"execute": command, "id": msg_id}
+            if arguments:
+                message["arguments"] = arguments
+            data += json.dumps(message).encode() + b"\n"
+        order = list(pending)
+        self._send_bytes(bytes(data))
+        results: dict[int, Any] = {}
+        while len(results) < len(order):
+            reply = self._read_message()
+            if "event" in reply:
+                continue
+            msg_id = reply.get("id")
+            if msg_id not in pending or msg_id in results:
+                continue
+            if "error" in reply:
+                error = reply["error"] or {}
+                results[msg_id] = QMPCommandError(
+                    pending[msg_id],
+                    str(error.get("class", "GenericError")),
+                    str(error.get("desc", "")),
+                )
+            else:
+                results[msg_id] = reply.get("return")
+            if pending[msg_id] == "qmp_capabilities" and self._stage == "negotiating":
+                self._stage = "ready"
+        return [results[msg_id] for msg_id in order]
 
     def close(self) -> None:
         close_quietly(self._sock)
@@ -210,6 +255,9 @@ def _block_counters(entries: list[dict[str, Any]]) -> dict[str, BlockCounters]:
     return block
 
 
+Execute = Callable[[str, "dict[str, Any] | None"], Any]  # QMPSession.execute's shape
+
+
 def query_qemu(
     path: str,
     timeout: float = DEFAULT_TIMEOUT,
@@ -217,6 +265,7 @@ def query_qemu(
     guest_stats_interval: int | None = None,
     balloon_path: str = BALLOON_PATH,
     sizes: bool = True,
+    pipeline: bool = False,
 ) -> RemoteInfo:
     """Everything the monitor wants from one qemu, in one session of at most TIMEOUT seconds.
 
@@ -226,28 +275,43 @@ def query_qemu(
     SIZES: also ask what rarely changes (``query-cpus-fast``: vCPU count and thread ids;
     ``query-memory-size-summary``: configured memory); without it those fields stay unset and
     without a reason, for a caller that keeps them from an earlier session.
+    PIPELINE: send the negotiation and every query in one write (qemu; not on the first
+    contact, whose balloon set-up must come before the statistics are read); the answers, and
+    the reasons made of them, are the same as one command at a time.
     """
     started = time.monotonic()
     info = RemoteInfo()
+    pipelined = pipeline and not guest_stats_interval
+    guest_stats = {"path": balloon_path, "property": "guest-stats"}
+    ahead: list[tuple[str, dict[str, Any] | None]] = [("query-status", None)]
+    if sizes:
+        ahead += [("query-cpus-fast", None), ("query-memory-size-summary", None)]
+    ahead += [("query-balloon", None), ("qom-get", guest_stats), ("query-blockstats", None)]
 
-    def optional(qmp: QMPSession, fields: tuple[str, ...], command: str, **args: Any) -> Any:
+    def optional(execute: Execute, fields: tuple[str, ...], command: str) -> Any:
         """Run a query that some QMP servers (older qemu, stratovirt) lack: an error reply
         becomes the reason for FIELDS and the session goes on."""
         try:
-            return qmp.execute(command, args or None)
+            return execute(command, None)
         except QMPCommandError as exc:
             for name in fields:
                 info.reasons.setdefault(name, f"{command}: {exc.desc or exc.error_class}")
             return None
 
     try:
-        with QMPSession(path, timeout) as qmp:
-            status = optional(qmp, ("status",), "query-status")
+        with QMPSession(path, timeout, negotiate=not pipelined) as qmp:
+            execute: Execute = qmp.execute
+            if pipelined:
+                caps, *answers = qmp.batch([("qmp_capabilities", None), *ahead])
+                if isinstance(caps, QMPCommandError):
+                    raise caps  # as a failed negotiation in open() does
+                execute = _answered(qmp, ahead, answers)
+            status = optional(execute, ("status",), "query-status")
             if status is not None:
                 info.status = str(status.get("status"))
 
             if sizes:
-                cpus = optional(qmp, ("vcpu_count", "vcpu_threads"), "query-cpus-fast")
+                cpus = optional(execute, ("vcpu_count", "vcpu_threads"), "query-cpus-fast")
                 if cpus is not None:
                     info.vcpu_threads = [
                         VcpuThread(int(c.get("cpu-index", i)), int(c["thread-id"]))
@@ -256,7 +320,7 @@ def query_qemu(
                     ]
                     info.vcpu_count = len(cpus)
 
-                summary = optional(qmp, ("mem_configured_bytes",), "query-memory-size-summary")
+                summary = optional(execute, ("mem_configured_bytes",), "query-memory-size-summary")
                 if summary and "base-memory" in summary:
                     info.mem_configured_bytes = int(summary["base-memory"]) + int(
                         summary.get("plugged-memory", 0)
@@ -264,7 +328,7 @@ def query_qemu(
 
             balloon = True
             try:
-                info.mem_guest_visible_bytes = int(qmp.execute("query-balloon")["actual"])
+                info.mem_guest_visible_bytes = int(execute("query-balloon", None)["actual"])
             except QMPCommandError as exc:
                 balloon = False
                 if exc.error_class == "DeviceNotActive":
@@ -290,9 +354,7 @@ def query_qemu(
                                     "value": int(guest_stats_interval),
                                 },
                             )
-                    stats = qmp.execute(
-                        "qom-get", {"path": balloon_path, "property": "guest-stats"}
-                    )
+                    stats = execute("qom-get", guest_stats)
                     used, why = _guest_used(stats or {})
                     if used is not None:
                         info.mem_guest_used_bytes = used
@@ -305,7 +367,7 @@ def query_qemu(
                         why = f"balloon guest-stats: {exc.desc or exc.error_class}"
                     info.reasons["mem_guest_used_bytes"] = why
 
-            blockstats = optional(qmp, ("block",), "query-blockstats")
+            blockstats = optional(execute, ("block",), "query-blockstats")
             if blockstats is not None:
                 info.block = _block_counters(blockstats)
             info.read_at = time.monotonic()
@@ -317,6 +379,28 @@ def query_qemu(
         info.fail_missing(info.error)
     info.elapsed_s = time.monotonic() - started
     return info
+
+
+def _answered(
+    qmp: QMPSession, asked: list[tuple[str, dict[str, Any] | None]], answers: list[Any]
+) -> Execute:
+    """``execute`` for answers a batch already brought: returns (or raises) the answer to
+    the same command and arguments; anything not asked ahead goes to the server."""
+    ready = {
+        (command, json.dumps(arguments, sort_keys=True)): answer
+        for (command, arguments), answer in zip(asked, answers, strict=True)
+    }
+
+    def execute(command: str, arguments: dict[str, Any] | None = None) -> Any:
+        key = (command, json.dumps(arguments, sort_keys=True))
+        if key not in ready:
+            return qmp.execute(command, arguments)
+        answer = ready.pop(key)
+        if isinstance(answer, QMPCommandError):
+            raise answer
+        return answer
+
+    return execute
 
 
 def qmp_execute(

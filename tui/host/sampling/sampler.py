@@ -4,11 +4,12 @@ Per running VM (unit MainPID set): CPU (cgroup, else the process's threads), per
 steal, memory (configured, guest-visible, guest-used, host footprint), state, block and network
 rates, share free space, virtiofsd liveness, uptime. Host totals go to ``Sampler.host``.
 
-Time: local reads (/proc, /sys) run in the caller's thread; everything that may block (control
-sockets, statvfs of share sources, netlink) runs in a small thread pool with a per-VM deadline,
-and ``sample()`` waits for the pool at most until the poll's deadline. A VM that did not answer
-gets a reason ("QMP timeout after 1.0 s"); the others return normally. A task still running
-from an earlier poll (a share on a dead NFS server) is not started again while it hangs.
+Time: local reads (/proc, /sys) run in the caller's thread, first; everything that may block
+(control sockets, statvfs of share sources, netlink) then runs in a small thread pool with a
+per-VM deadline, and ``sample()`` waits for the pool at most until the poll's deadline. A VM
+that did not answer gets a reason ("QMP timeout after 1.0 s"); the others return normally. A
+task still running from an earlier poll (a share on a dead NFS server) is not started again
+while it hangs.
 """
 
 from __future__ import annotations
@@ -235,7 +236,6 @@ class Sampler:
         given_links: LinkTable | None = None,
     ) -> dict[str, VMSample]:
         now = self.clock()
-        deadline = now + self.timeout + self.grace
         self._track_restarts(vms, now)
         running = [vm for vm in vms if vm.unit is not None and vm.unit.main_pid]
         names = {vm.name for vm in vms}
@@ -248,8 +248,15 @@ class Sampler:
         for key in [k for k, f in self._inflight.items() if f.done()]:
             del self._inflight[key]  # only the ones still running matter (see _submit)
 
-        # 1. Start everything that may block. VMs that answered last time go first, so a crowd
+        # 1. Fast local reads first: done while the pool's threads would wake one after another
+        # with their answers, they would fight them for the GIL (CPU spent on handing it over).
+        self.host = sample_host(self._host_cpu, self.ncpu)
+        local = {vm.name: self._read_local(vm) for vm in running}
+        unix_paths = self._unix_paths(running)
+
+        # 2. Start everything that may block. VMs that answered last time go first, so a crowd
         # of hung ones cannot keep the pool from the healthy ones for more than one poll.
+        deadline = self.clock() + self.timeout + self.grace
         remote: dict[str, cf.Future[RemoteInfo] | str] = {}
         stats_requested: dict[str, bool] = {}
         sizes_requested: dict[str, bool] = {}
@@ -272,11 +279,6 @@ class Sampler:
         links_future: cf.Future[dict[str, Link]] | str | None = None
         if ifnames and given_links is None:
             links_future = self._submit("", "links", read_links, ifnames, settings.netns)
-
-        # 2. Fast local reads meanwhile.
-        self.host = sample_host(self._host_cpu, self.ncpu)
-        local = {vm.name: self._read_local(vm) for vm in running}
-        unix_paths = self._unix_paths(running)
 
         # 3. Wait for the pool, at most until the deadline.
         pending = [f for f in (*remote.values(), *fs.values(), links_future) if _is_future(f)]
@@ -374,6 +376,7 @@ class Sampler:
                 timeout,
                 guest_stats_interval=self.guest_stats_interval if enable_stats else None,
                 sizes=sizes,
+                pipeline=hv == "qemu",  # stratovirt's server: one command at a time
             )
         if hv == "cloud-hypervisor":
             return query_cloud_hypervisor(vm.socket, timeout)
