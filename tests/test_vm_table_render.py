@@ -1,5 +1,6 @@
 """The VM table renders again only the cells a poll changed, and what it shows is always what
-a full re-render would show (recorded lab data, played poll by poll)."""
+a full re-render would show (recorded lab data, played poll by poll); level styles are worked
+out once, not at every repaint, and still follow the theme and focus."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from tests.monitor_support import SIZE, make_app, replay, until
 from tui.app import MicroVMApp
-from tui.widgets.vm_table import VMTable
+from tui.widgets.levels import level_style
+from tui.widgets.vm_table import PREFIX, VMTable
 
 
 def table(app: MicroVMApp) -> VMTable:
@@ -69,3 +71,32 @@ async def test_a_poll_renders_only_the_changed_cells_again() -> None:
         assert {"name", "hypervisor"} <= kept
         assert t.get_cell("web", "name") == old["name"]
         assert rendered(t) == fully_rendered(t)
+
+
+def fresh_level_style(widget: Any, level: str) -> Any:
+    """What level_style says with nothing kept from before."""
+    widget.__dict__.pop("_level_styles", None)
+    return level_style(widget, PREFIX, level)
+
+
+async def test_level_styles_are_kept_across_repaints_and_follow_theme_and_focus() -> None:
+    app = make_app(replay())
+    async with app.run_test(size=SIZE) as pilot:
+        t = table(app)
+        await until(pilot, lambda: app.polls >= 1)
+        await pilot.pause()
+        first = level_style(t, PREFIX, "muted")
+        t.refresh()  # forgets Textual's own cache: ours stays
+        assert level_style(t, PREFIX, "muted") is first
+        for change in ("theme", "blur", "focus"):
+            if change == "theme":
+                app.theme = "textual-light"
+            elif change == "blur":
+                t.blur()
+            else:
+                t.focus()
+            await pilot.pause()
+            await pilot.pause()
+            kept = level_style(t, PREFIX, "muted")
+            assert kept == fresh_level_style(t, "muted"), change
+        assert level_style(t, PREFIX, "muted") != first  # the light theme's muted colour

@@ -44,7 +44,6 @@ class HostHeader(LinesWidget):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._data = HeaderData()
         self.text = Text()
-        self._styles: dict[str, object] | None = None
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(
@@ -57,22 +56,9 @@ class HostHeader(LinesWidget):
         self.show(self._data)
 
     def _s(self, level: str | None) -> object:
-        styles = self._styles
-        if styles is None or not level:
-            return level_style(self, PREFIX, level)
-        if level not in styles:
-            styles[level] = level_style(self, PREFIX, level)
-        return styles[level]
+        return level_style(self, PREFIX, level)
 
     def render_text(self, data: HeaderData) -> Text:
-        # Each level's style looked up once per text (a repaint drops Textual's own cache).
-        self._styles = {}
-        try:
-            return self._render_text(data)
-        finally:
-            self._styles = None
-
-    def _render_text(self, data: HeaderData) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         add = text.append
         add("microvm-tui", self._s("bold"))

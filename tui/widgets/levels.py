@@ -34,8 +34,21 @@ def level_css(widget: str, prefix: str) -> str:
 def level_style(widget: Widget, prefix: str, level: str | None) -> Style:
     if not level:
         return Style.null()
+    name = f"{prefix}--{level}"
+    # Textual forgets its own rich-style cache at every repaint of the widget, and these
+    # widgets repaint every poll. The component's styles object is replaced whenever CSS is
+    # applied to the widget again (theme, focus, hover, classes, of it or an ancestor): the
+    # style worked out for that object stays right as long as the object is the same.
+    component = getattr(widget, "_component_styles", {}).get(name)
+    memo: dict[str, tuple[object, Style]] = widget.__dict__.setdefault("_level_styles", {})
+    kept = memo.get(name)
+    if kept is not None and component is not None and kept[0] is component:
+        return kept[1]
     # The full style has colours with alpha ($text-muted) blended over the widget's own
     # background; keep its colour and attributes, not its background (cells sit on zebra
     # stripes and the cursor).
-    full = widget.get_component_rich_style(f"{prefix}--{level}")
-    return Style(color=full.color, bold=full.bold, dim=full.dim, italic=full.italic)
+    full = widget.get_component_rich_style(name)
+    style = Style(color=full.color, bold=full.bold, dim=full.dim, italic=full.italic)
+    if component is not None:
+        memo[name] = (component, style)
+    return style

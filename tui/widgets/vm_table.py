@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rich.style import Style
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.message import Message
@@ -130,9 +129,7 @@ class VMTable(DataTable):
         self._rows_data: list[RowData] = []
         self._sort_keys: dict[str, dict[str, Any]] = {}
         self.matched = 0  # rows shown after the filter
-        # During update_rows: the level styles looked up so far (they cannot change within
-        # one update), and the cells changed, whose rendered lines are dropped at its end.
-        self._styles: dict[str, Style] | None = None
+        # During update_rows: the cells changed, whose rendered lines are dropped at its end.
         self._changed: dict[RowKey, set[Any]] | None = None
         self._generation = -1  # DataTable's _update_count when its caches were last emptied
 
@@ -146,13 +143,7 @@ class VMTable(DataTable):
     # --- cells -----------------------------------------------------------------------------
 
     def _style(self, level: str | None) -> Any:
-        styles = self._styles
-        if styles is None or not level:
-            return level_style(self, PREFIX, level)
-        style = styles.get(level)
-        if style is None:
-            style = styles[level] = level_style(self, PREFIX, level)
-        return style
+        return level_style(self, PREFIX, level)
 
     def _text(self, text: str, level: str | None = None) -> Text:
         # The style goes in as a span: Text equality (the diff) compares spans, not the base
@@ -249,7 +240,7 @@ class VMTable(DataTable):
         self.matched = len(shown)
         wanted = {r.vm.name for r in shown}
         self._sort_keys = {r.vm.name: sort_values(r) for r in shown}
-        self._styles, self._changed = {}, {}
+        self._changed = {}
         try:
             with self.app.batch_update():
                 for key in list(self.rows):
@@ -270,7 +261,7 @@ class VMTable(DataTable):
                 if selected is not None and selected in self.rows:
                     self.select_name(selected)
         finally:
-            self._styles = self._changed = None
+            self._changed = None
 
     def _set_cell(self, row: str, column: str, value: Text) -> None:
         """Update one cell and repaint just that cell.
