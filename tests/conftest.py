@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -14,12 +15,25 @@ import pytest
 T = TypeVar("T")
 
 
+_CACHE_KEY = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Cancel tests send SIGINT to children: it must not be inherited as ignored (CI may start
     # us as a background job of a non-interactive shell).
     from tui.host.signals import let_sigint_reach_children
 
     let_sigint_reach_children()
+    # `list` keeps runner parses in $XDG_CACHE_HOME: the suite's, not the user's.
+    cache = tempfile.mkdtemp(prefix="mvtui-test-cache-")
+    config.stash[_CACHE_KEY] = cache
+    os.environ["XDG_CACHE_HOME"] = cache
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cache = config.stash.get(_CACHE_KEY, None)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 # --- polling real state with a deadline (never fixed sleeps as synchronisation) ---------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 
@@ -73,16 +74,22 @@ def _runner_script(name: str, i: int) -> str:
     )
 
 
-def make_host(root: Path, count: int) -> Path:
-    """Make ROOT/store and ROOT/microvms with COUNT VMs; return the state dir."""
+def make_host(root: Path, count: int, *, nix_store: bool = False) -> Path:
+    """Make ROOT/store and ROOT/microvms with COUNT VMs; return the state dir.
+
+    NIX_STORE: also add each runner to the real Nix store (``nix-store --add``, one call) and
+    point the VMs there, as on a real host, where runners are immutable store paths. Those
+    paths have no GC root: the next ``nix-collect-garbage`` removes them."""
     store = root / "store"
     state = root / "microvms"
     store.mkdir(parents=True, exist_ok=True)
     state.mkdir(parents=True, exist_ok=True)
+    runners = []
     for i in range(count):
         name = f"vm{i:04d}"
         digest = hashlib.sha1(name.encode()).hexdigest()[:32]
-        runner = store / f"{digest}-microvm-qemu-{name}"
+        # nix-store --add names a path HASH-BASENAME: there the fake hash is left out
+        runner = store / (f"microvm-qemu-{name}" if nix_store else f"{digest}-microvm-qemu-{name}")
         (runner / "bin").mkdir(parents=True, exist_ok=True)
         (runner / "share" / "microvm").mkdir(parents=True, exist_ok=True)
         (runner / "bin" / "microvm-run").write_text(_runner_script(name, i))
@@ -91,6 +98,18 @@ def make_host(root: Path, count: int) -> Path:
         (share / "hypervisor").write_text("qemu\n")
         (share / "tap-interfaces").write_text(f"vm-{i:04d}\n")
         (share / "tap-flags").write_text("vnet_hdr\nmulti_queue\n")
+        runners.append(runner)
+    if nix_store:
+        out = subprocess.run(
+            ["nix-store", "--add", *map(str, runners)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert len(out) == count, out
+        runners = [Path(p) for p in out]
+    for i, runner in enumerate(runners):
+        name = f"vm{i:04d}"
         vm = state / name
         vm.mkdir(exist_ok=True)
         for link in ("current", "booted"):

@@ -23,6 +23,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from tui.host.actions.errors import ActionError, Busy
 from tui.host.actions.jobs import Job, JobState
 from tui.host.inventory import list_vms
 from tui.host.model import VM, Drift
+from tui.host.settings import default_cache_dir
 from tui.lab import Lab
 from tui.lab.lab import guest_booted
 from tui.lab.vms import VmSpec, vm_config
@@ -132,7 +134,7 @@ def remove_traces(lab: Lab, names: tuple[str, ...]) -> None:
 
 def new_app(lab: Lab, **kwargs: Any) -> ActionsTestApp:
     settings = load_settings(lab.config_path)
-    assert settings.host == lab.settings
+    assert settings.host == replace(lab.settings, cache_dir=default_cache_dir())
     return ActionsTestApp(
         settings=settings, list_vms=lambda: list_vms(lab.settings, links=False).vms, **kwargs
     )

@@ -15,9 +15,7 @@ def test_flags_override_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         '[host.systemd_env]\nXDG_RUNTIME_DIR = "/run/lab"\n'
         '[keys]\nrefresh = "f5"\n'
     )
-    cfg.write_text(
-        'update_restart = "always"\nconsole_detach_key = "ctrl+b"\n' + cfg.read_text()
-    )
+    cfg.write_text('update_restart = "always"\nconsole_detach_key = "ctrl+b"\n' + cfg.read_text())
     s = load_settings(cfg, interval=0.5)
     assert s.host.state_dir == Path("/srv/vms")
     assert s.interval == 0.5

@@ -8,11 +8,13 @@ import shlex
 import socket
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import lab_root, require_lab_host, wait_for
+from tui.host.settings import default_cache_dir
 from tui.lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -76,7 +78,9 @@ def test_config_file_points_the_app_at_the_lab(lab: Lab) -> None:
     from tui.config import load_settings
 
     assert lab.config_path == lab.root / "microvm-tui.toml"
-    assert load_settings(lab.config_path).host == lab.settings
+    # The lab leaves the parse cache where it is by default.
+    expected = replace(lab.settings, cache_dir=default_cache_dir())
+    assert load_settings(lab.config_path).host == expected
     assert lab.settings.systemd_scope == "user"
     assert lab.settings.netns == lab.netns
 

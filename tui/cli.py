@@ -138,8 +138,10 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
         return EXIT_USAGE
     data = inventory_to_json(inv)
     if as_json:
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        # Indented for a reader; compact (and made by the C encoder, ~10x faster) for a pipe.
+        # One write: json.dump writes each token, a system call apiece if stdout is unbuffered.
+        text = json.dumps(data, indent=2 if sys.stdout.isatty() else None)
+        sys.stdout.write(text + "\n")
     else:
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         print(format_table(data, colour))

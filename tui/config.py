@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui.host.settings import HostSettings
+from tui.host.settings import HostSettings, default_cache_dir
 
 SYSTEM_CONFIG = Path("/etc/microvm-tui.toml")
 
@@ -46,7 +46,7 @@ def _host_from(table: dict[str, Any], base: HostSettings, where: str) -> HostSet
     for key, value in table.items():
         if key not in _HOST_KEYS:
             raise ConfigError(f"{where}: unknown key [host].{key}")
-        if key in ("state_dir", "console_log_dir", "gcroots_dir"):
+        if key in ("state_dir", "console_log_dir", "gcroots_dir", "cache_dir"):
             value = Path(value) if value else None
         elif key == "nix_options":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -99,15 +99,19 @@ def _apply(settings: Settings, data: dict[str, Any], where: str) -> Settings:
 
 
 def load_file(settings: Settings, path: Path) -> Settings:
-    import tomllib  # here: most hosts have no config file, and `list` start-up time counts
-
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read()
     except FileNotFoundError:
         return settings
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    import tomllib  # here: most hosts have no config file, and `list` start-up time counts
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     try:
@@ -126,7 +130,7 @@ def load_settings(
     read_only: bool | None = None,
 ) -> Settings:
     """Settings from the standard files, CONFIG (or $MICROVM_TUI_CONFIG) and flags."""
-    settings = Settings()
+    settings = Settings(host=HostSettings(cache_dir=default_cache_dir()))
     explicit = config or (
         Path(os.environ["MICROVM_TUI_CONFIG"]) if os.environ.get("MICROVM_TUI_CONFIG") else None
     )

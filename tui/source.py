@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from tui.host import parsecache
 from tui.host.inventory import read_inventory
 from tui.host.links import LinkReader, LinkTable
 from tui.host.model import Inventory
@@ -61,6 +62,10 @@ class LiveSource:
         self.links = LinkReader(settings.netns, timeout=settings.timeout)
         self.hostname = socket.gethostname()
         self._links: LinkTable | None = None  # the last listing's read, for its sampling
+        # `list`'s parses on disk make the first poll quicker; that poll's are written back.
+        self._persist = settings.cache_dir is not None
+        if settings.cache_dir is not None:
+            parsecache.load(self.runners, settings.cache_dir)
 
     def poll(self, focus: str | None = None) -> Snapshot:
         t0 = time.perf_counter()
@@ -82,6 +87,9 @@ class LiveSource:
         inv, self._links = read_inventory(
             self.settings, runners=self.runners, link_reader=self.links
         )
+        if self._persist and inv.error is None and self.settings.cache_dir is not None:
+            self._persist = False
+            parsecache.save(self.runners, self.settings.cache_dir)
         return inv
 
     def sample(self, inv: Inventory, focus: str | None = None) -> dict[str, VMSample]:

@@ -13,6 +13,8 @@ from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
 from tui.host.systemd import HELPERS, SystemdError, show_units, unknown
 
+LIST_CACHE_SIZE = 1 << 16  # `list` keeps a parse for every VM it sees
+
 
 def vm_dirs(state_dir: Path) -> list[Path]:
     """Entries of the state dir that may be VMs. Hidden ones are in-flight temp dirs."""
@@ -30,12 +32,11 @@ def vm_dirs(state_dir: Path) -> list[Path]:
 
 
 def _helper_names(vm: VM) -> list[str]:
-    names = []
-    runner = Path(vm.runner) if vm.runner else None
-    for template, needs in HELPERS:
-        if needs is None or (runner is not None and (runner / needs).exists()):
-            names.append(template.format(vm.name))
-    return names
+    return [
+        template.format(vm.name)
+        for template, program in HELPERS
+        if program is None or program in vm.runner_bin
+    ]
 
 
 def attach_units(settings: HostSettings, vms: list[VM]) -> str | None:
@@ -92,7 +93,17 @@ def attach_links(
 
 
 def list_vms(settings: HostSettings, *, units: bool = True, links: bool = True) -> Inventory:
-    return read_inventory(settings, units=units, links=links)[0]
+    """One listing; runner parses come from and go to the disk cache when one is set."""
+    if settings.cache_dir is None:
+        return read_inventory(settings, units=units, links=links)[0]
+    from tui.host import parsecache
+
+    runners = RunnerCache(maxsize=LIST_CACHE_SIZE)
+    parsecache.load(runners, settings.cache_dir)
+    inv = read_inventory(settings, units=units, links=links, runners=runners)[0]
+    if inv.error is None:
+        parsecache.save(runners, settings.cache_dir)
+    return inv
 
 
 def read_inventory(

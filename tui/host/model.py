@@ -161,6 +161,8 @@ class VM:
     volumes: list[Volume] = field(default_factory=list)
     pci_devices: list[str] = field(default_factory=list)
     usb_devices: list[str] = field(default_factory=list)
+    # Programs in the runner's bin/ (tap-up, virtiofsd-run...): which helper units apply.
+    runner_bin: frozenset[str] = frozenset()
     name_valid: bool = True
     problems: list[str] = field(default_factory=list)
 

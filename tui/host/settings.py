@@ -20,6 +20,8 @@ class HostSettings:
     console_log_dir: Path | None = None
     gcroots_dir: Path = Path("/nix/var/nix/gcroots/microvm")
     nix_options: tuple[str, ...] = ()
+    # Where `list` keeps runner parses between runs (``parsecache``); None: parse every time.
+    cache_dir: Path | None = None
     timeout: float = 5.0  # seconds for any one external command or socket query
 
     def systemctl_argv(self, *args: str) -> list[str]:
@@ -42,3 +44,14 @@ class HostSettings:
         env["SYSTEMD_PAGER"] = ""
         env["LC_ALL"] = "C"
         return env
+
+
+def default_cache_dir() -> Path | None:
+    """$XDG_CACHE_HOME/microvm-tui, else ~/.cache/microvm-tui; None without a home."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base and os.path.isabs(base):
+        return Path(base) / "microvm-tui"
+    home = os.environ.get("HOME")
+    if home and os.path.isabs(home):
+        return Path(home) / ".cache" / "microvm-tui"
+    return None

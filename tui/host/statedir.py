@@ -17,7 +17,6 @@ from pathlib import Path
 
 from tui.host.model import VM, Drift, Interface, NicSpec, RunnerSpec, Share, Volume
 from tui.host.names import name_problem
-from tui.host.runners import parse_runner
 from tui.host.runners.sharefiles import ShareDir, read_share_dir
 
 MAX_SCRIPT_BYTES = 1 << 20  # a runner script is a few KiB; anything huge is not one
@@ -148,6 +147,7 @@ class RunnerParse:
     so nothing in here is ever handed to a VM without being copied."""
 
     share: ShareDir
+    bin: frozenset[str] = frozenset()  # the names in the runner's bin/
     spec: RunnerSpec | None = None  # None: bin/microvm-run could not be read
     script_problem: str | None = None  # why not
     script_missing: bool = False
@@ -171,6 +171,9 @@ class RunnerCache:
         self.misses = 0
         self._entries: OrderedDict[tuple[str, str], RunnerParse] = OrderedDict()
         self._lock = threading.Lock()
+        # For the copy on disk (``parsecache``): what it held, and what was used since.
+        self._loaded: frozenset[tuple[str, str]] = frozenset()
+        self._used: set[tuple[str, str]] = set()
 
     def immutable(self, path: str) -> bool:
         return any(path.startswith(root) for root in self.immutable_roots)
@@ -183,31 +186,64 @@ class RunnerCache:
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
+            self._used.add(key)
             return entry
 
     def put(self, key: tuple[str, str], entry: RunnerParse) -> None:
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
+            self._used.add(key)
             while len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def preload(self, entries: dict[tuple[str, str], RunnerParse]) -> None:
+        """Take ENTRIES read from disk: immutable keys with parses only, anything else dropped."""
+        with self._lock:
+            for key, entry in entries.items():
+                if (
+                    isinstance(key, tuple)
+                    and len(key) == 2
+                    and all(isinstance(part, str) for part in key)
+                    and self.immutable(key[0])
+                    and isinstance(entry, RunnerParse)
+                ):
+                    self._entries[key] = entry
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+            self._loaded = frozenset(self._entries)
+
+    def used(self) -> dict[tuple[str, str], RunnerParse]:
+        """The entries got or put since the cache was made (those still held)."""
+        with self._lock:
+            return {key: self._entries[key] for key in self._used if key in self._entries}
+
+    def changed_since_load(self, entries: dict[tuple[str, str], RunnerParse]) -> bool:
+        return set(entries) != self._loaded
+
 
 def parse_runner_dir(vm_dir: Path, runner: Path) -> tuple[RunnerParse, list[str]]:
     """Read RUNNER's share/microvm and bin/microvm-run; also the paths of the other files
     the parse read (a firecracker config)."""
     share = read_share_dir(runner)
+    try:
+        bin_names = frozenset(os.listdir(runner / "bin"))
+    except OSError:
+        bin_names = frozenset()
     script = runner / "bin" / "microvm-run"
     try:
         text = _read_small(script, MAX_SCRIPT_BYTES)
     except FileNotFoundError:
-        return RunnerParse(share, script_missing=True), []
+        return RunnerParse(share, bin_names, script_missing=True), []
     except (OSError, ValueError) as exc:
         reason = _oserror(exc) if isinstance(exc, OSError) else str(exc)
-        return RunnerParse(share, script_problem=f"cannot read bin/microvm-run: {reason}"), []
+        problem = f"cannot read bin/microvm-run: {reason}"
+        return RunnerParse(share, bin_names, script_problem=problem), []
+
+    from tui.host.runners.dispatch import parse_runner  # not needed when every parse is cached
 
     read: list[str] = []
 
@@ -217,7 +253,7 @@ def parse_runner_dir(vm_dir: Path, runner: Path) -> tuple[RunnerParse, list[str]
         return _read_small(Path(absolute), MAX_SCRIPT_BYTES)
 
     spec = parse_runner(text, share.hypervisor or "unknown", config_reader=config_reader)
-    return RunnerParse(share, spec=spec), read
+    return RunnerParse(share, bin_names, spec=spec), read
 
 
 def _runner_parse(vm_dir: Path, runner: Path, cache: RunnerCache | None) -> RunnerParse:
@@ -244,6 +280,7 @@ def _read_runner(vm: VM, runner: Path, cache: RunnerCache | None = None) -> None
             "is not named microvm-HYPERVISOR-HOST"
         )
     vm.hypervisor = hypervisor
+    vm.runner_bin = parsed.bin
 
     if parsed.script_missing:
         vm.problems.append("the runner has no bin/microvm-run")

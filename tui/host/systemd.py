@@ -23,11 +23,11 @@ PROPERTIES = (
 
 # Helper units of the host module, with the runner file that makes each one run
 # (their ConditionPathExists): units whose file is absent are skipped on a real host too.
-HELPERS = (
-    ("microvm-tap-interfaces@{}.service", "bin/tap-up"),
-    ("microvm-macvtap-interfaces@{}.service", "bin/macvtap-up"),
-    ("microvm-virtiofsd@{}.service", "bin/virtiofsd-run"),
-    ("microvm-pci-devices@{}.service", "bin/pci-setup"),
+HELPERS = (  # unit template, and the program in the runner's bin/ it runs (None: always)
+    ("microvm-tap-interfaces@{}.service", "tap-up"),
+    ("microvm-macvtap-interfaces@{}.service", "macvtap-up"),
+    ("microvm-virtiofsd@{}.service", "virtiofsd-run"),
+    ("microvm-pci-devices@{}.service", "pci-setup"),
     ("microvm-set-booted@{}.service", None),
 )
 

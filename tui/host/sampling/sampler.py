@@ -268,7 +268,7 @@ class Sampler:
                 state = self._state[vm.name] = _VMState(pid=pid)
             enable_stats = not state.guest_stats_enabled and self.guest_stats_interval > 0
             stats_requested[vm.name] = enable_stats
-            sizes = sizes_requested[vm.name] = self._sizes_due(state)
+            sizes = sizes_requested[vm.name] = self._sizes_due(state, local[vm.name])
             remote[vm.name] = self._submit(
                 vm.name, "remote", self._query_remote, vm, deadline, enable_stats, sizes
             )
@@ -413,12 +413,13 @@ class Sampler:
     # -- QMP sizes kept between polls ----------------------------------------------------
 
     @staticmethod
-    def _sizes_due(state: _VMState) -> bool:
-        """Ask QMP for vCPUs and memory size this poll? (Non-QMP hypervisors ignore it.)"""
+    def _sizes_due(state: _VMState, local: _Local) -> bool:
+        """Ask QMP for vCPUs and memory size this poll? (Non-QMP hypervisors ignore it.)
+        Also when a vCPU thread QMP named is not among the threads read just now."""
         kept = state.sizes
         if kept is None or state.sizes_age + 1 >= SIZES_EVERY:
             return True
-        threads = state.threads.value if state.threads is not None else None
+        threads = local.threads.value
         if kept.vcpu_threads and threads is not None:
             return any(v.thread_id not in threads for v in kept.vcpu_threads)
         return False
