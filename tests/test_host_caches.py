@@ -418,6 +418,76 @@ def test_live_answers_are_asked_every_poll(fake_qmp: FakeQMPServer) -> None:
         assert sampler.sample([vm], HostSettings())["q"].qmp_status == "paused"
 
 
+# --- QMP of a VM not on screen: every few polls ---------------------------------------------
+
+
+def status_asks(server: FakeQMPServer) -> int:
+    asked = server.replies.asked  # type: ignore[attr-defined]
+    count = asked.count("query-status")
+    asked.clear()
+    return count
+
+
+def set_read_bytes(server: FakeQMPServer, n: int) -> None:
+    dict.__getitem__(server.replies, "query-blockstats")[0]["stats"]["rd_bytes"] = n
+
+
+def test_a_vm_not_in_focus_is_asked_every_few_polls(fake_qmp: FakeQMPServer) -> None:
+    vm = qemu_vm(fake_qmp)
+    with Sampler(remote_every=3) as sampler:
+        sampler.sample([vm], HostSettings())
+        assert status_asks(fake_qmp) == 1  # first contact
+        for _ in range(2):
+            sampler.sample([vm], HostSettings())
+        assert status_asks(fake_qmp) == 0
+        sampler.sample([vm], HostSettings())
+        assert status_asks(fake_qmp) == 1
+        for _ in range(3):
+            sampler.sample([vm], HostSettings(), focus=["q"])
+        assert status_asks(fake_qmp) == 3  # on screen: every poll
+
+
+def test_between_asks_the_last_answer_stands(fake_qmp: FakeQMPServer) -> None:
+    """A paused VM shows as paused within REMOTE_EVERY polls; the polls in between carry the
+    last answer and its block rates (not a rate of zero), and the local CPU is fresh."""
+    vm = qemu_vm(fake_qmp)
+    with Sampler(remote_every=3) as sampler:
+        set_read_bytes(fake_qmp, 0)
+        sampler.sample([vm], HostSettings(), focus=["q"])
+        set_read_bytes(fake_qmp, 1 << 30)
+        asked = sampler.sample([vm], HostSettings(), focus=["q"])["q"]
+        (rate,) = asked.block.values()
+        assert rate.read_bps > 0
+        fake_qmp.replies["query-status"] = {"status": "paused", "running": False}
+        status_asks(fake_qmp)
+        seen = []
+        for _ in range(3):
+            sample = sampler.sample([vm], HostSettings())["q"]
+            seen.append(sample.qmp_status)
+            if sample.qmp_status == "running":
+                assert sample.block == asked.block
+                assert sample.cpu_pct_of_host is not None and sample.t > asked.t
+        assert status_asks(fake_qmp) == 1
+        assert seen == ["running", "running", "paused"]
+
+
+def test_a_failed_answer_is_not_reused(fake_qmp: FakeQMPServer, tmp_path: Path) -> None:
+    vm = qemu_vm(fake_qmp)
+    real = vm.socket
+    with Sampler(remote_every=3) as sampler:
+        vm.socket = str(tmp_path / "gone.sock")
+        assert sampler.sample([vm], HostSettings())["q"].qmp_status is None
+        vm.socket = real
+        status_asks(fake_qmp)
+        assert sampler.sample([vm], HostSettings())["q"].qmp_status == "running"
+        assert status_asks(fake_qmp) == 1  # asked at once, not two polls later
+        vm.socket = str(tmp_path / "gone.sock")
+        for _ in range(2):  # the socket went away between asks: seen at the next ask
+            sampler.sample([vm], HostSettings())
+        failed = sampler.sample([vm], HostSettings())["q"]
+        assert failed.qmp_status is None and failed.reasons["qmp_status"] == "socket missing"
+
+
 def test_a_gone_vcpu_thread_or_a_new_process_asks_again(fake_qmp: FakeQMPServer) -> None:
     stop = threading.Event()
     worker = threading.Thread(target=stop.wait)

@@ -1,10 +1,13 @@
 """The VM table renders again only the cells a poll changed, and what it shows is always what
-a full re-render would show (recorded lab data, played poll by poll); level styles are worked
-out once, not at every repaint, and still follow the theme and focus."""
+a full re-render would show (recorded lab data, played poll by poll); level styles and the
+table's own styles are worked out once, not at every repaint, and still follow the theme and
+focus."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from textual.dom import DOMNode
 
 from tests.monitor_support import SIZE, make_app, replay, until
 from tui.app import MicroVMApp
@@ -22,6 +25,8 @@ def rendered(t: VMTable) -> list[list[Any]]:
 
 def fully_rendered(t: VMTable) -> list[list[Any]]:
     t._update_count += 1  # DataTable's own invalidation: every cache key changes
+    for memo in ("_kept_rich_style", "_kept_component_styles"):  # and the styles kept
+        t.__dict__.pop(memo, None)
     return rendered(t)
 
 
@@ -100,3 +105,39 @@ async def test_level_styles_are_kept_across_repaints_and_follow_theme_and_focus(
             kept = level_style(t, PREFIX, "muted")
             assert kept == fresh_level_style(t, "muted"), change
         assert level_style(t, PREFIX, "muted") != first  # the light theme's muted colour
+
+
+def fresh_table_styles(t: VMTable) -> list[Any]:
+    """What Textual itself works out, with nothing kept."""
+    names = ("datatable--header", "datatable--odd-row", "datatable--cursor")
+    return [DOMNode.rich_style.fget(t)] + [  # type: ignore[attr-defined]
+        DOMNode.get_component_styles(t, name).rich_style for name in names
+    ]
+
+
+def kept_table_styles(t: VMTable) -> list[Any]:
+    names = ("datatable--header", "datatable--odd-row", "datatable--cursor")
+    return [t.rich_style] + [t.get_component_styles(name).rich_style for name in names]
+
+
+async def test_table_styles_are_kept_across_repaints_and_follow_theme_and_focus() -> None:
+    app = make_app(replay())
+    async with app.run_test(size=SIZE) as pilot:
+        t = table(app)
+        await until(pilot, lambda: app.polls >= 1)
+        await pilot.pause()
+        first = kept_table_styles(t)
+        header = t.get_component_styles("datatable--header")
+        t.refresh()  # a repaint: what was worked out stays
+        assert t.get_component_styles("datatable--header") is header
+        for change in ("theme", "blur", "focus"):
+            if change == "theme":
+                app.theme = "textual-light"
+            elif change == "blur":
+                t.blur()
+            else:
+                t.focus()
+            await pilot.pause()
+            await pilot.pause()
+            assert kept_table_styles(t) == fresh_table_styles(t), change
+        assert kept_table_styles(t) != first  # the light theme's colours

@@ -23,10 +23,14 @@ MAX_SCRIPT_BYTES = 1 << 20  # a runner script is a few KiB; anything huge is not
 MAX_FLAKE_BYTES = 64 << 10
 
 
+# The hot path (every VM, every poll of the monitor) works on str paths: pathlib objects cost
+# more than the system calls they wrap.
+
+
 class _LinkInfo:
     __slots__ = ("problem", "resolved", "target")
 
-    def __init__(self, target: str | None, resolved: Path | None, problem: str | None) -> None:
+    def __init__(self, target: str | None, resolved: str | None, problem: str | None) -> None:
         self.target = target
         self.resolved = resolved
         self.problem = problem
@@ -36,17 +40,17 @@ def _oserror(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def read_link(vm_dir: Path, name: str) -> _LinkInfo | None:
+def read_link(vm_dir: str, name: str) -> _LinkInfo | None:
     """State of the symlink NAME in VM_DIR; None when it does not exist at all."""
-    path = vm_dir / name
+    path = f"{vm_dir}/{name}"
     try:
         target = os.readlink(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
         if exc.errno == errno.EINVAL:  # exists but is not a symlink
-            if path.is_dir():
-                return _LinkInfo(str(path), path, f"'{name}' is a directory, not a symlink")
+            if os.path.isdir(path):
+                return _LinkInfo(path, path, f"'{name}' is a directory, not a symlink")
             return _LinkInfo(None, None, f"'{name}' is not a symlink")
         return _LinkInfo(None, None, f"cannot read '{name}': {_oserror(exc)}")
     try:
@@ -62,7 +66,7 @@ def read_link(vm_dir: Path, name: str) -> _LinkInfo | None:
     return _LinkInfo(target, resolved, None)
 
 
-def _follow(path: Path, target: str) -> Path:
+def _follow(path: str, target: str) -> str:
     """Where the link PATH (reading TARGET) ends. Raises like os.stat for dangling or loops.
 
     The usual target is an absolute /nix/store path that is no link itself: then the target is
@@ -70,23 +74,23 @@ def _follow(path: Path, target: str) -> Path:
     """
     os.stat(path)  # follows the whole chain: raises FileNotFoundError, or ELOOP for loops
     if os.path.isabs(target) and not os.path.islink(target):
-        return Path(os.path.normpath(target))
-    return Path(os.path.realpath(path))
+        return os.path.normpath(target)
+    return os.path.realpath(path)
 
 
-def _read_small(path: Path, limit: int) -> str:
-    with path.open("rb") as fh:
+def _read_small(path: str | Path, limit: int) -> str:
+    with open(path, "rb") as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
-        raise ValueError(f"{path.name} is larger than {limit} bytes")
+        raise ValueError(f"{os.path.basename(path)} is larger than {limit} bytes")
     return data.decode("utf-8", errors="strict")
 
 
-def _absolute(path: str | None, vm_dir: Path) -> str | None:
+def _absolute(path: str | None, vm_dir: str | Path) -> str | None:
     # microvm@NAME runs with WorkingDirectory=the state dir: relative paths are relative to it.
     if not path:
         return path
-    return path if os.path.isabs(path) else os.path.normpath(vm_dir / path)
+    return path if path[0] == "/" else os.path.normpath(os.path.join(vm_dir, path))
 
 
 def _is_socket(path: str | None) -> bool | None:
@@ -123,8 +127,8 @@ def volume_facts(volume: Volume) -> None:
     volume.allocated_bytes = st.st_blocks * 512
 
 
-def _read_flake(vm: VM) -> None:
-    path = vm.path / "flake"
+def _read_flake(vm: VM, vm_dir: str) -> None:
+    path = f"{vm_dir}/flake"
     try:
         text = _read_small(path, MAX_FLAKE_BYTES)
     except FileNotFoundError:
@@ -134,7 +138,7 @@ def _read_flake(vm: VM) -> None:
         vm.problems.append(f"cannot read the flake file: {reason}")
         return
     text = text.strip()
-    if not text or any(c.isspace() for c in text) or not text.isprintable():
+    if not text or text.split() != [text] or not text.isprintable():
         vm.problems.append("the flake file does not hold a single flake reference")
         return
     vm.flake = text
@@ -256,21 +260,21 @@ def parse_runner_dir(vm_dir: Path, runner: Path) -> tuple[RunnerParse, list[str]
     return RunnerParse(share, bin_names, spec=spec), read
 
 
-def _runner_parse(vm_dir: Path, runner: Path, cache: RunnerCache | None) -> RunnerParse:
+def _runner_parse(vm_dir: str, runner: str, cache: RunnerCache | None) -> RunnerParse:
     if cache is None:
-        return parse_runner_dir(vm_dir, runner)[0]
-    key = (str(runner), str(vm_dir))
+        return parse_runner_dir(Path(vm_dir), Path(runner))[0]
+    key = (runner, vm_dir)
     entry = cache.get(key)
     if entry is None:
-        entry, read = parse_runner_dir(vm_dir, runner)
+        entry, read = parse_runner_dir(Path(vm_dir), Path(runner))
         lasting = entry.script_problem is None  # a read error may be passing
         if lasting and cache.immutable(key[0]) and all(cache.immutable(path) for path in read):
             cache.put(key, entry)
     return entry
 
 
-def _read_runner(vm: VM, runner: Path, cache: RunnerCache | None = None) -> None:
-    parsed = _runner_parse(vm.path, runner, cache)
+def _read_runner(vm: VM, vm_dir: str, runner: str, cache: RunnerCache | None = None) -> None:
+    parsed = _runner_parse(vm_dir, runner, cache)
     share = parsed.share
     vm.problems.extend(share.problems)
     hypervisor = share.hypervisor
@@ -294,12 +298,12 @@ def _read_runner(vm: VM, runner: Path, cache: RunnerCache | None = None) -> None
     vm.problems.extend(spec.problems)
     vm.vcpu = spec.vcpu
     vm.mem_mib = spec.mem_mib
-    vm.socket = _absolute(spec.socket, vm.path)
+    vm.socket = _absolute(spec.socket, vm_dir)
     vm.balloon = spec.balloon
     vm.vsock_cid = spec.vsock_cid if spec.vsock_cid is not None else share.vsock_cid
     vm.serial = dataclasses.replace(spec.serial) if spec.serial is not None else None
     if vm.serial is not None and vm.serial.path:
-        vm.serial.path = _absolute(vm.serial.path, vm.path)
+        vm.serial.path = _absolute(vm.serial.path, vm_dir)
     vm.pci_devices = list(share.pci_devices)
     vm.usb_devices = list(share.usb_devices)
 
@@ -310,13 +314,13 @@ def _read_runner(vm: VM, runner: Path, cache: RunnerCache | None = None) -> None
         shares[s.tag] = Share(
             tag=s.tag,
             proto=s.proto,
-            source=_absolute(s.source, vm.path),
-            socket=_absolute(s.socket, vm.path),
+            source=_absolute(s.source, vm_dir),
+            socket=_absolute(s.socket, vm_dir),
             read_only=s.read_only,
         )
     for fs in share.virtiofs:
         entry = shares.setdefault(fs.tag, Share(tag=fs.tag, proto="virtiofs"))
-        entry.socket = entry.socket or _absolute(fs.socket, vm.path)
+        entry.socket = entry.socket or _absolute(fs.socket, vm_dir)
         entry.source = entry.source or fs.source
     vm.shares = list(shares.values())
     for entry in vm.shares:
@@ -325,7 +329,7 @@ def _read_runner(vm: VM, runner: Path, cache: RunnerCache | None = None) -> None
             entry.socket_exists = _is_socket(entry.socket)
 
     vm.volumes = [
-        Volume(image=_absolute(v.image, vm.path) or v.image, read_only=v.read_only)
+        Volume(image=_absolute(v.image, vm_dir) or v.image, read_only=v.read_only)
         for v in spec.volumes
     ]
     for volume in vm.volumes:
@@ -356,17 +360,18 @@ def read_vm(vm_dir: Path, runners: RunnerCache | None = None) -> VM:
     if problem:
         vm.name_valid = False
         vm.problems.append(problem)
+    where = str(vm_dir)
 
     try:
-        os.listdir(vm_dir)
+        os.listdir(where)
     except OSError as exc:
         vm.problems.append(f"cannot read the state dir: {_oserror(exc)}")
         return vm
 
-    current = read_link(vm_dir, "current")
-    booted = read_link(vm_dir, "booted")
-    old = read_link(vm_dir, "old")
-    toplevel = read_link(vm_dir, "toplevel")
+    current = read_link(where, "current")
+    booted = read_link(where, "booted")
+    old = read_link(where, "old")
+    toplevel = read_link(where, "toplevel")
 
     for info in (current, booted, old, toplevel):
         if info is not None and info.problem:
@@ -374,30 +379,32 @@ def read_vm(vm_dir: Path, runners: RunnerCache | None = None) -> VM:
     if current is None:
         vm.problems.append("no 'current' runner link")
 
-    vm.runner = (
-        str(current.resolved)
-        if current and current.resolved
-        else (current.target if current else None)
-    )
-    vm.booted = (
-        str(booted.resolved) if booted and booted.resolved else (booted.target if booted else None)
-    )
-    vm.old = str(old.resolved) if old and old.resolved else (old.target if old else None)
+    vm.runner = _where(current)
+    vm.booted = _where(booted)
+    vm.old = _where(old)
     if toplevel is not None:
         vm.declarative = True
-        vm.toplevel = str(toplevel.resolved) if toplevel.resolved else toplevel.target
+        vm.toplevel = _where(toplevel)
 
-    _read_flake(vm)
+    _read_flake(vm, where)
 
-    usable = current is not None and current.resolved is not None and current.resolved.is_dir()
-    if current is not None and current.resolved is not None and not usable:
+    runner = current.resolved if current is not None else None
+    usable = runner is not None and os.path.isdir(runner)
+    if runner is not None and not usable:
         vm.problems.append("'current' does not point to a runner package directory")
     if usable:
-        assert current is not None and current.resolved is not None
+        assert runner is not None
         vm.drift = Drift.NOT_BOOTED
-        _read_runner(vm, current.resolved, runners)
+        _read_runner(vm, where, runner, runners)
         if vm.drift is not Drift.BROKEN and booted is not None:
             vm.drift = Drift.CURRENT if vm.booted == vm.runner else Drift.STALE
     else:
         vm.drift = Drift.BROKEN
     return vm
+
+
+def _where(link: _LinkInfo | None) -> str | None:
+    """Where a link leads: its resolved target, else what it says (dangling, a loop)."""
+    if link is None:
+        return None
+    return link.resolved or link.target

@@ -51,6 +51,9 @@ class OverviewView(DetailView):
         socket = self.t(vm.socket) if vm.socket else self.missing("the runner declares none")
         if s is not None and s.remote_ms is not None and s.qmp_status is not None:
             socket.append_text(self.t(f"  answered in {s.remote_ms:.0f} ms", "muted"))
+            if s.remote_age:  # on screen since the last ask: asked again at this poll
+                plural = "s" if s.remote_age > 1 else ""
+                socket.append_text(self.t(f", {s.remote_age} poll{plural} ago", "muted"))
         rows.append(("Control socket", socket))
         if s is None:
             rows.append(("QMP state", self.missing(not_running)))

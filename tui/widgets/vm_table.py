@@ -22,6 +22,7 @@ from textual.widgets.data_table import RowKey
 from tui.host.model import VM
 from tui.host.sampling import VMSample
 from tui.widgets.format import DASH, clean, percent, rate, sparkline
+from tui.widgets.kept_styles import KeptComponentStyles
 from tui.widgets.levels import level_classes, level_css, level_style
 from tui.widgets.vm_state import drift_badge, vm_state
 
@@ -104,7 +105,7 @@ def sort_values(row: RowData) -> dict[str, Any]:
     }
 
 
-class VMTable(DataTable):
+class VMTable(KeptComponentStyles, DataTable):
     """Rows keyed by VM name. Feed it with ``update_rows``."""
 
     DEFAULT_CSS = """

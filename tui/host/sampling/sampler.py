@@ -102,6 +102,7 @@ class VMSample:
     restarts: int | None = None
     crash_looping: bool = False
     remote_ms: float | None = None  # how long the control socket took this poll
+    remote_age: int = 0  # polls since its control socket was asked (0: this one)
     reasons: dict[str, str] = field(default_factory=dict)
 
 
@@ -127,6 +128,12 @@ class _VMState:
     vcpu_names: dict[int, int] | None = None  # vCPU index -> tid, from thread names
     sizes: RemoteInfo | None = None  # the last QMP answer about vCPUs and memory size
     sizes_age: int = 0  # polls since
+    # The last good answer of the control socket, reused between asks (``remote_every``),
+    # with the block rates made of it.
+    remote: RemoteInfo | None = None
+    remote_age: int = 0  # polls since it was asked
+    block_rates: dict[str, IORate] = field(default_factory=dict)
+    block_reasons: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,8 +170,11 @@ class Sampler:
     """Keeps the previous raw counters per VM so each ``sample()`` can compute rates.
 
     ``timeout``: the per-VM deadline for its control socket (and the bound of a whole poll,
-    plus ``grace``). ``guest_stats_interval``: seconds; the qemu balloon is told to poll guest
-    statistics at this interval on first contact (0 = leave it alone).
+    plus ``grace``). ``remote_every``: ask the control socket of a VM that is not in focus
+    every that many polls (its last good answer stands in between; a VM in focus, one that
+    failed or is new is asked every poll). What is read locally (CPU, host memory, network)
+    is read every poll for every VM. ``guest_stats_interval``: seconds; the qemu balloon is
+    told to poll guest statistics at this interval on first contact (0 = leave it alone).
     """
 
     def __init__(
@@ -176,6 +186,7 @@ class Sampler:
         history_len: int = 300,
         guest_stats_interval: int = 5,
         crash_window_s: float = 60.0,
+        remote_every: int = 1,
         layout: cgroup.CgroupLayout | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -183,6 +194,7 @@ class Sampler:
         self.grace = grace
         self.guest_stats_interval = guest_stats_interval
         self.crash_window_s = crash_window_s
+        self.remote_every = max(1, remote_every)
         self.layout = layout
         self.clock = clock
         self.ncpu = host_ncpu()
@@ -219,14 +231,16 @@ class Sampler:
         *,
         open_files_for: Collection[str] = (),
         links: LinkTable | None = None,
+        focus: Collection[str] = (),
     ) -> dict[str, VMSample]:
         """Sample every running VM of VMS. OPEN_FILES_FOR: names of the VMs whose volume
         images should be checked against the hypervisor's open files (costly; ask for the VM
         on screen only). LINKS: this poll's read of the links, made for the listing (covering
         every interface of VMS; its ``t`` on this sampler's clock); without it the links are
-        read here."""
+        read here. FOCUS: names of the VMs on screen, whose control socket is asked every
+        poll."""
         with self._lock:
-            return self._sample(vms, settings, set(open_files_for), links)
+            return self._sample(vms, settings, set(open_files_for), links, set(focus))
 
     def _sample(
         self,
@@ -234,6 +248,7 @@ class Sampler:
         settings: HostSettings,
         open_files_for: set[str],
         given_links: LinkTable | None = None,
+        focus: frozenset[str] | set[str] = frozenset(),
     ) -> dict[str, VMSample]:
         now = self.clock()
         self._track_restarts(vms, now)
@@ -258,6 +273,7 @@ class Sampler:
         # of hung ones cannot keep the pool from the healthy ones for more than one poll.
         deadline = self.clock() + self.timeout + self.grace
         remote: dict[str, cf.Future[RemoteInfo] | str] = {}
+        reused: set[str] = set()  # VMs whose last answer stands this poll
         stats_requested: dict[str, bool] = {}
         sizes_requested: dict[str, bool] = {}
         fs: dict[str, cf.Future[_FsResult] | str] = {}
@@ -269,9 +285,17 @@ class Sampler:
             enable_stats = not state.guest_stats_enabled and self.guest_stats_interval > 0
             stats_requested[vm.name] = enable_stats
             sizes = sizes_requested[vm.name] = self._sizes_due(state, local[vm.name])
-            remote[vm.name] = self._submit(
-                vm.name, "remote", self._query_remote, vm, deadline, enable_stats, sizes
-            )
+            if (
+                state.remote is not None
+                and vm.name not in focus
+                and state.remote_age + 1 < self.remote_every
+            ):
+                state.remote_age += 1
+                reused.add(vm.name)
+            else:
+                remote[vm.name] = self._submit(
+                    vm.name, "remote", self._query_remote, vm, deadline, enable_stats, sizes
+                )
             check_open = vm.name in open_files_for and bool(vm.volumes)
             if vm.shares or check_open:
                 fs[vm.name] = self._submit(vm.name, "fs", self._read_fs, vm, pid, check_open)
@@ -298,6 +322,29 @@ class Sampler:
 
         samples: dict[str, VMSample] = {}
         for vm in running:
+            state = self._state[vm.name]
+            fs_result = None
+            if vm.name in fs:
+                fs_value = self._result(fs[vm.name], "share check did not finish in time")
+                fs_result = (
+                    fs_value if isinstance(fs_value, _FsResult) else _failed_fs(vm, fs_value)
+                )
+            if vm.name in reused and state.remote is not None:
+                remembered = state.remote
+                samples[vm.name] = self._assemble(
+                    vm,
+                    now,
+                    local[vm.name],
+                    remembered,
+                    fs_result,
+                    links,
+                    links_reason,
+                    unix_paths,
+                    links_t,
+                    reused=True,
+                )
+                samples[vm.name].remote_age = state.remote_age
+                continue
             info = self._result(remote[vm.name], self._late_reason(vm))
             if isinstance(info, str):
                 info = _failed_remote(info)
@@ -307,16 +354,11 @@ class Sampler:
                 self._priority[vm.name] = 2
             else:
                 self._priority[vm.name] = 1
-            fs_result = None
-            if vm.name in fs:
-                fs_value = self._result(fs[vm.name], "share check did not finish in time")
-                fs_result = (
-                    fs_value if isinstance(fs_value, _FsResult) else _failed_fs(vm, fs_value)
-                )
             if stats_requested[vm.name] and info.error is None:
                 self._state[vm.name].guest_stats_enabled = True
             if vm.hypervisor in QMP_HYPERVISORS and info.error is None:
-                self._keep_sizes(self._state[vm.name], info, sizes_requested[vm.name])
+                self._keep_sizes(state, info, sizes_requested[vm.name])
+            state.remote, state.remote_age = (info if info.error is None else None), 0
             samples[vm.name] = self._assemble(
                 vm, now, local[vm.name], info, fs_result, links, links_reason, unix_paths, links_t
             )
@@ -511,7 +553,10 @@ class Sampler:
         links_reason: str | None,
         unix_paths: dict[int, set[str] | str],
         links_t: float | None = None,
+        *,
+        reused: bool = False,
     ) -> VMSample:
+        """One VM's sample. REUSED: INFO is an earlier poll's answer (its block rates stand)."""
         unit = vm.unit
         assert unit is not None and unit.main_pid
         pid = unit.main_pid
@@ -579,7 +624,10 @@ class Sampler:
             reasons["mem_host_bytes"] = local.mem.reason or "unknown"
 
         # Block I/O.
-        if info.block is not None:
+        if reused:
+            s.block = dict(state.block_rates)
+            reasons.update(state.block_reasons)
+        elif info.block is not None:
             prev = state.block
             state.block = _Counter(info.read_at or now, info.block)
             if prev is None:
@@ -598,6 +646,9 @@ class Sampler:
                     )
         else:
             reasons["block"] = info.reasons.get("block") or info.error or "unknown"
+        if not reused:
+            state.block_rates = dict(s.block)
+            state.block_reasons = {k: v for k, v in reasons.items() if k.startswith("block")}
 
         # Network.
         self._net(s, vm, state, links, links_reason, links_t)
