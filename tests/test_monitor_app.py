@@ -300,6 +300,30 @@ async def test_polls_never_overlap() -> None:
     assert most == 1
 
 
+async def test_polls_keep_their_cadence_and_a_slow_poll_stretches_it() -> None:
+    """Interval 1 s, a poll that takes 0.6 s: polls start a second apart (not 1.6 s); a poll
+    slower than the interval is followed by a quarter interval of rest, never by an overlap."""
+    inner = replay()
+    starts: list[float] = []
+    took = [0.6, 0.6, 0.6, 1.3, 0.0]
+
+    class Timed:
+        def poll(self, focus=None):  # type: ignore[no-untyped-def]
+            starts.append(time.monotonic())
+            time.sleep(took[min(len(starts), len(took)) - 1])  # the host being slow, not sync
+            return inner.poll(focus)
+
+        def close(self) -> None:
+            pass
+
+    app = make_app(Timed(), interval=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(starts) >= 5, timeout=20)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(0.95 <= g < 1.4 for g in gaps[:3]), gaps  # old behaviour: 1.6 s
+    assert 1.3 + 0.25 <= gaps[3] < 1.3 + 0.6, gaps  # the slow one, then a quarter second
+
+
 # --- detail ------------------------------------------------------------------------------
 
 

@@ -2,8 +2,10 @@
 
 Polling (dolphie's pattern): one thread worker per poll runs ``source.poll()`` (the state dir
 listing, systemd, and the sampler, which bounds every VM's time); the next poll is armed with
-``set_timer`` only once the previous one has finished, so polls never overlap and a slow host
-stretches the interval instead of piling work up. The UI thread only draws.
+``set_timer`` only once the previous one has finished, for the interval after the previous
+one *started* (polls keep their cadence), so polls never overlap and a slow host stretches the
+interval instead of piling work up (at least a quarter interval between polls). The UI thread
+only draws.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import termios
 import threading
+import time
 from collections.abc import Iterable
 
 from textual import work
@@ -80,6 +83,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self.poll_errors = 0
         self._polling = False
         self._poll_again = False
+        self._poll_started = 0.0  # time.monotonic() at the start of the last poll
         self._next_poll: Timer | None = None
         self._stopping = False
         self.read_only_reason = read_only_reason(settings)
@@ -160,6 +164,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
             self._poll_again = True
             return
         self._polling = True
+        self._poll_started = time.monotonic()
         focus = self.main_screen.selected_name if self.screen_stack else None
         self._poll_worker(focus)
 
@@ -189,7 +194,9 @@ class MicroVMApp(ActionsAppMixin, App[int]):
             self._poll_again = False
             self.poll()
         else:
-            self._next_poll = self.set_timer(self.settings.interval, self.poll)
+            interval = self.settings.interval
+            took = time.monotonic() - self._poll_started
+            self._next_poll = self.set_timer(max(interval / 4, interval - took), self.poll)
 
     # --- actions ---------------------------------------------------------------------------
 
