@@ -31,6 +31,7 @@ import sys
 import tempfile
 import termios
 import time
+import timeit
 from pathlib import Path
 
 import psutil
@@ -182,6 +183,12 @@ def main() -> None:
         load = os.getloadavg()[0]
         print(
             f"lab: {lab.root}, {running} running VMs; host: {os.cpu_count()} CPUs, load {load:.2f}"
+        )
+        # These shared machines change speed by tens of percent over hours: a fixed pure-Python
+        # loop, timed here, tells runs of different hours apart.
+        ref = min(timeit.repeat("sum(i * i for i in range(1_000_000))", number=1, repeat=5))
+        print(
+            f"machine speed reference: {ref * 1000:.0f} ms for a fixed Python loop (lower = faster)"
         )
         # As installed by pip: byte-compiled (this environment sets PYTHONDONTWRITEBYTECODE).
         subprocess.run(
