@@ -60,3 +60,17 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
 def test_missing_explicit_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_cache_dir_default_home_and_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_settings().host.cache_dir == tmp_path / "cache" / "microvm-tui"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert load_settings().host.cache_dir == tmp_path / "home" / ".cache" / "microvm-tui"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[host]\ncache_dir = "~/parses"\n')
+    assert load_settings(cfg).host.cache_dir == tmp_path / "home" / "parses"
+    cfg.write_text('[host]\ncache_dir = ""\n')
+    assert load_settings(cfg).host.cache_dir is None  # off: every run parses
