@@ -239,6 +239,35 @@ def test_one_socket_held_in_a_namespace_across_polls_and_threads(netns: str) -> 
         reader.close()
 
 
+def test_the_namespace_socket_is_made_by_a_thread_the_process_stays_home(netns: str) -> None:
+    """netns_socket: the socket lives in the namespace (our loopback's listener is not there
+    to connect to), while every thread of ours keeps the namespace it had."""
+    before = {tid: os.readlink(f"/proc/self/task/{tid}/ns/net") for tid in _tids()}
+    _ip("-n", netns, "link", "set", "lo", "up")
+    home = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    home.bind(("127.0.0.1", 0))
+    home.listen(1)
+    here = socket.create_connection(home.getsockname(), timeout=5)  # reachable from home
+    here.close()
+    away = links_mod.netns_socket(netns, socket.AF_INET, socket.SOCK_STREAM, 0)
+    try:
+        assert os.readlink("/proc/self/ns/net") == before[threading.get_native_id()]
+        after = {tid: os.readlink(f"/proc/self/task/{tid}/ns/net") for tid in _tids()}
+        assert all(after[t] == before[t] for t in after if t in before)
+        away.settimeout(5)
+        with pytest.raises(ConnectionRefusedError):  # the namespace's own 127.0.0.1
+            away.connect(home.getsockname())
+    finally:
+        away.close()
+        home.close()
+    with pytest.raises(FileNotFoundError):
+        links_mod.netns_socket("mvtui-no-such-ns", socket.AF_INET, socket.SOCK_STREAM, 0)
+
+
+def _tids() -> list[int]:
+    return [int(t) for t in os.listdir("/proc/self/task")]
+
+
 def test_a_deleted_namespace_is_said_and_a_new_one_is_entered_again(netns: str) -> None:
     reader = LinkReader(netns)
     try:

@@ -4,8 +4,10 @@ Two readers with one result type: sysfs for the TUI's own network namespace (che
 cost: `list` must stay fast) and rtnetlink for another namespace (the lab's, or any netns the
 host's taps live in), where sysfs cannot look. A one-off read (`list`) asks pyroute2;
 ``LinkReader``, for the long-running monitor, keeps one netlink socket open in the namespace
-and dumps the links itself each poll (entering a namespace costs pyroute2 a child process, and
-its IPRoute is bound to the thread that made it, while every poll runs in a new thread).
+and dumps the links itself each poll (pyroute2's IPRoute is bound to the thread that made it,
+while every poll runs in a new thread). That socket is made by a short-lived thread that enters
+the namespace (``setns`` moves only the calling thread): pyroute2's own helper costs ~0.25 s of
+import and a child process, on the monitor's first poll, which the first screen waits for.
 """
 
 from __future__ import annotations
@@ -277,6 +279,42 @@ def netns_path(netns: str) -> str:
     return netns if os.path.dirname(netns) else f"/var/run/netns/{netns}"
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def netns_socket(netns: str, family: int, kind: int, proto: int) -> socket.socket:
+    """A socket made inside the network namespace NETNS (a name under /run/netns, or a path).
+
+    A thread of its own enters the namespace, makes the socket and ends; the socket stays in
+    that namespace, the rest of the process never leaves its own. Raises FileNotFoundError
+    (no such namespace), PermissionError (not allowed to enter it), OSError."""
+    import ctypes  # here: only the monitor in a foreign namespace needs it
+
+    fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def enter_and_make() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, os.strerror(code))
+            made.append(socket.socket(family, kind, proto))
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+
+    try:
+        worker = threading.Thread(target=enter_and_make, name="netns-socket", daemon=True)
+        worker.start()
+        worker.join()
+    finally:
+        os.close(fd)
+    if failed:
+        raise failed[0]
+    return made[0]
+
+
 def _netns_identity(netns: str) -> tuple[int, int]:
     st = os.stat(netns_path(netns))
     return st.st_dev, st.st_ino
@@ -286,7 +324,7 @@ class LinkReader:
     """Links for the long-running monitor, one read per poll (``read``).
 
     Own namespace (NETNS None): sysfs, for the names asked. Another namespace: one
-    NETLINK_ROUTE socket made inside it on first use (by pyroute2's netns helper) and kept for
+    NETLINK_ROUTE socket made inside it on first use (``netns_socket``) and kept for
     the reader's lifetime; a namespace that was deleted is reported as missing at the next
     read, and one replaced under the same name (a new inode) gets a new socket. Any error
     drops the socket, so the next read starts afresh. Safe to call from any thread.
@@ -347,17 +385,15 @@ class LinkReader:
 
     def _open(self, netns: str) -> socket.socket:
         try:
-            from pyroute2.netns import create_socket  # imported here: it costs ~0.25 s
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise LinkReadError(f"pyroute2 is not importable: {exc}") from exc
-        try:
-            sock = create_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+            sock = netns_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         except FileNotFoundError as exc:
             raise LinkReadError(f"network namespace '{netns}' does not exist") from exc
         except PermissionError as exc:
             raise LinkReadError(f"no permission to enter network namespace '{netns}'") from exc
-        except Exception as exc:  # pyroute2 raises many kinds; the reason matters, not the type
-            raise LinkReadError(f"cannot read links in netns '{netns}': {exc}") from exc
+        except OSError as exc:
+            raise LinkReadError(
+                f"cannot read links in netns '{netns}': {exc.strerror or exc}"
+            ) from exc
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             sock.settimeout(self.timeout)
