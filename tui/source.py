@@ -103,12 +103,13 @@ class LiveSource:
         links, self._links = self._links, None
         # Without a readable state dir there are no VMs to sample, but the host totals are
         # still worth showing.
+        on_screen = (focus,) if focus else ()
         return self.sampler.sample(
             inv.vms if inv.error is None else [],
             self.settings,
-            open_files_for=(focus,) if focus else (),
+            open_files_for=on_screen,
             links=links,
-            focus=(focus,) if focus else (),
+            focus=on_screen,
         )
 
     def close(self) -> None:

@@ -56,18 +56,17 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not allowed in the runner cache")
 
 
-def _own_dir(path: Path) -> bool:
-    st = os.stat(path)
+def _ours(st: os.stat_result) -> bool:
+    """Owned by us and writable by nobody else."""
     return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
+def _own_dir(path: Path) -> bool:
+    return _ours(os.stat(path))
+
+
 def _trusted(st: os.stat_result) -> bool:
-    return (
-        stat.S_ISREG(st.st_mode)
-        and st.st_uid == os.geteuid()
-        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        and st.st_size <= MAX_BYTES
-    )
+    return stat.S_ISREG(st.st_mode) and _ours(st) and st.st_size <= MAX_BYTES
 
 
 def load(cache: RunnerCache, cache_dir: Path) -> bool:

@@ -28,6 +28,11 @@ class _KeptRenderStyles(RenderStyles):
         return self._kept
 
 
+def _same(kept: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
+    """The very same component styles objects as when the answer was kept."""
+    return len(kept) == len(now) and all(a is b for a, b in zip(kept, now, strict=True))
+
+
 class KeptComponentStyles:
     """Mixin for a Textual widget: ``get_component_styles`` answers from a memo while the
     widget's component styles are the same objects."""
@@ -40,11 +45,7 @@ class KeptComponentStyles:
         # which also happens whenever an ancestor's CSS changes (Textual restyles the subtree).
         components = tuple(self._component_styles.values())
         kept = self.__dict__.get("_kept_rich_style")
-        if (
-            kept is not None
-            and len(kept[0]) == len(components)
-            and all(a is b for a, b in zip(kept[0], components, strict=True))
-        ):
+        if kept is not None and _same(kept[0], components):
             return kept[1]
         style: Style = super().rich_style  # type: ignore[misc]
         if components:
@@ -56,7 +57,7 @@ class KeptComponentStyles:
         memo: dict[tuple[str, ...], tuple[tuple[Any, ...], RenderStyles]]
         memo = self.__dict__.setdefault("_kept_component_styles", {})
         kept = memo.get(names)
-        if kept is not None and all(a is b for a, b in zip(kept[0], components, strict=True)):
+        if kept is not None and _same(kept[0], components):
             return kept[1]
         styles = super().get_component_styles(*names)  # type: ignore[misc]
         frozen = _KeptRenderStyles.__new__(_KeptRenderStyles)

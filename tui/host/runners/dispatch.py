@@ -93,13 +93,3 @@ def parse_runner(
             problems=[f"the {name} runner parser failed ({type(e).__name__}: {e}); please report"],
         )
     return spec
-
-
-__all__ = [
-    "PARSERS",
-    "ConfigReader",
-    "RunnerParseError",
-    "apply_firecracker_config",
-    "extract_command",
-    "parse_runner",
-]

@@ -329,8 +329,8 @@ class Sampler:
                 fs_result = (
                     fs_value if isinstance(fs_value, _FsResult) else _failed_fs(vm, fs_value)
                 )
-            if vm.name in reused and state.remote is not None:
-                remembered = state.remote
+            remembered = state.remote if vm.name in reused else None
+            if remembered is not None:
                 samples[vm.name] = self._assemble(
                     vm,
                     now,
