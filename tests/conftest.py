@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -51,6 +51,30 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+async def until_in_app(
+    pilot: Any,
+    predicate: Callable[[], T],
+    timeout: float,
+    *,
+    what: str = "",
+    step: float = 0.05,
+    detail: Callable[[], str] | None = None,
+) -> T:
+    """``wait_for`` inside a running Textual app: the app runs (``pilot.pause``) between
+    looks, so its workers and messages move on. DETAIL: more to say on a timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            more = detail() if detail is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what or predicate}{more}"
+            )
+        await pilot.pause(step)
 
 
 @pytest.fixture(name="wait_for")

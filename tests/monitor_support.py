@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
 
+from tests.conftest import until_in_app
 from tui.app import MicroVMApp
 from tui.config import Settings
 from tui.host.model import Inventory
@@ -50,11 +50,4 @@ def make_app(source: Any, **changes: Any) -> MicroVMApp:
 
 async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 5.0) -> Any:
     """Let the app run until PREDICATE is truthy (no fixed sleeps); fail after TIMEOUT."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {predicate}")
-        await pilot.pause(0.02)
+    return await until_in_app(pilot, predicate, timeout, step=0.02)

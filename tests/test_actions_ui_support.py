@@ -6,7 +6,6 @@ demand, so the UI can be looked at in every state without nix).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.screen import Screen
 
+from tests.conftest import until_in_app
 from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
 from tui.config import Settings
 from tui.host.actions.cancel import CancelToken
@@ -282,14 +282,7 @@ async def wait_until(
     pilot: Pilot, predicate: Callable[[], Any], timeout: float = 10.0, what: str = ""
 ) -> Any:
     """Let the app run until PREDICATE is truthy (a deadline, no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
-        await pilot.pause(0.05)
+    return await until_in_app(pilot, predicate, timeout, what=what)
 
 
 async def ready(pilot: Pilot) -> None:

@@ -23,7 +23,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.conftest import wait_for
+from tests.conftest import until_in_app, wait_for
 from tui.host.console import (
     ConnectionState,
     ConsoleManager,
@@ -101,17 +101,9 @@ def pane_text(term: TerminalWidget) -> str:
 async def until(
     pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 30.0, what: str = ""
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.0f}s waiting for {what or predicate}"
-                + describe(pilot.app)
-            )
-        await pilot.pause(0.05)
+    return await until_in_app(
+        pilot, predicate, timeout, what=what, detail=lambda: describe(pilot.app)
+    )
 
 
 def describe(app: Any) -> str:

@@ -84,6 +84,20 @@ def fresh_level_style(widget: Any, level: str) -> Any:
     return level_style(widget, PREFIX, level)
 
 
+RESTYLES = ("theme", "blur", "focus")  # what makes Textual apply CSS to the table again
+
+
+async def restyle(pilot: Any, t: VMTable, change: str) -> None:
+    if change == "theme":
+        t.app.theme = "textual-light"
+    elif change == "blur":
+        t.blur()
+    else:
+        t.focus()
+    await pilot.pause()
+    await pilot.pause()
+
+
 async def test_level_styles_are_kept_across_repaints_and_follow_theme_and_focus() -> None:
     app = make_app(replay())
     async with app.run_test(size=SIZE) as pilot:
@@ -93,15 +107,8 @@ async def test_level_styles_are_kept_across_repaints_and_follow_theme_and_focus(
         first = level_style(t, PREFIX, "muted")
         t.refresh()  # forgets Textual's own cache: ours stays
         assert level_style(t, PREFIX, "muted") is first
-        for change in ("theme", "blur", "focus"):
-            if change == "theme":
-                app.theme = "textual-light"
-            elif change == "blur":
-                t.blur()
-            else:
-                t.focus()
-            await pilot.pause()
-            await pilot.pause()
+        for change in RESTYLES:
+            await restyle(pilot, t, change)
             kept = level_style(t, PREFIX, "muted")
             assert kept == fresh_level_style(t, "muted"), change
         assert level_style(t, PREFIX, "muted") != first  # the light theme's muted colour
@@ -130,14 +137,7 @@ async def test_table_styles_are_kept_across_repaints_and_follow_theme_and_focus(
         header = t.get_component_styles("datatable--header")
         t.refresh()  # a repaint: what was worked out stays
         assert t.get_component_styles("datatable--header") is header
-        for change in ("theme", "blur", "focus"):
-            if change == "theme":
-                app.theme = "textual-light"
-            elif change == "blur":
-                t.blur()
-            else:
-                t.focus()
-            await pilot.pause()
-            await pilot.pause()
+        for change in RESTYLES:
+            await restyle(pilot, t, change)
             assert kept_table_styles(t) == fresh_table_styles(t), change
         assert kept_table_styles(t) != first  # the light theme's colours
