@@ -108,6 +108,14 @@ def _state_dir(settings: HostSettings) -> Path:
     return state
 
 
+def _begin(
+    settings: HostSettings, name: str, reporter: Reporter | None, cancel: CancelToken | None
+) -> tuple[Reporter, CancelToken, Path]:
+    """What every operation on an existing VM does first: a checked name and state dir."""
+    _check_name(name)
+    return reporter or Reporter(), cancel or CancelToken(), _state_dir(settings)
+
+
 def _vm_dir(state: Path, name: str) -> Path:
     """STATE/NAME, refused unless it is a real directory directly inside STATE."""
     vm_dir = state / name
@@ -383,10 +391,7 @@ def update(
 ) -> Outcome:
     """`microvm -u NAME`: rebuild from the stored flake; if the runner changed, keep the
     previous one as `old` and switch `current`, each in one rename."""
-    reporter = reporter or Reporter()
-    cancel = cancel or CancelToken()
-    _check_name(name)
-    state = _state_dir(settings)
+    reporter, cancel, state = _begin(settings, name, reporter, cancel)
     with vm_lock(state, name):
         _clean_debris(state, name, reporter)
         vm_dir = _vm_dir(state, name)
@@ -459,10 +464,7 @@ def rollback(
     cancel: CancelToken | None = None,
 ) -> Outcome:
     """Swap `current` and `old` (each in one rename)."""
-    reporter = reporter or Reporter()
-    cancel = cancel or CancelToken()
-    _check_name(name)
-    state = _state_dir(settings)
+    reporter, cancel, state = _begin(settings, name, reporter, cancel)
     with vm_lock(state, name):
         _clean_debris(state, name, reporter)
         vm_dir = _vm_dir(state, name)
@@ -495,10 +497,7 @@ def _unit_action(verb: str, done: str) -> Callable[..., Outcome]:
         reporter: Reporter | None = None,
         cancel: CancelToken | None = None,
     ) -> Outcome:
-        reporter = reporter or Reporter()
-        cancel = cancel or CancelToken()
-        _check_name(name)
-        state = _state_dir(settings)
+        reporter, cancel, state = _begin(settings, name, reporter, cancel)
         with vm_lock(state, name):
             _unit_verb(settings, name, verb, reporter, cancel)
         return Outcome(f"{done} {name}", changed=True)
@@ -521,10 +520,7 @@ def force_stop(
     cancel: CancelToken | None = None,
 ) -> Outcome:
     """SIGKILL everything in microvm@NAME, then `systemctl stop` so it stays down."""
-    reporter = reporter or Reporter()
-    cancel = cancel or CancelToken()
-    _check_name(name)
-    state = _state_dir(settings)
+    reporter, cancel, state = _begin(settings, name, reporter, cancel)
     unit = unit_name(name)
     with vm_lock(state, name):
         reporter.log(f"systemctl kill --signal=SIGKILL {unit}")
@@ -551,10 +547,7 @@ def delete(
     cancel: CancelToken | None = None,
 ) -> Outcome:
     """Stop microvm@NAME, remove STATE/NAME (volumes included) and its GC roots."""
-    reporter = reporter or Reporter()
-    cancel = cancel or CancelToken()
-    _check_name(name)
-    state = _state_dir(settings)
+    reporter, cancel, state = _begin(settings, name, reporter, cancel)
     unit = unit_name(name)
     with vm_lock(state, name):
         _clean_debris(state, name, reporter)
