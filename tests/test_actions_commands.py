@@ -6,14 +6,10 @@ import threading
 
 import pytest
 
+from tests.test_actions_support import pid_alive
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.commands import CommandRecord, run
 from tui.host.actions.errors import CommandFailed
-
-try:
-    from tests.test_actions_support import pid_alive
-except ImportError:  # tests/ is not a package
-    from test_actions_support import pid_alive  # type: ignore[no-redef]
 
 # Prints "ready" once its traps are set, so the test cancels only then.
 IGNORES_INT = "trap '' INT; echo ready >&2; while :; do sleep 0.05; done"

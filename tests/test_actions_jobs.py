@@ -10,28 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_actions_support import (
+    FlakeDir,
+    listing,
+    make_settings,
+    new_gcroots_dir,
+    pid_alive,
+    write_flake,
+)
 from tui.host.actions import operations as ops
 from tui.host.actions.jobs import Job, JobRunner, JobState
 from tui.host.settings import HostSettings
-
-try:
-    from tests.test_actions_support import (
-        FlakeDir,
-        listing,
-        make_settings,
-        new_gcroots_dir,
-        pid_alive,
-        write_flake,
-    )
-except ImportError:  # tests/ is not a package
-    from test_actions_support import (  # type: ignore[no-redef]
-        FlakeDir,
-        listing,
-        make_settings,
-        new_gcroots_dir,
-        pid_alive,
-        write_flake,
-    )
 
 pytestmark = pytest.mark.skipif(shutil.which("nix") is None, reason="needs nix")
 

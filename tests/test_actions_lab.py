@@ -29,6 +29,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_for
+from tests.test_actions_support import processes_with, write_flake
+from tests.test_actions_ui_support import ActionsTestApp, wait_until
 from tui.config import load_settings
 from tui.host.actions import operations as ops
 from tui.host.actions.errors import ActionError, Busy
@@ -43,15 +46,6 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateScreen
 from tui.screens.jobs import JobsScreen
 from tui.widgets.jobs_table import JobsTable
-
-try:
-    from tests.conftest import wait_for
-    from tests.test_actions_support import processes_with, write_flake
-    from tests.test_actions_ui_support import ActionsTestApp, wait_until
-except ImportError:  # tests/ is not a package
-    from conftest import wait_for  # type: ignore[no-redef]
-    from test_actions_support import processes_with, write_flake  # type: ignore[no-redef]
-    from test_actions_ui_support import ActionsTestApp, wait_until  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
 

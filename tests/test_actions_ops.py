@@ -18,35 +18,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_actions_support import (
+    FlakeDir,
+    listing,
+    make_settings,
+    new_gcroots_dir,
+    pid_alive,
+    processes_with,
+    with_descendants,
+    write_flake,
+)
 from tui.host.actions import operations as ops
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.errors import ActionError, Busy, Cancelled, Refused
 from tui.host.actions.lock import lock_path
 from tui.host.actions.nix import BuildFailed
 from tui.host.settings import HostSettings
-
-try:
-    from tests.test_actions_support import (
-        FlakeDir,
-        listing,
-        make_settings,
-        new_gcroots_dir,
-        pid_alive,
-        processes_with,
-        with_descendants,
-        write_flake,
-    )
-except ImportError:  # tests/ is not a package
-    from test_actions_support import (  # type: ignore[no-redef]
-        FlakeDir,
-        listing,
-        make_settings,
-        new_gcroots_dir,
-        pid_alive,
-        processes_with,
-        with_descendants,
-        write_flake,
-    )
 
 pytestmark = pytest.mark.skipif(shutil.which("nix") is None, reason="needs nix")
 

@@ -19,23 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_actions_support import (
+    FlakeDir,
+    make_settings,
+    new_gcroots_dir,
+    write_flake,
+)
 from tui.host.actions import operations as ops
 from tui.host.settings import HostSettings
-
-try:
-    from tests.test_actions_support import (
-        FlakeDir,
-        make_settings,
-        new_gcroots_dir,
-        write_flake,
-    )
-except ImportError:  # tests/ is not a package
-    from test_actions_support import (  # type: ignore[no-redef]
-        FlakeDir,
-        make_settings,
-        new_gcroots_dir,
-        write_flake,
-    )
 
 SYSTEMD = Path("/lib/systemd/systemd")
 pytestmark = pytest.mark.skipif(

@@ -12,6 +12,23 @@ import time
 import pytest
 from textual.widgets import Button, Input, Log, Static
 
+from tests.test_actions_ui_support import (
+    DIFF,
+    NIX_LOGS,
+    WEB_CURRENT,
+    WEB_OLD,
+    ActionsTestApp,
+    Gate,
+    commands_action,
+    failing,
+    fake_vms,
+    instant,
+    ready,
+    record,
+    replay,
+    runner_with,
+    wait_until,
+)
 from tui import actions_ui
 from tui.actions_ui import ACTION_BINDINGS, confirmation, refusal, restart_offer
 from tui.host.actions.jobs import Job, JobState
@@ -25,43 +42,6 @@ from tui.screens.main import MainScreen
 from tui.widgets.command_log import CommandLog
 from tui.widgets.job_progress import JobProgress
 from tui.widgets.jobs_table import JobsTable
-
-try:
-    from tests.test_actions_ui_support import (
-        DIFF,
-        NIX_LOGS,
-        WEB_CURRENT,
-        WEB_OLD,
-        ActionsTestApp,
-        Gate,
-        commands_action,
-        failing,
-        fake_vms,
-        instant,
-        ready,
-        record,
-        replay,
-        runner_with,
-        wait_until,
-    )
-except ImportError:  # tests/ is not a package
-    from test_actions_ui_support import (  # type: ignore[no-redef]
-        DIFF,
-        NIX_LOGS,
-        WEB_CURRENT,
-        WEB_OLD,
-        ActionsTestApp,
-        Gate,
-        commands_action,
-        failing,
-        fake_vms,
-        instant,
-        ready,
-        record,
-        replay,
-        runner_with,
-        wait_until,
-    )
 
 
 @pytest.fixture(autouse=True)

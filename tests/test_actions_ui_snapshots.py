@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Static
 
+from tests.test_actions_ui_support import DIFF, NIX_LOGS, fake_vms
 from tui import actions_ui
 from tui.actions_ui import confirmation, restart_offer
 from tui.host.actions.commands import CommandRecord
@@ -26,11 +27,6 @@ from tui.host.settings import HostSettings
 from tui.screens.create import CreateScreen
 from tui.screens.jobs import JobsScreen
 from tui.widgets.job_progress import JobProgress
-
-try:
-    from tests.test_actions_ui_support import DIFF, NIX_LOGS, fake_vms
-except ImportError:  # tests/ is not a package
-    from test_actions_ui_support import DIFF, NIX_LOGS, fake_vms  # type: ignore[no-redef]
 
 NOW = 1_767_225_600.0 + 9 * 3600 + 30 * 60  # 2026-01-01 09:30:00 UTC
 SIZE = (100, 32)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
+from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 from tests.synthetic_host import make_host
 from tui.host import links as links_mod
 from tui.host.inventory import list_vms, read_inventory
@@ -29,13 +31,6 @@ from tui.host.sampling.qmp import query_qemu
 from tui.host.sampling.reading import RemoteInfo
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
-
-try:
-    from fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
-    from fakes.qmp import FakeQMPServer, HungQMPListener
-except ImportError:  # tests/ became a package
-    from tests.fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
-    from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 
 # --- the runner cache ------------------------------------------------------------------------
 

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.hypervisor_apis import FakeCloudHypervisorAPI, FakeFirecrackerAPI
 from tui.host.sampling.crosvm import query_crosvm
 from tui.host.sampling.http_api import http_get, query_cloud_hypervisor, query_firecracker
-
-try:
-    from fakes.hypervisor_apis import FakeCloudHypervisorAPI, FakeFirecrackerAPI
-except ImportError:  # tests/ became a package
-    from tests.fakes.hypervisor_apis import FakeCloudHypervisorAPI, FakeFirecrackerAPI
 
 MIB = 1 << 20
 

@@ -11,14 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
+from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 from tui.host.sampling.qmp import QMPCommandError, QMPSession, qmp_execute, query_qemu
-
-try:
-    from fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
-    from fakes.qmp import FakeQMPServer, HungQMPListener
-except ImportError:  # tests/ became a package
-    from tests.fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
-    from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 
 pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")
 

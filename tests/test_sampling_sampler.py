@@ -13,17 +13,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.fakes.qemu import QEMU, Qemu, start_qemu
+from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 from tui.host.model import VM, Interface, Share, UnitState, Volume
 from tui.host.sampling import History, Sampler
 from tui.host.sampling import sampler as sampler_mod
 from tui.host.settings import HostSettings
-
-try:
-    from fakes.qemu import QEMU, Qemu, start_qemu
-    from fakes.qmp import FakeQMPServer, HungQMPListener
-except ImportError:  # tests/ became a package
-    from tests.fakes.qemu import QEMU, Qemu, start_qemu
-    from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 
 SETTINGS = HostSettings()
 needs_qemu = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")
