@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,3 +111,22 @@ def summary(values_s: list[float]) -> str:
         f"n={len(ms)} p50={statistics.median(ms):.1f} ms p95={pct(ms, 95):.1f} ms "
         f"max={max(ms):.1f} ms"
     )
+
+
+@contextlib.contextmanager
+def socat_client(path: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`socat - UNIX-CONNECT:PATH` with pipes, unbuffered: what an admin would attach with.
+    Ended (by its pid: ours) when the block ends."""
+    proc = subprocess.Popen(
+        ["socat", "-", f"UNIX-CONNECT:{path}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        yield proc
+    finally:
+        proc.stdin.close()
+        proc.terminate()  # ours, by its pid
+        proc.wait(5)

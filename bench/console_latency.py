@@ -21,14 +21,21 @@ import os
 import select
 import socket
 import string
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from console_common import BenchApp, lab_for, parser, screen_lines, summary, vm_named
+from console_common import (
+    BenchApp,
+    lab_for,
+    parser,
+    screen_lines,
+    socat_client,
+    summary,
+    vm_named,
+)
 from textual import events
 
 from tui.host.console import ConsoleManager
@@ -181,19 +188,9 @@ def raw_echo(path: str, keys: int) -> list[float]:
 
 
 def socat_echo(path: str, keys: int) -> list[float]:
-    proc = subprocess.Popen(
-        ["socat", "-", f"UNIX-CONNECT:{path}"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        bufsize=0,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
+    with socat_client(path) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
         return echo_loop(Channel(proc.stdout.fileno(), proc.stdin.write), keys)
-    finally:
-        proc.stdin.close()
-        proc.terminate()  # ours, by its pid
-        proc.wait(5)
 
 
 def main() -> int:

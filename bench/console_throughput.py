@@ -18,7 +18,6 @@ import asyncio
 import os
 import select
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from console_common import (
     lab_for,
     parser,
     screen_lines,
+    socat_client,
     summary,
     vm_named,
 )
@@ -190,32 +190,22 @@ def raw_flood(path: str, count: int) -> tuple[int, float]:
 
 def socat_flood(path: str, count: int) -> tuple[int, float]:
     end = b"\nSOCAT-42\r\n"
-    proc = subprocess.Popen(
-        ["socat", "-", f"UNIX-CONNECT:{path}"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        bufsize=0,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    fd = proc.stdout.fileno()
+    with socat_client(path) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
 
-    def recv(n: int) -> bytes:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if not ready:
-            raise TimeoutError
-        return os.read(fd, n)
+        def recv(n: int) -> bytes:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                raise TimeoutError
+            return os.read(fd, n)
 
-    try:
         proc.stdin.write(b"\r")
         _read_until(recv, b"console:/# ", 20)
         proc.stdin.write(f"seq 1 {count}; echo SOCAT-$((40+2))\r".encode())
         t0 = time.perf_counter()
         total = _read_until(recv, end, 300)
         return total, time.perf_counter() - t0
-    finally:
-        proc.stdin.close()
-        proc.terminate()  # ours, by its pid
-        proc.wait(5)
 
 
 def _read_until(recv, needle: bytes, timeout: float) -> int:  # type: ignore[no-untyped-def]
