@@ -363,3 +363,52 @@ def rename_noreplace(src: PathLike, dst: PathLike) -> None:
     ddir, dname = os.path.split(os.path.abspath(os.fspath(dst)))
     with opened_dir(sdir) as sfd, opened_dir(ddir) as dfd:
         rename_noreplace_at(sfd, sname, dfd, dname)
+
+
+def replace_symlinks_at(dir_fd: int, changes: list[tuple[str, str]]) -> None:
+    """Point each NAME of CHANGES at its TARGET: all of them, or (on failure) none.
+
+    Two phases, so a full disk or a lack of inodes cannot leave some links changed and
+    others not: first every new link is made under a temporary name, together with a copy
+    of every link it replaces (made now, when a failure still changes nothing); then only
+    renames follow, which need no new inode. If a rename fails, the names already switched
+    get their copies renamed back (or are removed where there was no link) before the
+    error is raised. Temporary names never outlive the call."""
+    temps: list[str] = []
+    new: dict[str, str] = {}
+    undo: dict[str, str | None] = {}
+    try:
+        for name, target in changes:
+            new[name] = temp_symlink(dir_fd, f"{name}.new", target)
+            temps.append(new[name])
+            previous = read_link_at(dir_fd, name)
+            if previous is None:
+                try:
+                    os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    undo[name] = None
+                else:  # a file or directory where a link belongs: never replaced
+                    raise NotRegularFile(errno.EEXIST, "exists and is not a symlink", name)
+            else:
+                undo[name] = temp_symlink(dir_fd, f"{name}.new", previous)
+                temps.append(undo[name])  # type: ignore[arg-type]
+        switched: list[str] = []
+        try:
+            for name, _target in changes:
+                os.replace(new[name], name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                temps.remove(new[name])
+                switched.append(name)
+        except BaseException:
+            for name in reversed(switched):
+                saved = undo[name]
+                with contextlib.suppress(OSError):
+                    if saved is None:
+                        os.unlink(name, dir_fd=dir_fd)
+                    else:
+                        os.replace(saved, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                        temps.remove(saved)
+            raise
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
