@@ -231,6 +231,8 @@ def read_regular(
     try:
         fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
+        if follow:  # ELOOP is then a real loop
+            raise
         raise _symlink_error(exc, path) from None
     try:
         st = os.fstat(fd)
