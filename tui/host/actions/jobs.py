@@ -205,14 +205,15 @@ class JobRunner:
             self.cancel(job.id)
         with self._lock:
             threads = list(self._threads.values())
-        for thread in threads:
-            thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:  # TIMEOUT in all, not per thread
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         with self._lock:
             self._closed = True
             self._wakeup.notify_all()
             notifier = self._notifier
         if notifier is not None and notifier is not threading.current_thread():
-            notifier.join(timeout)
+            notifier.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until the listener has been given every change so far (tests, scripts)."""
