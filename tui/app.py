@@ -296,9 +296,12 @@ def leave_if_threads_busy(code: int) -> None:
     """Quitting never waits on a poll or a job: once the app has left the screen (and put the
     terminal back), a thread that is still busy (a poll or a sampler thread stuck in a read,
     a job's command winding down after its cancel) would hold the process at Python's exit,
-    which joins every non-daemon thread and executor thread. Then end the process at once."""
+    which joins every non-daemon thread and executor thread. Then end the process at once
+    (the app has already restored the terminal; stdio and logging are flushed first)."""
+    # Any thread, daemon or not: executor threads made by a daemon thread are daemons too,
+    # and still joined at exit (concurrent.futures' atexit hook).
     main = threading.main_thread()
-    if not any(t is not main and not t.daemon and t.is_alive() for t in threading.enumerate()):
+    if not any(t is not main and t.is_alive() for t in threading.enumerate()):
         return
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

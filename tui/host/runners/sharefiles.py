@@ -289,7 +289,11 @@ def read_share_dir(runner: str | os.PathLike[str]) -> ShareDir:
         return share
     try:
         present: set[str] | None = set(os.listdir(root))
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):  # one line for the dir, not one per file
+            share.problems.append(f"{share.path} could not be read: {exc.strerror or exc}")
+            share.hypervisor = hypervisor_from_package_name(os.path.realpath(runner))
+            return share
         present = None  # each file then says for itself why it cannot be read
     reader = _Reader(root, share.problems, present)
     _hypervisor(reader, root, share)
