@@ -177,10 +177,9 @@ def test_q_quits_at_once_while_a_poll_is_stuck_in_a_read(tmp_path: Path) -> None
         STUCK_APP.format(root=str(ROOT), fifo=str(fifo), pidfile=str(pidfile), stuck=str(stuck))
     )
     session = f"mvtui-stuck-{os.getpid()}"
+    command = f"{sys.executable} {script}"
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40"]
-        + [f"{sys.executable} {script}"],
-        check=True,
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command], check=True
     )
     try:
         pid = int(_wait(lambda: pidfile.exists() and pidfile.read_text().strip(), 30))
