@@ -68,11 +68,13 @@ def _symlink_error(exc: OSError, path: PathLike) -> OSError:
 # --- directories -------------------------------------------------------------------------
 
 
-def open_dir(path: PathLike, *, dir_fd: int | None = None) -> int:
+def open_dir(path: PathLike, *, dir_fd: int | None = None, follow: bool = False) -> int:
     """An fd of directory PATH; its last component must not be a symlink (raises
-    NotRegularFile then). The caller closes it (or uses ``opened_dir``)."""
+    NotRegularFile then) unless FOLLOW (for a directory the admin configured, such as the
+    state dir, which may well be a link). The caller closes it (or uses ``opened_dir``)."""
+    flags = _DIR_FLAGS & ~os.O_NOFOLLOW if follow else _DIR_FLAGS
     try:
-        return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
+        return os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             try:
@@ -90,8 +92,8 @@ def open_dir(path: PathLike, *, dir_fd: int | None = None) -> int:
 
 
 @contextlib.contextmanager
-def opened_dir(path: PathLike, *, dir_fd: int | None = None) -> Iterator[int]:
-    fd = open_dir(path, dir_fd=dir_fd)
+def opened_dir(path: PathLike, *, dir_fd: int | None = None, follow: bool = False) -> Iterator[int]:
+    fd = open_dir(path, dir_fd=dir_fd, follow=follow)
     try:
         yield fd
     finally:
@@ -108,7 +110,8 @@ def make_dirs(path: PathLike, mode: int = 0o700) -> int:
     head = path
     while True:
         try:
-            fd = open_dir(head)
+            # PATH itself is never followed; an existing ancestor is the caller's config.
+            fd = open_dir(head, follow=bool(missing))
             break
         except FileNotFoundError:
             parent, name = os.path.split(head)

@@ -37,7 +37,7 @@ def vm_lock(state_dir: Path, name: str) -> Iterator[Path]:
     """Hold the lock of VM NAME; raise Busy at once when another job holds it."""
     path = lock_path(state_dir, name)
     try:
-        dir_fd = open_dir(state_dir)
+        dir_fd = open_dir(state_dir, follow=True)  # the admin's setting: may be a link
     except OSError as exc:
         raise ActionError(f"cannot open the state directory {state_dir}: {describe(exc)}") from exc
     try:

@@ -362,7 +362,7 @@ def create(
             raise Refused(f"{vm_dir} already exists")
         cancel.check("create")
         try:
-            state_fd = open_dir(state)
+            state_fd = open_dir(state, follow=True)
         except OSError as exc:
             raise ActionError(f"cannot open {describe(exc)}") from exc
         tmp_name: str | None = None
@@ -622,7 +622,7 @@ def delete(
         # Move it out of the listing first: a half-removed folder never shows as a VM.
         trash = temp_name(state, f"{name}.delete")
         try:
-            with opened_dir(state) as state_fd:
+            with opened_dir(state, follow=True) as state_fd:
                 rename_noreplace_at(state_fd, name, state_fd, trash.name)
         except OSError as exc:
             raise ActionError(f"cannot remove {vm_dir}: {exc.strerror or exc}") from exc
