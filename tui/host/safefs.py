@@ -102,16 +102,17 @@ def opened_dir(path: PathLike, *, dir_fd: int | None = None, follow: bool = Fals
 
 def make_dirs(path: PathLike, mode: int = 0o700) -> int:
     """Open directory PATH, creating missing components (MODE) one at a time at the fd of
-    their parent, each opened without following a symlink. Components that already exist
-    above the first missing one are followed as the system resolves them (they are the
-    caller's configuration, e.g. $HOME). Returns the fd of PATH; the caller closes it."""
+    their parent. Neither PATH, nor a component made here, nor the deepest one that already
+    existed is followed if it is a symlink (NotRegularFile then): a link planted there, e.g.
+    in a user's ~/.cache that root writes to, would send our files elsewhere. Components
+    above that are resolved by the system (they are the caller's configuration, $HOME).
+    Returns the fd of PATH; the caller closes it."""
     path = os.path.abspath(os.fspath(path))
     missing: list[str] = []
     head = path
     while True:
         try:
-            # PATH itself is never followed; an existing ancestor is the caller's config.
-            fd = open_dir(head, follow=bool(missing))
+            fd = open_dir(head)
             break
         except FileNotFoundError:
             parent, name = os.path.split(head)
