@@ -78,18 +78,19 @@ def test_marker_write_into_a_vm_dir_swapped_for_a_link(tmp_path: Path) -> None:
 
 def test_lock_never_follows_a_planted_link(tmp_path: Path, victim: Path) -> None:
     os.symlink(victim, lock_path(tmp_path, "web"))
-    with pytest.raises(ActionError, match="is a symlink; not followed") as info:
-        with vm_lock(tmp_path, "web"):
-            pass
+    with (
+        pytest.raises(ActionError, match="is a symlink; not followed") as info,
+        vm_lock(tmp_path, "web"),
+    ):
+        pass
     assert "\n" not in str(info.value)
     assert _unchanged(victim)
 
 
 def test_lock_refuses_a_fifo(tmp_path: Path) -> None:
     os.mkfifo(lock_path(tmp_path, "web"))
-    with pytest.raises(ActionError, match="FIFO"):
-        with vm_lock(tmp_path, "web"):
-            pass
+    with pytest.raises(ActionError, match="FIFO"), vm_lock(tmp_path, "web"):
+        pass
 
 
 def test_lock_taken_after_the_holder_removed_its_file_is_the_new_file(
