@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import stat
 import threading
 from pathlib import Path
@@ -15,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.synthetic_host import make_host
+from tests.test_actions_support import make_settings, new_gcroots_dir, write_flake
 from tui.host import inventory, parsecache, safefs
 from tui.host.actions import lock as lock_mod
-from tui.host.actions.errors import ActionError, Busy
+from tui.host.actions import operations as ops
+from tui.host.actions.errors import ActionError, Busy, Refused
 from tui.host.actions.lock import lock_path, vm_lock
 from tui.host.actions.symlinks import swap_links
 from tui.host.console.endpoints import TakeoverMarker, read_marker, write_marker
@@ -239,3 +242,26 @@ def test_temp_files_are_never_opened_through_a_planted_name(tmp_path: Path) -> N
             os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, dir_fd=fd)
         assert info.value.errno == errno.EEXIST
     assert not (tmp_path / "victim-file").exists()
+
+
+@pytest.mark.skipif(shutil.which("nix") is None, reason="needs nix")
+def test_create_never_moves_over_a_vm_dir_made_meanwhile(tmp_path: Path) -> None:
+    """A (hostile or careless) empty STATE/NAME made after create's last check, just before
+    its move: a plain rename would silently replace it; the move must refuse instead."""
+    roots = new_gcroots_dir()
+    try:
+        settings = make_settings(tmp_path / "state", roots)
+        flake = write_flake(tmp_path / "flake", {"web": "ok"})
+        vm_dir = settings.state_dir / "web"
+
+        def on_line(line: str) -> None:
+            if line.startswith("GC root") and not vm_dir.exists():  # after the last check
+                vm_dir.mkdir()
+                (vm_dir.parent / "marker").write_text("made meanwhile")
+
+        with pytest.raises(Refused, match="appeared while building"):
+            ops.create(settings, "web", ops.Reporter(log=on_line), flake=flake.ref)
+        assert vm_dir.is_dir() and os.listdir(vm_dir) == []  # left alone, still empty
+        assert sorted(os.listdir(settings.state_dir)) == ["marker", "web"]  # no temp dir
+    finally:
+        shutil.rmtree(roots, ignore_errors=True)
