@@ -1,31 +1,31 @@
 """The Textual app: wiring, global bindings, the poll loop, and leaving when the terminal goes.
 
-Polling (dolphie's pattern): one thread worker per poll runs ``source.poll()`` (the state dir
+Polling (dolphie's pattern): one daemon thread per poll runs ``source.poll()`` (the state dir
 listing, systemd, and the sampler, which bounds every VM's time); the next poll is armed with
 ``set_timer`` only once the previous one has finished, for the interval after the previous
 one *started* (polls keep their cadence), so polls never overlap and a slow host stretches the
 interval instead of piling work up (at least a quarter interval between polls). The UI thread
-only draws.
+only draws. Quitting never waits for a poll (see ``_poll_thread`` and ``leave_if_threads_busy``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+import sys
 import termios
 import threading
 import time
 from collections.abc import Iterable
 
-from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.worker import Worker, WorkerState
 
 from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
 from tui.config import Settings
@@ -36,6 +36,7 @@ from tui.source import LiveSource, Snapshot, Source
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
+QUIT_JOB_GRACE_S = 3.0  # nix gets 2 s to end after a cancel; the job then removes its temp files
 EXIT_TERMINAL_LOST = 129  # 128 + SIGHUP, like a shell
 
 
@@ -144,14 +145,15 @@ class MicroVMApp(ActionsAppMixin, App[int]):
             self._next_poll.stop()
         if self._source is not None:
             self._source.close()
-        self.actions.shutdown()
+        # Cancelled jobs get a moment to end their commands and clean up, not more.
+        self.actions.shutdown(QUIT_JOB_GRACE_S)
         await asyncio.to_thread(self.consoles.close_all, 0.5)
 
     def _job_changed(self, job: Job) -> None:
         if job.state.finished:
             self.poll()  # show what the job changed without waiting for the next tick
 
-    # --- polling: a thread worker; the next poll is armed only when this one is done -----
+    # --- polling: a daemon thread; the next poll is armed only when this one is done -----
 
     def poll(self) -> None:
         """Start a poll unless one runs; a request during a poll re-polls right after it."""
@@ -166,30 +168,36 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self._polling = True
         self._poll_started = time.monotonic()
         focus = self.main_screen.selected_name if self.screen_stack else None
-        self._poll_worker(focus)
+        threading.Thread(target=self._poll_thread, args=(focus,), name="poll", daemon=True).start()
 
-    @work(thread=True, group="poll", name="poll", exit_on_error=False)
-    def _poll_worker(self, focus: str | None) -> Snapshot:
-        return self.source.poll(focus)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "poll" or not event.worker.is_finished:
-            return
-        self._polling = False
-        if not self.screen_stack or not isinstance(self.screen_stack[0], MainScreen):
-            return  # shutting down
+    def _poll_thread(self, focus: str | None) -> None:
+        """One poll, off the UI thread, in a daemon thread of its own. Not a Textual thread
+        worker: those run in the event loop's default executor, which ``asyncio.run`` joins
+        on the way out, so one poll stuck in a read (a FIFO, a hung mount) would keep q from
+        quitting. The result is handed over with ``call_later`` (thread-safe, never waits)."""
         try:
-            if event.state == WorkerState.SUCCESS:
-                self.snapshot = event.worker.result
+            snapshot, error = self.source.poll(focus), None
+        except Exception as exc:  # shown, and polling goes on
+            snapshot, error = None, exc
+        self.call_later(self._poll_done, snapshot, error)
+
+    def _poll_done(self, snapshot: Snapshot | None, error: BaseException | None) -> None:
+        self._polling = False
+        if self._stopping or not self.screen_stack:
+            return  # shutting down
+        if not isinstance(self.screen_stack[0], MainScreen):
+            return
+        try:
+            if error is None:
+                assert snapshot is not None
+                self.snapshot = snapshot
                 self.polls += 1
                 self.main_screen.show(self.snapshot)
-            elif event.state == WorkerState.ERROR:
+            else:
                 self.poll_errors += 1
-                self.main_screen.show_error(f"poll failed: {event.worker.error}")
+                self.main_screen.show_error(f"poll failed: {error}")
         except NoMatches:
             return  # a poll that ended while the app tears its widgets down
-        if self._stopping:
-            return
         if self._poll_again:
             self._poll_again = False
             self.poll()
@@ -279,5 +287,24 @@ def terminal_gone(ttys: dict[int, str | None]) -> bool:
 
 
 def run_app(settings: Settings, source: Source | None = None) -> int:
-    result = MicroVMApp(settings, source).run()
-    return result or 0
+    result = MicroVMApp(settings, source).run() or 0
+    leave_if_threads_busy(result)
+    return result
+
+
+def leave_if_threads_busy(code: int) -> None:
+    """Quitting never waits on a poll or a job: once the app has left the screen (and put the
+    terminal back), a thread that is still busy (a poll or a sampler thread stuck in a read,
+    a job's command winding down after its cancel) would hold the process at Python's exit,
+    which joins every non-daemon thread and executor thread. Then end the process at once
+    (the app has already restored the terminal; stdio and logging are flushed first)."""
+    # Any thread, daemon or not: executor threads made by a daemon thread are daemons too,
+    # and still joined at exit (concurrent.futures' atexit hook).
+    main = threading.main_thread()
+    if not any(t is not main and t.is_alive() for t in threading.enumerate()):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)

@@ -30,6 +30,7 @@ from tui.host.actions.commands import CommandRecord
 from tui.host.actions.errors import ActionError, Busy, Cancelled
 from tui.host.actions.nixlog import Progress
 from tui.host.actions.operations import ACTIONS, Outcome, Reporter
+from tui.host.safefs import describe
 from tui.host.settings import HostSettings
 
 MAX_LOG_LINES = 2000
@@ -204,14 +205,15 @@ class JobRunner:
             self.cancel(job.id)
         with self._lock:
             threads = list(self._threads.values())
-        for thread in threads:
-            thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:  # TIMEOUT in all, not per thread
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         with self._lock:
             self._closed = True
             self._wakeup.notify_all()
             notifier = self._notifier
         if notifier is not None and notifier is not threading.current_thread():
-            notifier.join(timeout)
+            notifier.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until the listener has been given every change so far (tests, scripts)."""
@@ -356,6 +358,8 @@ class JobRunner:
             self._finish(job, JobState.CANCELLED, str(exc))
         except ActionError as exc:
             self._finish(job, JobState.FAILED, str(exc))
+        except OSError as exc:  # a file the action could not read or write: say which
+            self._finish(job, JobState.FAILED, f"{job.action} failed: {describe(exc)}")
         except Exception as exc:
             for line in traceback.format_exc().splitlines():
                 self._add_line(job, line)
