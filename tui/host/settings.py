@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tui.host import tools
+
 
 @dataclass(frozen=True)
 class HostSettings:
@@ -25,25 +27,21 @@ class HostSettings:
     timeout: float = 5.0  # seconds for any one external command or socket query
 
     def systemctl_argv(self, *args: str) -> list[str]:
-        argv = ["systemctl"]
+        argv = [tools.path("systemctl")]
         if self.systemd_scope == "user":
             argv.append("--user")
         return [*argv, *args]
 
     def journalctl_argv(self, *args: str) -> list[str]:
-        argv = ["journalctl"]
+        argv = [tools.path("journalctl")]
         if self.systemd_scope == "user":
             argv.append("--user")
         return [*argv, *args]
 
     def command_env(self) -> dict[str, str]:
-        """The environment for systemctl/journalctl/nix: ours, plus the scope's extras."""
-        env = dict(os.environ)
-        env.update(self.systemd_env)
-        env.setdefault("SYSTEMD_COLORS", "0")
-        env["SYSTEMD_PAGER"] = ""
-        env["LC_ALL"] = "C"
-        return env
+        """The environment for systemctl/journalctl/nix: a clean one, plus the scope's extras
+        (never a PATH: ``tools`` finds the programs)."""
+        return tools.child_env(self.systemd_env)
 
 
 def default_cache_dir() -> Path | None:
