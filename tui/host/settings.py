@@ -20,6 +20,8 @@ class HostSettings:
     netns: str | None = None
     # Where serial output lands when no journald runs (the lab: one file per VM). None = journal.
     console_log_dir: Path | None = None
+    # A journal directory to read instead of the manager's own (``journalctl --directory``).
+    journal_dir: Path | None = None
     gcroots_dir: Path = Path("/nix/var/nix/gcroots/microvm")
     nix_options: tuple[str, ...] = ()
     # Where `list` keeps runner parses between runs (``parsecache``); None: parse every time.
@@ -34,7 +36,9 @@ class HostSettings:
 
     def journalctl_argv(self, *args: str) -> list[str]:
         argv = [tools.path("journalctl")]
-        if self.systemd_scope == "user":
+        if self.journal_dir is not None:
+            argv.append(f"--directory={self.journal_dir}")
+        elif self.systemd_scope == "user":
             argv.append("--user")
         return [*argv, *args]
 
