@@ -203,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(settings, args.json)
         except BrokenPipeError:  # `microvm-tui list | head`
             return 0
+    if settings.keymap:  # named now: Textual would drop a clashing binding or an unknown id
+        from tui.keymap_check import keymap_problems
+
+        problems = keymap_problems(settings.keymap)
+        if problems:
+            print(f"microvm-tui: {'; '.join(problems)}", file=sys.stderr)
+            return EXIT_USAGE
     # The first poll runs while Textual loads (tui.source does not import it).
     from tui.source import LiveSource, Prefetched
 
