@@ -213,7 +213,7 @@ def keymap(value: Any) -> dict[str, str]:
             raise Invalid(str(exc), ident, keys) from None
         problem = keys_problem(text)
         if problem:
-            raise Invalid(printable(problem), ident, keys)
+            raise Invalid(printable(problem, 200), ident, keys)
         out[ident] = normalize_list(text)  # as Textual names the keys of its events
     return out
 
@@ -222,7 +222,7 @@ def detach_key(value: Any) -> str:
     text = _string(value, 'a key name like "ctrl+]"', 64)
     problem = detach_key_problem(text)
     if problem:
-        raise Invalid(printable(problem))
+        raise Invalid(printable(problem, 200))
     return text.strip()
 
 

@@ -74,7 +74,7 @@ def key_problem(key: str) -> str | None:
             return "not a printable character"
         return None
     if last not in NAMES:
-        return f"{last!r} is not a key name (a character, or e.g. escape, f5, pageup, space)"
+        return "not a key name (a character, or a name such as escape, f5, pageup, space)"
     return None
 
 
@@ -109,7 +109,7 @@ def keys_problem(keys: str) -> str | None:
     for item in items:
         problem = key_problem(item)
         if problem:
-            return f"{item!r}: {problem}" if item else problem
+            return f"{item!r}: {problem}" if item and len(items) > 1 else problem
     return None
 
 
