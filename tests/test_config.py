@@ -229,3 +229,16 @@ def test_interval_bounds_are_inclusive(files: dict[str, Path]) -> None:
 def test_a_detach_key_the_guest_does_not_type_is_taken(files: dict[str, Path], key: str) -> None:
     files["explicit"].write_text(f'console_detach_key = "{key}"\n')
     assert load_settings(files["explicit"]).console_detach_key == key
+
+
+def test_the_readme_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Configuration") :]
+    example = section[
+        section.index("```toml\n") + 8 : section.index("```\n", section.index("```toml"))
+    ]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(example)
+    s = load_file(Settings(), cfg)
+    assert s.interval == 1.0 and s.host.timeout == 5.0 and s.keymap == {"refresh": "r"}
+    assert s.host.journal_dir is None and s.host.netns is None
