@@ -242,3 +242,17 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     s = load_file(Settings(), cfg)
     assert s.interval == 1.0 and s.host.timeout == 5.0 and s.keymap == {"refresh": "r"}
     assert s.host.journal_dir is None and s.host.netns is None
+
+
+def test_the_labs_config_file_loads_as_written(files: dict[str, Path], tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tui.host.settings import default_cache_dir
+    from tui.lab import Lab
+    from tui.lab.config import write_config
+
+    lab = Lab(tmp_path / "lab")  # not brought up: its settings and config writer only
+    lab.root.mkdir()
+    write_config(lab.config_path, lab.settings)
+    expected = replace(lab.settings, cache_dir=default_cache_dir())
+    assert load_settings(lab.config_path).host == expected
