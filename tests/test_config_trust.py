@@ -233,3 +233,35 @@ def test_a_tool_only_root_could_have_written_is_chosen(
     os.chmod(fake, 0o644)
     assert tools._lookup("systemctl") not in (fake, None)  # not executable
     assert stat.S_IMODE(os.stat(fake).st_mode) == 0o644
+
+
+def test_a_child_never_gets_another_users_home_or_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sudo -E: our environment is alice's. Her ~/.config/nix/nix.conf could set a
+    # post-build-hook for root's nix; her CA bundle could vouch for what root fetches.
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    os.chown(alice, NOBODY, NOBODY)
+    bundle = alice / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    os.chown(bundle, NOBODY, NOBODY)
+    for name, value in {
+        "HOME": str(alice),
+        "USER": "alice",
+        "LOGNAME": "alice",
+        "TMPDIR": str(alice),
+        "SSL_CERT_FILE": str(bundle),
+        "NIX_SSL_CERT_FILE": str(bundle),
+        "NIX_CONFIG": "post-build-hook = /tmp/x",
+        "NIX_USER_CONF_FILES": str(bundle),
+        "XDG_CONFIG_HOME": str(alice),
+    }.items():
+        monkeypatch.setenv(name, value)
+    env = HostSettings().command_env()
+    assert (env["HOME"], env["USER"], env["LOGNAME"]) == ("/root", "root", "root")
+    assert not {"TMPDIR", "SSL_CERT_FILE", "NIX_SSL_CERT_FILE", "NIX_CONFIG"} & set(env)
+    assert not {"NIX_USER_CONF_FILES", "XDG_CONFIG_HOME"} & set(env)
+    os.chown(bundle, 0, 0)
+    bundle.chmod(0o644)  # root's own bundle is passed on
+    assert HostSettings().command_env()["SSL_CERT_FILE"] == str(bundle)

@@ -6,13 +6,15 @@ runs: every tool is looked up once, on first use, in ``SAFE_PATH`` only (directo
 on NixOS and on other distributions), and run by the absolute path found. A candidate must be a
 regular executable file owned by root (or by us) that neither group nor others can write.
 
-A child gets an environment we build (``child_env``): a few variables passed on from ours, the
-config's extras, and ``PATH = SAFE_PATH``; not our environment wholesale.
+A child gets an environment we build (``child_env``): who we are (from the password database),
+a few variables passed on from ours, the config's extras, and ``PATH = SAFE_PATH``; not our
+environment wholesale.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 import threading
 from collections.abc import Mapping
@@ -32,19 +34,12 @@ SAFE_PATH = ":".join(
 # Every program the host layer runs. Looked up together the first time one is asked for.
 KNOWN = ("systemctl", "journalctl", "nix", "crosvm")
 
-# Passed on from our own environment (the admin's, not the config's): who we are, where home
-# is (nix keeps its caches there), the time zone, and how a non-root Nix reaches its daemon.
-PASSED_ON = (
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "TZ",
-    "TMPDIR",
-    "XDG_RUNTIME_DIR",
-    "NIX_REMOTE",
-    "NIX_SSL_CERT_FILE",
-    "SSL_CERT_FILE",
-)
+# Passed on from our own environment (the admin's, not the config's): the time zone, the user
+# manager's runtime dir (``systemctl --user``), how a non-root Nix reaches its daemon.
+PASSED_ON = ("TZ", "XDG_RUNTIME_DIR", "NIX_REMOTE")
+# Files named by our environment: passed on only when root or we own them and neither group
+# nor others can write them (a user's CA bundle would let them swap what root's nix fetches).
+PASSED_ON_FILES = ("NIX_SSL_CERT_FILE", "SSL_CERT_FILE")
 
 # Variables that choose code for a child to run, so no config file may set them.
 FORBIDDEN_PREFIXES = ("LD_",)
@@ -101,9 +96,31 @@ def path(name: str) -> str:
     return find(name) or name
 
 
+def _owned_by_us(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return st.st_uid in (0, os.geteuid()) and st.st_mode & 0o022 == 0
+
+
+def who_we_are() -> dict[str, str]:
+    """HOME, USER and LOGNAME of the effective user from the password database, not from our
+    environment: under ``sudo -E`` $HOME is another user's, and their ~/.config/nix/nix.conf
+    could name a program (``post-build-hook``) for root's nix to run."""
+    try:
+        entry = pwd.getpwuid(os.geteuid())
+    except KeyError:
+        return {}
+    return {"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
+
+
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a tool: ours (``PASSED_ON`` only), EXTRA, our fixed settings."""
-    env = {k: v for k in PASSED_ON if (v := os.environ.get(k)) is not None}
+    """The environment for a tool: who we are, ours (``PASSED_ON``, ``PASSED_ON_FILES``),
+    EXTRA (the config's), our fixed settings."""
+    env = who_we_are()
+    env.update((k, v) for k in PASSED_ON if (v := os.environ.get(k)) is not None)
+    env.update((k, v) for k in PASSED_ON_FILES if (v := os.environ.get(k)) and _owned_by_us(v))
     for key, value in (extra or {}).items():
         if not forbidden_env(key):  # the config loader refuses them; never let one through
             env[key] = value
