@@ -82,6 +82,8 @@ def test_keys_tables_merge_across_files(files: dict[str, Path]) -> None:
     s = load_settings(files["explicit"])
     # Later files remap more; a later value for the same id wins; keys in Textual's names.
     assert s.keymap == {"refresh": "f6,question_mark", "sort": "o", "filter": "f"}
+    files["explicit"].write_text('[keys]\n"jobs.cancel" = "delete"\n')
+    assert load_settings(files["explicit"]).keymap["jobs.cancel"] == "delete"
 
 
 def test_journal_dir_and_empty_paths(files: dict[str, Path]) -> None:
@@ -146,6 +148,7 @@ BAD = [
     ('[keys]\nquit = "ctrl+shift+ctrl+q"', "a modifier given twice"),
     ('[keys]\nquit = "Ctrl+q"', "'Ctrl' is not a modifier"),
     ("[keys]\nrefresh = 5", "keys.refresh = 5: must be a key list"),
+    ('[keys]\njobs.cancel = "x"', 'keys.jobs = a table: quote an id with a dot: "jobs.cancel" = '),
     ('[keys]\n"re fresh" = "r"', 'keys.re fresh = "r": not a binding id'),
     ('console_detach_key = "a"', 'console_detach_key = "a": the guest needs that key'),
     ('console_detach_key = "shift+x"', 'console_detach_key = "shift+x": the guest needs'),

@@ -207,6 +207,11 @@ def keymap(value: Any) -> dict[str, str]:
     for ident, keys in value.items():
         if not _BINDING_ID.fullmatch(ident):
             raise Invalid("not a binding id (see the help screen, ?)", ident, keys)
+        if isinstance(keys, dict):  # jobs.cancel = "x": TOML reads a dotted key as a table
+            sub = next(iter(keys), "")
+            raise Invalid(
+                f'quote an id with a dot: "{ident}.{printable(sub, 64)}" = "…"', ident, keys
+            )
         try:
             text = _string(keys, 'a key list, e.g. "f5" or "r,f5"', 256)
         except Invalid as exc:
