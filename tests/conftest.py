@@ -28,6 +28,10 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = tempfile.mkdtemp(prefix="mvtui-test-cache-")
     config.stash[_CACHE_KEY] = cache
     os.environ["XDG_CACHE_HOME"] = cache
+    # Config: never the machine's own files (/etc/microvm-tui.toml, ~/.config/microvm-tui).
+    os.environ["MICROVM_TUI_SYSTEM_CONFIG"] = os.path.join(cache, "no-system-config.toml")
+    os.environ["XDG_CONFIG_HOME"] = os.path.join(cache, "no-config-home")
+    os.environ.pop("MICROVM_TUI_CONFIG", None)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -18,6 +18,7 @@ from tests.test_actions_support import (
     pid_alive,
     write_flake,
 )
+from tui.host import tools
 from tui.host.actions import operations as ops
 from tui.host.actions.jobs import Job, JobRunner, JobState
 from tui.host.settings import HostSettings
@@ -93,7 +94,7 @@ def test_a_job_runs_in_a_thread_and_reports_every_step(
     assert done.started is not None and done.ended is not None and done.ended >= done.started
     assert any(line.startswith("building path:") for line in done.log)
     assert done.progress is not None and done.progress.finished
-    assert [c.argv[0] for c in done.commands] == ["nix"]
+    assert [c.argv[0] for c in done.commands] == [tools.path("nix")]
     # Snapshots are copies: an early one did not grow with the job.
     assert len(watcher.snapshots[0].log) == 0
     assert os.listdir(settings.state_dir) == ["web"]

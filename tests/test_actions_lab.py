@@ -33,6 +33,7 @@ from tests.conftest import wait_for
 from tests.test_actions_support import processes_with, write_flake
 from tests.test_actions_ui_support import ActionsTestApp, wait_until
 from tui.config import load_settings
+from tui.host import tools
 from tui.host.actions import operations as ops
 from tui.host.actions.errors import ActionError, Busy
 from tui.host.actions.jobs import Job, JobState
@@ -247,7 +248,7 @@ async def test_create_from_the_lab_flake_then_start(the_lab: Lab, extra: Extra) 
         await pilot.click("#create")
         job = await job_done(pilot, "create")
         assert job.state is JobState.SUCCEEDED, job.result
-        assert any(r.argv[0] == "nix" and r.returncode == 0 for r in job.commands)
+        assert any(r.argv[0] == tools.path("nix") and r.returncode == 0 for r in job.commands)
         assert job.progress is not None and job.progress.finished
 
         vm = vm_now(the_lab)

@@ -28,6 +28,7 @@ from tests.test_actions_support import (
     with_descendants,
     write_flake,
 )
+from tui.host import tools
 from tui.host.actions import operations as ops
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.errors import ActionError, Busy, Cancelled, Refused
@@ -117,7 +118,7 @@ def test_create_builds_and_puts_the_vm_in_place(settings: HostSettings, flake: F
         assert vm_dir.stat().st_gid == kvm
         assert os.lstat(vm_dir / "current").st_gid == kvm
     # The build was one recorded nix command, with the JSON log format.
-    (nix_cmd,) = [c for c in rec.commands if c.argv[0] == "nix"]
+    (nix_cmd,) = [c for c in rec.commands if c.argv[0] == tools.path("nix")]
     assert nix_cmd.returncode == 0 and nix_cmd.duration > 0
     assert nix_cmd.argv[-1] == f"{flake.ref}#nixosConfigurations.web.config.microvm.declaredRunner"
     assert "internal-json" in nix_cmd.argv
@@ -281,7 +282,7 @@ def test_cancelling_a_slow_create_stops_nix_and_leaves_no_debris(
     assert not thread.is_alive()
 
     assert len(errors) == 1 and isinstance(errors[0], Cancelled)
-    (nix_cmd,) = [c for c in rec.commands if c.argv[0] == "nix"]
+    (nix_cmd,) = [c for c in rec.commands if c.argv[0] == tools.path("nix")]
     assert nix_cmd.outcome == "cancelled (SIGINT)"
     assert not pid_alive(nix_cmd.pid)
     assert not [pid for pid in builders if pid_alive(pid)]

@@ -25,6 +25,7 @@ from tests.test_actions_support import (
     new_gcroots_dir,
     write_flake,
 )
+from tui.host import tools
 from tui.host.actions import operations as ops
 from tui.host.settings import HostSettings
 
@@ -157,8 +158,10 @@ def test_start_restart_force_stop_and_stop(settings: HostSettings, flake: FlakeD
     ops.stop(settings, "web", reporter)  # stopping a stopped VM is fine
 
     argvs = [c.argv for c in commands]
-    assert argvs[0] == ("systemctl", "--user", "start", "microvm@web.service")
-    assert ("systemctl", "--user", "kill", "--signal=SIGKILL", "microvm@web.service") in argvs
+    systemctl = tools.path("systemctl")  # by its absolute path, found on the fixed PATH
+    assert systemctl.startswith("/")
+    assert argvs[0] == (systemctl, "--user", "start", "microvm@web.service")
+    assert (systemctl, "--user", "kill", "--signal=SIGKILL", "microvm@web.service") in argvs
     assert all(c.returncode == 0 and c.duration >= 0 for c in commands)
     ops.delete(settings, "web")
 

@@ -6,28 +6,55 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 
-from tui.config import ConfigError, Settings, load_settings
+from tui.config import TOP, ConfigError, Invalid, Settings, load_settings, show
 from tui.host.signals import let_sigint_reach_children
 
 EXIT_USAGE = 2
+
+
+# --- flag types: the config schema's checks, so a flag has the same bounds as the file's key --
+
+
+def _interval(text: str) -> float:
+    value: object = text
+    with contextlib.suppress(ValueError):
+        value = float(text)
+    try:
+        return TOP["interval"].decode(value)
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(f"{show(text)}: {exc}") from None
+
+
+def _theme(text: str) -> str:
+    try:
+        return TOP["theme"].decode(text)
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(f"{show(text)}: {exc}") from None
+
+
+def _path(text: str) -> Path:
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"{show(text)}: must be a path (not empty)")
+    return Path(os.path.abspath(os.path.expanduser(text)))
 
 
 def _common(parser: argparse.ArgumentParser, default: object = None) -> None:
     # Sub-commands take the same flags; SUPPRESS keeps them from erasing the top-level ones.
     parser.add_argument(
         "--state-dir",
-        type=Path,
+        type=_path,
         default=default,
         help="where the VMs live (default /var/lib/microvms)",
     )
     parser.add_argument(
         "--config",
-        type=Path,
+        type=_path,
         default=default,
         help="a TOML config file read after the standard ones",
     )
@@ -39,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="A terminal manager for microvm.nix hosts. Without a command: the app.",
     )
     _common(parser)
-    parser.add_argument("--interval", type=float, help="seconds between polls (default 1)")
-    parser.add_argument("--theme", help="a Textual theme name, e.g. textual-light")
+    parser.add_argument(
+        "--interval", type=_interval, help="seconds between polls, 0.2 to 3600 (default 1)"
+    )
+    parser.add_argument("--theme", type=_theme, help="a Textual theme name, e.g. textual-light")
     parser.add_argument(
         "--read-only", action="store_true", default=None, help="never change anything"
     )
@@ -174,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(settings, args.json)
         except BrokenPipeError:  # `microvm-tui list | head`
             return 0
+    if settings.keymap:  # named now: Textual would drop a clashing binding or an unknown id
+        from tui.keymap_check import keymap_problems
+
+        problems = keymap_problems(settings.keymap)
+        if problems:
+            print(f"microvm-tui: {'; '.join(problems)}", file=sys.stderr)
+            return EXIT_USAGE
     # The first poll runs while Textual loads (tui.source does not import it).
     from tui.source import LiveSource, Prefetched
 

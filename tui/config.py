@@ -1,20 +1,42 @@
 """Settings: one typed object from config files, environment and flags, read once at start.
 
 Files, later ones win: /etc/microvm-tui.toml, ~/.config/microvm-tui/config.toml, then the
-file named by --config or $MICROVM_TUI_CONFIG. Flags win over all files.
+file named by --config or $MICROVM_TUI_CONFIG. Flags win over all files. ``[keys]`` tables
+merge (a later file remaps more bindings); every other value replaces.
+
+A file is read only if nobody but root or us can have written it (``tui.host.trustedfile``).
+Every value is decoded in one place, the schema below (``TOP`` and ``HOST``): a bad one stops
+the load with one line naming the file, the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tui.host.settings import HostSettings, default_cache_dir
+from tui.host.tools import SAFE_PATH, forbidden_env
+from tui.keynames import detach_key_problem, keys_problem, normalize_list
 
+# The system-wide file. Tests point $MICROVM_TUI_SYSTEM_CONFIG elsewhere (tests/conftest.py) so
+# the machine's own file can never reach them; nothing else should set it.
 SYSTEM_CONFIG = Path("/etc/microvm-tui.toml")
+SYSTEM_CONFIG_ENV = "MICROVM_TUI_SYSTEM_CONFIG"
+MAX_CONFIG_BYTES = 1 << 20
+
+INTERVAL_RANGE = (0.2, 3600.0)  # seconds between polls
+TIMEOUT_RANGE = (0.1, 600.0)  # seconds for one external command or socket query
+MAX_TEXT = 4096  # characters in one path, option or environment value
+
+
+def system_config() -> Path:
+    override = os.environ.get(SYSTEM_CONFIG_ENV)
+    return Path(override) if override else SYSTEM_CONFIG
 
 
 def user_config() -> Path:
@@ -35,89 +57,285 @@ class Settings:
 
 
 class ConfigError(Exception):
-    pass
+    """A config file or flag that cannot be used. The message is one line."""
 
 
-_HOST_KEYS = {f.name: f for f in dataclasses.fields(HostSettings)}
+class Invalid(ValueError):
+    """A decoder's verdict on one value: what is allowed (or what is wrong with it). In a
+    table, SUB names the entry at fault and VALUE is that entry's value."""
+
+    def __init__(self, message: str, sub: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.sub = sub
+        self.value = value
 
 
-def _host_from(table: dict[str, Any], base: HostSettings, where: str) -> HostSettings:
-    changes: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in _HOST_KEYS:
-            raise ConfigError(f"{where}: unknown key [host].{key}")
-        if key in ("state_dir", "console_log_dir", "gcroots_dir", "cache_dir"):
-            value = Path(value).expanduser() if value else None
-        elif key == "nix_options":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{where}: [host].nix_options must be a list of strings")
-            value = tuple(value)
-        elif key == "systemd_env":
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: [host.systemd_env] must be a table")
-            value = {str(k): str(v) for k, v in value.items()}
-        elif key == "systemd_scope" and value not in ("system", "user"):
-            raise ConfigError(f"{where}: [host].systemd_scope must be 'system' or 'user'")
-        elif key == "timeout":
-            value = float(value)
-        changes[key] = value
-    return dataclasses.replace(base, **changes)
+# --- showing values in a message -----------------------------------------------------------
 
 
-def _apply(settings: Settings, data: dict[str, Any], where: str) -> Settings:
-    host = settings.host
+def printable(text: str, limit: int = 80) -> str:
+    """TEXT with control characters escaped and cut at LIMIT: it goes to the admin's terminal."""
+    cut = text[:limit]
+    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in cut)
+    return shown + ("…" if len(text) > limit else "")
+
+
+def show(value: Any) -> str:
+    """VALUE as a config file would spell it, short and printable."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + printable(value).replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return printable(str(value))
+
+
+# --- decoders: raw TOML value -> typed value, or Invalid -----------------------------------
+
+Decoder = Callable[[Any], Any]
+
+
+def seconds(low: float, high: float) -> Decoder:
+    def decode(value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not low <= value <= high:  # NaN fails the comparison too
+            raise Invalid(f"must be a number of seconds from {low:g} to {high:g}")
+        return float(value)
+
+    return decode
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("must be true or false (no quotes)")
+    return value
+
+
+def choice(*options: str) -> Decoder:
+    def decode(value: Any) -> str:
+        if value not in options:
+            raise Invalid("must be one of " + ", ".join(f'"{o}"' for o in options))
+        return value
+
+    return decode
+
+
+def _string(value: Any, what: str, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"must be {what} (a quoted string)")
+    if "\0" in value or len(value) > limit:
+        raise Invalid(f"must be {what} (no NUL, at most {limit} characters)")
+    return value
+
+
+def name_text(value: Any) -> str:
+    text = _string(value, "a name", 64)
+    if not text or not text.isprintable():
+        raise Invalid("must be a name (printable, not empty)")
+    return text
+
+
+def absolute_path(empty_is_none: bool) -> Decoder:
+    what = 'an absolute path, or "" for none' if empty_is_none else "an absolute path"
+
+    def decode(value: Any) -> Path | None:
+        text = _string(value, what)
+        if not text:
+            if empty_is_none:
+                return None
+            raise Invalid(f"must be {what}")
+        path = Path(os.path.expanduser(text))
+        if not path.is_absolute():
+            raise Invalid(f"must be {what} (~ is allowed)")
+        return path
+
+    return decode
+
+
+_NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
+def netns(value: Any) -> str | None:
+    text = _string(value, "a network namespace name", 64)
+    if not text:
+        return None
+    if not _NETNS.fullmatch(text):
+        raise Invalid('must be a network namespace name (letters, digits, _ . -) or ""')
+    return text
+
+
+def string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > 256:
+        raise Invalid("must be a list of strings (at most 256)")
+    return tuple(_string(v, "a list of strings") for v in value)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def environment(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or len(value) > 64:
+        raise Invalid('must be a table of NAME = "value" (at most 64)')
+    out: dict[str, str] = {}
+    for name, text in value.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise Invalid("not an environment variable name (letters, digits, _)", name, text)
+        if forbidden_env(name):
+            raise Invalid(
+                "may not be set here: it would choose the program that runs "
+                f"(tools are found on a fixed PATH: {SAFE_PATH})",
+                name,
+                text,
+            )
+        try:
+            out[name] = _string(text, "a string")
+        except Invalid as exc:
+            raise Invalid(str(exc), name, text) from None
+    return out
+
+
+_BINDING_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def keymap(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise Invalid('must be a table of binding id = "keys"')
+    out: dict[str, str] = {}
+    for ident, keys in value.items():
+        if not _BINDING_ID.fullmatch(ident):
+            raise Invalid("not a binding id (see the help screen, ?)", ident, keys)
+        if isinstance(keys, dict):  # jobs.cancel = "x": TOML reads a dotted key as a table
+            sub = next(iter(keys), "")
+            raise Invalid(
+                f'quote an id with a dot: "{ident}.{printable(sub, 64)}" = "…"', ident, keys
+            )
+        try:
+            text = _string(keys, 'a key list, e.g. "f5" or "r,f5"', 256)
+        except Invalid as exc:
+            raise Invalid(str(exc), ident, keys) from None
+        problem = keys_problem(text)
+        if problem:
+            raise Invalid(printable(problem, 200), ident, keys)
+        out[ident] = normalize_list(text)  # as Textual names the keys of its events
+    return out
+
+
+def detach_key(value: Any) -> str:
+    text = _string(value, 'a key name like "ctrl+]"', 64)
+    problem = detach_key_problem(text)
+    if problem:
+        raise Invalid(printable(problem, 200))
+    return text.strip()
+
+
+# --- the schema ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    decode: Decoder
+    target: str  # the Settings field, or "host.FIELD"
+
+
+HOST: dict[str, Decoder] = {
+    "state_dir": absolute_path(False),
+    "systemd_scope": choice("system", "user"),
+    "systemd_env": environment,
+    "netns": netns,
+    "console_log_dir": absolute_path(True),
+    "journal_dir": absolute_path(True),
+    "gcroots_dir": absolute_path(False),
+    "nix_options": string_list,
+    "cache_dir": absolute_path(True),
+    "timeout": seconds(*TIMEOUT_RANGE),
+}
+assert set(HOST) == {f.name for f in dataclasses.fields(HostSettings)}
+
+TOP: dict[str, Option] = {
+    "state_dir": Option(HOST["state_dir"], "host.state_dir"),
+    "interval": Option(seconds(*INTERVAL_RANGE), "interval"),
+    "theme": Option(name_text, "theme"),
+    "read_only": Option(boolean, "read_only"),
+    "update_restart": Option(choice("ask", "always", "never"), "update_restart"),
+    "console_detach_key": Option(detach_key, "console_detach_key"),
+    "keys": Option(keymap, "keymap"),
+}
+
+
+def _decode(decoder: Decoder, key: str, value: Any, where: str) -> Any:
+    try:
+        return decoder(value)
+    except Invalid as exc:
+        if exc.sub is not None:
+            key, value = f"{key}.{printable(exc.sub, 64)}", exc.value
+        raise ConfigError(f"{where}: {key} = {show(value)}: {exc}") from None
+
+
+def _flag(decoder: Decoder, flag: str, value: Any) -> Any:
+    try:
+        return decoder(value)
+    except Invalid as exc:
+        raise ConfigError(f"{flag} {printable(str(value))}: {exc}") from None
+
+
+def _apply(settings: Settings, data: Mapping[str, Any], where: str) -> Settings:
+    host_changes: dict[str, Any] = {}
     changes: dict[str, Any] = {}
     for key, value in data.items():
-        if key == "state_dir":
-            host = dataclasses.replace(host, state_dir=Path(value))
-        elif key == "host":
-            host = _host_from(value, host, where)
-        elif key == "interval":
-            interval = float(value)
-            if not 0.1 <= interval <= 3600:
-                raise ConfigError(f"{where}: interval must be between 0.1 and 3600 seconds")
-            changes["interval"] = interval
-        elif key == "theme":
-            changes["theme"] = str(value)
-        elif key == "update_restart":
-            if value not in ("ask", "always", "never"):
-                raise ConfigError(f"{where}: update_restart must be 'ask', 'always' or 'never'")
-            changes["update_restart"] = value
-        elif key == "console_detach_key":
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"{where}: console_detach_key must be a key name like 'ctrl+]'")
-            changes["console_detach_key"] = value
-        elif key == "read_only":
-            changes["read_only"] = bool(value)
-        elif key == "keys":
+        if key == "host":
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}: [keys] must be a table of binding id = keys")
-            changes["keymap"] = {**settings.keymap, **{str(k): str(v) for k, v in value.items()}}
+                raise ConfigError(f"{where}: host = {show(value)}: must be a table ([host])")
+            for hkey, hvalue in value.items():
+                if hkey not in HOST:
+                    raise ConfigError(
+                        f"{where}: unknown key [host].{printable(hkey)} (known: {', '.join(HOST)})"
+                    )
+                host_changes[hkey] = _decode(HOST[hkey], f"host.{hkey}", hvalue, where)
+            continue
+        option = TOP.get(key)
+        if option is None:
+            known = ", ".join([*TOP, "[host]"])
+            raise ConfigError(f"{where}: unknown key '{printable(key)}' (known: {known})")
+        decoded = _decode(option.decode, key, value, where)
+        if option.target.startswith("host."):
+            host_changes[option.target[5:]] = decoded
+        elif option.target == "keymap":
+            changes["keymap"] = {**settings.keymap, **decoded}  # later files remap more
         else:
-            raise ConfigError(f"{where}: unknown key '{key}'")
+            changes[option.target] = decoded
+    host = dataclasses.replace(settings.host, **host_changes)
     return dataclasses.replace(settings, host=host, **changes)
 
 
-def load_file(settings: Settings, path: Path) -> Settings:
+def load_file(settings: Settings, path: Path, *, missing_ok: bool = True) -> Settings:
+    """SETTINGS with PATH's values applied (SETTINGS itself when PATH does not exist)."""
+    from tui.host.trustedfile import UntrustedFile, read_trusted
+
+    shown = printable(str(path), 300)
     try:
-        with path.open("rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        return settings
+        raw = read_trusted(path, MAX_CONFIG_BYTES)
+    except UntrustedFile as exc:
+        raise ConfigError(printable(str(exc), 400)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if raw is None:
+        if missing_ok:
+            return settings
+        raise ConfigError(f"the config file {shown} does not exist")
     import tomllib  # here: most hosts have no config file, and `list` start-up time counts
 
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+        raise ConfigError(f"{shown}: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    try:
-        settings = _apply(settings, data, str(path))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(f"{shown}: {printable(str(exc), 200)}") from None
+    except RecursionError:  # deeply nested arrays
+        raise ConfigError(f"{shown}: nested too deeply") from None
+    settings = _apply(settings, data, shown)
     return dataclasses.replace(settings, sources=(*settings.sources, str(path)))
 
 
@@ -134,20 +352,21 @@ def load_settings(
     explicit = config or (
         Path(os.environ["MICROVM_TUI_CONFIG"]) if os.environ.get("MICROVM_TUI_CONFIG") else None
     )
-    for path in (SYSTEM_CONFIG, user_config()):
+    for path in (system_config(), user_config()):
         settings = load_file(settings, path)
     if explicit is not None:
-        if not explicit.exists():
-            raise ConfigError(f"the config file {explicit} does not exist")
-        settings = load_file(settings, explicit)
+        settings = load_file(settings, explicit, missing_ok=False)
+    # Flags pass the same checks as the files' values.
     host = settings.host
     if state_dir is not None:
-        host = dataclasses.replace(host, state_dir=state_dir)
+        host = dataclasses.replace(
+            host, state_dir=_flag(HOST["state_dir"], "--state-dir", str(state_dir))
+        )
     flags: dict[str, Any] = {}
     if interval is not None:
-        flags["interval"] = interval
+        flags["interval"] = _flag(TOP["interval"].decode, "--interval", interval)
     if theme is not None:
-        flags["theme"] = theme
+        flags["theme"] = _flag(TOP["theme"].decode, "--theme", theme)
     if read_only is not None:
         flags["read_only"] = read_only
     return dataclasses.replace(settings, host=host, **flags)

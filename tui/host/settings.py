@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tui.host import tools
+
 
 @dataclass(frozen=True)
 class HostSettings:
@@ -18,6 +20,8 @@ class HostSettings:
     netns: str | None = None
     # Where serial output lands when no journald runs (the lab: one file per VM). None = journal.
     console_log_dir: Path | None = None
+    # A journal directory to read instead of the manager's own (``journalctl --directory``).
+    journal_dir: Path | None = None
     gcroots_dir: Path = Path("/nix/var/nix/gcroots/microvm")
     nix_options: tuple[str, ...] = ()
     # Where `list` keeps runner parses between runs (``parsecache``); None: parse every time.
@@ -25,25 +29,23 @@ class HostSettings:
     timeout: float = 5.0  # seconds for any one external command or socket query
 
     def systemctl_argv(self, *args: str) -> list[str]:
-        argv = ["systemctl"]
+        argv = [tools.path("systemctl")]
         if self.systemd_scope == "user":
             argv.append("--user")
         return [*argv, *args]
 
     def journalctl_argv(self, *args: str) -> list[str]:
-        argv = ["journalctl"]
-        if self.systemd_scope == "user":
+        argv = [tools.path("journalctl")]
+        if self.journal_dir is not None:
+            argv.append(f"--directory={self.journal_dir}")
+        elif self.systemd_scope == "user":
             argv.append("--user")
         return [*argv, *args]
 
     def command_env(self) -> dict[str, str]:
-        """The environment for systemctl/journalctl/nix: ours, plus the scope's extras."""
-        env = dict(os.environ)
-        env.update(self.systemd_env)
-        env.setdefault("SYSTEMD_COLORS", "0")
-        env["SYSTEMD_PAGER"] = ""
-        env["LC_ALL"] = "C"
-        return env
+        """The environment for systemctl/journalctl/nix: a clean one, plus the scope's extras
+        (never a PATH: ``tools`` finds the programs)."""
+        return tools.child_env(self.systemd_env)
 
 
 def default_cache_dir() -> Path | None:

@@ -34,4 +34,5 @@ def config_text(settings: HostSettings) -> str:
 def write_config(path: Path, settings: HostSettings) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(config_text(settings))
+    tmp.chmod(0o644)  # whatever the umask: the app refuses a config group or others can write
     tmp.replace(path)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui.host import tools
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.errors import CommandFailed
 
@@ -105,6 +106,7 @@ def run(
     Raises CommandFailed only when the command cannot be started at all; a non-zero exit,
     a cancel or a timeout come back in the result for the caller to judge.
     ``on_stderr_line`` is called from a reader thread with each stderr line (no newline).
+    ARGV[0] should be absolute (``tools.path``); without ENV the child gets ``tools.child_env()``.
     """
     argv = tuple(argv)
     started = time.time()
@@ -115,7 +117,8 @@ def run(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=dict(env) if env is not None else None,
+            # Never our environment wholesale: ENV (built by the caller) or a clean one.
+            env=dict(env) if env is not None else tools.child_env(),
             cwd=cwd,
             start_new_session=True,
         )

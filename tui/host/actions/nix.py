@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui.host import tools
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.commands import CommandLog, CommandRecord, run
 from tui.host.actions.errors import Cancelled, CommandFailed
@@ -45,7 +46,7 @@ class BuildResult:
 
 
 def nix_argv(settings: HostSettings, *args: str) -> list[str]:
-    return ["nix", *settings.nix_options, *args]
+    return [tools.path("nix"), *settings.nix_options, *args]
 
 
 def build_argv(settings: HostSettings, installable: str, out_link: Path) -> list[str]:

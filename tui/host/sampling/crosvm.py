@@ -2,23 +2,23 @@
 
 ``crosvm balloon_stats SOCKET`` prints ``{"BalloonStats": {"stats": {...}, "balloon_actual":
 BYTES}}`` where balloon_actual is what the balloon holds (microvm.nix's microvm-balloon reads
-the same). Run with an argv list and a timeout, only when a ``crosvm`` binary is on PATH.
+the same). Run with an argv list and a timeout, only when ``tools`` found a ``crosvm`` binary.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 
+from tui.host import tools
 from tui.host.sampling.reading import RemoteInfo
 
 DEFAULT_TIMEOUT = 1.0
 
 
 def crosvm_binary() -> str | None:
-    return shutil.which("crosvm")
+    return tools.find("crosvm")
 
 
 def query_crosvm(
@@ -45,6 +45,7 @@ def query_crosvm(
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
+            env=tools.child_env(),
         )
     except subprocess.TimeoutExpired:
         info.error = f"crosvm balloon_stats timeout after {timeout:.1f} s"
