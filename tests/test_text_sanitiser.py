@@ -1,0 +1,126 @@
+"""The one sanitiser (tui.host.text) and `list` against a hostile state dir: no control, bidi
+or undecodable character from the host leaves through the text table or the JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from tests.hostile_host import BAD_HYPERVISOR, EVIL, ODD_NAME, VALID_NAME, make_hostile_host
+from tui.host.text import is_clean, sanitise
+
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def _unsafe(ch: str) -> bool:
+    """What must never be shown: controls, format (bidi...), surrogates, private use,
+    unassigned, line/paragraph separators."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def assert_safe(text: str, where: str = "", *, newlines: bool = False) -> None:
+    shown = text.replace("\n", "") if newlines else text
+    bad = [ch for ch in shown if _unsafe(ch)]
+    assert not bad, f"{where}: {bad!r} in {text!r}"
+
+
+# --- the function -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ch",
+    [chr(c) for c in range(0x20)]
+    + ["\x7f"]
+    + [chr(c) for c in range(0x80, 0xA0)]
+    + list(BIDI)
+    + ["\u00ad", "\u200b", "\ufeff", "\u2028", "\u2029", "\udcff", "\ue000", "\U000e0001"],
+)
+def test_every_unsafe_character_becomes_one_visible_placeholder(ch: str) -> None:
+    out = sanitise(f"a{ch}b")
+    assert len(out) == 3 and out[0] == "a" and out[2] == "b"
+    assert out[1] != ch and out[1].isprintable() and out[1] != ""
+    assert is_clean(out)
+
+
+def test_placeholders_say_what_was_there() -> None:
+    assert sanitise("\x1b]0;x\x07") == "␛]0;x␇"
+    assert sanitise("\x7f\x9b\u202e\u00a0") == "␡?? "
+    assert sanitise("plain ünïcode ✔ 漢字") == "plain ünïcode ✔ 漢字"
+
+
+def test_limit_and_newlines() -> None:
+    assert sanitise("abcdef", 4) == "abc…"
+    assert sanitise("abc", 3) == "abc"
+    assert sanitise("a\nb\x1b") == "a␊b␛"
+    assert sanitise("a\nb\x1b", newlines=True) == "a\nb␛"
+    assert sanitise(Path("/x\x1b")) == "/x␛"
+    assert sanitise(b"\xff".decode(errors="surrogateescape")) == "?"
+
+
+# --- `list` ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_hostile_host(tmp_path_factory.mktemp("hostile"))
+
+
+def _run_list(state: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "XDG_RUNTIME_DIR": str(state.parent / "no-manager"),  # systemd unreachable
+        "XDG_CONFIG_HOME": str(state.parent / "no-config"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tui", "list", "--state-dir", str(state), *args],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def _strings(value: object, path: str = "$"):  # type: ignore[no-untyped-def]
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield f"{path}.{k}", k
+            yield from _strings(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{path}[{i}]")
+
+
+def test_list_json_every_string_is_sanitised(hostile: Path) -> None:
+    proc = _run_list(hostile, "--json")
+    assert proc.returncode == 0, proc.stderr
+    raw = proc.stdout.decode("utf-8")  # strict: nothing undecodable leaves either
+    data = json.loads(raw)
+    strings = list(_strings(data))
+    for where, text in strings:
+        assert_safe(text, where)
+    names = [vm["name"] for vm in data["vms"]]
+    assert sanitise(ODD_NAME) in names and VALID_NAME in names
+    # The hostile text did reach the JSON (so the walk above looked at it), made visible.
+    shown = sanitise(EVIL)
+    hypervisor = next(vm["hypervisor"] for vm in data["vms"] if vm["name"] == BAD_HYPERVISOR)
+    assert hypervisor.startswith("qemu␛]0;PWNED-TITLE␛\\")  # the issue's reproduction
+    assert sum(shown in text for _, text in strings) >= 10
+
+
+def test_list_table_is_sanitised(hostile: Path) -> None:
+    proc = _run_list(hostile)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.decode("utf-8")
+    assert_safe(out, "list", newlines=True)
+    row = next(line for line in out.splitlines() if line.startswith(BAD_HYPERVISOR))
+    assert "qemu␛]0;PWNED-TITLE␛\\" in row  # the issue's reproduction, made visible
+    assert sanitise(ODD_NAME) in out
