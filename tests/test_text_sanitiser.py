@@ -26,8 +26,10 @@ def _unsafe(ch: str) -> bool:
 
 def assert_safe(text: str, where: str = "", *, newlines: bool = False) -> None:
     shown = text.replace("\n", "") if newlines else text
-    bad = [ch for ch in shown if _unsafe(ch)]
-    assert not bad, f"{where}: {bad!r} in {text!r}"
+    bad = [i for i, ch in enumerate(shown) if _unsafe(ch)]
+    if bad:
+        i = bad[0]
+        raise AssertionError(f"{where}: {len(bad)} unsafe, first in {shown[i - 60 : i + 20]!r}")
 
 
 # --- the function -----------------------------------------------------------------------
