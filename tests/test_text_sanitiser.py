@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import unicodedata
@@ -14,8 +15,15 @@ import pytest
 
 from tests.hostile_host import BAD_HYPERVISOR, EVIL, ODD_NAME, VALID_NAME, make_hostile_host
 from tui.host.text import is_clean, sanitise
+from tui.widgets.terminal_emulator import TerminalEmulator, line_cells, line_runs
 
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# For searching rendered text quickly: C0, DEL, C1, soft hyphen, the bidi marks, overrides and
+# isolates, zero-width and other format characters, separators, BOM, surrogates, private use.
+UNSAFE_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+    "\ufeff\ufff9-\ufffb\ud800-\udfff\ue000-\uf8ff]"
+)
 
 
 def _unsafe(ch: str) -> bool:
@@ -126,3 +134,27 @@ def test_list_table_is_sanitised(hostile: Path) -> None:
     row = next(line for line in out.splitlines() if line.startswith(BAD_HYPERVISOR))
     assert "qemu␛]0;PWNED-TITLE␛\\" in row  # the reproduction, made visible
     assert sanitise(ODD_NAME) in out
+
+
+# --- the terminal emulator (guest bytes) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        "\u202eevil",  # first thing on the screen: nothing to attach it to
+        "ab\u202ecd\u2066e\u2069f\u200fg\u061ch",  # inside a line: attached to a cell
+        "\x1b[5;5H\u2067x\u2068",  # after a cursor move
+        "wide漢\u202e字",  # next to wide characters
+    ],
+)
+def test_emulator_never_hands_out_bidi_controls(stream: str) -> None:
+    emulator = TerminalEmulator(20, 5)
+    emulator.feed(stream.encode())
+    emulator.feed(b"\x1b]0;t\xe2\x80\xaeitle\x07\x1b]1;ic\xe2\x81\xa6on\x07")
+    screen = emulator.screen
+    for y in range(screen.lines):
+        runs = line_runs(line_cells(screen.buffer[y], screen.columns), screen.columns)
+        text = "".join(t for t, _ in runs)
+        assert not UNSAFE_RE.search(text), repr(text)
+    assert screen.title == "t?itle" and screen.icon_name == "ic?on"

@@ -47,6 +47,7 @@ from tui.host.console.journal import JournalDecoder
 from tui.host.model import VM
 from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix
 from tui.host.settings import HostSettings
+from tui.host.text import sanitise
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class Subscription:
 
 def note(text: str) -> bytes:
     """A line of our own in the console stream (dim), e.g. "-- reconnected --"."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    clean = sanitise(text)
     return b"\r\n\x1b[0;2m-- " + clean.encode("utf-8", "replace") + b" --\x1b[0m\r\n"
 
 
