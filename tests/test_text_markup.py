@@ -9,10 +9,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from textual.app import App
+from textual.screen import ModalScreen
 from textual.widgets import Log, Static
 
 from tests.hostile_host import (
     BAD_HYPERVISOR,
+    EVIL,
     FLAKE_MARKUP,
     ODD_NAME,
     VALID_NAME,
@@ -20,10 +23,14 @@ from tests.hostile_host import (
 )
 from tests.monitor_support import SIZE, make_app, replay, until
 from tests.test_text_sanitiser import assert_safe
+from tui.actions_ui import confirmation
 from tui.app import MicroVMApp
+from tui.host.console import ConsoleEndpoint, EndpointKind
+from tui.host.model import VM, Drift, UnitState, Volume
 from tui.host.settings import HostSettings
 from tui.host.text import sanitise
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.console import TakeoverScreen
 from tui.screens.jobs import JobsScreen
 from tui.source import LiveSource
 from tui.widgets.vm_table import VMTable
@@ -156,3 +163,80 @@ def test_settings_helper_is_isolated(tmp_path: Path) -> None:
     host = host_settings(tmp_path)
     assert host.systemd_scope == "user" and "no-manager" in host.systemd_env["XDG_RUNTIME_DIR"]
     assert dataclasses.replace(host).gcroots_dir == tmp_path.parent / "gcroots"
+
+
+# --- dialogs ------------------------------------------------------------------------------------
+
+
+class DialogApp(App[None]):
+    def __init__(self, screen: ModalScreen) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self.dialog = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.dialog)
+
+
+async def test_confirm_dialog_shows_outside_text_sanitised_and_literal() -> None:
+    dialog = ConfirmScreen(
+        "Delete " + EVIL,
+        "body " + EVIL + "\nsecond line",
+        typed_name="vm" + EVIL,
+        details="details " + EVIL,
+        details_title="diff " + EVIL,
+        danger=True,
+    )
+    app = DialogApp(dialog)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen is dialog)
+        body = str(dialog.query_one("#body", Static).content)
+        assert sanitise(EVIL) in body and "second line" in body
+        await pilot.press(*"x[/")
+        await pilot.press("enter")
+        await until(pilot, lambda: "x[/" in str(dialog.query_one("#typed-error", Static).content))
+        assert_screen_safe(app)
+        assert app.is_running
+
+
+def hostile_vm(tmp_path: Path) -> VM:
+    e = EVIL
+    return VM(
+        name="web",
+        path=tmp_path / ("web" + e),
+        hypervisor="qemu" + e,
+        runner="/nix/store/runner" + e,
+        booted="/nix/store/booted" + e,
+        old="/nix/store/old" + e,
+        flake="path:/x" + e,
+        drift=Drift.STALE,
+        unit=UnitState(name="microvm@web.service", active="active", main_pid=1),
+        volumes=[Volume(image=str(tmp_path / ("web" + e) / "a.img"))],
+        problems=["problem " + e],
+    )
+
+
+@pytest.mark.parametrize("action", ["start", "stop", "restart", "update", "rollback", "delete"])
+def test_every_confirmation_text_is_sanitised(tmp_path: Path, action: str) -> None:
+    """The actions' texts sanitise what they quote from the VM, before any widget does."""
+    confirm = confirmation(action, hostile_vm(tmp_path), HostSettings(state_dir=tmp_path))
+    for part in (confirm.title, confirm.body, confirm.details):
+        if part is not None:
+            plain = part if isinstance(part, str) else part.plain
+            assert_safe(plain, action, newlines=True)
+
+
+async def test_takeover_dialog_is_sanitised(tmp_path: Path) -> None:
+    endpoint = ConsoleEndpoint(
+        vm="web",
+        kind=EndpointKind.TAKEOVER,
+        path=str(tmp_path / ("web" + EVIL) / "microvm-tui.console.sock"),
+        transcript=str(tmp_path / ("web" + EVIL) / "microvm-tui.console.log"),
+        explanation="explained " + EVIL,
+        needs_confirmation=True,
+    )
+    dialog = TakeoverScreen("web", endpoint)
+    app = DialogApp(dialog)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen is dialog)
+        assert sanitise(EVIL) in str(dialog.query_one("#body", Static).content)
+        assert_screen_safe(app)
