@@ -66,11 +66,23 @@ def is_clean(text: str, *, newlines: bool = False) -> bool:
 
 def sanitise_tree(value: object) -> object:
     """A copy of a JSON-shaped value (dicts, lists, scalars) with every string sanitised,
-    keys included: what `list --json` prints."""
-    if isinstance(value, str):
+    keys included: what `list --json` prints. Kept cheap (`list` walks 2000 VMs): a string
+    that is printable already is returned as it is, without a call."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isprintable() else sanitise(value)  # type: ignore[attr-defined]
+    if kind is dict:
+        return {
+            (k if k.isprintable() else sanitise(k)): (
+                v if type(v) is str and v.isprintable() else sanitise_tree(v)
+            )
+            for k, v in value.items()  # type: ignore[attr-defined]
+        }
+    if kind is list or kind is tuple:
+        return [
+            v if type(v) is str and v.isprintable() else sanitise_tree(v)
+            for v in value  # type: ignore[attr-defined]
+        ]
+    if isinstance(value, str):  # a str subclass (an enum's value)
         return sanitise(value)
-    if isinstance(value, dict):
-        return {sanitise(k): sanitise_tree(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [sanitise_tree(v) for v in value]
     return value
