@@ -3,6 +3,7 @@ or undecodable character from the host leaves through the text table or the JSON
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.hostile_host import BAD_HYPERVISOR, EVIL, ODD_NAME, VALID_NAME, make_hostile_host
+from tui.host.inventory import list_vms
+from tui.host.jsonout import inventory_to_json
+from tui.host.settings import HostSettings
 from tui.host.text import is_clean, sanitise
 from tui.widgets.terminal_emulator import TerminalEmulator, line_cells, line_runs
 
@@ -158,3 +162,63 @@ def test_emulator_never_hands_out_bidi_controls(stream: str) -> None:
         text = "".join(t for t, _ in runs)
         assert not UNSAFE_RE.search(text), repr(text)
     assert screen.title == "t?itle" and screen.icon_name == "ic?on"
+
+
+def _model_strings(value: object, path: str = ""):  # type: ignore[no-untyped-def]
+    """(path, text) of every string field in a model dataclass tree (paths as in the JSON)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Path):
+        yield path, str(value)
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            yield from _model_strings(getattr(value, f.name), f"{path}.{f.name}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _model_strings(v, f"{path}[{i}]")
+
+
+def _at(data: object, path: str) -> object:
+    for part in re.findall(r"\.(\w+)|\[(\d+)\]", path):
+        key, index = part
+        if key:
+            if not isinstance(data, dict) or key not in data:
+                return KeyError
+            data = data[key]
+        else:
+            data = data[int(index)]  # type: ignore[index]
+    return data
+
+
+def test_every_model_string_reaches_the_json_sanitised(hostile: Path) -> None:
+    """Walk every string field of the model built from the hostile state dir: each one the JSON
+    carries is there exactly as the sanitiser makes it (and the hostile text reached many)."""
+    inv = list_vms(
+        HostSettings(
+            state_dir=hostile,
+            systemd_scope="user",
+            systemd_env={"XDG_RUNTIME_DIR": str(hostile.parent / "no-manager")},
+        )
+    )
+    data = inventory_to_json(inv)
+    hostile_fields = set()
+    for path, text in _model_strings(inv.vms, ".vms"):
+        shown = _at(data, path)
+        if shown is KeyError:
+            continue  # not in the JSON schema (toplevel, serial, runner_bin, ...)
+        assert shown == sanitise(text), path
+        assert_safe(shown, path)  # type: ignore[arg-type]
+        if "PWNED-TITLE" in text:
+            hostile_fields.add(re.sub(r"\[\d+\]", "[]", path))
+    expected = {
+        ".vms[].hypervisor",
+        ".vms[].booted",
+        ".vms[].old",
+        ".vms[].interfaces[].id",
+        ".vms[].interfaces[].mac",
+        ".vms[].shares[].tag",
+        ".vms[].shares[].source",
+        ".vms[].volumes[].image",
+        ".vms[].problems[]",
+    }
+    assert expected <= hostile_fields, expected - hostile_fields
