@@ -41,6 +41,14 @@ def outside_text(
     return Content.styled(plain, style) if style else Content(plain)
 
 
+NOTIFY_LIMIT = 2000  # characters of a message (nix can say a lot); the job log has it all
+
+
 def notify_outside(target: Any, message: object, *, title: object = "", **kwargs: Any) -> None:
     """``TARGET.notify`` (an App or a widget) with MESSAGE and TITLE sanitised and no markup."""
-    target.notify(sanitise(message, newlines=True), title=sanitise(title), markup=False, **kwargs)
+    target.notify(
+        sanitise(message, NOTIFY_LIMIT, newlines=True),
+        title=sanitise(title, 200),
+        markup=False,
+        **kwargs,
+    )
