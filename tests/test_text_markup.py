@@ -240,3 +240,13 @@ async def test_takeover_dialog_is_sanitised(tmp_path: Path) -> None:
         await until(pilot, lambda: app.screen is dialog)
         assert sanitise(EVIL) in str(dialog.query_one("#body", Static).content)
         assert_screen_safe(app)
+
+
+def test_markup_only_apis_get_escaped_text() -> None:
+    """The command palette's help is read as markup by Textual: ours is escaped first."""
+    from textual.content import Content
+
+    from tui.widgets.outside import outside_markup
+
+    shown = Content.from_markup(outside_markup("a[/x]b[red]c[/]\x1b"))
+    assert shown.plain == "a[/x]b[red]c[/]␛" and not shown.spans

@@ -39,7 +39,7 @@ from tui.host.settings import HostSettings
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateRequest, CreateScreen
 from tui.screens.jobs import CommandEntry, JobListener, JobsScreen
-from tui.widgets.outside import notify_outside, sanitise
+from tui.widgets.outside import notify_outside, outside_markup, sanitise
 
 if TYPE_CHECKING:
     from tui.config import Settings
@@ -566,7 +566,9 @@ class ActionsController:
             else:
                 help_text = info.help + ("" if not info.needs_vm else f"{target}")
             title = f"{info.label} VM" if info.action != "create" else "Create a VM"
-            yield SystemCommand(title, help_text, partial(self.request, info.action))
+            yield SystemCommand(
+                title, outside_markup(help_text), partial(self.request, info.action)
+            )
         yield SystemCommand("Jobs", "The jobs panel: progress, logs, commands", self.show_jobs)
 
     def shutdown(self, timeout: float = 10.0) -> None:

@@ -15,10 +15,11 @@ from typing import Any
 
 from rich.text import Text
 from textual.content import Content
+from textual.markup import escape
 
 from tui.host.text import sanitise
 
-__all__ = ["notify_outside", "outside_text", "sanitise"]
+__all__ = ["notify_outside", "outside_markup", "outside_text", "sanitise"]
 
 
 def outside_text(
@@ -39,6 +40,12 @@ def outside_text(
         return content.stylize(style) if style else content
     plain = sanitise(text, limit, newlines=newlines)
     return Content.styled(plain, style) if style else Content(plain)
+
+
+def outside_markup(text: object) -> str:
+    """TEXT sanitised and escaped, for the Textual APIs that take only a markup string (the
+    command palette's help): shown as it is, never read as tags."""
+    return escape(sanitise(text))
 
 
 NOTIFY_LIMIT = 2000  # characters of a message (nix can say a lot); the job log has it all
