@@ -250,3 +250,17 @@ def test_markup_only_apis_get_escaped_text() -> None:
 
     shown = Content.from_markup(outside_markup("a[/x]b[red]c[/]\x1b"))
     assert shown.plain == "a[/x]b[red]c[/]␛" and not shown.spans
+
+
+async def test_help_footer_shows_config_paths_and_its_own_brackets_literally() -> None:
+    from tui.screens.help import HelpScreen
+
+    sources = ("/etc/a[/b]/microvm-tui.toml", "/home/x/[red]\x1b]0;T\x07.toml")
+    dialog = HelpScreen([], sources)
+    app = DialogApp(dialog)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen is dialog)
+        footer = str(dialog.query_one("#help-footer", Static).content)
+        assert "the config file's [keys] table" in footer  # was eaten as a tag before
+        assert "/etc/a[/b]/microvm-tui.toml, /home/x/[red]␛]0;T␇.toml" in footer
+        assert_screen_safe(app)
