@@ -129,7 +129,9 @@ class Recorder:
 
 
 def connect(endpoint: ConsoleEndpoint, **kw: object) -> tuple[ConsoleConnection, Recorder]:
-    conn = ConsoleConnection(vm(), SETTINGS, discover=Discovery(endpoint), **kw)  # type: ignore[arg-type]
+    # The VM's state dir holds the socket (a socket elsewhere is refused: tui.host.console.trust).
+    where = Path(endpoint.path).parent if endpoint.path else Path("/nonexistent")
+    conn = ConsoleConnection(vm(path=where), SETTINGS, discover=Discovery(endpoint), **kw)  # type: ignore[arg-type]
     rec = Recorder()
     conn.attach(rec.on_data, rec.on_status)
     conn.start()
@@ -275,7 +277,7 @@ def test_a_confirmed_takeover_switches_from_history_to_the_socket(
         return unix(server.path, source="takeover", main_pid=4242)
 
     discovery = Discovery(offer)
-    conn = ConsoleConnection(vm(), SETTINGS, discover=discovery, takeover=takeover)
+    conn = ConsoleConnection(vm(path=tmp_path), SETTINGS, discover=discovery, takeover=takeover)
     rec = Recorder()
     conn.attach(rec.on_data, rec.on_status)
     conn.start()
@@ -387,7 +389,9 @@ def test_pty_endpoint_both_ways_and_hangup() -> None:
     master, slave = os.openpty()
     path = os.ttyname(slave)
     os.close(slave)
-    endpoint = ConsoleEndpoint(vm="t", kind=EndpointKind.PTY, path=path, interactive=True)
+    endpoint = ConsoleEndpoint(
+        vm="t", kind=EndpointKind.PTY, path=path, interactive=True, main_pid=os.getpid()
+    )
     conn, rec = connect(endpoint)
     try:
         wait_for(lambda: conn.status.interactive, 5, what="pty opened")

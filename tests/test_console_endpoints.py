@@ -124,8 +124,9 @@ def test_takeover_marker_is_used_only_for_the_same_pid(
 
 def test_stdio_switched_by_someone_else(tmp_path: Path, settings: HostSettings) -> None:
     vm = make_vm(tmp_path, "web", SerialSpec("stdio"))
-    ep = _from_chardevs(vm, settings, parse_chardevs(taken("/elsewhere.sock", True)), 42, "")
-    assert ep is not None and ep.kind is EndpointKind.UNIX and ep.path == "/elsewhere.sock"
+    other = str(vm.path / "other-tool.sock")
+    ep = _from_chardevs(vm, settings, parse_chardevs(taken(other, True)), 42, "")
+    assert ep is not None and ep.kind is EndpointKind.UNIX and ep.path == other
     assert ep.busy and "switched to a unix socket" in ep.explanation
 
 

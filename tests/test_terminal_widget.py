@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Input as TextInput
 
+from tests.test_text_sanitiser import UNSAFE_RE
 from tui.widgets.terminal import TerminalWidget
 from tui.widgets.terminal_emulator import (
     MAX_OSC_LEN,
@@ -26,7 +26,7 @@ from tui.widgets.terminal_emulator import (
     line_cells,
 )
 
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL = UNSAFE_RE  # controls, and bidi and other format characters too
 
 
 class TermApp(App[None]):

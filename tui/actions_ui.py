@@ -39,6 +39,7 @@ from tui.host.settings import HostSettings
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateRequest, CreateScreen
 from tui.screens.jobs import CommandEntry, JobListener, JobsScreen
+from tui.widgets.outside import notify_outside, outside_markup, sanitise
 
 if TYPE_CHECKING:
     from tui.config import Settings
@@ -139,12 +140,8 @@ class Confirmation:
         )
 
 
-def _clean(text: object) -> str:
-    return "".join(c if c.isprintable() else "?" for c in str(text))
-
-
 def _path(path: str | Path | None) -> str:
-    return _clean(path) if path else "nothing"
+    return sanitise(path) if path else "nothing"
 
 
 def _active(vm: VM) -> str:
@@ -174,7 +171,7 @@ def refusal(action: str, vm: VM | None, busy: Job | None = None) -> str | None:
         return None
     if vm is None:
         return "Select a VM first."
-    name = _clean(vm.name)
+    name = sanitise(vm.name)
     problem = name_problem(vm.name)
     if problem:
         return f"{problem[0].upper()}{problem[1:]}: the app does not act on it."
@@ -202,7 +199,7 @@ def confirmation(
     action: str, vm: VM, settings: HostSettings, update_restart: str = "ask"
 ) -> Confirmation:
     """The dialog for ACTION on VM: what exactly will happen."""
-    name = _clean(vm.name)
+    name = sanitise(vm.name)
     unit = unit_name(name)
     body = Text()
     if action == "start":
@@ -228,7 +225,7 @@ def confirmation(
             body.append(f"\n\nIt runs {_path(vm.booted)} now: the restart applies current.")
         return Confirmation(f"Restart {name}?", body, "Restart")
     if action == "update":
-        flake = _clean(vm.flake or "?")
+        flake = sanitise(vm.flake or "?")
         body.append(f"Update {name}: ", style="bold")
         body.append(f"build {runner_installable(flake, name)}")
         body.append(f" (from {_path(vm.path / 'flake')}).\n\n")
@@ -313,10 +310,10 @@ def restart_offer(job: Job, vm: VM | None) -> Confirmation:
     """After an update (or rollback) that left the VM on an older runner: restart now?"""
     outcome = job.outcome
     assert outcome is not None
-    name = _clean(job.vm)
+    name = sanitise(job.vm)
     unit = unit_name(name)
     body = Text()
-    body.append(_clean(outcome.message) + "\n\n")
+    body.append(sanitise(outcome.message) + "\n\n")
     body.append(f"Restart {unit} now: ", style="bold")
     how = _shutdown_how(vm) if vm is not None else "shut down"
     body.append(f"the guest is {how} and started again from current ({_path(outcome.out_path)}).")
@@ -418,14 +415,16 @@ class ActionsController:
             self._finished(job)
 
     def _finished(self, job: Job) -> None:
-        result = _clean(job.result or str(job.state))
+        result = job.result or str(job.state)
         if job.state is JobState.SUCCEEDED:
-            self.app.notify(result, title=f"✔ {job.title}", timeout=6)
+            notify_outside(self.app, result, title=f"✔ {job.title}", timeout=6)
             self._after_success(job)
         elif job.state is JobState.CANCELLED:
-            self.app.notify(result, title=f"■ {job.title} cancelled", severity="warning")
+            notify_outside(self.app, result, title=f"■ {job.title} cancelled", severity="warning")
         else:
-            self.app.notify(result, title=f"✖ {job.title} failed", severity="error", timeout=12)
+            notify_outside(
+                self.app, result, title=f"✖ {job.title} failed", severity="error", timeout=12
+            )
 
     def _after_success(self, job: Job) -> None:
         outcome: Outcome | None = job.outcome
@@ -476,7 +475,9 @@ class ActionsController:
         return screen
 
     def _refuse(self, info: ActionInfo, reason: str) -> None:
-        self.app.notify(reason, title=f"{info.label}: not done", severity="error", timeout=8)
+        notify_outside(
+            self.app, reason, title=f"{info.label}: not done", severity="error", timeout=8
+        )
 
     def _confirmed(self, action: str, name: str, options: dict, confirmed: bool | None) -> None:
         if confirmed:
@@ -507,7 +508,9 @@ class ActionsController:
         job = self.runner.submit(action, name, **options)
         self._on_job(job)
         if not job.state.finished:
-            self.app.notify(f"{job.title} started (job {job.id}); j shows its progress.", timeout=4)
+            notify_outside(
+                self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
+            )
         return job
 
     def show_jobs(self) -> JobsScreen:
@@ -556,14 +559,16 @@ class ActionsController:
         For an app whose palette does not list its bindings already (yield these from
         ``App.get_system_commands``); in read-only mode their help says why they refuse."""
         vm = self.selected_vm()
-        target = f" ({_clean(vm.name)})" if vm is not None else ""
+        target = f" ({sanitise(vm.name)})" if vm is not None else ""
         for info in ACTIONS_INFO.values():
             if self.read_only_reason:
                 help_text = f"read-only: {self.read_only_reason}"
             else:
                 help_text = info.help + ("" if not info.needs_vm else f"{target}")
             title = f"{info.label} VM" if info.action != "create" else "Create a VM"
-            yield SystemCommand(title, help_text, partial(self.request, info.action))
+            yield SystemCommand(
+                title, outside_markup(help_text), partial(self.request, info.action)
+            )
         yield SystemCommand("Jobs", "The jobs panel: progress, logs, commands", self.show_jobs)
 
     def shutdown(self, timeout: float = 10.0) -> None:

@@ -33,6 +33,7 @@ from tui.host.actions.jobs import Job
 from tui.host.console import ConsoleManager
 from tui.screens.main import MainScreen
 from tui.source import LiveSource, Snapshot, Source
+from tui.widgets.outside import notify_outside
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
@@ -136,7 +137,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         if self.tty_watch and not self.is_headless:
             self._start_tty_watch()
         if self._theme_error:
-            self.notify(self._theme_error, severity="warning", timeout=10)
+            notify_outside(self, self._theme_error, severity="warning", timeout=10)
         self.call_after_refresh(self.poll)  # once the main screen is composed
 
     async def on_unmount(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tui.config import TOP, ConfigError, Invalid, Settings, load_settings, show
 from tui.host.signals import let_sigint_reach_children
+from tui.host.text import sanitise
 
 EXIT_USAGE = 2
 
@@ -101,11 +102,6 @@ def _drift_colour(drift: str) -> str | None:
     return {"current": "green", "stale": "yellow", "broken": "red"}.get(drift)
 
 
-def _safe(text: object) -> str:
-    """Names and paths come from the disk: never let them carry control characters out."""
-    return "".join(c if c.isprintable() else "?" for c in str(text))
-
-
 def format_table(data: dict, colour: bool) -> str:
     headers = ["NAME", "UNIT", "HYPERVISOR", "VCPU", "MEMORY", "DRIFT", "NICS", "PROBLEMS"]
     rows: list[tuple[list[str], list[str | None]]] = []
@@ -118,15 +114,20 @@ def format_table(data: dict, colour: bool) -> str:
             i["id"] + ("" if i["exists"] in (True, None) else "!") for i in vm["interfaces"]
         )
         problems = "; ".join(vm["problems"])
+        # The data is sanitised already (inventory_to_json); once more here, for every cell,
+        # keeps the table safe whatever feeds it.
         cells = [
-            _safe(vm["name"]),
-            active,
-            vm["hypervisor"] or "?",
-            "" if vm["vcpu"] is None else str(vm["vcpu"]),
-            "" if vm["mem_mib"] is None else f"{vm['mem_mib']} MiB",
-            vm["drift"],
-            _safe(nics or "-"),
-            _safe(problems or "-"),
+            sanitise(cell)
+            for cell in (
+                vm["name"],
+                active,
+                vm["hypervisor"] or "?",
+                "" if vm["vcpu"] is None else str(vm["vcpu"]),
+                "" if vm["mem_mib"] is None else f"{vm['mem_mib']} MiB",
+                vm["drift"],
+                nics or "-",
+                problems or "-",
+            )
         ]
         colours = [
             "bold",
@@ -151,9 +152,9 @@ def format_table(data: dict, colour: bool) -> str:
             parts.append(_paint(padded, col, colour))
         lines.append("  ".join(parts).rstrip())
     if data.get("systemd_error"):
-        lines.append(f"systemd: {data['systemd_error']}")
+        lines.append(f"systemd: {sanitise(data['systemd_error'])}")
     if not data["vms"]:
-        lines.append(f"no VMs in {data['state_dir']}")
+        lines.append(f"no VMs in {sanitise(data['state_dir'])}")
     return "\n".join(lines)
 
 
@@ -163,7 +164,7 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
 
     inv = list_vms(settings.host)
     if inv.error:
-        print(f"microvm-tui: {inv.error}", file=sys.stderr)
+        print(f"microvm-tui: {sanitise(inv.error)}", file=sys.stderr)
         return EXIT_USAGE
     data = inventory_to_json(inv)
     if as_json:

@@ -15,6 +15,7 @@ from textual.dom import DOMNode
 
 from tui.bindings import collect
 from tui.widgets.detail_pane import TABS
+from tui.widgets.outside import outside_markup
 from tui.widgets.vm_table import COLUMNS
 
 
@@ -55,7 +56,7 @@ class MonitorCommands(Provider):
 
     async def discover(self) -> Hits:
         for c in self.commands():
-            yield DiscoveryHit(c.title, self._runner(c), help=c.help)
+            yield DiscoveryHit(c.title, self._runner(c), help=outside_markup(c.help))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -63,5 +64,9 @@ class MonitorCommands(Provider):
             score = matcher.match(c.title)
             if score > 0:
                 yield Hit(
-                    score, matcher.highlight(c.title), self._runner(c), text=c.title, help=c.help
+                    score,
+                    matcher.highlight(c.title),
+                    self._runner(c),
+                    text=c.title,
+                    help=outside_markup(c.help),
                 )

@@ -1,13 +1,21 @@
-"""The `list --json` schema (documented in the README). Plain dicts, stable key order."""
+"""The `list --json` schema (documented in the README). Plain dicts, stable key order.
+
+Every string is sanitised (``tui.host.text``): the JSON is read by people too (``| jq -r``
+prints strings raw), so no control or bidi character from the host leaves through it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tui.host.model import VM, Inventory
+from tui.host.text import sanitise, sanitise_tree
 
 
 def vm_to_json(vm: VM) -> dict[str, Any]:
+    return sanitise_tree(_vm_fields(vm))  # type: ignore[return-value]
+
+
+def _vm_fields(vm: VM) -> dict[str, Any]:
     unit = vm.unit
     return {
         "name": vm.name,
@@ -79,7 +87,7 @@ def vm_to_json(vm: VM) -> dict[str, Any]:
 
 def inventory_to_json(inv: Inventory) -> dict[str, Any]:
     return {
-        "state_dir": str(inv.state_dir),
-        "systemd_error": inv.systemd_error,
+        "state_dir": sanitise(inv.state_dir),
+        "systemd_error": None if inv.systemd_error is None else sanitise(inv.systemd_error),
         "vms": [vm_to_json(vm) for vm in inv.vms],
     }

@@ -12,13 +12,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from tui.widgets.outside import outside_text, sanitise
 
-def _text(value: str | Text) -> Text:
+
+def _text(value: str | Text) -> Content:
     # Plain text, never markup: names, paths and nix output may contain brackets.
-    return value if isinstance(value, Text) else Text(value)
+    return outside_text(value)
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -96,15 +99,15 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
-            dialog.border_title = self.title_text
+            dialog.border_title = outside_text(self.title_text, newlines=False)
             yield Static(self.body, id="body")
             if self.details is not None:
                 with VerticalScroll(id="details") as box:
-                    box.border_title = self.details_title
+                    box.border_title = outside_text(self.details_title, newlines=False)
                     yield Static(self.details, id="details-text")
             if self.typed_name is not None:
                 yield Label(
-                    Text.assemble("Type ", (self.typed_name, "bold"), " to confirm:"),
+                    Text.assemble("Type ", (sanitise(self.typed_name), "bold"), " to confirm:"),
                     id="typed-label",
                 )
                 yield Input(placeholder=self.typed_name, id="typed")
@@ -150,11 +153,11 @@ class ConfirmScreen(ModalScreen[bool]):
     def action_confirm(self) -> None:
         if not self.typed_ok:
             typed = self.query_one("#typed", Input).value
-            shown = "".join(c if c.isprintable() else "?" for c in typed)
+            shown = sanitise(typed)
             error = (
                 "Nothing typed: nothing was done."
                 if not typed
-                else f"'{shown}' is not '{self.typed_name}': nothing was done."
+                else f"'{shown}' is not '{sanitise(self.typed_name)}': nothing was done."
             )
             self.query_one("#typed-error", Static).update(Text(error))
             return

@@ -26,11 +26,11 @@ from __future__ import annotations
 import os
 import threading
 
-from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Static
@@ -40,6 +40,7 @@ from tui.host.console.connection import BUFFER_LIMIT, note
 from tui.host.console.endpoints import EndpointKind
 from tui.host.model import VM
 from tui.host.settings import HostSettings
+from tui.widgets.outside import notify_outside, outside_text
 from tui.widgets.terminal import TerminalWidget
 
 FEED_CHUNK = 64 * 1024
@@ -62,9 +63,9 @@ def short_path(path: str | None, limit: int = 48) -> str:
     return f"…{os.sep}{tail}"
 
 
-def _plain(text: str) -> Text:
+def _plain(text: str) -> Content:
     # Never markup: paths and names may hold brackets.
-    return Text("".join(c if c.isprintable() or c == "\n" else "?" for c in text))
+    return outside_text(text)
 
 
 def _history_place(endpoint: ConsoleEndpoint | None) -> str:
@@ -133,7 +134,7 @@ class TakeoverScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as dialog:
-            dialog.border_title = f"Take over {self.vm_name}'s serial console?"
+            dialog.border_title = _plain(f"Take over {self.vm_name}'s serial console?")
             yield Static(_plain(self.message(self.vm_name, self.endpoint)), id="body")
             with Horizontal(id="buttons"):
                 yield Button("Take over (y)", id="confirm", variant="warning")
@@ -391,7 +392,7 @@ class ConsoleScreen(Screen[None]):
         if not confirmed or self.connection is None:
             return
         if not self.connection.confirm_takeover():
-            self.notify("The takeover is no longer possible: the VM changed meanwhile.")
+            notify_outside(self, "The takeover is no longer possible: the VM changed meanwhile.")
 
 
 def _status_line(status: ConsoleStatus) -> str:

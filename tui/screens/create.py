@@ -21,6 +21,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from tui.host.actions.operations import DEFAULT_FLAKE, flake_problem, runner_installable
 from tui.host.names import name_problem
+from tui.widgets.outside import outside_text
 
 
 @dataclass(frozen=True)
@@ -143,12 +144,12 @@ class CreateScreen(ModalScreen[CreateRequest | None]):
             text.append(" (nothing appears there unless the build succeeds)")
             text.append(", then starts microvm@" + req.name + ".service" if req.start else "")
             text.append(".")
-            plan.update(text)
+            plan.update(outside_text(text))
         else:
             plan.update("")
         # An empty name is not an error yet: just not ready.
         shown = problem if req.name else None
-        self.query_one("#problem", Static).update(Text(shown or ""))
+        self.query_one("#problem", Static).update(outside_text(shown or ""))
         self.query_one("#create", Button).disabled = problem is not None
         return problem
 
@@ -169,7 +170,7 @@ class CreateScreen(ModalScreen[CreateRequest | None]):
     def action_create(self) -> None:
         problem = self._check()
         if problem is not None:
-            self.query_one("#problem", Static).update(Text(problem))
+            self.query_one("#problem", Static).update(outside_text(problem))
             return
         self.dismiss(self.request)
 

@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.bindings import BindingInfo
+from tui.widgets.outside import outside_text
 
 
 class HelpScreen(ModalScreen[None]):
@@ -59,7 +60,7 @@ class HelpScreen(ModalScreen[None]):
             )
             if self.sources:
                 footer += "\nConfig read from: " + ", ".join(self.sources)
-            yield Static(footer, id="help-footer")
+            yield Static(outside_text(footer), id="help-footer")  # paths: never markup
 
     def _table(self) -> Table:
         table = Table(box=None, show_header=True, padding=(0, 2, 0, 0), expand=True)

@@ -22,6 +22,7 @@ from tui.host.actions.jobs import Job, JobState
 from tui.widgets.command_log import CommandLog
 from tui.widgets.job_progress import TICK, JobProgress, clean
 from tui.widgets.jobs_table import JobsTable
+from tui.widgets.outside import notify_outside
 
 CommandEntry = tuple[int | None, CommandRecord]
 JobListener = Callable[[Job, list[CommandEntry]], None]
@@ -194,12 +195,12 @@ class JobsScreen(ModalScreen[None]):
             self.notify("No job selected.", severity="warning")
             return
         if job.state.finished:
-            self.notify(f"{job.title} (job {job.id}) has already {job.state}.")
+            notify_outside(self, f"{job.title} (job {job.id}) has already {job.state}.")
             return
         if self.source.cancel_job(job.id):
-            self.notify(f"Cancelling {job.title} (job {job.id})…")
+            notify_outside(self, f"Cancelling {job.title} (job {job.id})…")
         else:
-            self.notify(f"{job.title} (job {job.id}) has already finished.")
+            notify_outside(self, f"{job.title} (job {job.id}) has already finished.")
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

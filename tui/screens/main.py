@@ -17,6 +17,7 @@ from tui.widgets.detail_pane import TAB_IDS, DetailPane
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.format import clean
 from tui.widgets.host_header import HeaderData, HostHeader
+from tui.widgets.outside import outside_text
 from tui.widgets.vm_table import COLUMN_BY_KEY, RowData, VMTable
 
 SPARK_POINTS = 8
@@ -183,7 +184,7 @@ class MainScreen(Screen[None]):
                 text = f"No VM matches “{clean(self.table.filter_text)}”. Esc clears the filter."
         if text != self._empty_text:  # Static.update asks for a relayout: only on change
             self._empty_text = text
-            empty.update(text)
+            empty.update(outside_text(text))
             empty.set_class(bool(text), "-shown")
 
     def _show_detail(self) -> None:

@@ -41,7 +41,7 @@ def row_cells(job_id: int | None, record: CommandRecord) -> tuple[object, ...]:
         Text("" if job_id is None else str(job_id), style="dim"),
         Text(clean(record.outcome), style="green" if record.ok else "bold red"),
         Text(format_duration(record.duration), justify="right"),
-        command_text(record),
+        Text(command_text(record)),  # a str cell would be parsed as markup
     )
 
 

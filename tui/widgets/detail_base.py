@@ -164,9 +164,10 @@ class DetailView(LinesWidget):
                 header_style=level_style(self, PREFIX, "bold"),
             )
             for h in block.header:
-                table.add_column(h, overflow="fold")
+                table.add_column(self.t(h), overflow="fold")
             for row in block.rows:
-                table.add_row(*row)
+                # A str cell would be parsed as markup by rich: plain, sanitised Text instead.
+                table.add_row(*(self.t(c) if isinstance(c, str) else c for c in row))
             parts.append(table)
         return console.render_lines(Group(*parts), options, pad=False)
 
@@ -181,10 +182,10 @@ class DetailView(LinesWidget):
         indent = label_width + 2
         out: list[Text] = []
         for label, value in block.rows:
-            label_text = Text(label) if isinstance(label, str) else label.copy()
+            label_text = self.t(label) if isinstance(label, str) else label.copy()
             label_text.pad_right(indent - label_text.cell_len)
             label_text.stylize(muted)
-            value_text = Text(value) if isinstance(value, str) else value
+            value_text = self.t(value) if isinstance(value, str) else value
             room = max(width - indent, 10)
             if value_text.cell_len <= room:
                 out.append(Text.assemble(label_text, value_text))

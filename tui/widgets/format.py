@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tui.host.text import sanitise
+
 BLOCKS = "▁▂▃▄▅▆▇█"
 DASH = "—"
 
 
-def clean(text: object) -> str:
-    """Names and paths come from the disk: never let control characters reach the terminal."""
-    return "".join(c if c.isprintable() else "?" for c in str(text))
+# Names and paths come from the disk: the one sanitiser, under the name the widgets use.
+clean = sanitise
 
 
 def size(n: float | None, unit: str = "B") -> str:

@@ -16,6 +16,7 @@ from textual.widget import Widget
 
 from tui.host.actions.jobs import Job, JobState
 from tui.host.actions.nixlog import Progress
+from tui.host.text import sanitise
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 STATE_MARK = {
@@ -29,9 +30,8 @@ BAR_WIDTH = 24
 TICK = 0.25  # seconds between repaints of a running job
 
 
-def clean(text: str) -> str:
-    """Log lines and paths come from outside: no control characters on the screen."""
-    return "".join(c if c.isprintable() else "?" for c in text)
+# Log lines and paths come from outside: the one sanitiser, under the name used here.
+clean = sanitise
 
 
 def format_elapsed(seconds: float | None) -> str:

@@ -36,7 +36,7 @@ def row_cells(job: Job, now: float) -> dict[str, object]:
     return {
         "id": Text(str(job.id), style="dim"),
         "action": Text(job.action, style="bold"),
-        "vm": clean(job.vm),
+        "vm": Text(clean(job.vm)),  # a str cell would be parsed as markup
         "started": format_clock(job.started if job.started is not None else job.created),
         "elapsed": format_elapsed(elapsed(job, now)),
         "state": state_text(job, now),

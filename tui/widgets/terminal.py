@@ -8,7 +8,7 @@ Security model (the TUI often runs as root over SSH; guests are untrusted):
 
 * guest bytes are interpreted by :mod:`tui.widgets.terminal_emulator` and only ever reach the
   admin's terminal as text of Segments built from the emulated screen, with every control
-  character replaced (:func:`~tui.widgets.terminal_emulator.sanitize`);
+  character replaced (:func:`~tui.host.text.sanitise`);
 * titles are kept (sanitized) but never forwarded; OSC 52, DCS, APC, PM and SOS are dropped;
 * every parser buffer and every count is bounded, the scrollback too, so a hostile or
   flooding guest costs bounded memory and cannot stall the UI: :meth:`feed` only updates the

@@ -42,6 +42,8 @@ from pyte.screens import Char, Cursor, Margins, Savepoint, StaticDefaultDict
 from rich.cells import cell_len
 from wcwidth import wcwidth as _wcwidth
 
+from tui.host.text import sanitise
+
 # --- limits: a hostile guest must not be able to make us allocate or loop without bound ---------
 MAX_PARAM = 9999  # VT220 clamps parameters to 9999 too
 MAX_PARAMS = 32  # xterm keeps at most 30
@@ -59,24 +61,6 @@ DEFAULT_SCROLLBACK = 5000
 DECCKM = 1 << 5  # application cursor keys
 BRACKETED_PASTE = 2004 << 5
 _ALT_SCREEN_MODES = (47, 1047, 1049)
-
-# Everything that must never reach the admin's terminal inside cell text: C0, DEL, C1, and the
-# bidi overrides (they reorder the admin's display, "Trojan Source" style).
-_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_PLACEHOLDERS = {c: chr(0x2400 + c) for c in range(0x20)}  # C0 -> control pictures (␛, ␇, ...)
-_PLACEHOLDERS[0x7F] = "\u2421"  # ␡
-_PLACEHOLDERS.update({c: "?" for c in range(0x80, 0xA0)})  # C1: ASCII so it is always 1 cell wide
-
-
-def _placeholder(match: re.Match[str]) -> str:
-    return _PLACEHOLDERS.get(ord(match.group()), "")  # bidi controls are zero-width: drop them
-
-
-def sanitize(text: str) -> str:
-    """Replace control characters with visible placeholders and drop bidi overrides."""
-    if _UNSAFE_RE.search(text) is None:
-        return text
-    return _UNSAFE_RE.sub(_placeholder, text)
 
 
 wcwidth: Callable[[str], int] = lru_cache(maxsize=4096)(_wcwidth)
@@ -132,7 +116,10 @@ def line_runs(cells: Sequence[Char], columns: int) -> Runs:
             covered = False
             continue
         covered = False
-        data = sanitize(data)
+        # The one sanitiser: C0/C1/DEL and bidi controls become placeholders; a zero-width
+        # one (a bidi control pyte attached to a cell) then makes the cell too wide and is cut
+        # just below, so it never reaches the screen.
+        data = sanitise(data)
         expected = 2 if x + 1 < columns and cells[x + 1].data == "" else 1
         width = cell_len(data)
         if width != expected:
@@ -297,10 +284,10 @@ class TerminalScreen(pyte.Screen):
         self.savepoints = []
 
     def set_title(self, param: str) -> None:
-        self.title = sanitize(param)[:MAX_TITLE_LEN]
+        self.title = sanitise(param, MAX_TITLE_LEN)
 
     def set_icon_name(self, param: str) -> None:
-        self.icon_name = sanitize(param)[:MAX_TITLE_LEN]
+        self.icon_name = sanitise(param, MAX_TITLE_LEN)
 
     def write_process_input(self, data: str) -> None:
         if len(self.responses) < MAX_RESPONSES:

@@ -15,7 +15,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from tui.widgets.terminal_emulator import AttrKey, Runs, sanitize
+from tui.host.text import sanitise
+from tui.widgets.terminal_emulator import AttrKey, Runs
 
 _NAMED = {
     "black": 0,
@@ -123,4 +124,4 @@ def run_cells(runs: Runs) -> list[str]:
 
 def safe_text(text: str, limit: int = 512) -> str:
     """Owner- or guest-supplied text shown in chrome (status, title): no controls, bounded."""
-    return sanitize(text[:limit])
+    return sanitise(text, limit)

@@ -149,7 +149,7 @@ class VMTable(KeptComponentStyles, DataTable):
     def _text(self, text: str, level: str | None = None) -> Text:
         # The style goes in as a span: Text equality (the diff) compares spans, not the base
         # style, so a colour change alone (a theme switch) still updates the cell.
-        cell = Text(text, end="")
+        cell = Text(clean(text), end="")  # every cell: text from outside, sanitised
         if level:
             cell.stylize(self._style(level))
         return cell

@@ -45,9 +45,11 @@ from tui.host.console.endpoints import (
     take_over,
 )
 from tui.host.console.journal import JournalDecoder
+from tui.host.console.trust import UntrustedEndpoint, open_pty, socket_address
 from tui.host.model import VM
 from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix
 from tui.host.settings import HostSettings
+from tui.host.text import sanitise
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ class Subscription:
 
 def note(text: str) -> bytes:
     """A line of our own in the console stream (dim), e.g. "-- reconnected --"."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    clean = sanitise(text)
     return b"\r\n\x1b[0;2m-- " + clean.encode("utf-8", "replace") + b" --\x1b[0m\r\n"
 
 
@@ -167,8 +169,9 @@ class _SocketSource(_Source):
 class _PtySource(_Source):
     interactive = True
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    def __init__(self, path: str, pid: int | None) -> None:
+        # Only /dev/pts/N that the hypervisor PID holds open (QMP named it: untrusted).
+        self.fd = open_pty(path, pid)
         try:
             if os.isatty(self.fd):
                 tty.setraw(self.fd)  # no echo, no CR/LF translation on our side
@@ -731,13 +734,15 @@ class ConsoleConnection:
                     if target.transcript and target.transcript not in self._replayed:
                         self._replayed.add(target.transcript)
                         self._replay(target.transcript)
-                    sock = connect_unix(target.path, time.monotonic() + 2.0)
+                    # Inside the VM's state dir or the runner's socket (QMP named it).
+                    with socket_address(self.vm, target.path) as address:
+                        sock = connect_unix(address, time.monotonic() + 2.0)
                     if target.source == "takeover":
                         self._remember_takeover(target)
                     return _SocketSource(sock), ""
                 case EndpointKind.PTY:
                     assert target.path
-                    return _PtySource(target.path), ""
+                    return _PtySource(target.path, target.main_pid), ""
                 case EndpointKind.LOGFILE:
                     assert target.path
                     return _FileSource(
@@ -754,7 +759,7 @@ class ConsoleConnection:
                         argv = [a for a in argv if not a.startswith("--lines")]
                         argv.append(f"--since=@{int(self._journal_since)}")
                     return _JournalSource(argv, self.settings.command_env()), ""
-        except SocketError as exc:
+        except (SocketError, UntrustedEndpoint) as exc:
             return None, str(exc)
         except TimeoutError:
             return None, "timed out"
@@ -889,8 +894,9 @@ class ConsoleConnection:
         next_check = time.monotonic() + 1.0
         while not self._closing.is_set() and time.monotonic() < deadline:
             try:
-                sock = connect_unix(target.path, time.monotonic() + 1.0)
-            except (SocketError, TimeoutError, OSError):
+                with socket_address(self.vm, target.path) as address:
+                    sock = connect_unix(address, time.monotonic() + 1.0)
+            except (SocketError, TimeoutError, OSError, UntrustedEndpoint):
                 sock = None
             if sock is not None:
                 self._deliver(note(f"reconnected to {target.path}"))

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.host.console.journal import journal_argv
+from tui.host.console.trust import pty_problem, socket_problem
 from tui.host.model import VM, Drift, UnitState
 from tui.host.names import unit_name
 from tui.host.safefs import read_regular, write_file
@@ -454,7 +455,11 @@ def _from_chardevs(
         marker = None  # stale: from an earlier run of the hypervisor
     if marker is not None:
         dev_marked = next((d for d in chardevs if d.label == marker.chardev), None)
-        if dev_marked is not None and _same_path(dev_marked.unix_path(vm.path), marker.socket):
+        if (
+            dev_marked is not None
+            and _same_path(dev_marked.unix_path(vm.path), marker.socket)
+            and socket_problem(vm, marker.socket) is None
+        ):
             return _socket_endpoint(
                 vm,
                 marker.socket,
@@ -474,6 +479,9 @@ def _from_chardevs(
             path = dev.unix_path(vm.path)
             if not path:
                 return None
+            refused = socket_problem(vm, path)
+            if refused is not None:
+                return _refused(vm, settings, dev, refused, hint, pid)
             if not dev.server:
                 return history_endpoint(
                     vm,
@@ -503,6 +511,9 @@ def _from_chardevs(
             path = dev.pty_path
             if not path:
                 return None
+            refused = pty_problem(path, pid)
+            if refused is not None:
+                return _refused(vm, settings, dev, refused, hint, pid)
             return ConsoleEndpoint(
                 vm=vm.name,
                 kind=EndpointKind.PTY,
@@ -530,6 +541,15 @@ def _from_chardevs(
         f"its serial chardev '{dev.label}' is '{dev.filename}', which is not interactive",
         hint,
         pid,
+    )
+
+
+def _refused(
+    vm: VM, settings: HostSettings, dev: Chardev, why: str, hint: str, pid: int | None
+) -> ConsoleEndpoint:
+    """QMP named a console the app will not open (see tui.host.console.trust): history only."""
+    return history_endpoint(
+        vm, settings, f"QMP's answer for serial chardev '{dev.label}' was refused: {why}", hint, pid
     )
 
 
