@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,10 @@ from tui.config import HOST, INTERVAL_RANGE, TIMEOUT_RANGE, TOP, ConfigError, Se
 from tui.host.tools import forbidden_env
 from tui.keynames import keys_problem
 
-TIME_BOUND = 1.0  # seconds for one load (a 1 MiB file included)
-PROPS = settings(deadline=timedelta(seconds=2), suppress_health_check=[HealthCheck.too_slow])
+# CPU seconds for one load (a 1 MiB file included: about 0.1 s). CPU time, not wall time, and
+# no Hypothesis deadline: the machine is shared, and a busy neighbour must not fail the test.
+TIME_BOUND = 1.0
+PROPS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ documents = st.lists(st.tuples(sections, assignments), max_size=4).map(
 def check(path: Path, data: bytes) -> None:
     path.write_bytes(data)
     path.chmod(0o600)
-    started = time.monotonic()
+    started = time.process_time()
     try:
         loaded = load_file(Settings(), path)
     except ConfigError as exc:
@@ -95,7 +96,7 @@ def check(path: Path, data: bytes) -> None:
         assert isinstance(loaded.read_only, bool)
         assert not any(forbidden_env(name) for name in loaded.host.systemd_env)
         assert all(keys_problem(keys) is None for keys in loaded.keymap.values())
-    assert time.monotonic() - started < TIME_BOUND
+    assert time.process_time() - started < TIME_BOUND
 
 
 @PROPS
