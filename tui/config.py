@@ -46,7 +46,7 @@ def _host_from(table: dict[str, Any], base: HostSettings, where: str) -> HostSet
     for key, value in table.items():
         if key not in _HOST_KEYS:
             raise ConfigError(f"{where}: unknown key [host].{key}")
-        if key in ("state_dir", "console_log_dir", "gcroots_dir", "cache_dir"):
+        if key in ("state_dir", "console_log_dir", "journal_dir", "gcroots_dir", "cache_dir"):
             value = Path(value).expanduser() if value else None
         elif key == "nix_options":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -51,7 +51,7 @@ def journal_argv(settings_argv: list[str], unit: str, lines: int = HISTORY_LINES
     ]
 
 
-def _field_bytes(value: Any) -> bytes | None:
+def field_bytes(value: Any) -> bytes | None:
     """A journal JSON field value as bytes: string, byte array, or several values (joined)."""
     if value is None:
         return None
@@ -63,14 +63,14 @@ def _field_bytes(value: Any) -> bytes | None:
                 return bytes(value)
             except ValueError:  # a number outside 0..255: not a byte array
                 return None
-        parts = [_field_bytes(v) for v in value]
+        parts = [field_bytes(v) for v in value]
         kept = [p for p in parts if p is not None]
         return b"\n".join(kept) if kept else None
     return None
 
 
 def _field_str(value: Any) -> str | None:
-    data = _field_bytes(value)
+    data = field_bytes(value)
     return data.decode("utf-8", "replace") if data is not None else None
 
 
@@ -95,7 +95,7 @@ def parse_journal_line(line: bytes | str) -> JournalEntry | None:
     pid = _field_str(record.get("_PID"))
     ident = _field_str(record.get("SYSLOG_IDENTIFIER"))
     return JournalEntry(
-        message=_field_bytes(record.get("MESSAGE")),
+        message=field_bytes(record.get("MESSAGE")),
         cursor=_field_str(record.get("__CURSOR")),
         realtime_usec=usec,
         from_systemd=pid == "1" or ident == "systemd",
