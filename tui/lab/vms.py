@@ -8,6 +8,8 @@ from pathlib import Path
 
 # Kernel parameter that makes `db`'s second build differ from the one it booted.
 STALE_PARAM = "lab.generation=2"
+# Kernel parameter that makes a guest print journal lines of three priorities every N seconds.
+TICK_PARAM = "lab.tick=4"
 # The link macvtaps sit on, inside the lab's namespace (see netns.ensure_uplink).
 UPLINK = "uplink0"
 
@@ -73,7 +75,8 @@ def default_vms(extra_running: int = 0) -> list[VmSpec]:
         VmSpec(
             "web", mem=256, balloon=True, tap=True, share=True, volume=True, guest_journal=True
         ),
-        VmSpec("db", mem=192, balloon=True, stale=True),
+        # db's guest prints err/warning/info lines on its serial console every few seconds.
+        VmSpec("db", mem=192, balloon=True, stale=True, kernel_params=(TICK_PARAM,)),
         VmSpec("decl", mem=160, vcpu=2, tap=True, declarative=True),
         VmSpec("console", mem=128, serial_socket=True, macvtap=True),
         VmSpec("crashy", role="crashy", mem=128),
