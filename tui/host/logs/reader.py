@@ -142,6 +142,8 @@ def read_journal(
         for raw in bytes(out).split(b"\n")
         if len(raw) <= MAX_LINE_BYTES and (entry := parse_line(raw)) is not None
     ]
+    # journalctl prints --lines with --grep newest first (systemd 252): oldest first always.
+    lines.sort(key=lambda entry: entry.usec)
     said = _first_line(bytes(err))
     if proc.returncode not in (0, None, -signal.SIGTERM) and not lines and cut is None:
         return LogResult(error=said or f"journalctl failed (exit status {proc.returncode})")
