@@ -100,7 +100,9 @@ class LogsScreen(Screen[None]):
         self.filters = LogFilters(guest=guest)
         self.generation = 0
         self.status = ""  # what the status line says (why nothing shows, a note)
-        self.loaded = 0  # finished loads (tests wait on this)
+        self.loaded = 0  # finished loads
+        self.shown_generation = 0  # the filters' generation on screen (tests wait on this)
+        self.boot_start_usec: int | None = None  # "this boot" began then (last resolved)
         self._follower: LogFollower | None = None
         self._files = contextlib.ExitStack()
 
@@ -170,6 +172,7 @@ class LogsScreen(Screen[None]):
                 self.app.call_from_thread(self._loaded, generation, [], f"this boot: {why}", None)
                 return
             query = replace(query, since_usec=start)
+            self.boot_start_usec = start
         files: tuple[str, ...] = ()
         fds: tuple[int, ...] = ()
         stack = contextlib.ExitStack()
@@ -222,6 +225,12 @@ class LogsScreen(Screen[None]):
             self._follower, self._files = follow
             self._follower.start()
         self.loaded += 1
+        self.shown_generation = generation
+
+    @property
+    def settled(self) -> bool:
+        """What is shown is what the current filters asked for."""
+        return self.shown_generation == self.generation
 
     @on(Batch)
     def _batch(self, message: Batch) -> None:
