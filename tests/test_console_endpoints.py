@@ -103,7 +103,7 @@ def test_journal_when_no_log_dir(tmp_path: Path) -> None:
     assert ep is not None and ep.fallback is not None
     assert ep.fallback.kind is EndpointKind.JOURNAL
     argv = ep.fallback.argv
-    assert argv[:2] == ("journalctl", "--user") and "microvm@web.service" in argv
+    assert argv[:2] == ("journalctl", "--user") and "--user-unit=microvm@web.service" in argv
 
 
 def test_takeover_marker_is_used_only_for_the_same_pid(

@@ -30,7 +30,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tui.host.console.journal import journal_argv
+from tui.host.console.journal import HISTORY_LINES
+from tui.host.logs.query import LogQuery, journal_argv
 from tui.host.model import VM, Drift, UnitState
 from tui.host.names import unit_name
 from tui.host.sampling.qmp import QMPCommandError, QMPError, qmp_execute
@@ -296,7 +297,9 @@ def history_endpoint(
         hint=hint,
         source="journal",
         main_pid=main_pid,
-        argv=tuple(journal_argv(settings.journalctl_argv(), unit)),
+        argv=tuple(
+            journal_argv(settings, LogQuery(units=(unit,), lines=HISTORY_LINES), follow=True)
+        ),
     )
 
 

@@ -22,8 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-# Ask journalctl for only what we use (plus the fields it always adds, like __CURSOR).
-OUTPUT_FIELDS = "MESSAGE,_PID,SYSLOG_IDENTIFIER,_SYSTEMD_UNIT,_SYSTEMD_USER_UNIT,UNIT,USER_UNIT"
+# The command line is the Logs view's (tui.host.logs.query.journal_argv): one journal reader.
 HISTORY_LINES = 1000
 
 
@@ -33,22 +32,6 @@ class JournalEntry:
     cursor: str | None = None
     realtime_usec: int | None = None
     from_systemd: bool = False  # a message of the service manager about the unit, not output
-
-
-def journal_argv(settings_argv: list[str], unit: str, lines: int = HISTORY_LINES) -> list[str]:
-    """The follow command, given ``settings.journalctl_argv()`` (which adds ``--user``)."""
-    return [
-        *settings_argv,
-        "--unit",
-        unit,
-        "--output=json",
-        f"--output-fields={OUTPUT_FIELDS}",
-        "--all",  # long fields in full instead of null
-        "--follow",
-        f"--lines={lines}",
-        "--no-pager",
-        "--quiet",
-    ]
 
 
 def field_bytes(value: Any) -> bytes | None:
