@@ -49,7 +49,7 @@ class LogFilters:
             "guest journal" if self.guest else "host journal",
             f"unit {short_unit(self.unit, vm)}" if self.unit else "all units",
             f"priority ≤ {self.priority}" if self.priority != "all" else "all priorities",
-            self.since.label,
+            f"since: {self.since.label}",
         ]
         if self.grep:
             parts.append(f"/{self.grep}/")
@@ -131,7 +131,10 @@ class LogsScreen(Screen[None]):
 
     def _say(self, text: str) -> None:
         self.status = text
-        self.query_one("#logs-status", Static).update(Text(text))
+        line = self.query_one("#logs-status", Static)
+        # A hint of several lines (the FAQ's NixOS lines) keeps its indentation: no re-wrapping.
+        line.update(Text(text, no_wrap="\n" in text, overflow="ellipsis"))
+        line.display = bool(text)
 
     def _stop_following(self) -> None:
         if self._follower is not None:

@@ -22,6 +22,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tui.host.logs.entry import field_bytes
+
 # The command line is the Logs view's (tui.host.logs.query.journal_argv): one journal reader.
 HISTORY_LINES = 1000
 
@@ -32,24 +34,6 @@ class JournalEntry:
     cursor: str | None = None
     realtime_usec: int | None = None
     from_systemd: bool = False  # a message of the service manager about the unit, not output
-
-
-def field_bytes(value: Any) -> bytes | None:
-    """A journal JSON field value as bytes: string, byte array, or several values (joined)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    if isinstance(value, list):
-        if all(isinstance(b, int) and not isinstance(b, bool) for b in value):
-            try:
-                return bytes(value)
-            except ValueError:  # a number outside 0..255: not a byte array
-                return None
-        parts = [field_bytes(v) for v in value]
-        kept = [p for p in parts if p is not None]
-        return b"\n".join(kept) if kept else None
-    return None
 
 
 def _field_str(value: Any) -> str | None:

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tui.host.console.journal import field_bytes
 from tui.host.text import sanitise
 
 # What we ask journalctl for (it adds __CURSOR, __REALTIME_TIMESTAMP, __MONOTONIC_TIMESTAMP).
@@ -63,6 +62,24 @@ class LogLine:
             "text": self.text,
             "cursor": self.cursor,
         }
+
+
+def field_bytes(value: Any) -> bytes | None:
+    """A journal JSON field value as bytes: string, byte array, or several values (joined)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, list):
+        if all(isinstance(b, int) and not isinstance(b, bool) for b in value):
+            try:
+                return bytes(value)
+            except ValueError:  # a number outside 0..255: not a byte array
+                return None
+        parts = [field_bytes(v) for v in value]
+        kept = [p for p in parts if p is not None]
+        return b"\n".join(kept) if kept else None
+    return None
 
 
 def clean_message(raw: bytes) -> str:
