@@ -92,7 +92,7 @@ async def time_open(settings: HostSettings) -> float:
         t0 = time.perf_counter()
         screen = LogsScreen(VM(name="big", path=ROOT / "big"), settings)
         await app.push_screen(screen)
-        while not (screen.settled and screen.view.lines):
+        while not (screen.settled and screen.view.entries):
             await asyncio.sleep(0.002)
         await pilot.pause()  # painted
         took = time.perf_counter() - t0
