@@ -20,12 +20,12 @@ from textual.app import App
 from textual.message import Message
 from textual.pilot import Pilot
 
-from tests.conftest import until_in_app
+from tests.conftest import until_in_app, wait_for
 from tui.host.inventory import list_vms
 from tui.host.logs.boot import boot_start_usec
 from tui.host.logs.query import LogQuery, vm_units
 from tui.host.logs.reader import read_journal
-from tui.host.logs.summary import last_error, problem_counts
+from tui.host.logs.summary import JournalSummary, last_error, problem_counts
 from tui.host.model import VM
 from tui.lab import Lab
 from tui.screens.logs import LogsScreen
@@ -259,3 +259,21 @@ def test_problem_counts_and_last_error(llab: Lab) -> None:
     assert "web" not in counts or counts["web"].errors == 0
     line = last_error(llab.settings, "crashy")
     assert line is not None and "could not open kernel file" in line.text
+
+
+def test_journal_summary_refreshes_off_the_poll(llab: Lab) -> None:
+    """A poll never waits for journalctl; the refresh runs once a minute, or at once when a
+    VM newly fails, and brings the failing VM's last error line."""
+    summary = JournalSummary(llab.settings, refresh=60.0)
+    started = time.monotonic()
+    summary.poll(set())
+    assert time.monotonic() - started < 0.05  # started a thread, did not wait
+    wait_for(lambda: summary.refreshes == 1, 30, what="the first refresh")
+    counts, errors, error = summary.snapshot()
+    assert error is None and counts["db"].errors >= 1 and errors == {}
+    summary.poll(set())
+    assert summary.refreshes == 1  # not due for a minute
+    summary.poll({"crashy"})  # crashy newly failing: refreshed at once
+    wait_for(lambda: summary.refreshes == 2, 30, what="the refresh for crashy")
+    _counts, errors, _error = summary.snapshot()
+    assert "could not open kernel file" in errors["crashy"].text

@@ -4,6 +4,8 @@ poll), and the line that most likely says why a VM failed."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 from tui.host.logs.entry import LogLine
@@ -61,3 +63,57 @@ def last_error(settings: HostSettings, vm: str, timeout: float | None = None) ->
         if own:
             return own[-1]
     return None
+
+
+class JournalSummary:
+    """The table's and Overview's journal figures, refreshed in a thread of their own at most
+    once a REFRESH seconds, so a poll never waits for journalctl: a poll takes what the last
+    refresh found and, when one is due, starts the next.
+
+    FAILING (VMs that failed or crash-loop) get their last error line in the same refresh.
+    """
+
+    REFRESH = 60.0
+
+    def __init__(self, settings: HostSettings, refresh: float = REFRESH) -> None:
+        self.settings = settings
+        self.refresh = refresh
+        self.counts: dict[str, ProblemCounts] = {}
+        self.last_errors: dict[str, LogLine] = {}
+        self.error: str | None = None
+        self.refreshes = 0  # finished refreshes (tests wait on this)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._started = float("-inf")
+        self._failing: frozenset[str] = frozenset()
+
+    def poll(self, failing: set[str] | frozenset[str], now: float | None = None) -> None:
+        """Start a refresh when one is due (or when a VM newly fails); never waits."""
+        now = time.monotonic() if now is None else now
+        failing = frozenset(failing)
+        due = now - self._started >= self.refresh or not failing <= self._failing
+        busy = self._thread is not None and self._thread.is_alive()
+        if not due or busy:
+            return
+        self._started = now
+        self._failing = failing
+        self._thread = threading.Thread(
+            target=self._refresh, args=(failing,), name="journal-summary", daemon=True
+        )
+        self._thread.start()
+
+    def _refresh(self, failing: frozenset[str]) -> None:
+        counts, error = problem_counts(self.settings)
+        errors = {}
+        for vm in sorted(failing):
+            line = last_error(self.settings, vm)
+            if line is not None:
+                errors[vm] = line
+        with self._lock:
+            self.counts, self.error, self.last_errors = counts, error, errors
+            self.refreshes += 1
+
+    def snapshot(self) -> tuple[dict[str, ProblemCounts], dict[str, LogLine], str | None]:
+        with self._lock:
+            return dict(self.counts), dict(self.last_errors), self.error
+
