@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -112,12 +113,8 @@ def extra(the_lab: Lab) -> Iterator[Extra]:
 
 
 def remove_traces(lab: Lab, names: tuple[str, ...]) -> None:
-    """The console and helper logs of the VMs the test made, and the indirect GC roots that
-    `nix build -o` registered for their (now gone) out-links."""
-    for name in names:
-        (lab.settings.console_log_dir / f"{name}.log").unlink(missing_ok=True)
-        for log in (lab.run_dir / "log").glob(f"*@{name}.service.log"):
-            log.unlink(missing_ok=True)
+    """The indirect GC roots that `nix build -o` registered for the (now gone) out-links of
+    the VMs the test made. (Their journal lines stay in the lab's volatile journal.)"""
     state = str(lab.settings.state_dir)
     prefixes = tuple(f"{state}/{p}" for n in names for p in (f"{n}/", f".{n}."))
     auto = Path("/nix/var/nix/gcroots/auto")
@@ -180,14 +177,15 @@ def main_pid_cmdline(lab: Lab) -> str:
     return Path(f"/proc/{vm.unit.main_pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
-def console_offset(lab: Lab) -> int:
-    log = lab.settings.console_log_dir / f"{NAME}.log"
-    return log.stat().st_size if log.exists() else 0
+def console_offset(lab: Lab) -> float:
+    """Where the guest's serial output in the journal starts from now on (a wall-clock time)."""
+    return time.time()
 
 
-def wait_booted(lab: Lab, offset: int) -> None:
-    log = lab.settings.console_log_dir / f"{NAME}.log"
-    wait_for(lambda: guest_booted(log, NAME, offset), BOOT_S, 0.5, f"{NAME}'s guest to boot")
+def wait_booted(lab: Lab, since: float) -> None:
+    wait_for(
+        lambda: guest_booted(lab.settings, NAME, since), BOOT_S, 0.5, f"{NAME}'s guest to boot"
+    )
 
 
 def running_current(lab: Lab) -> VM | None:

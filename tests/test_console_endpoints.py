@@ -104,7 +104,7 @@ def test_journal_when_no_log_dir(tmp_path: Path) -> None:
     assert ep.fallback.kind is EndpointKind.JOURNAL
     argv = ep.fallback.argv
     assert argv[0].endswith("/journalctl") and argv[1] == "--user"
-    assert "microvm@web.service" in argv
+    assert "--user-unit=microvm@web.service" in argv
 
 
 def test_takeover_marker_is_used_only_for_the_same_pid(

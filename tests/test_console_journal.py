@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tui.host.console.endpoints import history_endpoint
 from tui.host.console.journal import (
+    HISTORY_LINES,
     JournalDecoder,
     entry_bytes,
-    journal_argv,
     parse_journal_line,
 )
+from tui.host.model import VM
+from tui.host.settings import HostSettings
 
 STREAMS = Path(__file__).parent / "fixtures" / "console_streams"
 
@@ -127,7 +130,9 @@ def test_decoder_reassembles_split_lines_and_tracks_the_cursor() -> None:
 
 
 def test_follow_command() -> None:
-    argv = journal_argv(["journalctl", "--user"], "microvm@web.service")
-    assert argv[:2] == ["journalctl", "--user"]
+    """The console's history follows with the Logs view's journal reader."""
+    settings = HostSettings(systemd_scope="system")
+    argv = history_endpoint(VM(name="web", path=Path("/x/web")), settings, "why").argv
+    assert argv[0] == "journalctl"
     assert "--follow" in argv and "--output=json" in argv and "--all" in argv
-    assert argv[argv.index("--unit") + 1] == "microvm@web.service"
+    assert "--unit=microvm@web.service" in argv and f"--lines={HISTORY_LINES}" in argv

@@ -81,11 +81,13 @@ def restart(lab: Lab, name: str) -> None:
     )
 
 
-def log_size(lab: Lab, name: str) -> int:
-    try:
-        return (lab.log_dir / f"{name}.log").stat().st_size
-    except OSError:
-        return 0
+def history_of(endpoint: object) -> bool:
+    """A read-only history endpoint that follows the lab's journal for web."""
+    return (
+        getattr(endpoint, "kind", None) is EndpointKind.JOURNAL
+        and "--unit=microvm@web.service" in endpoint.argv  # type: ignore[attr-defined]
+        and any(a.startswith("--directory=") for a in endpoint.argv)  # type: ignore[attr-defined]
+    )
 
 
 def pane_text(term: TerminalWidget) -> str:
@@ -162,8 +164,7 @@ def test_endpoints_of_the_lab(clab: Lab) -> None:
         assert web.kind is EndpointKind.TAKEOVER and web.needs_confirmation
         assert not web.interactive and web.main_pid == pid
         assert web.path == str(state / "web" / "microvm-tui.console.sock")
-        assert web.fallback is not None and web.fallback.kind is EndpointKind.LOGFILE
-        assert web.fallback.path == str(clab.log_dir / "web.log")
+        assert history_of(web.fallback)
         assert "one-way until web restarts" in web.explanation
 
 
@@ -176,7 +177,7 @@ def test_stopped_and_broken_say_why_quickly(clab: Lab, name: str) -> None:
     assert endpoint.kind is EndpointKind.NONE and not endpoint.interactive
     if name == "idle":
         assert "idle is not running (inactive" in endpoint.explanation
-        assert endpoint.fallback is not None and endpoint.fallback.kind is EndpointKind.LOGFILE
+        assert endpoint.fallback is not None and endpoint.fallback.kind is EndpointKind.JOURNAL
     else:
         assert "broken cannot run" in endpoint.explanation
         assert "does not exist" in endpoint.explanation
@@ -185,8 +186,7 @@ def test_stopped_and_broken_say_why_quickly(clab: Lab, name: str) -> None:
 def test_stdio_serial_without_qmp_is_read_only_history(clab: Lab) -> None:
     vm = dataclasses.replace(vms(clab)["web"], socket=None)
     endpoint = discover_endpoint(vm, clab.settings)
-    assert endpoint.kind is EndpointKind.LOGFILE and not endpoint.interactive
-    assert endpoint.path == str(clab.log_dir / "web.log")
+    assert history_of(endpoint) and not endpoint.interactive
     assert "stdio" in endpoint.explanation and "no QMP control socket" in endpoint.explanation
     assert 'microvm.qemu.extraArgs = [ "-chardev" "socket,id=console' in endpoint.hint
     assert "microvm.qemu.serialConsole = false;" in endpoint.hint
@@ -252,7 +252,7 @@ async def test_type_into_the_console_vm_and_reconnect_after_restart(clab: Lab) -
 async def test_takeover_of_web(clab: Lab) -> None:
     vm = vms(clab)["web"]
     transcript = clab.settings.state_dir / "web" / "microvm-tui.console.log"
-    offset = log_size(clab, "web")
+    since = time.time()
     took_over = restarted = False
     try:
         with ConsoleManager(clab.settings) as manager:
@@ -269,7 +269,7 @@ async def test_takeover_of_web(clab: Lab) -> None:
                 assert status.state is ConnectionState.READ_ONLY and status.takeover_available
                 body = str(app.screen.query_one("#body", Static).content)
                 assert "one-way until web restarts" in body
-                assert str(clab.log_dir / "web.log") in body
+                assert "the journal of microvm@web" in body
                 await pilot.press("y")
                 took_over = True
                 await until(pilot, lambda: (s := status_of(app)) and s.interactive, 20, "taken")
@@ -307,8 +307,8 @@ async def test_takeover_of_web(clab: Lab) -> None:
                 await until(pilot, lambda: "\n56\n" in pane_text(screen.terminal), 10, "history")
                 assert "transcript" in pane_text(screen.terminal)
 
-                # The restart ends the takeover: back to the log file, read-only, said so.
-                offset = log_size(clab, "web")
+                # The restart ends the takeover: back to the journal, read-only, said so.
+                since = time.time()
                 restart(clab, "web")
                 took_over, restarted = False, True
                 status = await until(
@@ -323,18 +323,18 @@ async def test_takeover_of_web(clab: Lab) -> None:
                     pilot,
                     lambda: "microvm-lab guest web up" in pane_text(screen.terminal),
                     90,
-                    "the new boot, from the log file",
+                    "the new boot, from the journal",
                 )
     finally:
         if took_over:  # the test failed half-way: still leave web as it was found
-            offset = log_size(clab, "web")
+            since = time.time()
             restart(clab, "web")
             restarted = True
         if restarted:
             wait_for(
                 lambda: (
                     unit_show(clab, "web")["ActiveState"] == "active"
-                    and guest_booted(clab.log_dir / "web.log", "web", offset)
+                    and guest_booted(clab.settings, "web", since)
                 ),
                 120,
                 what="web to boot again on stdio",

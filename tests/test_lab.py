@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import lab_root, require_lab_host, wait_for
 from tui.host.settings import default_cache_dir
 from tui.lab import Lab
+from tui.lab.lab import serial_output
 
 pytestmark = pytest.mark.lab
 
@@ -251,13 +252,13 @@ def test_up_twice_is_harmless(lab: Lab) -> None:
 
 def test_stop_start_and_the_booted_link_follows(lab: Lab) -> None:
     d = state(lab, "idle")
-    log = lab.settings.console_log_dir / "idle.log"
+    since = time.time()
     systemctl(lab, "start", "microvm@idle.service")
     wait_for(lambda: (d / "booted").is_symlink(), 10, what="booted link")
     assert os.readlink(d / "booted") == os.readlink(d / "current")
     wait_for(lambda: link(lab, "vm-idle"), 10, what="idle's tap")
     wait_for(
-        lambda: log.exists() and b"microvm-lab guest idle up" in log.read_bytes(),
+        lambda: b"microvm-lab guest idle up" in serial_output(lab.settings, "idle", since),
         60,
         what="idle to boot",
     )
@@ -265,7 +266,11 @@ def test_stop_start_and_the_booted_link_follows(lab: Lab) -> None:
     systemctl(lab, "stop", "microvm@idle.service")
     # microvm-shutdown's Ctrl-Alt-Del over QMP powers the guest off: seconds, not TimeoutSec.
     assert time.monotonic() - t0 < 10
-    assert b"reboot: Power down" in log.read_bytes()
+    wait_for(
+        lambda: b"reboot: Power down" in serial_output(lab.settings, "idle", since),
+        5,
+        what="the guest's power-down line in the journal",
+    )
     wait_for(lambda: not (d / "booted").is_symlink(), 10, what="booted link removed")
     wait_for(lambda: link(lab, "vm-idle") is None, 10, what="idle's tap removed")
     assert show(lab, "microvm@idle.service", "ActiveState")["ActiveState"] == "inactive"

@@ -64,6 +64,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("r", "refresh", "Refresh", id="refresh"),
         Binding("c", "console", "Console", id="console"),
+        Binding("l", "logs", "Logs", id="logs"),
         *ACTION_BINDINGS,
         Binding(
             "ctrl+p", "command_palette", "Commands", id="command_palette", priority=True, show=False
@@ -229,6 +230,17 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 detach_key=self.settings.console_detach_key,
             )
         )
+
+    def action_logs(self) -> None:
+        from tui.screens.logs import LogsScreen
+
+        if not isinstance(self.screen, MainScreen):
+            return
+        vm = self.selected_vm()
+        if vm is None:
+            self.notify("No VM selected.", severity="warning")
+            return
+        self.push_screen(LogsScreen(vm, self.settings.host))
 
     def action_help(self) -> None:
         from tui.bindings import collect

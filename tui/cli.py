@@ -1,4 +1,4 @@
-"""Command line: `microvm-tui` (the app), `microvm-tui list`, `microvm-tui lab`.
+"""Command line: `microvm-tui` (the app), `microvm-tui list`, `logs`, `lab`.
 
 `list` must stay fast: this module imports neither Textual nor psutil nor pyroute2 at top level.
 """
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the VMs (a fast `microvm -l`)")
     _common(ls, argparse.SUPPRESS)
     ls.add_argument("--json", action="store_true", help="print one JSON object")
+    from tui.logs_cli import add_parser as add_logs_parser
+
+    _common(add_logs_parser(sub), argparse.SUPPRESS)
     lab = sub.add_parser("lab", help="a throwaway microvm.nix host for demos and tests")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     return parser
@@ -203,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return cmd_list(settings, args.json)
         except BrokenPipeError:  # `microvm-tui list | head`
+            return 0
+    if args.command == "logs":
+        from tui.logs_cli import cmd_logs
+
+        try:
+            return cmd_logs(settings, args)
+        except BrokenPipeError:
             return 0
     if settings.keymap:  # named now: Textual would drop a clashing binding or an unknown id
         from tui.keymap_check import keymap_problems

@@ -18,9 +18,11 @@ class HostSettings:
     systemd_env: dict[str, str] = field(default_factory=dict)
     # Network namespace the VMs' taps live in; None = the TUI's own namespace (a real host).
     netns: str | None = None
-    # Where serial output lands when no journald runs (the lab: one file per VM). None = journal.
+    # Where serial output lands on a host whose units append it to files
+    # (`StandardOutput=append:DIR/NAME.log`). None = the journal (microvm.nix's default).
     console_log_dir: Path | None = None
-    # A journal directory to read instead of the manager's own (``journalctl --directory``).
+    # A journal directory to read instead of the system's (`journalctl --directory`): the lab's
+    # journald writes there. None on a real host: the system journal.
     journal_dir: Path | None = None
     gcroots_dir: Path = Path("/nix/var/nix/gcroots/microvm")
     nix_options: tuple[str, ...] = ()
@@ -37,6 +39,8 @@ class HostSettings:
     def journalctl_argv(self, *args: str) -> list[str]:
         argv = [tools.path("journalctl")]
         if self.journal_dir is not None:
+            # A journald of its own (the lab's) keeps every unit's lines there, user manager's
+            # units included, under their unit name (`-u`, not `--user-unit`).
             argv.append(f"--directory={self.journal_dir}")
         elif self.systemd_scope == "user":
             argv.append("--user")

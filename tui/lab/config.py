@@ -22,8 +22,8 @@ def config_text(settings: HostSettings) -> str:
     ]
     if settings.netns is not None:
         lines.append(f"netns = {_s(settings.netns)}")
-    if settings.console_log_dir is not None:
-        lines.append(f"console_log_dir = {_s(settings.console_log_dir)}")
+    if settings.journal_dir is not None:
+        lines.append(f"journal_dir = {_s(settings.journal_dir)}")
     lines.append(f"gcroots_dir = {_s(settings.gcroots_dir)}")
     lines.append("nix_options = [" + ", ".join(_s(o) for o in settings.nix_options) + "]")
     lines += ["", "[host.systemd_env]"]

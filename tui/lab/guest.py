@@ -41,9 +41,19 @@ done
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     microvm.hostname=*) hostname "${arg#microvm.hostname=}" ;;
+    lab.tick=*) tick="${arg#lab.tick=}" ;;
   esac
 done
 echo "microvm-lab guest $(hostname) up"  # BOOT_MARKER
+if [ -n "$tick" ]; then
+  # Lines on the serial console with journald's priority prefixes (SyslogLevelPrefix=yes).
+  (n=0; while sleep "$tick"; do
+    n=$((n + 1))
+    echo "<3>lab tick $n: an error from the guest"
+    echo "<4>lab tick $n: a warning from the guest"
+    echo "lab tick $n: info from the guest"
+  done) > /dev/console 2>&1 &
+fi
 exec /bin/init
 """
 

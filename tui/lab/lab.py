@@ -11,16 +11,18 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tui.host.console.journal import parse_journal_line
 from tui.host.settings import HostSettings
-from tui.lab import flake, guest, netns, nix, systemd
+from tui.lab import flake, guest, guest_journal, netns, nix, systemd
 from tui.lab.config import write_config
 from tui.lab.prereq import missing_prerequisites
-from tui.lab.vms import UPLINK, VmSpec, default_vms
+from tui.lab.vms import UPLINK, VmSpec, default_vms, guest_journal_source
 
 log = logging.getLogger("tui.lab")
 
@@ -44,9 +46,11 @@ class Lab:
         digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:8]
         self.netns = netns.netns_name(self.root)
         self.gcroots_dir = GCROOTS_BASE / f"microvm-tui-lab-{digest}"
-        self.cgroup_name = f"mvtui-{digest}"
+        # A slice name: journald skips slices when it finds a process's unit in its cgroup
+        # path, so the lab's units get _SYSTEMD_UNIT (and `journalctl -u`) as on a host.
+        self.cgroup_name = f"mvtui-{digest}.slice"
         self.state_dir = self.root / "microvms"
-        self.log_dir = self.root / "logs"
+        self.journal_dir = self.root / "journal"
         self.run_dir = self.root / "run"
         self.shares_dir = self.root / "shares"
         self.tmp_dir = self.root / "tmp"
@@ -56,6 +60,7 @@ class Lab:
             home=self.root / "home",
             cgroup_name=self.cgroup_name,
             log_path=self.root / "manager.log",
+            journal_dir=self.journal_dir,
         )
 
     # --- public API -------------------------------------------------------------------------
@@ -78,7 +83,7 @@ class Lab:
             systemd_scope="user",
             systemd_env={"XDG_RUNTIME_DIR": str(self.run_dir)},
             netns=self.netns,
-            console_log_dir=self.log_dir,
+            journal_dir=self.journal_dir,
             gcroots_dir=self.gcroots_dir,
             nix_options=nix.NIX_OPTIONS,
         )
@@ -156,14 +161,17 @@ class Lab:
                 state_dir=self.state_dir,
                 netns=self.netns,
                 ip=flake.host_tools()["ip"],
-                log_dir=self.log_dir,
-                helper_log_dir=self.run_dir / "log",
                 autostart=[s.name for s in self.specs if s.autostart],
             ),
         )
+        for s in self.specs:
+            if s.guest_journal:
+                guest_journal.write_guest_journal(
+                    guest_journal_source(self.root, s.name), self.root, s.name
+                )
         step("starting the systemd user manager and the VMs")
         booting = [s for s in self.specs if s.role == "running" and s.name not in active]
-        offsets = {s.name: _size(self.log_dir / f"{s.name}.log") for s in booting}
+        since = time.time()
         if manager_pid is None:
             self.manager.start()  # its default unit is microvms.target: the VMs boot now
         elif changed:
@@ -179,9 +187,7 @@ class Lab:
         running = [s for s in self.specs if s.role == "running"]
         self._wait_running(running, deadline)
         step("waiting for the guests to boot")
-        self._wait_booted(
-            {s.name: offsets[s.name] for s in booting if not s.serial_socket}, deadline
-        )
+        self._wait_booted([s.name for s in booting if not s.serial_socket], since, deadline)
         write_config(self.config_path, self.settings)
         step("up")
 
@@ -271,8 +277,8 @@ class Lab:
         marker.write_text(json.dumps(record, indent=2) + "\n")
         for d in (
             self.state_dir,
-            self.log_dir,
-            self.run_dir / "log",
+            self.run_dir,
+            self.journal_dir,
             self.shares_dir,
             self.tmp_dir,
             self.flake_dir,
@@ -361,12 +367,13 @@ class Lab:
                 raise LabError(f"not running in time: {', '.join(sorted(waiting))}")
             time.sleep(0.2)
 
-    def _wait_booted(self, offsets: dict[str, int], deadline: float) -> None:
-        """Until each guest's console log shows, past the offset, a boot that reached init."""
-        waiting = set(offsets)
+    def _wait_booted(self, names: list[str], since: float, deadline: float) -> None:
+        """Until each guest's serial output in the journal shows, since SINCE, a boot that
+        reached init."""
+        waiting = set(names)
         while waiting:
             for name in list(waiting):
-                if guest_booted(self.log_dir / f"{name}.log", name, offsets[name]):
+                if guest_booted(self.settings, name, since):
                     waiting.discard(name)
             if not waiting:
                 break
@@ -386,26 +393,34 @@ class Lab:
                     link.unlink()
 
 
-def guest_booted(log: Path, name: str, offset: int = 0) -> bool:
-    """The console log shows, past offset, the guest's init after the kernel's last
+def serial_output(settings: HostSettings, name: str, since: float) -> bytes:
+    """What microvm@NAME wrote (its serial console on stdio) since SINCE (epoch seconds), from
+    the lab's journal, one line per entry."""
+    argv = settings.journalctl_argv(
+        f"--unit=microvm@{name}.service",
+        f"--since=@{since:.6f}",
+        "--output=json",
+        "--output-fields=MESSAGE,_PID,SYSLOG_IDENTIFIER",
+        "--all",
+        "--no-pager",
+        "--quiet",
+    )
+    env = settings.command_env()
+    proc = subprocess.run(argv, capture_output=True, timeout=30, check=False, env=env)
+    entries = (parse_journal_line(line) for line in proc.stdout.splitlines())
+    return b"\n".join(
+        e.message for e in entries if e is not None and e.message and not e.from_systemd
+    )
+
+
+def guest_booted(settings: HostSettings, name: str, since: float) -> bool:
+    """The serial output since SINCE shows the guest's init after the kernel's last
     "Linux version" line."""
-    try:
-        with open(log, "rb") as f:
-            f.seek(offset)
-            text = f.read()
-    except OSError:
-        return False
+    text = serial_output(settings, name, since)
     last_boot = text.rfind(b"Linux version ")
     if last_boot < 0:
         return False
     return text.find(guest.BOOT_MARKER.format(name=name).encode(), last_boot) >= 0
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 @contextlib.contextmanager

@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from tui.lab import guest
-from tui.lab.systemd import SYSTEMD_BINARIES
+from tui.lab import guest, guest_journal
+from tui.lab.systemd import JOURNALD_BINARIES, SYSTEMD_BINARIES
 
 
 def missing_prerequisites() -> list[str]:
@@ -27,6 +27,12 @@ def missing_prerequisites() -> list[str]:
             problems.append(f"{prog} is missing (apt-get install {pkg})")
     if not any(p.exists() for p in SYSTEMD_BINARIES):
         problems.append("/lib/systemd/systemd is missing (apt-get install systemd)")
+    if not any(p.exists() for p in JOURNALD_BINARIES):
+        problems.append("systemd-journald is missing (apt-get install systemd)")
+    try:
+        guest_journal.find_journal_remote()
+    except FileNotFoundError as e:
+        problems.append(str(e))
     if not Path("/dev/net/tun").exists():
         problems.append("/dev/net/tun is missing (taps cannot be made)")
     try:

@@ -2,9 +2,11 @@
 
 systemd is not PID 1 on these machines, but `systemd --user` runs when it believes the system was
 booted with systemd: it gets a private mount namespace with a tmpfs on /run/systemd (holding an
-empty /run/systemd/system). It runs in a cgroup of its own (`mvtui-<hash>` in the name=systemd
-and unified hierarchies), so two labs never share unit cgroups. No journald runs: the units write
-to files (`StandardOutput=append:`).
+empty /run/systemd/system). It runs in a cgroup of its own (`mvtui-<hash>.slice` in the name=systemd
+and unified hierarchies), so two labs never share unit cgroups. A real systemd-journald runs in
+the same mount namespace, its volatile storage (/run/log/journal) bind-mounted from the lab's
+journal dir, so the units log to a journal as on a NixOS host and `journalctl --directory`
+reads it from outside.
 """
 
 from __future__ import annotations
@@ -20,12 +22,33 @@ from pathlib import Path
 
 SYSTEMD_BINARIES = (Path("/lib/systemd/systemd"), Path("/usr/lib/systemd/systemd"))
 
-# Started in the new mount namespace; a constant (names only ever reach it as "$@").
+JOURNALD_BINARIES = (
+    Path("/lib/systemd/systemd-journald"),
+    Path("/usr/lib/systemd/systemd-journald"),
+)
+
+# Started in the new mount namespace; a constant (paths only ever reach it as variables).
+# journald: volatile storage only (never the host's /var/log/journal), no kmsg, no forwarding,
+# no rate limit (a serial flood must not be cut in tests and benches). /run/log gets a tmpfs of
+# its own first, so nothing is made in the host's /run.
 _MANAGER_SCRIPT = """set -e
 for cg in "$@"; do echo $$ > "$cg/cgroup.procs"; done
 mkdir -p /run/systemd
 mount -t tmpfs -o mode=0755 tmpfs /run/systemd
-mkdir /run/systemd/system
+mkdir /run/systemd/system /run/systemd/journald.conf.d
+printf '%s\n' '[Journal]' Storage=volatile ReadKMsg=no ForwardToSyslog=no ForwardToWall=no \
+  ForwardToConsole=no RateLimitBurst=0 RuntimeMaxUse=256M > /run/systemd/journald.conf.d/lab.conf
+mkdir -p /run/log
+mount -t tmpfs -o mode=0755 tmpfs /run/log
+mkdir /run/log/journal
+mount --bind "$JOURNAL_DIR" /run/log/journal
+"$JOURNALD_BINARY" &
+echo $! > "$JOURNALD_PID_FILE"
+i=0
+while [ ! -S /run/systemd/journal/stdout ]; do
+  i=$((i + 1)); [ $i -lt 200 ] || { echo "journald did not start" >&2; exit 1; }
+  sleep 0.05
+done
 exec "$SYSTEMD_BINARY" --user --unit=microvms.target
 """
 
@@ -66,19 +89,16 @@ def unit_files(
     state_dir: Path,
     netns: str,
     ip: str,
-    log_dir: Path,
-    helper_log_dir: Path,
     autostart: list[str],
     restart_sec: str = "2s",
 ) -> dict[str, str]:
     """Unit templates as nixos-modules/host/default.nix defines them, for a user manager:
     no User=/Group=, taps and hypervisor inside the lab's network namespace (`ip netns exec`
-    execs, so MainPID is still the hypervisor), stdout/stderr to files, RestartSec 2s (upstream 5s)
-    to keep tests quick."""
+    execs, so MainPID is still the hypervisor), output to the lab's journald, RestartSec 2s
+    (upstream 5s) to keep tests quick."""
     st = unit_path(state_dir)
     vm = f"{st}/%i"
     netns_exec = f"{ip} netns exec {netns}"
-    helper_log = f"append:{unit_path(helper_log_dir)}/%n.log"
 
     def helper(
         description: str,
@@ -92,7 +112,6 @@ def unit_files(
             unit.append(("After", " ".join(after)))
         if condition:
             unit.append(("ConditionPathExists", condition))
-        service = [*service, ("StandardOutput", helper_log), ("StandardError", helper_log)]
         return _unit({"Unit": unit, "Service": service})
 
     units = {
@@ -163,7 +182,6 @@ def unit_files(
         ),
     }
     helper_units = " ".join(f"{h}@%i.service" for h in HELPERS)
-    console = f"append:{unit_path(log_dir)}/%i.log"
     units["microvm@.service"] = _unit(
         {
             "Unit": [
@@ -184,9 +202,6 @@ def unit_files(
                 ("LimitNOFILE", "1048576"),
                 ("NotifyAccess", "all"),
                 ("LimitMEMLOCK", "infinity"),
-                # No journald in the lab: the serial console (stdio) lands in one file per VM.
-                ("StandardOutput", console),
-                ("StandardError", console),
             ],
         }
     )
@@ -331,10 +346,31 @@ class UserManager:
     home: Path
     cgroup_name: str
     log_path: Path
+    journal_dir: Path  # the journald's /run/log/journal
 
     @property
     def pid_file(self) -> Path:
         return self.runtime_dir / "manager.pid"
+
+    @property
+    def journald_pid_file(self) -> Path:
+        return self.runtime_dir / "journald.pid"
+
+    def journald_pid(self) -> int | None:
+        """The lab journald's pid if it runs and is the one this lab started."""
+        try:
+            pid = int(self.journald_pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not pid_alive(pid):
+            return None
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return None
+        if Path(exe).name != "systemd-journald":
+            return None
+        return pid if pid in cgroup_pids(self.cgroup_name) else None
 
     @property
     def unit_dir(self) -> Path:
@@ -389,6 +425,10 @@ class UserManager:
         systemd = next((p for p in SYSTEMD_BINARIES if p.exists()), None)
         if systemd is None:
             raise SystemdError("systemd is not installed (apt-get install systemd)")
+        journald = next((p for p in JOURNALD_BINARIES if p.exists()), None)
+        if journald is None:
+            raise SystemdError("systemd-journald is not installed (apt-get install systemd)")
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         self.runtime_dir.chmod(0o700)
         # Leftovers of a manager that died without cleaning up.
@@ -410,6 +450,9 @@ class UserManager:
             "XDG_CACHE_HOME": str(self.home / ".cache"),
             "LANG": "C.UTF-8",
             "SYSTEMD_BINARY": str(systemd),
+            "JOURNALD_BINARY": str(journald),
+            "JOURNAL_DIR": str(self.journal_dir),
+            "JOURNALD_PID_FILE": str(self.journald_pid_file),
         }
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
@@ -452,14 +495,17 @@ class UserManager:
                 self.systemctl("stop", "microvm@*.service", timeout=timeout)
             with contextlib.suppress(SystemdError, subprocess.TimeoutExpired):
                 self.systemctl("stop", "microvm*.service", "microvms.target", timeout=timeout)
-        if pid is not None:
-            # A user manager starts exit.target on SIGTERM.
+        journald = self.journald_pid()
+        for owned in (pid, journald):  # the manager first: journald keeps its last words
+            if owned is None:
+                continue
+            # A user manager starts exit.target on SIGTERM; journald flushes and exits.
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            if not wait_gone(pid, 20):
+                os.kill(owned, signal.SIGTERM)
+            if not wait_gone(owned, 20):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                wait_gone(pid, 5)
+                    os.kill(owned, signal.SIGKILL)
+                wait_gone(owned, 5)
         # Anything left in the lab's cgroup was started by the lab's manager.
         for _ in range(3):
             left = cgroup_pids(self.cgroup_name)
@@ -470,8 +516,9 @@ class UserManager:
                     os.kill(p, signal.SIGKILL)
             for p in left:
                 wait_gone(p, 5)
-        with contextlib.suppress(OSError):
-            self.pid_file.unlink()
+        for owned_file in (self.pid_file, self.journald_pid_file):
+            with contextlib.suppress(OSError):
+                owned_file.unlink()
 
 
 def parse_show(text: str) -> list[dict[str, str]]:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 # Kernel parameter that makes `db`'s second build differ from the one it booted.
 STALE_PARAM = "lab.generation=2"
+# Kernel parameter that makes a guest print journal lines of three priorities every N seconds.
+TICK_PARAM = "lab.tick=4"
 # The link macvtaps sit on, inside the lab's namespace (see netns.ensure_uplink).
 UPLINK = "uplink0"
 
@@ -24,6 +26,7 @@ class VmSpec:
     tap: bool = False
     macvtap: bool = False  # on the lab netns' uplink (a dummy, or a veth pair inside the netns)
     share: bool = False
+    guest_journal: bool = False  # a share of STATE/NAME/journal on /var/log/journal (FAQ)
     volume: bool = False
     serial_socket: bool = False  # interactive serial on NAME-console.sock instead of stdio
     stale: bool = False  # booted on generation 1, `current` swapped to generation 2
@@ -69,8 +72,11 @@ def macvtap_index(root: Path, name: str) -> int:
 
 def default_vms(extra_running: int = 0) -> list[VmSpec]:
     vms = [
-        VmSpec("web", mem=256, balloon=True, tap=True, share=True, volume=True),
-        VmSpec("db", mem=192, balloon=True, stale=True),
+        VmSpec(
+            "web", mem=256, balloon=True, tap=True, share=True, volume=True, guest_journal=True
+        ),
+        # db's guest prints err/warning/info lines on its serial console every few seconds.
+        VmSpec("db", mem=192, balloon=True, stale=True, kernel_params=(TICK_PARAM,)),
         VmSpec("decl", mem=160, vcpu=2, tap=True, declarative=True),
         VmSpec("console", mem=128, serial_socket=True, macvtap=True),
         VmSpec("crashy", role="crashy", mem=128),
@@ -79,6 +85,11 @@ def default_vms(extra_running: int = 0) -> list[VmSpec]:
     ]
     vms += [VmSpec(f"vm{i:02d}", mem=128) for i in range(1, extra_running + 1)]
     return vms
+
+
+def guest_journal_source(root: Path, name: str) -> Path:
+    """Where the FAQ puts a guest's journal share: /var/lib/microvms/NAME/journal."""
+    return root / "microvms" / name / "journal"
 
 
 def vm_config(spec: VmSpec, root: Path, generation: int = 1) -> dict:
@@ -111,6 +122,32 @@ def vm_config(spec: VmSpec, root: Path, generation: int = 1) -> dict:
                     "mode": "bridge",
                     "index": macvtap_index(root, spec.name),
                 },
+            }
+        )
+    shares: list[dict] = []
+    if spec.share:
+        shares.append(
+            {
+                "proto": "9p",
+                "tag": "shared",
+                "source": str(root / "shares" / spec.name),
+                "mountPoint": "/shared",
+                "securityModel": "none",
+                "readOnly": False,
+                "socket": None,
+            }
+        )
+    if spec.guest_journal:
+        # The FAQ's journal share (virtiofs there; 9p here, no virtiofsd in the lab).
+        shares.append(
+            {
+                "proto": "9p",
+                "tag": "journal",
+                "source": str(guest_journal_source(root, spec.name)),
+                "mountPoint": "/var/log/journal",
+                "securityModel": "none",
+                "readOnly": False,
+                "socket": None,
             }
         )
     return {
@@ -150,21 +187,7 @@ def vm_config(spec: VmSpec, root: Path, generation: int = 1) -> dict:
             if spec.volume
             else []
         ),
-        "shares": (
-            [
-                {
-                    "proto": "9p",
-                    "tag": "shared",
-                    "source": str(root / "shares" / spec.name),
-                    "mountPoint": "/shared",
-                    "securityModel": "none",
-                    "readOnly": False,
-                    "socket": None,
-                }
-            ]
-            if spec.share
-            else []
-        ),
+        "shares": shares,
         "interfaces": interfaces,
         "generation": generation if spec.stale else 1,
     }

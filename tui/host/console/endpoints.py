@@ -30,8 +30,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tui.host.console.journal import journal_argv
+from tui.host.console.journal import HISTORY_LINES
 from tui.host.console.trust import pty_problem, socket_problem
+from tui.host.logs.query import LogQuery, journal_argv
 from tui.host.model import VM, Drift, UnitState
 from tui.host.names import unit_name
 from tui.host.safefs import read_regular, write_file
@@ -298,7 +299,9 @@ def history_endpoint(
         hint=hint,
         source="journal",
         main_pid=main_pid,
-        argv=tuple(journal_argv(settings.journalctl_argv(), unit)),
+        argv=tuple(
+            journal_argv(settings, LogQuery(units=(unit,), lines=HISTORY_LINES), follow=True)
+        ),
     )
 
 

@@ -22,8 +22,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-# Ask journalctl for only what we use (plus the fields it always adds, like __CURSOR).
-OUTPUT_FIELDS = "MESSAGE,_PID,SYSLOG_IDENTIFIER,_SYSTEMD_UNIT,_SYSTEMD_USER_UNIT,UNIT,USER_UNIT"
+from tui.host.logs.entry import field_bytes
+
+# The command line is the Logs view's (tui.host.logs.query.journal_argv): one journal reader.
 HISTORY_LINES = 1000
 
 
@@ -35,42 +36,8 @@ class JournalEntry:
     from_systemd: bool = False  # a message of the service manager about the unit, not output
 
 
-def journal_argv(settings_argv: list[str], unit: str, lines: int = HISTORY_LINES) -> list[str]:
-    """The follow command, given ``settings.journalctl_argv()`` (which adds ``--user``)."""
-    return [
-        *settings_argv,
-        "--unit",
-        unit,
-        "--output=json",
-        f"--output-fields={OUTPUT_FIELDS}",
-        "--all",  # long fields in full instead of null
-        "--follow",
-        f"--lines={lines}",
-        "--no-pager",
-        "--quiet",
-    ]
-
-
-def _field_bytes(value: Any) -> bytes | None:
-    """A journal JSON field value as bytes: string, byte array, or several values (joined)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    if isinstance(value, list):
-        if all(isinstance(b, int) and not isinstance(b, bool) for b in value):
-            try:
-                return bytes(value)
-            except ValueError:  # a number outside 0..255: not a byte array
-                return None
-        parts = [_field_bytes(v) for v in value]
-        kept = [p for p in parts if p is not None]
-        return b"\n".join(kept) if kept else None
-    return None
-
-
 def _field_str(value: Any) -> str | None:
-    data = _field_bytes(value)
+    data = field_bytes(value)
     return data.decode("utf-8", "replace") if data is not None else None
 
 
@@ -95,7 +62,7 @@ def parse_journal_line(line: bytes | str) -> JournalEntry | None:
     pid = _field_str(record.get("_PID"))
     ident = _field_str(record.get("SYSLOG_IDENTIFIER"))
     return JournalEntry(
-        message=_field_bytes(record.get("MESSAGE")),
+        message=field_bytes(record.get("MESSAGE")),
         cursor=_field_str(record.get("__CURSOR")),
         realtime_usec=usec,
         from_systemd=pid == "1" or ident == "systemd",
