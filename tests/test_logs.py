@@ -175,7 +175,7 @@ def test_short_units_and_vm_of_unit() -> None:
 def test_argv_never_reads_everything() -> None:
     settings = HostSettings(journal_dir=Path("/j"))
     argv = journal_argv(settings, LogQuery(units=("microvm@web.service",), lines=50))
-    assert argv[:2] == ["journalctl", "--directory=/j"]
+    assert argv[0].endswith("/journalctl") and argv[1] == "--directory=/j"
     assert "--lines=50" in argv and "--unit=microvm@web.service" in argv
     follow = journal_argv(settings, LogQuery(), follow=True, after_cursor="s=1")
     assert "--after-cursor=s=1" in follow and "--follow" in follow
