@@ -8,12 +8,14 @@ fails the test instead of hanging the suite or exhausting the machine's memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -257,3 +259,36 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+def test_shutting_down_waits_for_stuck_jobs_only_as_long_as_asked(tmp_path: Path) -> None:
+    """Two jobs whose actions are stuck in a read of a real FIFO nobody writes: the runner's
+    shutdown (what quitting calls) returns after its timeout in all, not per job."""
+    from tui.host.actions.jobs import JobRunner
+    from tui.host.actions.operations import Outcome
+    from tui.host.settings import HostSettings
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    started = threading.Barrier(3)
+
+    def stuck(settings, name, reporter, cancel):  # type: ignore[no-untyped-def]
+        started.wait()
+        with open(fifo, "rb") as fh:  # blocks: nobody opens the FIFO for writing
+            fh.read()
+        return Outcome("read")
+
+    runner = JobRunner(HostSettings(state_dir=tmp_path), actions={"stuck": stuck})
+    jobs = [runner.submit("stuck", "a"), runner.submit("stuck", "b")]
+    started.wait(10)
+    t0 = time.monotonic()
+    try:
+        runner.shutdown(1.0)
+        assert time.monotonic() - t0 < 1.8
+    finally:
+        # Let the readers go: a writer's open and close ends their reads (non-blocking: once
+        # they are gone, there is no reader to wait for).
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        for job in jobs:
+            runner.wait(job.id, 10)

@@ -12,7 +12,8 @@ runs them in threads for the UI.
   ``diff_closures``. ``nixlog``: the internal-json parser and its ``Progress``.
 - ``commands``: ``run`` (argv only, recorded as ``CommandRecord``, SIGINT/SIGTERM/SIGKILL on
   cancel). ``lock``: the per-VM flock. ``cancel``: ``CancelToken``. ``errors``: what fails.
-- ``symlinks``: atomic symlink replacement and no-replace directory moves.
+- ``symlinks``: reading the state dir's links, and switching `current`/`old` all or none
+  (on ``tui.host.safefs``, which makes every file and link the actions write).
 
 Example::
 

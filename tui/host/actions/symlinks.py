@@ -1,5 +1,6 @@
-"""The state dir's links as the actions read and change them (the safe primitives live in
-``tui.host.safefs``; these names are what the actions and their tests use)."""
+"""The state dir's links as the actions read and change them. The primitives that make them
+safe (``replace_symlink``, ``rename_noreplace``, all-or-none switches) live in
+``tui.host.safefs``."""
 
 from __future__ import annotations
 
@@ -7,16 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from tui.host.safefs import opened_dir, rename_noreplace, replace_symlink, replace_symlinks_at
-
-__all__ = [
-    "read_link",
-    "rename_noreplace",
-    "replace_symlink",
-    "resolved",
-    "swap_links",
-    "temp_name",
-]
+from tui.host.safefs import opened_dir, replace_symlinks_at
 
 
 def temp_name(directory: Path, stem: str) -> Path:
