@@ -23,7 +23,15 @@ from tests.conftest import wait_for
 from tests.fakes.qmp import FakeQMPServer
 from tests.test_console_connection import Discovery, Recorder, Server
 from tui.host.console import ConnectionState, ConsoleConnection, ConsoleEndpoint, EndpointKind
-from tui.host.console.endpoints import discover_endpoint
+from tui.host.console.endpoints import (
+    TAKEOVER_LOG,
+    TAKEOVER_SOCKET,
+    TakeoverMarker,
+    _from_chardevs,
+    discover_endpoint,
+    parse_chardevs,
+    write_marker,
+)
 from tui.host.console.trust import UntrustedEndpoint, check_pty, socket_address
 from tui.host.model import VM, Drift, SerialSpec, UnitState
 from tui.host.settings import HostSettings
@@ -268,3 +276,33 @@ def test_the_runners_declared_socket_may_be_outside(
     vm.serial = SerialSpec("unix", str(vm.path / "console.sock"), True)
     with pytest.raises(UntrustedEndpoint), socket_address(vm, outside.path):
         pass
+
+
+# --- the takeover marker (a file in the state dir others can write) ---------------------------
+
+
+@pytest.mark.parametrize("what", ["transcript", "socket"])
+def test_a_planted_marker_naming_other_files_is_not_believed(
+    vm: VM, tmp_path: Path, what: str
+) -> None:
+    secret = tmp_path / "root-only"
+    secret.write_text("secret\n")
+    sock, log = str(vm.path / TAKEOVER_SOCKET), str(vm.path / TAKEOVER_LOG)
+    other_sock = str(vm.path / "other.sock")
+    marker = TakeoverMarker(
+        other_sock if what == "socket" else sock,
+        str(secret) if what == "transcript" else log,
+        42,
+        "stdio",
+        1.0,
+        None,
+        None,
+        None,
+    )
+    write_marker(vm, marker)
+    answer = other_sock if what == "socket" else sock
+    chardevs = parse_chardevs(
+        [{"frontend-open": True, "filename": f"unix:{answer},server=on", "label": "stdio"}]
+    )
+    ep = _from_chardevs(vm, settings(tmp_path), chardevs, 42, "")
+    assert ep is not None and ep.source != "takeover" and ep.transcript is None

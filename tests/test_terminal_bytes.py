@@ -124,8 +124,9 @@ class AppInPty:
     def text(self) -> str:
         return self.output.decode("utf-8", errors="replace")
 
-    def read_until(self, predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-        """Read what the app writes until PREDICATE(output text) holds (or EOF / timeout)."""
+    def read_until(self, predicate, timeout: float = 30.0, *, eof: bool = False) -> None:  # type: ignore[no-untyped-def]
+        """Read what the app writes until PREDICATE(output text) holds; EOF: until the app
+        closed the terminal (it exited)."""
         deadline = time.monotonic() + timeout
         while not predicate(self.text()):
             left = deadline - time.monotonic()
@@ -138,7 +139,7 @@ class AppInPty:
             except OSError:  # EIO: the app exited and closed the pty
                 data = b""
             if not data:
-                assert predicate(self.text()), f"the app exited: {self.text()[-2000:]!r}"
+                assert eof or predicate(self.text()), f"the app exited: {self.text()[-2000:]!r}"
                 return
             self.output += data
 
@@ -147,7 +148,7 @@ class AppInPty:
 
     def close(self) -> int:
         """Wait for the app to exit, reading what it still writes."""
-        self.read_until(lambda t: self.proc.poll() is not None, timeout=15)
+        self.read_until(lambda t: False, timeout=15, eof=True)
         return self.proc.wait(10)
 
     def kill(self) -> None:

@@ -458,9 +458,14 @@ def _from_chardevs(
         marker = None  # stale: from an earlier run of the hypervisor
     if marker is not None:
         dev_marked = next((d for d in chardevs if d.label == marker.chardev), None)
+        # The marker is a file in a directory others can write: believed only when it names
+        # the takeover's own socket and transcript (the transcript is read back as history).
+        ours = takeover_paths(vm)
         if (
             dev_marked is not None
             and _same_path(dev_marked.unix_path(vm.path), marker.socket)
+            and _same_path(marker.socket, ours[0])
+            and _same_path(marker.logfile, ours[1])
             and socket_problem(vm, marker.socket) is None
         ):
             return _socket_endpoint(
