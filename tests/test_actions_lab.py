@@ -115,7 +115,7 @@ def remove_traces(lab: Lab, names: tuple[str, ...]) -> None:
     `nix build -o` registered for their (now gone) out-links."""
     for name in names:
         (lab.settings.console_log_dir / f"{name}.log").unlink(missing_ok=True)
-        for log in (lab.run_dir / "log").glob(f"*@{name}.service.log"):
+        for log in lab.settings.console_log_dir.glob(f"*@{name}.service.log"):
             log.unlink(missing_ok=True)
     state = str(lab.settings.state_dir)
     prefixes = tuple(f"{state}/{p}" for n in names for p in (f"{n}/", f".{n}."))

@@ -157,7 +157,7 @@ class Lab:
                 netns=self.netns,
                 ip=flake.host_tools()["ip"],
                 log_dir=self.log_dir,
-                helper_log_dir=self.run_dir / "log",
+                helper_log_dir=self.log_dir,  # beside the consoles: the app reads both there
                 autostart=[s.name for s in self.specs if s.autostart],
             ),
         )
@@ -272,7 +272,7 @@ class Lab:
         for d in (
             self.state_dir,
             self.log_dir,
-            self.run_dir / "log",
+            self.run_dir,
             self.shares_dir,
             self.tmp_dir,
             self.flake_dir,

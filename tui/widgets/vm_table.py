@@ -183,10 +183,10 @@ class VMTable(KeptComponentStyles, DataTable):
         cfg_text = DASH if cfg is None else str(cfg)
         memory = self._text(f"{used}/{cfg_text} MiB", "muted" if s is None else None)
 
-        if s is None:
-            net = self._text(DASH, "muted")
-        elif not vm.interfaces:
+        if not vm.interfaces:  # a fact of the runner, whether it runs or not
             net = self._text("no NICs", "muted")
+        elif s is None:
+            net = self._text(DASH, "muted")
         elif s.net:
             # The guest's view: what the host side of the tap sends, the guest receives.
             rx = sum(r.tx_bps for r in s.net.values())

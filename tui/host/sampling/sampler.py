@@ -18,11 +18,11 @@ import concurrent.futures as cf
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui.host.crashloop import LOOP_WINDOW_S, CrashLoopTracker
 from tui.host.links import Link, LinkReadError, LinkTable, read_links
 from tui.host.model import VM
 from tui.host.sampling import cgroup, process
@@ -137,12 +137,6 @@ class _VMState:
 
 
 @dataclass
-class _Restarts:
-    last: int
-    climbs: deque[float] = field(default_factory=lambda: deque(maxlen=64))
-
-
-@dataclass
 class _FsResult:
     free: dict[str, int] = field(default_factory=dict)
     total: dict[str, int] = field(default_factory=dict)
@@ -185,7 +179,7 @@ class Sampler:
         max_workers: int = 32,
         history_len: int = 300,
         guest_stats_interval: int = 5,
-        crash_window_s: float = 60.0,
+        crash_window_s: float = LOOP_WINDOW_S,
         remote_every: int = 1,
         layout: cgroup.CgroupLayout | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -193,7 +187,7 @@ class Sampler:
         self.timeout = timeout
         self.grace = grace
         self.guest_stats_interval = guest_stats_interval
-        self.crash_window_s = crash_window_s
+        self._loops = CrashLoopTracker(crash_window_s)
         self.remote_every = max(1, remote_every)
         self.layout = layout
         self.clock = clock
@@ -205,7 +199,6 @@ class Sampler:
         self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sampler")
         self._host_cpu = HostCPU()
         self._state: dict[str, _VMState] = {}
-        self._restarts: dict[str, _Restarts] = {}
         self._inflight: dict[tuple[str, str], cf.Future[Any]] = {}
         # Order of service next poll: 0 answered last time, 1 unknown, 2 timed out.
         self._priority: dict[str, int] = {}
@@ -754,27 +747,7 @@ class Sampler:
     # -- restarts ------------------------------------------------------------------------
 
     def _track_restarts(self, vms: list[VM], now: float) -> None:
-        seen: set[str] = set()
-        for vm in vms:
-            if vm.unit is None or vm.unit.restarts is None:
-                continue
-            seen.add(vm.name)
-            n = vm.unit.restarts
-            entry = self._restarts.get(vm.name)
-            if entry is None:
-                self._restarts[vm.name] = _Restarts(last=n)
-                continue
-            if n > entry.last:
-                entry.climbs.append(now)
-            entry.last = n
-        for gone in set(self._restarts) - seen:
-            del self._restarts[gone]
-        window_start = now - self.crash_window_s
-        self.crash_looping = {
-            name
-            for name, entry in self._restarts.items()
-            if entry.climbs and entry.climbs[-1] >= window_start
-        }
+        self.crash_looping = self._loops.update({vm.name: vm.unit for vm in vms}, now)
 
 
 # --- helpers ------------------------------------------------------------------------------
