@@ -10,6 +10,7 @@ import dataclasses
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -257,3 +258,119 @@ async def test_microvm_shutdown_gets_the_qmp_greeting_while_monitoring(
         assert app.polls - polls >= 2  # the app was polling web meanwhile
         assert max(times) < 1.0, times
         assert sample(app, "web").qmp_status == "running"
+
+
+# --- real traffic toward a guest, over a tap and over a macvtap ---------------------------
+
+SENDER = """
+import socket, sys, time
+ifname, dst, total, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+frame = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex("020000000001") + b"\\x88\\xb5"
+frame += bytes(1400)
+sent, t0 = 0, time.monotonic()
+while sent < total:
+    if sent > total * (time.monotonic() - t0) / seconds:
+        time.sleep(0.005)  # evenly over SECONDS, so several polls see it
+        continue
+    try:
+        sent += s.send(frame)
+    except OSError:  # the queue is full: the guest is slow under TCG
+        time.sleep(0.005)
+print(sent)
+"""
+
+
+def guest_run(lab: Any, command: str) -> str:
+    """Run COMMAND in the console guest's shell (its serial socket); its output."""
+    path = lab.state_dir / "console" / "console-console.sock"
+    tag = f"MVT{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        sock.connect(str(path))
+        sock.sendall(f"\necho {tag}B; {command}; echo {tag}E\n".encode())
+        out = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                out += sock.recv(65536)
+            except TimeoutError:
+                continue
+            text = out.decode(errors="replace").replace("\r", "")
+            start, end = text.rfind(f"{tag}B\n"), text.rfind(f"{tag}E\n")
+            if 0 <= start < end:
+                return text[start + len(tag) + 2 : end]
+    raise AssertionError(f"the console guest did not run {command!r}: {out[-300:]!r}")
+
+
+def guest_bytes(lab: Any) -> dict[str, tuple[int, int]]:
+    """The guest's own counters, by MAC address: (rx bytes, tx bytes)."""
+    out = guest_run(
+        lab, "for i in /sys/class/net/eth*; do echo $(cat $i/address) "
+        "$(cat $i/statistics/rx_bytes) $(cat $i/statistics/tx_bytes); done",
+    )  # fmt: skip
+    found = {}
+    for line in out.splitlines():
+        mac, rx, tx = line.split()
+        found[mac] = (int(rx), int(tx))
+    return found
+
+
+def send_toward(lab: Any, via: str, mac: str, total: int, seconds: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["ip", "netns", "exec", lab.netns, sys.executable, "-c", SENDER,
+         via, mac, str(total), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["tap", "macvtap"])
+async def test_traffic_toward_the_guest_shows_as_received(
+    lab: Any, settings: Any, kind: str
+) -> None:
+    """A few MB sent toward `console` over its tap, then over its macvtap: the guest's own
+    counters say it received them, and so must the app (↓, the guest's rx). A tap counts from
+    the host's end (its tx is the guest's rx), a macvtap from the guest's (its rx)."""
+    spec = lab.spec("console")
+    nic = next(i for i in console_interfaces(lab) if i.type == kind)
+    guest_run(lab, "for i in /sys/class/net/eth*; do ip link set ${i##*/} up; done")
+    # Into the tap itself; for the macvtap, into the far end of its lower link, as traffic
+    # from the network would come.
+    via = nic.id if kind == "tap" else "uplink0-peer"
+    assert spec.macvtap and spec.tap
+    total, seconds = 4_000_000, 4.0
+    app = make(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: (s := sample(app, "console")) and nic.id in s.net, 30)
+        before = guest_bytes(lab)[nic.mac]
+        sender = send_toward(lab, via, nic.mac, total, seconds)
+        try:
+            rate = await until(
+                pilot,
+                lambda: (
+                    (s := sample(app, "console"))
+                    and (r := s.net.get(nic.id))
+                    and r.guest_rx_bps > 200_000
+                    and r
+                ),
+                timeout=seconds + 10,
+            )
+            assert rate.guest_tx_bps < 20_000, rate
+            cell = app.main_screen.query_one(VMTable).get_cell("console", "net").plain
+            down, up = cell.split()
+            assert down.startswith("↓") and down.endswith(("KiB/s", "MiB/s")), cell
+            assert up.startswith("↑") and up.endswith("B/s"), cell
+        finally:
+            sent = int(sender.communicate(timeout=seconds + 30)[0])
+    after = guest_bytes(lab)[nic.mac]
+    assert sent >= total
+    assert after[0] - before[0] >= 0.9 * sent  # the guest received them
+    assert after[1] - before[1] < 0.05 * sent  # and sent little
+
+
+def console_interfaces(lab: Any) -> list[Any]:
+    from tui.host.inventory import list_vms
+
+    vm = next(v for v in list_vms(lab.settings, links=False).vms if v.name == "console")
+    return vm.interfaces

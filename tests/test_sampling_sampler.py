@@ -155,7 +155,7 @@ def test_network_rates_from_links() -> None:
     finally:
         sender.close()
         receiver.close()
-    assert second.net["lo"].rx_bps > 0 and second.net["lo"].tx_bps > 0
+    assert second.net["lo"].guest_rx_bps > 0 and second.net["lo"].guest_tx_bps > 0
     assert second.reasons["net:vm-absent"] == "interface not found"
 
 

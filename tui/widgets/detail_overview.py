@@ -90,7 +90,7 @@ class OverviewView(DetailView):
         if s is not None:
             if s.block:
                 io = "  ".join(
-                    f"{clean(dev)} r {rate(v.read_bps)}/s w {rate(v.write_bps)}/s"
+                    f"{clean(dev)} r {rate(v.read_bps)} w {rate(v.write_bps)}"
                     for dev, v in sorted(s.block.items())
                 )
                 rows.append(("Block I/O", self.t(io)))

@@ -89,7 +89,7 @@ def sort_values(row: RowData) -> dict[str, Any]:
     state = vm_state(vm, s, row.crash_looping)
     net = None
     if s is not None and s.net:
-        net = sum(r.rx_bps + r.tx_bps for r in s.net.values())
+        net = sum(r.guest_rx_bps + r.guest_tx_bps for r in s.net.values())
     restarts = vm.unit.restarts if vm.unit else None
     return {
         "name": vm.name.lower(),
@@ -188,9 +188,8 @@ class VMTable(KeptComponentStyles, DataTable):
         elif s is None:
             net = self._text(DASH, "muted")
         elif s.net:
-            # The guest's view: what the host side of the tap sends, the guest receives.
-            rx = sum(r.tx_bps for r in s.net.values())
-            tx = sum(r.rx_bps for r in s.net.values())
+            rx = sum(r.guest_rx_bps for r in s.net.values())
+            tx = sum(r.guest_tx_bps for r in s.net.values())
             net = self._text(f"↓{rate(rx)} ↑{rate(tx)}")
         else:
             waiting = all(NEEDS_TWO in s.reasons.get(f"net:{i.id}", "") for i in vm.interfaces)

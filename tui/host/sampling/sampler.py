@@ -64,8 +64,10 @@ class IORate:
 
 @dataclass
 class NetRate:
-    rx_bps: float  # bytes per second, as the host side of the tap counts them
-    tx_bps: float  # (host rx = what the guest sent)
+    """One NIC's traffic as the guest sees it, in bytes per second."""
+
+    guest_rx_bps: float  # toward the guest
+    guest_tx_bps: float  # sent by the guest
 
 
 @dataclass
@@ -722,6 +724,7 @@ class Sampler:
         if not vm.interfaces:
             return
         current: dict[str, tuple[int, int]] = {}
+        host_side: dict[str, bool] = {}  # counters seen from the host's end (a tap)
         for iface in vm.interfaces:
             if links_reason is not None:
                 s.reasons[f"net:{iface.id}"] = links_reason
@@ -733,6 +736,7 @@ class Sampler:
                 s.reasons[f"net:{iface.id}"] = "no byte counters"
             else:
                 current[iface.id] = (link.rx_bytes, link.tx_bytes)
+                host_side[iface.id] = _counts_host_side(link.kind, iface.type)
         prev = state.net
         t = self.clock() if links_t is None else links_t
         state.net = _Counter(t, current)
@@ -742,7 +746,11 @@ class Sampler:
                 s.reasons[f"net:{ifname}"] = NEEDS_TWO
                 continue
             dt = t - prev.t  # type: ignore[union-attr]
-            s.net[ifname] = NetRate(_rate(rx - old[0], dt), _rate(tx - old[1], dt))
+            rx_bps, tx_bps = _rate(rx - old[0], dt), _rate(tx - old[1], dt)
+            if host_side[ifname]:
+                s.net[ifname] = NetRate(guest_rx_bps=tx_bps, guest_tx_bps=rx_bps)
+            else:
+                s.net[ifname] = NetRate(guest_rx_bps=rx_bps, guest_tx_bps=tx_bps)
 
     # -- restarts ------------------------------------------------------------------------
 
@@ -771,6 +779,19 @@ def _failed_fs(vm: VM, reason: str) -> _FsResult:
     if vm.volumes:
         result.reasons["volume_open"] = reason
     return result
+
+
+def _counts_host_side(kind: str | None, declared: str) -> bool:
+    """Do the link's counters look at the guest from the host's end?
+
+    A tap (kernel kind "tun") is the host's end of a pipe: what the hypervisor writes into it
+    (the guest sent) is the tap's rx, what the host sends the guest is its tx. A macvtap is
+    the guest's own port on the lower link: frames for the guest are its rx (counted as the
+    lower device hands them over), the guest's frames its tx. The kernel's kind decides; the
+    runner's declared type when the kernel does not say."""
+    if kind:
+        return kind == "tun"
+    return declared != "macvtap"
 
 
 def _netns_id(who: str) -> str | None:
