@@ -176,7 +176,10 @@ class VMTable(KeptComponentStyles, DataTable):
                     f"{'…' if waiting else '?':>6}", self._style("muted" if waiting else "warn")
                 )
             else:
-                cpu.append(f"{percent(pct):>6}", self._style("warn" if pct >= 90 else None))
+                # The unit's CPU includes the hypervisor's own threads, so it can pass 100%
+                # of the vCPUs; the table says "all busy" (the Overview gives the figure).
+                shown = min(pct, 100.0)
+                cpu.append(f"{percent(shown):>6}", self._style("warn" if pct >= 90 else None))
             cpu.append(" " + spark, self._style("accent"))
             used = _mib(s.mem_host_bytes)
         cfg = (s.mem_configured_mib if s else None) or vm.mem_mib

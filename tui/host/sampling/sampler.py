@@ -84,7 +84,9 @@ class VMSample:
     t: float  # time.monotonic() of the poll
     cpu_pct_of_vcpus: float | None = None  # 100 = every vCPU busy all the time
     cpu_pct_of_host: float | None = None  # 100 = every host CPU busy with this VM
-    cpu_source: str | None = None  # "cgroup v2 cpu.stat", "process schedstat", ...
+    # Where CPU and host memory came from ("cgroup v2 cpu.stat", "process schedstat", ...);
+    # when not from the unit's cgroup, reasons["cpu_cgroup"] / ["mem_host_cgroup"] say why.
+    cpu_source: str | None = None
     vcpu_count: int | None = None
     vcpus: list[VcpuSample] = field(default_factory=list)
     mem_configured_mib: int | None = None
@@ -499,7 +501,7 @@ class Sampler:
                 cpu = Reading.of(total, "process schedstat")
             else:
                 cpu = Reading.fail(threads.reason or cpu.reason or "unknown")
-        mem = cgroup.read_memory_bytes(cg, self.layout)
+        mem = cgroup.read_memory_bytes(cg, self.layout, pid)
         cg_mem_reason = None
         if not mem.ok:
             cg_mem_reason = mem.reason
@@ -588,7 +590,7 @@ class Sampler:
         # CPU.
         s.cpu_source = local.cpu.source
         if local.cgroup_cpu_reason and local.cpu.ok:
-            s.cpu_source = f"{local.cpu.source} (cgroup: {local.cgroup_cpu_reason})"
+            reasons["cpu_cgroup"] = local.cgroup_cpu_reason  # why not from the cgroup
         if local.cpu.value is None:
             reasons["cpu_pct_of_host"] = reasons["cpu_pct_of_vcpus"] = local.cpu.reason or "?"
         else:
@@ -614,7 +616,7 @@ class Sampler:
         s.mem_host_bytes = local.mem.value
         s.mem_host_source = local.mem.source
         if local.cgroup_mem_reason and local.mem.ok:
-            s.mem_host_source = f"{local.mem.source} (cgroup: {local.cgroup_mem_reason})"
+            reasons["mem_host_cgroup"] = local.cgroup_mem_reason  # why not from the cgroup
         if local.mem.value is None:
             reasons["mem_host_bytes"] = local.mem.reason or "unknown"
 
