@@ -7,6 +7,7 @@ back as it found it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 from tests.monitor_support import SIZE, until
 from tui.app import MicroVMApp
 from tui.config import load_settings
+from tui.host.inventory import list_vms
 from tui.host.model import Inventory, UnitState
 from tui.source import REMOTE_EVERY, LiveSource
 from tui.widgets.vm_table import VMTable
@@ -370,7 +372,66 @@ async def test_traffic_toward_the_guest_shows_as_received(
 
 
 def console_interfaces(lab: Any) -> list[Any]:
-    from tui.host.inventory import list_vms
-
     vm = next(v for v in list_vms(lab.settings, links=False).vms if v.name == "console")
     return vm.interfaces
+
+
+# --- a helper unit that failed for real -----------------------------------------------------
+
+TAP_FAILED = "microvm-tap-interfaces@idle.service failed (start/restart resets it): "
+TAP_ERROR = "ioctl(TUNSETIFF): Device or resource busy"
+
+
+def ip_in_lab(lab: Any, *args: str) -> None:
+    subprocess.run(["ip", "-n", lab.netns, *args], check=True, capture_output=True, timeout=10)
+
+
+async def test_a_failed_helper_is_the_vms_problem_and_start_resets_it(
+    lab: Any, settings: Any
+) -> None:
+    """idle's tap cannot be made (its name is taken, as an altname of the lab's uplink peer):
+    microvm-tap-interfaces@idle fails for real, so does the VM's start ("a dependency job
+    failed"). The table, the Overview and `list` say so with the helper's last log line;
+    once the name is free again, start resets exactly that helper first and says so."""
+    from tui.host.actions import operations as ops
+
+    units = ("microvm@idle.service", "microvm-tap-interfaces@idle.service")
+    ip_in_lab(lab, "link", "property", "add", "dev", "uplink0-peer", "altname", "vm-idle")
+    freed = False
+    try:
+        started = lab.manager.systemctl("start", units[0], check=False)
+        assert started.returncode != 0
+        data = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "tui", "list", "--json", "--config", str(lab.config_path)],
+                capture_output=True, text=True, check=True, timeout=60,
+            ).stdout
+        )  # fmt: skip
+        idle = next(vm for vm in data["vms"] if vm["name"] == "idle")
+        assert idle["problems"] == [TAP_FAILED + TAP_ERROR]
+        app = make(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.main_screen.query_one(VMTable)
+            await until(pilot, lambda: "idle" in table.rows, 30)
+            assert table.get_cell("idle", "problems").plain.startswith(
+                "⚠ 1: microvm-tap-interfaces@idle"
+            )
+            table.move_cursor(row=table.get_row_index("idle"))
+            await pilot.pause()
+            overview = "\n".join(app.main_screen.query_one("#view-overview").plain_lines)
+            assert TAP_ERROR in overview
+        ip_in_lab(lab, "link", "property", "del", "dev", "uplink0-peer", "altname", "vm-idle")
+        freed = True
+        log: list[str] = []
+        ops.start(lab.settings, "idle", ops.Reporter(log=log.append))
+        assert log[0] == (
+            "systemctl reset-failed microvm-tap-interfaces@idle.service (failed helper units)"
+        )
+        assert log[1] == "systemctl start microvm@idle.service"
+        vm = next(v for v in list_vms(lab.settings, links=False).vms if v.name == "idle")
+        assert vm.problems == [] and vm.unit.active == "active"
+    finally:
+        if not freed:
+            ip_in_lab(lab, "link", "property", "del", "dev", "uplink0-peer", "altname", "vm-idle")
+        lab.manager.systemctl("stop", *units, check=False)
+        lab.manager.systemctl("reset-failed", *units, check=False)

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from tui.host.crashloop import crash_loop_problem, looks_crash_looping
 from tui.host.model import VM, Inventory
 
 
-def vm_to_json(vm: VM) -> dict[str, Any]:
+def vm_problems(vm: VM, now_usec: int) -> list[str]:
+    """The VM's problems, and for `list` (one look at the host) a crash loop when the unit
+    looks like one (``crashloop.looks_crash_looping``)."""
+    problems = list(vm.problems)
+    if looks_crash_looping(vm.unit, now_usec):
+        problems.insert(0, crash_loop_problem(vm.unit))  # type: ignore[arg-type]
+    return problems
+
+
+def vm_to_json(vm: VM, now_usec: int | None = None) -> dict[str, Any]:
     unit = vm.unit
+    if now_usec is None:
+        now_usec = time.time_ns() // 1000
     return {
         "name": vm.name,
         "path": str(vm.path),
@@ -73,13 +86,15 @@ def vm_to_json(vm: VM) -> dict[str, Any]:
             }
             for v in vm.volumes
         ],
-        "problems": list(vm.problems),
+        "problems": vm_problems(vm, now_usec),
     }
 
 
-def inventory_to_json(inv: Inventory) -> dict[str, Any]:
+def inventory_to_json(inv: Inventory, now_usec: int | None = None) -> dict[str, Any]:
+    if now_usec is None:
+        now_usec = time.time_ns() // 1000
     return {
         "state_dir": str(inv.state_dir),
         "systemd_error": inv.systemd_error,
-        "vms": [vm_to_json(vm) for vm in inv.vms],
+        "vms": [vm_to_json(vm, now_usec) for vm in inv.vms],
     }
