@@ -186,7 +186,8 @@ class VMTable(KeptComponentStyles, DataTable):
         cfg_text = DASH if cfg is None else str(cfg)
         memory = self._text(f"{used}/{cfg_text} MiB", "muted" if s is None else None)
 
-        if not vm.interfaces:  # a fact of the runner, whether it runs or not
+        if not vm.interfaces and vm.hypervisor is not None:
+            # A fact of the runner (read, as its hypervisor is known), running or not.
             net = self._text("no NICs", "muted")
         elif s is None:
             net = self._text(DASH, "muted")
