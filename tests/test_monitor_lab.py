@@ -435,3 +435,33 @@ async def test_a_failed_helper_is_the_vms_problem_and_start_resets_it(
             ip_in_lab(lab, "link", "property", "del", "dev", "uplink0-peer", "altname", "vm-idle")
         lab.manager.systemctl("stop", *units, check=False)
         lab.manager.systemctl("reset-failed", *units, check=False)
+
+
+async def test_memory_says_which_cgroup_it_came_from_or_why_not(lab: Any, settings: Any) -> None:
+    """The lab's units get no v1 memory cgroup of their own on a hybrid machine whose manager
+    runs inside another memory cgroup (systemd makes them only where its v1 path matches its
+    ControlGroup): QEMU then sits in that shared cgroup, and the app must not take its figures
+    for the VM's. Where the unit has one (v2, or a matching v1 path), it is used."""
+    from tui.host.sampling import cgroup
+
+    app = make(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        web = await until(pilot, lambda: (s := sample(app, "web")) and s.mem_host_bytes and s, 30)
+        unit = next(v.unit for v in app.snapshot.inventory.vms if v.name == "web")
+        layout = cgroup.host_layout()
+        own = cgroup.process_v1_cgroup(web.pid, "memory")
+        if layout.v2_has("memory") or own == unit.control_group:
+            assert web.mem_host_source.startswith("cgroup"), web.mem_host_source
+        elif own is not None and not own.endswith("/microvm@web.service"):
+            assert web.mem_host_source == "process RssAnon+RssShmem"
+            assert web.reasons["mem_host_cgroup"] == (
+                f"its process is in {own} of the v1 memory hierarchy, not a cgroup of its own"
+            )
+        else:
+            assert web.mem_host_source == "cgroup v1 memory.stat"
+        table = app.main_screen.query_one(VMTable)
+        table.move_cursor(row=table.get_row_index("web"))
+        await pilot.pause()
+        lines = app.main_screen.query_one("#view-overview").plain_lines
+        footprint = next(line for line in lines if "host footprint" in line)
+        assert footprint.split("host footprint", 1)[1].strip().endswith("MiB")
