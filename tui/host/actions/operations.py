@@ -283,9 +283,31 @@ def _systemctl(
     return result
 
 
+def _reset_failed_helpers(
+    settings: HostSettings, name: str, reporter: Reporter, cancel: CancelToken
+) -> list[str]:
+    """`systemctl reset-failed` on exactly the VM's helper units that failed (a failed helper,
+    its start limit hit, fails the VM's start as "a dependency job failed"). Returns them."""
+    helpers = [template.format(name) for template, _program in HELPERS]
+    try:
+        states = show_units(settings, helpers)
+    except SystemdError as exc:
+        reporter.log(f"note: cannot tell whether a helper unit failed: {exc}")
+        return []
+    failed = [h for h in helpers if (u := states.get(h)) is not None and u.active == "failed"]
+    if failed:
+        reporter.log(f"systemctl reset-failed {' '.join(failed)} (failed helper units)")
+        _systemctl(settings, reporter, cancel, "reset-failed", "--", *failed)
+    return failed
+
+
 def _unit_verb(
     settings: HostSettings, name: str, verb: str, reporter: Reporter, cancel: CancelToken
 ) -> None:
+    """`systemctl VERB microvm@NAME`; a start or restart (also after create and update) first
+    resets the VM's failed helper units."""
+    if verb in ("start", "restart"):
+        _reset_failed_helpers(settings, name, reporter, cancel)
     unit = unit_name(name)
     reporter.log(f"systemctl {verb} {unit}")
     _systemctl(settings, reporter, cancel, verb, unit)
@@ -491,24 +513,6 @@ def rollback(
         return Outcome(message, changed=True, restart_needed=restart_needed, out_path=old)
 
 
-def _reset_failed_helpers(
-    settings: HostSettings, name: str, reporter: Reporter, cancel: CancelToken
-) -> list[str]:
-    """`systemctl reset-failed` on exactly the VM's helper units that failed (a failed helper,
-    its start limit hit, fails the VM's start as "a dependency job failed"). Returns them."""
-    helpers = [template.format(name) for template, _program in HELPERS]
-    try:
-        states = show_units(settings, helpers)
-    except SystemdError as exc:
-        reporter.log(f"note: cannot tell whether a helper unit failed: {exc}")
-        return []
-    failed = [h for h in helpers if (u := states.get(h)) is not None and u.active == "failed"]
-    if failed:
-        reporter.log(f"systemctl reset-failed {' '.join(failed)} (failed helper units)")
-        _systemctl(settings, reporter, cancel, "reset-failed", "--", *failed)
-    return failed
-
-
 def _unit_action(verb: str, done: str) -> Callable[..., Outcome]:
     def action(
         settings: HostSettings,
@@ -518,8 +522,6 @@ def _unit_action(verb: str, done: str) -> Callable[..., Outcome]:
     ) -> Outcome:
         reporter, cancel, state = _begin(settings, name, reporter, cancel)
         with vm_lock(state, name):
-            if verb in ("start", "restart"):
-                _reset_failed_helpers(settings, name, reporter, cancel)
             _unit_verb(settings, name, verb, reporter, cancel)
         return Outcome(f"{done} {name}", changed=True)
 
