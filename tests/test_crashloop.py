@@ -99,3 +99,25 @@ def test_one_look_for_list() -> None:
     assert text == (
         "crash-looping: 7 automatic restarts of microvm@vm.service, the last within 5 min"
     )
+
+
+def test_a_loop_going_on_before_the_first_look_shows_at_once() -> None:
+    """As `list` says it: restarts ≥ 3 and the last start within the window; until the window
+    has been watched, then only restarts seen count."""
+    now_usec = 10_000 * 1_000_000
+    looping = UnitState(
+        name="microvm@vm.service", active="activating", sub="auto-restart", restarts=57,
+        active_enter_usec=now_usec - 2_000_000,
+    )  # fmt: skip
+    settled = UnitState(
+        name="microvm@ok.service", active="active", sub="running", restarts=57,
+        active_enter_usec=now_usec - int(LOOP_WINDOW_S + 60) * 1_000_000,
+    )  # fmt: skip
+    tracker = CrashLoopTracker()
+    assert tracker.update({"vm": looping, "ok": settled}, 0.0, now_usec) == {"vm"}
+    # No restart seen since, the last start long past: no longer a loop.
+    looping.active_enter_usec = now_usec - int(LOOP_WINDOW_S + 1) * 1_000_000
+    assert tracker.update({"vm": looping, "ok": settled}, 1.0, now_usec) == set()
+    # Watched for a whole window: only the restarts seen count.
+    looping.active_enter_usec = now_usec
+    assert tracker.update({"vm": looping}, LOOP_WINDOW_S + 2, now_usec) == set()

@@ -4,7 +4,8 @@ since the last start by hand) grew by at least ``LOOP_RESTARTS`` within the last
 
 Two readers: ``CrashLoopTracker`` for the monitor, which sees NRestarts poll after poll and
 counts the growth inside the window; ``looks_crash_looping`` for `list`, which sees one moment
-and can only say that the unit restarted that often and (re)started within the window.
+and can only say that the unit restarted that often and (re)started within the window. The
+monitor uses the second too while it has watched a VM for less than a window.
 
 A unit in a crash loop passes through ``inactive/dead`` for a moment each time systemd's
 restart job stops it before starting it again; a poll can land there. The monitor therefore
@@ -30,6 +31,7 @@ class _Seen:
     last: int  # NRestarts at the previous poll
     restarts: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_KEPT))
     stopped_polls: int = 0  # polls in a row that saw the unit stopped
+    first_seen: float = 0.0
     looping: bool = False
 
 
@@ -41,9 +43,14 @@ class CrashLoopTracker:
         self.restarts = restarts
         self._seen: dict[str, _Seen] = {}
 
-    def update(self, units: dict[str, UnitState | None], now: float) -> set[str]:
+    def update(
+        self, units: dict[str, UnitState | None], now: float, now_usec: int | None = None
+    ) -> set[str]:
         """UNITS: each VM's main unit at this poll (None or no NRestarts: unknown, forgotten).
-        NOW: a monotonic clock. Returns the names of the VMs crash-looping now."""
+        NOW: a monotonic clock. NOW_USEC (wall clock, µs): while a VM has been watched for
+        less than the window, what `list` would say (``looks_crash_looping``) counts too, so a
+        loop that was going on before the first look shows at once. Returns the names of the
+        VMs crash-looping now."""
         looping: set[str] = set()
         window_start = now - self.window_s
         for name, unit in units.items():
@@ -54,7 +61,7 @@ class CrashLoopTracker:
             seen = self._seen.get(name)
             if seen is None:
                 # What happened before the first look is unknown: count from here.
-                seen = self._seen[name] = _Seen(last=n)
+                seen = self._seen[name] = _Seen(last=n, first_seen=now)
             elif n < seen.last:
                 # NRestarts went down: started by hand since (a new count), or a new manager.
                 seen.restarts.clear()
@@ -67,7 +74,11 @@ class CrashLoopTracker:
                 seen.restarts.popleft()
             stopped = unit.active in STOPPED
             seen.stopped_polls = seen.stopped_polls + 1 if stopped else 0
-            climbing = len(seen.restarts) >= self.restarts
+            climbing = len(seen.restarts) >= self.restarts or (
+                now_usec is not None
+                and now - seen.first_seen < self.window_s
+                and looks_crash_looping(unit, now_usec)
+            )
             if not climbing or seen.stopped_polls >= 2:
                 seen.looping = False
             elif not stopped or seen.looping:

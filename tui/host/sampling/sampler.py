@@ -757,7 +757,8 @@ class Sampler:
     # -- restarts ------------------------------------------------------------------------
 
     def _track_restarts(self, vms: list[VM], now: float) -> None:
-        self.crash_looping = self._loops.update({vm.name: vm.unit for vm in vms}, now)
+        units = {vm.name: vm.unit for vm in vms}
+        self.crash_looping = self._loops.update(units, now, time.time_ns() // 1000)
 
 
 # --- helpers ------------------------------------------------------------------------------
