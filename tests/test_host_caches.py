@@ -326,7 +326,8 @@ def test_the_sampler_takes_the_listings_links(monkeypatch: pytest.MonkeyPatch) -
         )["net"]
     assert first.reasons["net:vm-a"] == "needs a second sample"
     # Rates over the time between the two reads of the links.
-    assert (second.net["vm-a"].rx_bps, second.net["vm-a"].tx_bps) == (1000.0, 250.0)
+    # A tap: its rx is what the guest sent.
+    assert (second.net["vm-a"].guest_tx_bps, second.net["vm-a"].guest_rx_bps) == (1000.0, 250.0)
     assert second.reasons["net:vm-gone"] == "interface not found"
     assert failed.net == {}
     assert failed.reasons["net:vm-a"] == "network namespace 'x' does not exist"
@@ -673,3 +674,29 @@ def test_the_lab_is_watched_through_one_held_socket(lab: Any) -> None:
         assert set(rates) == {i.id for i in web.interfaces}, snap.samples["web"].reasons
     finally:
         source.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "declared", "link_rx_is"),
+    [
+        ("tun", "tap", "guest tx"),  # a tap's rx is what the guest wrote into it
+        ("macvtap", "macvtap", "guest rx"),  # a macvtap's rx is what reaches the guest
+        (None, "tap", "guest tx"),  # the kernel did not say: the runner's type decides
+        (None, "macvtap", "guest rx"),
+        ("tun", "macvtap", "guest tx"),  # the kernel's kind wins over the declaration
+    ],
+)
+def test_guest_direction_follows_the_kind_of_link(
+    kind: str | None, declared: str, link_rx_is: str
+) -> None:
+    vm = running_vm(["nic"])
+    vm.interfaces[0].type = declared
+    with Sampler() as sampler:
+        for t, rx, tx in ((100.0, 0, 0), (101.0, 6_000_000, 70)):
+            link = Link("nic", kind=kind, rx_bytes=rx, tx_bytes=tx)
+            got = sampler.sample([vm], HostSettings(), links=LinkTable({"nic": link}, t=t))
+    rate = got["net"].net["nic"]
+    if link_rx_is == "guest rx":
+        assert (rate.guest_rx_bps, rate.guest_tx_bps) == (6_000_000.0, 70.0)
+    else:
+        assert (rate.guest_rx_bps, rate.guest_tx_bps) == (70.0, 6_000_000.0)

@@ -143,3 +143,52 @@ def test_human_table_against_the_lab(lab: Any) -> None:
     assert "active" in rows["web"]
     assert "stale" in rows["db"]
     assert "broken" in rows["broken"]
+
+
+def test_crashy_is_a_crash_loop_in_list(lab: Any) -> None:
+    """`list` sees one moment: crashy's restarts and its last start say it loops."""
+    crashy = wait_for(
+        lambda: (vm := by_name(list_json(lab))["crashy"])["problems"] and vm,
+        timeout=60,
+        interval=1,
+        what="crashy's crash-loop problem",
+    )
+    assert crashy["problems"][0].startswith("crash-looping: ")
+    assert crashy["problems"][0].endswith(
+        " automatic restarts of microvm@crashy.service, the last within 5 min"
+    )
+
+
+def test_human_table_on_a_terminal_has_restarts_and_the_legend(lab: Any) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tui", "list", "--config", str(lab.config_path)],
+            stdout=follower, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"},
+            check=True, timeout=60,
+        )  # fmt: skip
+        os.close(follower)
+        follower = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the writer is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0
+    lines = out.decode().replace("\r", "").splitlines()
+    assert lines[0].split()[:3] == ["NAME", "UNIT", "RESTARTS"]
+    rows = {line.split()[0]: line.split() for line in lines[1:] if line.strip()}
+    assert rows["web"][2] == "0"
+    assert int(rows["crashy"][2]) >= 3 and rows["crashy"][3] == "⟳"
+    assert "vm-idle!" in rows["idle"]
+    assert lines[-1] == "NIC!: declared by the runner, missing on the host (normal while stopped)"

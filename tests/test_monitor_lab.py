@@ -7,9 +7,11 @@ back as it found it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +24,7 @@ import pytest
 from tests.monitor_support import SIZE, until
 from tui.app import MicroVMApp
 from tui.config import load_settings
+from tui.host.inventory import list_vms
 from tui.host.model import Inventory, UnitState
 from tui.source import REMOTE_EVERY, LiveSource
 from tui.widgets.vm_table import VMTable
@@ -257,3 +260,208 @@ async def test_microvm_shutdown_gets_the_qmp_greeting_while_monitoring(
         assert app.polls - polls >= 2  # the app was polling web meanwhile
         assert max(times) < 1.0, times
         assert sample(app, "web").qmp_status == "running"
+
+
+# --- real traffic toward a guest, over a tap and over a macvtap ---------------------------
+
+SENDER = """
+import socket, sys, time
+ifname, dst, total, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+frame = bytes.fromhex(dst.replace(":", "")) + bytes.fromhex("020000000001") + b"\\x88\\xb5"
+frame += bytes(1400)
+sent, t0 = 0, time.monotonic()
+while sent < total:
+    if sent > total * (time.monotonic() - t0) / seconds:
+        time.sleep(0.005)  # evenly over SECONDS, so several polls see it
+        continue
+    try:
+        sent += s.send(frame)
+    except OSError:  # the queue is full: the guest is slow under TCG
+        time.sleep(0.005)
+print(sent)
+"""
+
+
+def guest_run(lab: Any, command: str) -> str:
+    """Run COMMAND in the console guest's shell (its serial socket); its output."""
+    path = lab.state_dir / "console" / "console-console.sock"
+    tag = f"MVT{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        sock.connect(str(path))
+        sock.sendall(f"\necho {tag}B; {command}; echo {tag}E\n".encode())
+        out = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                out += sock.recv(65536)
+            except TimeoutError:
+                continue
+            text = out.decode(errors="replace").replace("\r", "")
+            start, end = text.rfind(f"{tag}B\n"), text.rfind(f"{tag}E\n")
+            if 0 <= start < end:
+                return text[start + len(tag) + 2 : end]
+    raise AssertionError(f"the console guest did not run {command!r}: {out[-300:]!r}")
+
+
+def guest_bytes(lab: Any) -> dict[str, tuple[int, int]]:
+    """The guest's own counters, by MAC address: (rx bytes, tx bytes)."""
+    out = guest_run(
+        lab, "for i in /sys/class/net/eth*; do echo $(cat $i/address) "
+        "$(cat $i/statistics/rx_bytes) $(cat $i/statistics/tx_bytes); done",
+    )  # fmt: skip
+    found = {}
+    for line in out.splitlines():
+        mac, rx, tx = line.split()
+        found[mac] = (int(rx), int(tx))
+    return found
+
+
+def send_toward(lab: Any, via: str, mac: str, total: int, seconds: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["ip", "netns", "exec", lab.netns, sys.executable, "-c", SENDER,
+         via, mac, str(total), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["tap", "macvtap"])
+async def test_traffic_toward_the_guest_shows_as_received(
+    lab: Any, settings: Any, kind: str
+) -> None:
+    """A few MB sent toward `console` over its tap, then over its macvtap: the guest's own
+    counters say it received them, and so must the app (↓, the guest's rx). A tap counts from
+    the host's end (its tx is the guest's rx), a macvtap from the guest's (its rx)."""
+    spec = lab.spec("console")
+    nic = next(i for i in console_interfaces(lab) if i.type == kind)
+    guest_run(lab, "for i in /sys/class/net/eth*; do ip link set ${i##*/} up; done")
+    # Into the tap itself; for the macvtap, into the far end of its lower link, as traffic
+    # from the network would come.
+    via = nic.id if kind == "tap" else "uplink0-peer"
+    assert spec.macvtap and spec.tap
+    total, seconds = 4_000_000, 4.0
+    app = make(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: (s := sample(app, "console")) and nic.id in s.net, 30)
+        before = guest_bytes(lab)[nic.mac]
+        sender = send_toward(lab, via, nic.mac, total, seconds)
+        try:
+            rate = await until(
+                pilot,
+                lambda: (
+                    (s := sample(app, "console"))
+                    and (r := s.net.get(nic.id))
+                    and r.guest_rx_bps > 200_000
+                    and r
+                ),
+                timeout=seconds + 10,
+            )
+            assert rate.guest_tx_bps < 20_000, rate
+            cell = app.main_screen.query_one(VMTable).get_cell("console", "net").plain
+            down, up = cell.split()
+            assert down.startswith("↓") and down.endswith(("KiB/s", "MiB/s")), cell
+            assert up.startswith("↑") and up.endswith("B/s"), cell
+        finally:
+            sent = int(sender.communicate(timeout=seconds + 30)[0])
+    after = guest_bytes(lab)[nic.mac]
+    assert sent >= total
+    assert after[0] - before[0] >= 0.9 * sent  # the guest received them
+    assert after[1] - before[1] < 0.05 * sent  # and sent little
+
+
+def console_interfaces(lab: Any) -> list[Any]:
+    vm = next(v for v in list_vms(lab.settings, links=False).vms if v.name == "console")
+    return vm.interfaces
+
+
+# --- a helper unit that failed for real -----------------------------------------------------
+
+TAP_FAILED = "microvm-tap-interfaces@idle.service failed (start/restart resets it): "
+TAP_ERROR = "ioctl(TUNSETIFF): Device or resource busy"
+
+
+def ip_in_lab(lab: Any, *args: str) -> None:
+    subprocess.run(["ip", "-n", lab.netns, *args], check=True, capture_output=True, timeout=10)
+
+
+async def test_a_failed_helper_is_the_vms_problem_and_start_resets_it(
+    lab: Any, settings: Any
+) -> None:
+    """idle's tap cannot be made (its name is taken, as an altname of the lab's uplink peer):
+    microvm-tap-interfaces@idle fails for real, so does the VM's start ("a dependency job
+    failed"). The table, the Overview and `list` say so with the helper's last log line;
+    once the name is free again, start resets exactly that helper first and says so."""
+    from tui.host.actions import operations as ops
+
+    units = ("microvm@idle.service", "microvm-tap-interfaces@idle.service")
+    ip_in_lab(lab, "link", "property", "add", "dev", "uplink0-peer", "altname", "vm-idle")
+    freed = False
+    try:
+        started = lab.manager.systemctl("start", units[0], check=False)
+        assert started.returncode != 0
+        data = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "tui", "list", "--json", "--config", str(lab.config_path)],
+                capture_output=True, text=True, check=True, timeout=60,
+            ).stdout
+        )  # fmt: skip
+        idle = next(vm for vm in data["vms"] if vm["name"] == "idle")
+        assert idle["problems"] == [TAP_FAILED + TAP_ERROR]
+        app = make(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.main_screen.query_one(VMTable)
+            await until(pilot, lambda: "idle" in table.rows, 30)
+            assert table.get_cell("idle", "problems").plain.startswith(
+                "⚠ 1: microvm-tap-interfaces@idle"
+            )
+            table.move_cursor(row=table.get_row_index("idle"))
+            await pilot.pause()
+            overview = "\n".join(app.main_screen.query_one("#view-overview").plain_lines)
+            assert TAP_ERROR in overview
+        ip_in_lab(lab, "link", "property", "del", "dev", "uplink0-peer", "altname", "vm-idle")
+        freed = True
+        log: list[str] = []
+        ops.start(lab.settings, "idle", ops.Reporter(log=log.append))
+        assert log[0] == (
+            "systemctl reset-failed microvm-tap-interfaces@idle.service (failed helper units)"
+        )
+        assert log[1] == "systemctl start microvm@idle.service"
+        vm = next(v for v in list_vms(lab.settings, links=False).vms if v.name == "idle")
+        assert vm.problems == [] and vm.unit.active == "active"
+    finally:
+        if not freed:
+            ip_in_lab(lab, "link", "property", "del", "dev", "uplink0-peer", "altname", "vm-idle")
+        lab.manager.systemctl("stop", *units, check=False)
+        lab.manager.systemctl("reset-failed", *units, check=False)
+
+
+async def test_memory_says_which_cgroup_it_came_from_or_why_not(lab: Any, settings: Any) -> None:
+    """The lab's units get no v1 memory cgroup of their own on a hybrid machine whose manager
+    runs inside another memory cgroup (systemd makes them only where its v1 path matches its
+    ControlGroup): QEMU then sits in that shared cgroup, and the app must not take its figures
+    for the VM's. Where the unit has one (v2, or a matching v1 path), it is used."""
+    from tui.host.sampling import cgroup
+
+    app = make(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        web = await until(pilot, lambda: (s := sample(app, "web")) and s.mem_host_bytes and s, 30)
+        unit = next(v.unit for v in app.snapshot.inventory.vms if v.name == "web")
+        layout = cgroup.host_layout()
+        own = cgroup.process_v1_cgroup(web.pid, "memory")
+        if layout.v2_has("memory") or own == unit.control_group:
+            assert web.mem_host_source.startswith("cgroup"), web.mem_host_source
+        elif own is not None and not own.endswith("/microvm@web.service"):
+            assert web.mem_host_source == "process RssAnon+RssShmem"
+            assert web.reasons["mem_host_cgroup"] == (
+                f"its process is in {own} of the v1 memory hierarchy, not a cgroup of its own"
+            )
+        else:
+            assert web.mem_host_source == "cgroup v1 memory.stat"
+        table = app.main_screen.query_one(VMTable)
+        table.move_cursor(row=table.get_row_index("web"))
+        await pilot.pause()
+        lines = app.main_screen.query_one("#view-overview").plain_lines
+        footprint = next(line for line in lines if "host footprint" in line)
+        assert footprint.split("host footprint", 1)[1].strip().endswith("MiB")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,55 @@ def test_reasons(tmp_path: Path) -> None:
     nomem = cgroup.read_memory_bytes("/x.service", layout)
     assert nomem.reason is not None and "controller not enabled" in nomem.reason
     assert not cgroup.read_memory_bytes("/x.service", cgroup.CgroupLayout()).ok
+
+
+def test_v1_memory_cgroup_under_another_root_is_found_by_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manager in a container: ControlGroup says /lab/app.slice/...@web.service (the v2 and
+    name=systemd view) while the v1 memory cgroup of the same unit is under another root."""
+    cg = "/lab/app.slice/app-microvm.slice/microvm@web.service"
+    v1_path = "/container/7f/app.slice/app-microvm.slice/microvm@web.service"
+    _tree(tmp_path, {f"memory{v1_path}/memory.stat": "rss 4096\nshmem 8192\n"})
+    layout = cgroup.CgroupLayout(
+        unified=tmp_path / "unified",
+        v1={"memory": tmp_path / "memory"},
+        unified_controllers=frozenset(),
+    )
+    monkeypatch.setattr(cgroup, "process_v1_cgroup", lambda pid, ctl: v1_path)
+    assert cgroup.read_memory_bytes(cg, layout).reason is not None  # without the pid: not found
+    mem = cgroup.read_memory_bytes(cg, layout, pid=1234)
+    assert mem.value == 4096 + 8192 and mem.source == "cgroup v1 memory.stat"
+
+
+def test_a_shared_v1_memory_cgroup_is_never_taken_for_the_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lab: the user manager makes no v1 memory cgroups, so QEMU stays in the memory
+    cgroup everything else of the container is in; its figures are not the VM's."""
+    cg = "/lab/app.slice/app-microvm.slice/microvm@web.service"
+    _tree(tmp_path, {"memory/process_api/5f/memory.stat": "rss 999999\n"})
+    layout = cgroup.CgroupLayout(
+        unified=tmp_path / "unified",
+        v1={"memory": tmp_path / "memory"},
+        unified_controllers=frozenset(),
+    )
+    monkeypatch.setattr(cgroup, "process_v1_cgroup", lambda pid, ctl: "/process_api/5f")
+    mem = cgroup.read_memory_bytes(cg, layout, pid=1234)
+    assert mem.value is None
+    assert mem.reason == (
+        "its process is in /process_api/5f of the v1 memory hierarchy, not a cgroup of its own"
+    )
+
+
+def test_process_v1_cgroup_reads_proc() -> None:
+    text = Path(f"/proc/{os.getpid()}/cgroup").read_text()
+    expected = next(
+        (
+            ln.split(":", 2)[2]
+            for ln in text.splitlines()
+            if "memory" in ln.split(":")[1].split(",")
+        ),
+        None,
+    )
+    assert cgroup.process_v1_cgroup(os.getpid(), "memory") == expected

@@ -230,7 +230,7 @@ def test_list_human_table(host: Path) -> None:
     proc = _run_list("--state-dir", str(host))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split()[:3] == ["NAME", "UNIT", "HYPERVISOR"]
+    assert lines[0].split()[:4] == ["NAME", "UNIT", "RESTARTS", "HYPERVISOR"]
     assert "\x1b" not in proc.stdout  # not a tty: no colour
     row = next(line for line in lines if line.startswith("vm0002"))
     assert "broken" in row and "does not exist" in row

@@ -105,18 +105,31 @@ def _drift_colour(drift: str) -> str | None:
     return {"current": "green", "stale": "yellow", "broken": "red"}.get(drift)
 
 
-def format_table(data: dict, colour: bool) -> str:
-    headers = ["NAME", "UNIT", "HYPERVISOR", "VCPU", "MEMORY", "DRIFT", "NICS", "PROBLEMS"]
+MISSING_MARK = "!"
+LEGEND = f"NIC{MISSING_MARK}: declared by the runner, missing on the host (normal while stopped)"
+CRASH_LOOP = "crash-looping:"  # how crashloop.crash_loop_problem starts
+
+
+def format_table(data: dict, colour: bool, legend: bool = False) -> str:
+    """The `list` table. LEGEND (on a terminal): explain the marks the table uses."""
+    headers = [
+        "NAME", "UNIT", "RESTARTS", "HYPERVISOR", "VCPU", "MEMORY", "DRIFT", "NICS", "PROBLEMS"
+    ]  # fmt: skip
     rows: list[tuple[list[str], list[str | None]]] = []
+    marked = False
     for vm in data["vms"]:
         unit = vm["unit"] or {}
         active = unit.get("active") or "unknown"
         if unit.get("sub") and active not in ("unknown",):
             active = f"{active}/{unit['sub']}"
         nics = ",".join(
-            i["id"] + ("" if i["exists"] in (True, None) else "!") for i in vm["interfaces"]
+            i["id"] + ("" if i["exists"] in (True, None) else MISSING_MARK)
+            for i in vm["interfaces"]
         )
+        marked = marked or MISSING_MARK in nics
         problems = "; ".join(vm["problems"])
+        restarts = unit.get("restarts")
+        looping = any(p.startswith(CRASH_LOOP) for p in vm["problems"])
         # The data is sanitised already (inventory_to_json); once more here, for every cell,
         # keeps the table safe whatever feeds it.
         cells = [
@@ -124,6 +137,7 @@ def format_table(data: dict, colour: bool) -> str:
             for cell in (
                 vm["name"],
                 active,
+                "?" if restarts is None else f"{restarts}{' ⟳' if looping else ''}",
                 vm["hypervisor"] or "?",
                 "" if vm["vcpu"] is None else str(vm["vcpu"]),
                 "" if vm["mem_mib"] is None else f"{vm['mem_mib']} MiB",
@@ -135,6 +149,7 @@ def format_table(data: dict, colour: bool) -> str:
         colours = [
             "bold",
             _unit_colour(unit.get("active")),
+            "red" if looping else ("yellow" if restarts else "dim"),
             None,
             None,
             None,
@@ -154,6 +169,8 @@ def format_table(data: dict, colour: bool) -> str:
             padded = cell if i == len(cells) - 1 else cell.ljust(widths[i])
             parts.append(_paint(padded, col, colour))
         lines.append("  ".join(parts).rstrip())
+    if legend and marked:
+        lines.append(_paint(LEGEND, "dim", colour))
     if data.get("systemd_error"):
         lines.append(f"systemd: {sanitise(data['systemd_error'])}")
     if not data["vms"]:
@@ -176,8 +193,9 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
         text = json.dumps(data, indent=2 if sys.stdout.isatty() else None)
         sys.stdout.write(text + "\n")
     else:
-        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        print(format_table(data, colour))
+        tty = sys.stdout.isatty()
+        colour = tty and not os.environ.get("NO_COLOR")
+        print(format_table(data, colour, legend=tty))
     return 0
 
 

@@ -13,6 +13,7 @@ from tui.host.safefs import describe
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
 from tui.host.systemd import HELPERS, SystemdError, show_units, unknown
+from tui.host.unitlog import failed_helper_problem
 
 LIST_CACHE_SIZE = 1 << 16  # `list` keeps a parse for every VM it sees
 
@@ -60,6 +61,11 @@ def attach_units(settings: HostSettings, vms: list[VM]) -> str | None:
         vm.helper_units = [
             states.get(h) or UnitState(name=h, active="unknown", error=error) for h in helpers
         ]
+        for helper in vm.helper_units:
+            # A failed helper fails the VM's next start ("a dependency job failed") until it
+            # is reset: a problem of the VM, whatever the VM's own state.
+            if helper.active == "failed":
+                vm.problems.append(failed_helper_problem(settings, helper.name, helper.result))
     return error
 
 

@@ -5,18 +5,31 @@ prints strings raw), so no control or bidi character from the host leaves throug
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from tui.host.crashloop import crash_loop_problem, looks_crash_looping
 from tui.host.model import VM, Inventory
 from tui.host.text import sanitise, sanitise_tree
 
 
-def vm_to_json(vm: VM) -> dict[str, Any]:
-    return sanitise_tree(_vm_fields(vm))  # type: ignore[return-value]
+def vm_problems(vm: VM, now_usec: int) -> list[str]:
+    """The VM's problems, and for `list` (one look at the host) a crash loop when the unit
+    looks like one (``crashloop.looks_crash_looping``)."""
+    problems = list(vm.problems)
+    if looks_crash_looping(vm.unit, now_usec):
+        problems.insert(0, crash_loop_problem(vm.unit))  # type: ignore[arg-type]
+    return problems
 
 
-def _vm_fields(vm: VM) -> dict[str, Any]:
+def vm_to_json(vm: VM, now_usec: int | None = None) -> dict[str, Any]:
+    return sanitise_tree(_vm_fields(vm, now_usec))  # type: ignore[return-value]
+
+
+def _vm_fields(vm: VM, now_usec: int | None) -> dict[str, Any]:
     unit = vm.unit
+    if now_usec is None:
+        now_usec = time.time_ns() // 1000
     return {
         "name": vm.name,
         "path": str(vm.path),
@@ -81,13 +94,15 @@ def _vm_fields(vm: VM) -> dict[str, Any]:
             }
             for v in vm.volumes
         ],
-        "problems": list(vm.problems),
+        "problems": vm_problems(vm, now_usec),
     }
 
 
-def inventory_to_json(inv: Inventory) -> dict[str, Any]:
+def inventory_to_json(inv: Inventory, now_usec: int | None = None) -> dict[str, Any]:
+    if now_usec is None:
+        now_usec = time.time_ns() // 1000
     return {
         "state_dir": sanitise(inv.state_dir),
         "systemd_error": None if inv.systemd_error is None else sanitise(inv.systemd_error),
-        "vms": [vm_to_json(vm) for vm in inv.vms],
+        "vms": [vm_to_json(vm, now_usec) for vm in inv.vms],
     }

@@ -77,6 +77,8 @@ def _sysfs_link(name: str) -> Link | None:
             kind = line.split("=", 1)[1]
     if kind is None and (base / "tun_flags").exists():
         kind = "tun"
+    if kind is None and (base / "macvtap").is_dir():  # its tapN character device's class dir
+        kind = "macvtap"
     master = None
     with contextlib.suppress(OSError):
         master = os.path.basename(os.readlink(base / "master"))

@@ -78,7 +78,7 @@ def default_vms(extra_running: int = 0) -> list[VmSpec]:
         # db's guest prints err/warning/info lines on its serial console every few seconds.
         VmSpec("db", mem=192, balloon=True, stale=True, kernel_params=(TICK_PARAM,)),
         VmSpec("decl", mem=160, vcpu=2, tap=True, declarative=True),
-        VmSpec("console", mem=128, serial_socket=True, macvtap=True),
+        VmSpec("console", mem=128, serial_socket=True, tap=True, macvtap=True),
         VmSpec("crashy", role="crashy", mem=128),
         VmSpec("idle", role="idle", mem=128, tap=True),
         VmSpec("broken", role="broken", mem=128),

@@ -30,8 +30,7 @@ class NetworkView(DetailView):
                 rates: Text = self.t("— (VM not running)", "muted")
             elif iface.id in s.net:
                 n = s.net[iface.id]
-                # Host side of a tap: what it transmits, the guest receives.
-                rates = self.t(f"↓{rate(n.tx_bps)}/s ↑{rate(n.rx_bps)}/s")
+                rates = self.t(f"↓{rate(n.guest_rx_bps)} ↑{rate(n.guest_tx_bps)}")
             else:
                 rates = self.missing(s.reasons.get(f"net:{iface.id}", "unknown"))
             rows.append(

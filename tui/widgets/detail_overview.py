@@ -10,6 +10,8 @@ from tui.widgets.detail_base import KV, Block, DetailData, DetailView, Grid, Not
 from tui.widgets.format import DASH, clean, duration, percent, rate, size, why
 from tui.widgets.vm_state import drift_badge, vm_state
 
+OVER_100 = "over 100%: the unit's CPU counts QEMU's own threads (I/O, devices) beside the vCPUs"
+
 
 class OverviewView(DetailView):
     def blocks(self, data: DetailData) -> list[Block]:
@@ -79,9 +81,12 @@ class OverviewView(DetailView):
                 cpu.append_text(self.missing(why(r, "cpu_pct_of_vcpus")))
             host_pct = percent(s.cpu_pct_of_host) if s.cpu_pct_of_host is not None else DASH
             cpu.append_text(self.t(f"  ·  {host_pct} of the host"))
-            if s.cpu_source:
-                cpu.append_text(self.t(f"  ({s.cpu_source})", "muted"))
         rows.append(("CPU", cpu))
+        if s is not None and (s.cpu_pct_of_vcpus or 0) > 100:
+            # The table shows at most 100%; the whole unit's CPU is what was measured.
+            rows.append(("", self.t(OVER_100, "muted")))
+        if s is not None and s.cpu_source:
+            rows.append(("", self._source_hint(s.cpu_source, r.get("cpu_cgroup"))))
 
         # Memory.
         rows.extend(self._memory(vm, s, not_running))
@@ -90,7 +95,7 @@ class OverviewView(DetailView):
         if s is not None:
             if s.block:
                 io = "  ".join(
-                    f"{clean(dev)} r {rate(v.read_bps)}/s w {rate(v.write_bps)}/s"
+                    f"{clean(dev)} r {rate(v.read_bps)} w {rate(v.write_bps)}"
                     for dev, v in sorted(s.block.items())
                 )
                 rows.append(("Block I/O", self.t(io)))
@@ -164,11 +169,18 @@ class OverviewView(DetailView):
         elif s.mem_host_bytes is None:
             rows.append(("  host footprint", self.missing(why(r, "mem_host_bytes"))))
         else:
-            text = self.t(size(s.mem_host_bytes), "accent")
+            rows.append(("  host footprint", self.t(size(s.mem_host_bytes), "accent")))
             if s.mem_host_source:
-                text.append_text(self.t(f"  ({s.mem_host_source})", "muted"))
-            rows.append(("  host footprint", text))
+                hint = self._source_hint(s.mem_host_source, r.get("mem_host_cgroup"))
+                rows.append(("", hint))
         return rows
+
+    def _source_hint(self, source: str, not_cgroup: str | None) -> Text:
+        """Where a figure came from, and why not from the unit's cgroup: quiet, on its own line."""
+        hint = f"from {source}"
+        if not_cgroup:
+            hint += f"; not the unit's cgroup: {not_cgroup}"
+        return self.t(hint, "muted")
 
     def _vcpus(self, s: VMSample) -> Block:
         if not s.vcpus:

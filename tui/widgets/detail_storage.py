@@ -50,8 +50,8 @@ class StorageView(DetailView):
                 io_rows = tuple(
                     (
                         self.t(dev, "bold"),
-                        self.t(f"{rate(r.read_bps)}/s"),
-                        self.t(f"{rate(r.write_bps)}/s"),
+                        self.t(rate(r.read_bps)),
+                        self.t(rate(r.write_bps)),
                     )
                     for dev, r in sorted(s.block.items())
                 )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from tui.host.crashloop import LOOP_RESTARTS, LOOP_WINDOW_S
 from tui.host.model import UnitState
 from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH
 
+LOOP_NOTE = f"⟳ crash-looping: {LOOP_RESTARTS}+ restarts in {LOOP_WINDOW_S / 60:.0f} min"
 LEVEL = {"active": "ok", "failed": "error", "activating": "warn", "deactivating": "warn"}
 
 
@@ -39,7 +41,7 @@ class UnitsView(DetailView):
             result = f"{result}, exit status {u.exec_main_status}"
         note = Text(end="")
         if crash_looping:
-            note.append_text(self.t("⟳ crash-looping: restarts climbing", "error"))
+            note.append_text(self.t(LOOP_NOTE, "error"))
         if u.error:
             if note:
                 note.append("  ")

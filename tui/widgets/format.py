@@ -31,19 +31,21 @@ def size(n: float | None, unit: str = "B") -> str:
 
 
 def rate(bps: float | None) -> str:
-    """Bytes per second, short: '0', '512', '1.2K', '34K', '1.1M' (per second)."""
+    """Bytes per second, short, with its unit: '0B/s', '512B/s', '1.2KiB/s', '34KiB/s',
+    '1.1MiB/s' (binary prefixes, as ``size``)."""
     if bps is None:
         return DASH
     value = float(bps)
     if value < 0.5:
-        return "0"
-    for prefix in ("", "K", "M", "G"):
-        if value < 1000 or prefix == "G":
+        return "0B/s"
+    for prefix in ("", "Ki", "Mi", "Gi"):
+        if value < 1000 or prefix == "Gi":
             if prefix == "":
-                return f"{value:.0f}"
-            return f"{value:.1f}{prefix}" if value < 10 else f"{value:.0f}{prefix}"
+                return f"{value:.0f}B/s"
+            number = f"{value:.1f}" if value < 10 else f"{value:.0f}"
+            return f"{number}{prefix}B/s"
         value /= 1024
-    return f"{value:.0f}G"  # pragma: no cover
+    return f"{value:.0f}GiB/s"  # pragma: no cover
 
 
 def duration(seconds: float | None) -> str:

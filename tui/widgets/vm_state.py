@@ -25,12 +25,13 @@ class Badge:
 
 
 def vm_state(vm: VM, sample: VMSample | None, crash_looping: bool = False) -> Badge:
-    """CRASH_LOOPING: the unit's restarts are climbing; that says more than the state of the
-    moment (which flips between activating, active and failed)."""
+    """CRASH_LOOPING: the unit's restarts are climbing (``tui.host.crashloop``); that says more
+    than the state of the moment, which cycles through activating, active and, for an instant
+    of each restart, inactive: a crash loop is one steady state."""
     unit = vm.unit
     active = unit.active if unit and unit.active else "unknown"
     sub = unit.sub if unit else None
-    if crash_looping and active not in ("inactive", "unknown"):
+    if crash_looping:
         return Badge("⟳", "crash-looping", "error", 3)
     if active == "active":
         status = sample.qmp_status if sample else None

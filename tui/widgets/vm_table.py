@@ -89,7 +89,7 @@ def sort_values(row: RowData) -> dict[str, Any]:
     state = vm_state(vm, s, row.crash_looping)
     net = None
     if s is not None and s.net:
-        net = sum(r.rx_bps + r.tx_bps for r in s.net.values())
+        net = sum(r.guest_rx_bps + r.guest_tx_bps for r in s.net.values())
     restarts = vm.unit.restarts if vm.unit else None
     return {
         "name": vm.name.lower(),
@@ -176,21 +176,24 @@ class VMTable(KeptComponentStyles, DataTable):
                     f"{'…' if waiting else '?':>6}", self._style("muted" if waiting else "warn")
                 )
             else:
-                cpu.append(f"{percent(pct):>6}", self._style("warn" if pct >= 90 else None))
+                # The unit's CPU includes the hypervisor's own threads, so it can pass 100%
+                # of the vCPUs; the table says "all busy" (the Overview gives the figure).
+                shown = min(pct, 100.0)
+                cpu.append(f"{percent(shown):>6}", self._style("warn" if pct >= 90 else None))
             cpu.append(" " + spark, self._style("accent"))
             used = _mib(s.mem_host_bytes)
         cfg = (s.mem_configured_mib if s else None) or vm.mem_mib
         cfg_text = DASH if cfg is None else str(cfg)
         memory = self._text(f"{used}/{cfg_text} MiB", "muted" if s is None else None)
 
-        if s is None:
-            net = self._text(DASH, "muted")
-        elif not vm.interfaces:
+        if not vm.interfaces and vm.hypervisor is not None:
+            # A fact of the runner (read, as its hypervisor is known), running or not.
             net = self._text("no NICs", "muted")
+        elif s is None:
+            net = self._text(DASH, "muted")
         elif s.net:
-            # The guest's view: what the host side of the tap sends, the guest receives.
-            rx = sum(r.tx_bps for r in s.net.values())
-            tx = sum(r.rx_bps for r in s.net.values())
+            rx = sum(r.guest_rx_bps for r in s.net.values())
+            tx = sum(r.guest_tx_bps for r in s.net.values())
             net = self._text(f"↓{rate(rx)} ↑{rate(tx)}")
         else:
             waiting = all(NEEDS_TWO in s.reasons.get(f"net:{i.id}", "") for i in vm.interfaces)

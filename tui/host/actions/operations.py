@@ -44,6 +44,7 @@ from tui.host.safefs import (
     write_file_at,
 )
 from tui.host.settings import HostSettings
+from tui.host.systemd import HELPERS, SystemdError, show_units
 
 DEFAULT_FLAKE = "git+file:///etc/nixos"
 VM_GROUP = "kvm"
@@ -299,9 +300,31 @@ def _systemctl(
     return result
 
 
+def _reset_failed_helpers(
+    settings: HostSettings, name: str, reporter: Reporter, cancel: CancelToken
+) -> list[str]:
+    """`systemctl reset-failed` on exactly the VM's helper units that failed (a failed helper,
+    its start limit hit, fails the VM's start as "a dependency job failed"). Returns them."""
+    helpers = [template.format(name) for template, _program in HELPERS]
+    try:
+        states = show_units(settings, helpers)
+    except SystemdError as exc:
+        reporter.log(f"note: cannot tell whether a helper unit failed: {exc}")
+        return []
+    failed = [h for h in helpers if (u := states.get(h)) is not None and u.active == "failed"]
+    if failed:
+        reporter.log(f"systemctl reset-failed {' '.join(failed)} (failed helper units)")
+        _systemctl(settings, reporter, cancel, "reset-failed", "--", *failed)
+    return failed
+
+
 def _unit_verb(
     settings: HostSettings, name: str, verb: str, reporter: Reporter, cancel: CancelToken
 ) -> None:
+    """`systemctl VERB microvm@NAME`; a start or restart (also after create and update) first
+    resets the VM's failed helper units."""
+    if verb in ("start", "restart"):
+        _reset_failed_helpers(settings, name, reporter, cancel)
     unit = unit_name(name)
     reporter.log(f"systemctl {verb} {unit}")
     _systemctl(settings, reporter, cancel, verb, unit)

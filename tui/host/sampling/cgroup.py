@@ -239,24 +239,53 @@ def read_cpu_usage_ns(
     return Reading.of(value, label)
 
 
+def process_v1_cgroup(pid: int, controller: str) -> str | None:
+    """PID's cgroup in the v1 hierarchy of CONTROLLER, from /proc/PID/cgroup; None if unknown."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8", errors="replace") as fh:
+            text = fh.read(64 << 10)
+    except OSError:
+        return None
+    for line in text.splitlines():
+        _id, _sep, rest = line.partition(":")
+        controllers, _sep, path = rest.partition(":")
+        if controller in controllers.split(","):
+            return path or None
+    return None
+
+
 def read_memory_bytes(
-    control_group: str | None, layout: CgroupLayout | None = None
+    control_group: str | None, layout: CgroupLayout | None = None, pid: int | None = None
 ) -> Reading[int]:
-    """Host memory charged to the unit (see the module docstring for the formula)."""
+    """Host memory charged to the unit (see the module docstring for the formula).
+
+    PID (the unit's main process): on a v1 memory hierarchy the unit's cgroup may sit under
+    another root than in the v2 / name=systemd tree (a manager inside a container or a
+    delegated sub-tree): the process's own v1 memory cgroup is then used, when it is the
+    unit's (it ends with the unit's cgroup name) and not a cgroup shared with other processes."""
     if not control_group:
         return Reading.fail("the unit has no ControlGroup")
     layout = layout or host_layout()
     # On a hybrid the memory controller lives on v1 and the v2 tree has no memory.stat.
     v2 = layout.v2_dir(control_group) if layout.v2_has("memory") else None
     v1 = layout.v1_dir("memory", control_group)
-    found = _first(
-        [
-            (v2 / "memory.stat" if v2 else None, "cgroup v2 memory.stat"),
-            (v1 / "memory.stat" if v1 else None, "cgroup v1 memory.stat"),
-        ]
-    )
+    candidates = [
+        (v2 / "memory.stat" if v2 else None, "cgroup v2 memory.stat"),
+        (v1 / "memory.stat" if v1 else None, "cgroup v1 memory.stat"),
+    ]
+    shared: str | None = None
+    if pid is not None and "memory" in layout.v1:
+        own = process_v1_cgroup(pid, "memory")
+        unit_leaf = control_group.rstrip("/").rsplit("/", 1)[-1]
+        if own and own.rstrip("/").rsplit("/", 1)[-1] == unit_leaf:
+            own_dir = layout.v1_dir("memory", own)
+            if own != control_group and own_dir is not None:
+                candidates.append((own_dir / "memory.stat", "cgroup v1 memory.stat"))
+        elif own:
+            shared = f"its process is in {own} of the v1 memory hierarchy, not a cgroup of its own"
+    found = _first(candidates)
     if isinstance(found, str):
-        return Reading.fail(found)
+        return Reading.fail(shared or found)
     path, text, label = found
     stats = parse_keyed(text)
     if label.startswith("cgroup v2"):

@@ -18,11 +18,11 @@ import concurrent.futures as cf
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui.host.crashloop import LOOP_WINDOW_S, CrashLoopTracker
 from tui.host.links import Link, LinkReadError, LinkTable, read_links
 from tui.host.model import VM
 from tui.host.sampling import cgroup, process
@@ -64,8 +64,10 @@ class IORate:
 
 @dataclass
 class NetRate:
-    rx_bps: float  # bytes per second, as the host side of the tap counts them
-    tx_bps: float  # (host rx = what the guest sent)
+    """One NIC's traffic as the guest sees it, in bytes per second."""
+
+    guest_rx_bps: float  # toward the guest
+    guest_tx_bps: float  # sent by the guest
 
 
 @dataclass
@@ -82,7 +84,9 @@ class VMSample:
     t: float  # time.monotonic() of the poll
     cpu_pct_of_vcpus: float | None = None  # 100 = every vCPU busy all the time
     cpu_pct_of_host: float | None = None  # 100 = every host CPU busy with this VM
-    cpu_source: str | None = None  # "cgroup v2 cpu.stat", "process schedstat", ...
+    # Where CPU and host memory came from ("cgroup v2 cpu.stat", "process schedstat", ...);
+    # when not from the unit's cgroup, reasons["cpu_cgroup"] / ["mem_host_cgroup"] say why.
+    cpu_source: str | None = None
     vcpu_count: int | None = None
     vcpus: list[VcpuSample] = field(default_factory=list)
     mem_configured_mib: int | None = None
@@ -137,12 +141,6 @@ class _VMState:
 
 
 @dataclass
-class _Restarts:
-    last: int
-    climbs: deque[float] = field(default_factory=lambda: deque(maxlen=64))
-
-
-@dataclass
 class _FsResult:
     free: dict[str, int] = field(default_factory=dict)
     total: dict[str, int] = field(default_factory=dict)
@@ -185,7 +183,7 @@ class Sampler:
         max_workers: int = 32,
         history_len: int = 300,
         guest_stats_interval: int = 5,
-        crash_window_s: float = 60.0,
+        crash_window_s: float = LOOP_WINDOW_S,
         remote_every: int = 1,
         layout: cgroup.CgroupLayout | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -193,7 +191,7 @@ class Sampler:
         self.timeout = timeout
         self.grace = grace
         self.guest_stats_interval = guest_stats_interval
-        self.crash_window_s = crash_window_s
+        self._loops = CrashLoopTracker(crash_window_s)
         self.remote_every = max(1, remote_every)
         self.layout = layout
         self.clock = clock
@@ -205,7 +203,6 @@ class Sampler:
         self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sampler")
         self._host_cpu = HostCPU()
         self._state: dict[str, _VMState] = {}
-        self._restarts: dict[str, _Restarts] = {}
         self._inflight: dict[tuple[str, str], cf.Future[Any]] = {}
         # Order of service next poll: 0 answered last time, 1 unknown, 2 timed out.
         self._priority: dict[str, int] = {}
@@ -504,7 +501,7 @@ class Sampler:
                 cpu = Reading.of(total, "process schedstat")
             else:
                 cpu = Reading.fail(threads.reason or cpu.reason or "unknown")
-        mem = cgroup.read_memory_bytes(cg, self.layout)
+        mem = cgroup.read_memory_bytes(cg, self.layout, pid)
         cg_mem_reason = None
         if not mem.ok:
             cg_mem_reason = mem.reason
@@ -593,7 +590,7 @@ class Sampler:
         # CPU.
         s.cpu_source = local.cpu.source
         if local.cgroup_cpu_reason and local.cpu.ok:
-            s.cpu_source = f"{local.cpu.source} (cgroup: {local.cgroup_cpu_reason})"
+            reasons["cpu_cgroup"] = local.cgroup_cpu_reason  # why not from the cgroup
         if local.cpu.value is None:
             reasons["cpu_pct_of_host"] = reasons["cpu_pct_of_vcpus"] = local.cpu.reason or "?"
         else:
@@ -619,7 +616,7 @@ class Sampler:
         s.mem_host_bytes = local.mem.value
         s.mem_host_source = local.mem.source
         if local.cgroup_mem_reason and local.mem.ok:
-            s.mem_host_source = f"{local.mem.source} (cgroup: {local.cgroup_mem_reason})"
+            reasons["mem_host_cgroup"] = local.cgroup_mem_reason  # why not from the cgroup
         if local.mem.value is None:
             reasons["mem_host_bytes"] = local.mem.reason or "unknown"
 
@@ -729,6 +726,7 @@ class Sampler:
         if not vm.interfaces:
             return
         current: dict[str, tuple[int, int]] = {}
+        host_side: dict[str, bool] = {}  # counters seen from the host's end (a tap)
         for iface in vm.interfaces:
             if links_reason is not None:
                 s.reasons[f"net:{iface.id}"] = links_reason
@@ -740,6 +738,7 @@ class Sampler:
                 s.reasons[f"net:{iface.id}"] = "no byte counters"
             else:
                 current[iface.id] = (link.rx_bytes, link.tx_bytes)
+                host_side[iface.id] = _counts_host_side(link.kind, iface.type)
         prev = state.net
         t = self.clock() if links_t is None else links_t
         state.net = _Counter(t, current)
@@ -749,32 +748,17 @@ class Sampler:
                 s.reasons[f"net:{ifname}"] = NEEDS_TWO
                 continue
             dt = t - prev.t  # type: ignore[union-attr]
-            s.net[ifname] = NetRate(_rate(rx - old[0], dt), _rate(tx - old[1], dt))
+            rx_bps, tx_bps = _rate(rx - old[0], dt), _rate(tx - old[1], dt)
+            if host_side[ifname]:
+                s.net[ifname] = NetRate(guest_rx_bps=tx_bps, guest_tx_bps=rx_bps)
+            else:
+                s.net[ifname] = NetRate(guest_rx_bps=rx_bps, guest_tx_bps=tx_bps)
 
     # -- restarts ------------------------------------------------------------------------
 
     def _track_restarts(self, vms: list[VM], now: float) -> None:
-        seen: set[str] = set()
-        for vm in vms:
-            if vm.unit is None or vm.unit.restarts is None:
-                continue
-            seen.add(vm.name)
-            n = vm.unit.restarts
-            entry = self._restarts.get(vm.name)
-            if entry is None:
-                self._restarts[vm.name] = _Restarts(last=n)
-                continue
-            if n > entry.last:
-                entry.climbs.append(now)
-            entry.last = n
-        for gone in set(self._restarts) - seen:
-            del self._restarts[gone]
-        window_start = now - self.crash_window_s
-        self.crash_looping = {
-            name
-            for name, entry in self._restarts.items()
-            if entry.climbs and entry.climbs[-1] >= window_start
-        }
+        units = {vm.name: vm.unit for vm in vms}
+        self.crash_looping = self._loops.update(units, now, time.time_ns() // 1000)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -798,6 +782,19 @@ def _failed_fs(vm: VM, reason: str) -> _FsResult:
     if vm.volumes:
         result.reasons["volume_open"] = reason
     return result
+
+
+def _counts_host_side(kind: str | None, declared: str) -> bool:
+    """Do the link's counters look at the guest from the host's end?
+
+    A tap (kernel kind "tun") is the host's end of a pipe: what the hypervisor writes into it
+    (the guest sent) is the tap's rx, what the host sends the guest is its tx. A macvtap is
+    the guest's own port on the lower link: frames for the guest are its rx (counted as the
+    lower device hands them over), the guest's frames its tx. The kernel's kind decides; the
+    runner's declared type when the kernel does not say."""
+    if kind:
+        return kind == "tun"
+    return declared != "macvtap"
 
 
 def _netns_id(who: str) -> str | None:
