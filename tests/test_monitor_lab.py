@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -191,7 +192,10 @@ async def test_a_hung_qmp_socket_times_out_while_the_others_update(
                 pilot, lambda: "timeout" in sample(app, "hung").reasons.get("qmp_status", ""), 15
             )
             assert sample(app, "hung").qmp_status is None
-            assert sample(app, "hung").reasons["qmp_status"].startswith("QMP timeout after 1.0 s")
+            # The session's deadline is what is left of the poll's 1 s bound when it starts
+            # (a loaded machine starts it late): never more than 1.0 s.
+            reason = sample(app, "hung").reasons["qmp_status"]
+            assert re.match(r"QMP timeout after (0\.[1-9]|1\.0) s", reason), reason
             # The others keep updating, poll after poll, with answers from their sockets
             # (asked every REMOTE_EVERY polls when not on screen, as web is not).
             seen: list[float] = []
