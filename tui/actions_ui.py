@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
@@ -93,7 +94,7 @@ ACTION_BINDINGS: list[Binding] = [
     Binding(
         "K",
         "vm_action('force-stop')",
-        "Kill",
+        "Force stop",
         id="force-stop",
         tooltip=ACTIONS_INFO["force-stop"].help,
         show=False,  # destructive: in the help screen and the palette, not the footer
@@ -510,6 +511,40 @@ class ActionsController:
             self.app.notify(f"{job.title} started (job {job.id}); j shows its progress.", timeout=4)
         return job
 
+    def running_on(self) -> dict[str, str]:
+        """VM name -> title of the job running on it now."""
+        return {job.vm: job.title for job in self._jobs.values() if not job.state.finished}
+
+    def quit_question(self) -> Confirmation | None:
+        """The question before quitting while jobs run (None: nothing runs)."""
+        running = [job for job in self.jobs() if not job.state.finished]
+        if not running:
+            return None
+        n = len(running)
+        titles = ", ".join(_clean(job.title) for job in running[:3])
+        more = f" and {n - 3} more" if n > 3 else ""
+        body = Text()
+        body.append(f"Quitting cancels {'it' if n == 1 else 'them'}: ", style="bold")
+        body.append(
+            "each job is cancelled as the jobs panel's x does (a build is interrupted and what "
+            "it made is removed; current and old stay as they were), and the app waits for that "
+            "cleanup before it exits."
+        )
+        return Confirmation(
+            f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit and cancel "
+            f"{'it' if n == 1 else 'them'}?",
+            body,
+            "Quit",
+            danger=True,
+        )
+
+    def refuse_read_only(self, action: str) -> bool:
+        """In read-only mode, say why ACTION (an ACTIONS_INFO key) is off; True if it was."""
+        if not self.read_only_reason or action not in ACTIONS_INFO:
+            return False
+        self._refuse(ACTIONS_INFO[action], f"read-only: {self.read_only_reason}.")
+        return True
+
     def show_jobs(self) -> JobsScreen:
         screen = JobsScreen(self)
         self.app.push_screen(screen)
@@ -604,3 +639,31 @@ class ActionsAppMixin:
         if action in CHANGING_ACTIONS or action == "jobs":
             return self.actions.check_action(action, parameters)
         return super().check_action(action, parameters)  # type: ignore[misc]
+
+    def explain_disabled(self, action: str, parameters: tuple[object, ...] = ()) -> bool:
+        """A disabled action was asked for (a key, the palette): say why. True if it was one
+        of ours."""
+        if action == "create_vm":
+            return self.actions.refuse_read_only("create")
+        if action == "vm_action" and parameters:
+            return self.actions.refuse_read_only(str(parameters[0]))
+        return False
+
+    def on_key(self, event: events.Key) -> None:
+        # Textual skips a disabled binding silently: the key reaches here unhandled.
+        stack = self.screen_stack  # type: ignore[attr-defined]
+        if not self.actions.read_only_reason or not stack:
+            return
+        active = self.screen.active_bindings.get(event.key)  # type: ignore[attr-defined]
+        if active is None or active.enabled or active.binding.id not in CHANGING_BINDING_IDS:
+            return
+        event.stop()
+        self.explain_disabled(*_parse_action(active.binding.action))
+
+
+def _parse_action(action: str) -> tuple[str, tuple[object, ...]]:
+    """ "vm_action('start')" -> ("vm_action", ("start",))."""
+    from textual.actions import parse
+
+    _target, name, params = parse(action)
+    return name, params

@@ -50,7 +50,7 @@ def read_only_reason(settings: Settings) -> str | None:
     if settings.read_only:
         return "started with --read-only"
     if os.geteuid() != 0:
-        return "not running as root: actions are off"
+        return "not running as root"
     return None
 
 
@@ -148,6 +148,8 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         await asyncio.to_thread(self.consoles.close_all, 0.5)
 
     def _job_changed(self, job: Job) -> None:
+        if self.screen_stack and isinstance(self.screen_stack[0], MainScreen):
+            self.main_screen.set_busy(self.actions.running_on())
         if job.state.finished:
             self.poll()  # show what the job changed without waiting for the next tick
 
@@ -203,6 +205,18 @@ class MicroVMApp(ActionsAppMixin, App[int]):
     def action_refresh(self) -> None:
         self.poll()
 
+    async def action_quit(self) -> None:
+        """Quit, after asking when jobs still run (quitting cancels them; their cleanup runs)."""
+        question = self.actions.quit_question()
+        if question is None:
+            self.exit()
+            return
+        self.push_screen(question.screen(), self._quit_answer)
+
+    def _quit_answer(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.exit()
+
     def action_console(self) -> None:
         from tui.screens.console import ConsoleScreen
 
@@ -222,11 +236,11 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         )
 
     def action_help(self) -> None:
-        from tui.bindings import collect
+        from tui.bindings import collect_for_help
         from tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(collect(self), self.settings.sources))
+            self.push_screen(HelpScreen(collect_for_help(self), self.settings.sources))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         # Textual's own (theme, quit, keys, screenshot...) minus the ones ours duplicate.

@@ -1,4 +1,7 @@
-"""`?`: every key binding, read from the bindings themselves (keymap applied), by section."""
+"""`?`: every key binding, read from the bindings themselves (keymap applied), by screen.
+
+Every text here goes in as ``Text`` (never markup): "[keys]" is a word, not a style.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static("microvm-tui: keys", id="help-title")
+            yield Static(Text("microvm-tui: keys"), id="help-title")
             yield Static(self._table(), id="help-table")
             footer = (
                 "Remap any key by its id in the config file's [keys] table, "
@@ -59,7 +62,7 @@ class HelpScreen(ModalScreen[None]):
             )
             if self.sources:
                 footer += "\nConfig read from: " + ", ".join(self.sources)
-            yield Static(footer, id="help-footer")
+            yield Static(Text(footer), id="help-footer")
 
     def _table(self) -> Table:
         table = Table(box=None, show_header=True, padding=(0, 2, 0, 0), expand=True)
