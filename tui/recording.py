@@ -19,9 +19,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tui.host.safefs import read_regular, write_file
 from tui.source import Snapshot
 
 VERSION = 1
+MAX_RECORDING_BYTES = 256 << 20  # a long lab recording is a few MB
 SAME = "$same"  # a VM unchanged since the previous frame
 
 
@@ -87,13 +89,14 @@ def snapshot_from_json(data: dict[str, Any]) -> Snapshot:
 
 def dump_frames(frames: list[Snapshot], path: Path | str) -> None:
     doc = {"version": VERSION, "frames": [snapshot_to_json(f) for f in frames]}
-    Path(path).write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    data = (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode("utf-8")
+    write_file(path, data, 0o644)  # never through a link planted at PATH
 
 
 def load_frames(path: Path | str) -> list[Snapshot]:
     """The frames of a recording. A frame whose inventory is null has the previous frame's
     (recordings store an unchanged inventory once)."""
-    doc = json.loads(Path(path).read_text())
+    doc = json.loads(read_regular(path, MAX_RECORDING_BYTES, follow=True))
     if doc.get("version") != VERSION:
         raise ValueError(f"{path}: unknown recording version {doc.get('version')!r}")
     frames = []

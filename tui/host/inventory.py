@@ -9,6 +9,7 @@ from pathlib import Path
 from tui.host.links import LinkReader, LinkReadError, LinkTable, read_links
 from tui.host.model import VM, Inventory, UnitState
 from tui.host.names import unit_name
+from tui.host.safefs import describe
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
 from tui.host.systemd import HELPERS, SystemdError, show_units, unknown
@@ -131,6 +132,10 @@ def read_inventory(
     for path in dirs:
         try:
             inv.vms.append(read_vm(path, runners))
+        except OSError as exc:  # what could not be read, in one line (not a repr)
+            vm = VM(name=path.name, path=path)
+            vm.problems.append(f"cannot read {describe(exc)}")
+            inv.vms.append(vm)
         except Exception as exc:  # one bad VM never hides the others
             vm = VM(name=path.name, path=path)
             vm.problems.append(f"internal error while reading this VM: {exc!r}")

@@ -13,12 +13,12 @@ silent: the cache only saves time, the listing is the same without it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import stat
 from pathlib import Path
 
+from tui.host.safefs import make_dirs, open_dir, write_file_at
 from tui.host.statedir import RunnerCache
 
 CACHE_FILE = "runners.pickle"
@@ -61,22 +61,28 @@ def _ours(st: os.stat_result) -> bool:
     return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _own_dir(path: Path) -> bool:
-    return _ours(os.stat(path))
-
-
 def _trusted(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode) and _ours(st) and st.st_size <= MAX_BYTES
 
 
 def load(cache: RunnerCache, cache_dir: Path) -> bool:
-    """Fill CACHE from CACHE_DIR's file; whether anything was loaded."""
+    """Fill CACHE from CACHE_DIR's file; whether anything was loaded.
+
+    The dir is opened without following a final symlink and checked by its fd; the file is
+    opened at that fd (no link, no FIFO: O_NOFOLLOW|O_NONBLOCK) and checked by its fd."""
     try:
-        if not _own_dir(cache_dir):
-            return False
-        fd = os.open(cache_dir / CACHE_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        dir_fd = open_dir(cache_dir)
     except OSError:
         return False
+    try:
+        if not _ours(os.fstat(dir_fd)):
+            return False
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(CACHE_FILE, flags, dir_fd=dir_fd)
+    except OSError:
+        return False
+    finally:
+        os.close(dir_fd)
     try:
         with os.fdopen(fd, "rb") as fh:
             if not _trusted(os.fstat(fh.fileno())):
@@ -96,30 +102,26 @@ def load(cache: RunnerCache, cache_dir: Path) -> bool:
 def save(cache: RunnerCache, cache_dir: Path) -> bool:
     """Write the parses used since the load, if that changes the file; whether it was written.
 
-    Written to a temporary file renamed over the old one, so a reader sees a whole file."""
+    The dir is made (0700) and opened component by component without following links
+    (``safefs.make_dirs``), checked by its fd, and the file written through ``safefs``: a
+    random exclusive temporary file renamed over the old one, so a reader sees a whole file
+    and nothing planted in the dir is written through."""
     entries = cache.used()
     if not cache.changed_since_load(entries):
         return False
-    tmp: Path | None = None
     try:
-        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _own_dir(cache_dir):  # e.g. root under sudo with a user's $HOME: leave it be
+        data = pickle.dumps(
+            {"stamp": code_stamp(), "entries": entries}, protocol=pickle.HIGHEST_PROTOCOL
+        )
+        dir_fd = make_dirs(cache_dir, 0o700)
+    except Exception:  # read-only home, a link planted where the dir should be
+        return False
+    try:
+        if not _ours(os.fstat(dir_fd)):  # e.g. root under sudo with a user's $HOME: leave it
             return False
-        # What tempfile.mkstemp does, without its ~10 ms import: a fresh name, made exclusively.
-        name = cache_dir / f".runners-{os.getpid()}-{os.urandom(6).hex()}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(name, flags, 0o600)
-        tmp = name  # ours from here on: removed if anything below fails
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(
-                {"stamp": code_stamp(), "entries": entries}, fh, protocol=pickle.HIGHEST_PROTOCOL
-            )
-        os.replace(tmp, cache_dir / CACHE_FILE)
-        tmp = None
-    except Exception:  # read-only home, full disk: next time parses afresh
+        write_file_at(dir_fd, CACHE_FILE, data, 0o600)
+    except OSError:  # full disk: next time parses afresh
         return False
     finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        os.close(dir_fd)
     return True

@@ -18,6 +18,7 @@ from pathlib import Path
 from tui.host.model import VM, Drift, Interface, NicSpec, RunnerSpec, Share, Volume
 from tui.host.names import name_problem
 from tui.host.runners.sharefiles import ShareDir, read_share_dir
+from tui.host.safefs import NotRegularFile, TooLarge, read_regular
 
 MAX_SCRIPT_BYTES = 1 << 20  # a runner script is a few KiB; anything huge is not one
 MAX_FLAKE_BYTES = 64 << 10
@@ -78,12 +79,19 @@ def _follow(path: str, target: str) -> str:
     return os.path.realpath(path)
 
 
-def _read_small(path: str | Path, limit: int) -> str:
-    with open(path, "rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"{os.path.basename(path)} is larger than {limit} bytes")
-    return data.decode("utf-8", errors="strict")
+def _read_small(path: str | Path, limit: int, *, follow: bool = True) -> str:
+    """A small text file: bounded, never a FIFO or device (``safefs.read_regular``); a link
+    is followed only with FOLLOW (inside a runner package, which is a tree of links)."""
+    return read_regular(path, limit, follow=follow).decode("utf-8", errors="strict")
+
+
+def _read_problem(what: str, exc: OSError | ValueError) -> str:
+    """One line for a file that could not be read: what it is, and why."""
+    if isinstance(exc, NotRegularFile | TooLarge):
+        return f"{what} {exc.strerror}"
+    if isinstance(exc, OSError):
+        return f"cannot read {what}: {_oserror(exc)}"
+    return f"{what} is not UTF-8 text"
 
 
 def _absolute(path: str | None, vm_dir: str | Path) -> str | None:
@@ -130,12 +138,12 @@ def volume_facts(volume: Volume) -> None:
 def _read_flake(vm: VM, vm_dir: str) -> None:
     path = f"{vm_dir}/flake"
     try:
-        text = _read_small(path, MAX_FLAKE_BYTES)
+        # Never through a link: `flake -> /root/secret` would echo that file in `list`.
+        text = _read_small(path, MAX_FLAKE_BYTES, follow=False)
     except FileNotFoundError:
         return
     except (OSError, ValueError) as exc:
-        reason = _oserror(exc) if isinstance(exc, OSError) else str(exc)
-        vm.problems.append(f"cannot read the flake file: {reason}")
+        vm.problems.append(_read_problem("the flake file", exc))
         return
     text = text.strip()
     if not text or text.split() != [text] or not text.isprintable():
@@ -243,8 +251,7 @@ def parse_runner_dir(vm_dir: Path, runner: Path) -> tuple[RunnerParse, list[str]
     except FileNotFoundError:
         return RunnerParse(share, bin_names, script_missing=True), []
     except (OSError, ValueError) as exc:
-        reason = _oserror(exc) if isinstance(exc, OSError) else str(exc)
-        problem = f"cannot read bin/microvm-run: {reason}"
+        problem = _read_problem("bin/microvm-run", exc)
         return RunnerParse(share, bin_names, script_problem=problem), []
 
     from tui.host.runners.dispatch import parse_runner  # not needed when every parse is cached

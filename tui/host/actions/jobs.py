@@ -30,6 +30,7 @@ from tui.host.actions.commands import CommandRecord
 from tui.host.actions.errors import ActionError, Busy, Cancelled
 from tui.host.actions.nixlog import Progress
 from tui.host.actions.operations import ACTIONS, Outcome, Reporter
+from tui.host.safefs import describe
 from tui.host.settings import HostSettings
 
 MAX_LOG_LINES = 2000
@@ -356,6 +357,8 @@ class JobRunner:
             self._finish(job, JobState.CANCELLED, str(exc))
         except ActionError as exc:
             self._finish(job, JobState.FAILED, str(exc))
+        except OSError as exc:  # a file the action could not read or write: say which
+            self._finish(job, JobState.FAILED, f"{job.action} failed: {describe(exc)}")
         except Exception as exc:
             for line in traceback.format_exc().splitlines():
                 self._add_line(job, line)

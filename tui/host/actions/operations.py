@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +30,19 @@ from tui.host.actions.commands import CommandRecord, CommandResult, run
 from tui.host.actions.errors import ActionError, CommandFailed, Refused
 from tui.host.actions.lock import vm_lock
 from tui.host.actions.nixlog import Progress
-from tui.host.actions.symlinks import (
-    read_link,
-    rename_noreplace,
-    replace_symlink,
-    resolved,
-    temp_name,
-)
+from tui.host.actions.symlinks import read_link, resolved, swap_links, temp_name
 from tui.host.names import name_problem, unit_name
+from tui.host.safefs import (
+    describe,
+    make_dirs,
+    make_temp_dir,
+    open_dir,
+    opened_dir,
+    read_regular,
+    rename_noreplace_at,
+    replace_symlink_at,
+    write_file_at,
+)
 from tui.host.settings import HostSettings
 
 DEFAULT_FLAKE = "git+file:///etc/nixos"
@@ -144,14 +148,14 @@ def _refuse_declarative(vm_dir: Path, name: str, what: str) -> None:
 def _read_flake(vm_dir: Path) -> str:
     path = vm_dir / "flake"
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_FLAKE_BYTES + 1)
+        # Not followed if a link (it could name any file root can read), never a FIFO.
+        data = read_regular(path, MAX_FLAKE_BYTES)
     except FileNotFoundError:
         raise Refused(f"{vm_dir.name} has no 'flake' file to rebuild from") from None
     except OSError as exc:
-        raise Refused(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise Refused(f"cannot read {describe(exc)}") from exc
     flake = data.decode("utf-8", errors="replace").strip()
-    problem = flake_problem(flake) if len(data) <= MAX_FLAKE_BYTES else "it is too large"
+    problem = flake_problem(flake)
     if problem:
         raise Refused(f"{path} does not hold a usable flake reference: {problem}")
     return flake
@@ -166,7 +170,10 @@ def _same_target(a: str, b: str) -> bool:
 
 def _fix_permissions(top: Path, reporter: Reporter) -> list[str]:
     """Upstream's `chown :kvm -R; chmod -R a+rX; chmod g+w DIR` (plus u+rwX, as its build
-    step does). Symlinks get the group only. Returns notes about what was skipped."""
+    step does). Symlinks get the group only. Returns notes about what was skipped.
+
+    TOP is the create's own 0700 temp dir, which only root can change, so the paths used
+    here cannot be swapped for links between the lstat and the chmod."""
     notes: list[str] = []
     gid: int | None
     try:
@@ -232,14 +239,17 @@ def _add_gcroots(
 ) -> None:
     roots = settings.gcroots_dir
     try:
-        roots.mkdir(parents=True, exist_ok=True)
-        for root, target in _gcroot_links(name, vm_dir).items():
-            if root not in which:
-                continue
-            if read_link(roots / root) == str(target):
-                continue
-            replace_symlink(roots / root, str(target))
-            reporter.log(f"GC root {roots / root} -> {target}")
+        fd = make_dirs(roots, 0o755)
+        try:
+            for root, target in _gcroot_links(name, vm_dir).items():
+                if root not in which:
+                    continue
+                if read_link(roots / root) == str(target):
+                    continue
+                replace_symlink_at(fd, root, str(target))
+                reporter.log(f"GC root {roots / root} -> {target}")
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ActionError(
             f"cannot write the GC roots in {roots}: {exc.strerror or exc} "
@@ -248,14 +258,21 @@ def _add_gcroots(
 
 
 def _remove_gcroots(settings: HostSettings, name: str, reporter: Reporter) -> None:
-    for root in _gcroot_links(name, settings.state_dir / name):
-        path = settings.gcroots_dir / root
-        if os.path.islink(path):
-            try:
-                os.unlink(path)
-                reporter.log(f"removed GC root {path}")
-            except OSError as exc:
-                reporter.log(f"note: cannot remove GC root {path}: {exc.strerror or exc}")
+    try:
+        fd = os.open(settings.gcroots_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return  # no roots folder: no roots
+    try:
+        for root in _gcroot_links(name, settings.state_dir / name):
+            path = settings.gcroots_dir / root
+            if os.path.islink(path):
+                try:
+                    os.unlink(root, dir_fd=fd)
+                    reporter.log(f"removed GC root {path}")
+                except OSError as exc:
+                    reporter.log(f"note: cannot remove GC root {path}: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
 
 
 def _systemctl(
@@ -305,6 +322,18 @@ def _label(path: str | None) -> str:
     return f"{digest[:8]}…-{rest}" if dash and len(digest) == 32 else base
 
 
+def _switch(vm_dir: Path, changes: list[tuple[str, str]]) -> None:
+    """Point the links of CHANGES in VM_DIR at their targets, all or none: a full disk in
+    the middle leaves `current` and `old` both as they were (``safefs.replace_symlinks_at``)."""
+    try:
+        swap_links(vm_dir, changes)
+    except OSError as exc:
+        names = " and ".join(f"'{name}'" for name, _ in changes)
+        raise ActionError(
+            f"cannot switch {names} in {vm_dir}: {describe(exc)}; left them as they were"
+        ) from exc
+
+
 # --- actions -----------------------------------------------------------------------------
 
 
@@ -332,11 +361,20 @@ def create(
         if os.path.lexists(vm_dir):
             raise Refused(f"{vm_dir} already exists")
         cancel.check("create")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.create-", dir=state))
+        try:
+            state_fd = open_dir(state)
+        except OSError as exc:
+            raise ActionError(f"cannot open {describe(exc)}") from exc
+        tmp_name: str | None = None
         moved = roots_written = False
         try:
+            # A fresh 0700 dir of ours (O_EXCL-like mkdir at the state dir's fd): nothing in
+            # it can be planted by others, so the build and the permission fix work in it.
+            tmp_name = make_temp_dir(state_fd, f"{name}.create")
+            tmp = state / tmp_name
             # Like upstream's `echo -n "$FLAKE" > flake`: no newline.
-            (tmp / "flake").write_text(flake, encoding="utf-8")
+            with opened_dir(tmp_name, dir_fd=state_fd) as tmp_fd:
+                write_file_at(tmp_fd, "flake", flake.encode("utf-8"), 0o644)
             installable = runner_installable(flake, name)
             reporter.log(f"building {installable}")
             built = nix.build(
@@ -358,18 +396,23 @@ def create(
             roots_written = True
             _add_gcroots(settings, name, vm_dir, reporter, (name, f"booted-{name}"))
             try:
-                rename_noreplace(tmp, vm_dir)
+                rename_noreplace_at(state_fd, tmp_name, state_fd, name)
             except FileExistsError:
                 roots_written = False  # they now root whoever made VM_DIR: keep them
                 raise Refused(f"{vm_dir} appeared while building; left it alone") from None
             moved = True
             reporter.log(f"created {vm_dir}")
-        except BaseException:
+        except BaseException as exc:
             if not moved:
-                shutil.rmtree(tmp, ignore_errors=True)
+                if tmp_name is not None:
+                    shutil.rmtree(tmp_name, ignore_errors=True, dir_fd=state_fd)
                 if roots_written and not os.path.lexists(vm_dir):
                     _remove_gcroots(settings, name, Reporter())
+            if isinstance(exc, OSError):
+                raise ActionError(f"cannot create {vm_dir}: {describe(exc)}") from exc
             raise
+        finally:
+            os.close(state_fd)
 
         message = f"created {name} ({_label(built.out_path)})"
         if start:
@@ -436,9 +479,10 @@ def update(
             cancel.check("update")  # last point where nothing has changed
 
             _add_gcroots(settings, name, vm_dir, reporter, (name, f"booted-{name}", f"old-{name}"))
+            changes = [("current", new)]
             if previous is not None:
-                replace_symlink(vm_dir / "old", previous)
-            replace_symlink(vm_dir / "current", new)
+                changes.insert(0, ("old", previous))
+            _switch(vm_dir, changes)
             reporter.log(f"current -> {new}" + (f", old -> {previous}" if previous else ""))
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -480,8 +524,7 @@ def rollback(
                 f"'old' of {name} points to {old}, which no longer exists (garbage-collected?)"
             )
         cancel.check("rollback")
-        replace_symlink(vm_dir / "current", old)
-        replace_symlink(vm_dir / "old", current)
+        _switch(vm_dir, [("current", old), ("old", current)])
         reporter.log(f"current -> {old}, old -> {current}")
         restart_needed = _restart_needed(vm_dir, old)
         message = f"rolled {name} back: {_label(current)} -> {_label(old)}"
@@ -579,7 +622,8 @@ def delete(
         # Move it out of the listing first: a half-removed folder never shows as a VM.
         trash = temp_name(state, f"{name}.delete")
         try:
-            os.rename(vm_dir, trash)
+            with opened_dir(state) as state_fd:
+                rename_noreplace_at(state_fd, name, state_fd, trash.name)
         except OSError as exc:
             raise ActionError(f"cannot remove {vm_dir}: {exc.strerror or exc}") from exc
         _remove_gcroots(settings, name, reporter)

@@ -26,6 +26,7 @@ import logging
 import os
 import select
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -229,6 +230,9 @@ class _FileSource(_Source):
         except OSError:
             return
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or /dev/zero here is not a log: ignore it
+            os.close(fd)
+            return
         self.fd, self.ino = fd, st.st_ino
         if resume is not None and resume[0] == st.st_ino and resume[1] <= st.st_size:
             self.pos = resume[1]  # the same file: go on where we left it
@@ -785,11 +789,15 @@ class ConsoleConnection:
     def _replay(self, path: str) -> None:
         """The transcript's tail, as history, before the live socket."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            # The path comes from the marker in the state dir: never a link, FIFO or device.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError:
             return
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return
+            size = st.st_size
             os.lseek(fd, _tail_start(fd, size, HISTORY_BYTES), os.SEEK_SET)
             data = os.read(fd, HISTORY_BYTES + 1)
         except OSError:

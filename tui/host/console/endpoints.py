@@ -33,6 +33,7 @@ from typing import Any
 from tui.host.console.journal import journal_argv
 from tui.host.model import VM, Drift, UnitState
 from tui.host.names import unit_name
+from tui.host.safefs import read_regular, write_file
 from tui.host.sampling.qmp import QMPCommandError, QMPError, qmp_execute
 from tui.host.settings import HostSettings
 from tui.host.systemd import SystemdError, show_units
@@ -42,6 +43,7 @@ from tui.host.systemd import SystemdError, show_units
 TAKEOVER_SOCKET = "microvm-tui.console.sock"
 TAKEOVER_LOG = "microvm-tui.console.log"
 TAKEOVER_MARKER = "microvm-tui.console.json"
+MAX_MARKER_BYTES = 64 << 10  # a marker is ~300 bytes
 STDIO_CHARDEV = "stdio"  # microvm.nix: -chardev stdio,id=stdio,signal=off -serial chardev:stdio
 QMP_HYPERVISORS = ("qemu", "stratovirt")
 _SUN_PATH_MAX = 107
@@ -210,9 +212,8 @@ def marker_path(vm: VM) -> Path:
 def read_marker(vm: VM) -> TakeoverMarker | None:
     """The takeover marker, or None if absent or unreadable (a bad marker is as good as none)."""
     try:
-        raw = marker_path(vm).read_bytes()
-        if len(raw) > 64 * 1024:
-            return None
+        # Not through a link, never a FIFO or device, never more than the limit.
+        raw = read_regular(marker_path(vm), MAX_MARKER_BYTES)
         data = json.loads(raw)
         pid = data.get("main_pid")
 
@@ -236,10 +237,10 @@ def read_marker(vm: VM) -> TakeoverMarker | None:
 
 
 def write_marker(vm: VM, marker: TakeoverMarker) -> None:
-    target = marker_path(vm)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(marker.to_json() + "\n")
-    os.replace(tmp, target)
+    """Write the marker into the VM's state dir (writable by group kvm): a random temporary
+    name made exclusively at the dir's fd, renamed over the old marker; nothing planted
+    there (a link at either name) is followed."""
+    write_file(marker_path(vm), (marker.to_json() + "\n").encode("utf-8"), 0o644)
 
 
 # --- systemd ------------------------------------------------------------------------------

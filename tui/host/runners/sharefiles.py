@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui.host.model import HYPERVISORS, NicSpec, ShareSpec
+from tui.host.safefs import NotRegularFile, TooLarge, read_regular
 
 MAX_FILE_BYTES = 64 * 1024  # these files hold a few lines; more is garbage
 
@@ -69,24 +70,22 @@ class _Reader:
             return None
         shown = self.name(path)
         try:
-            # O_NONBLOCK and a type check: a FIFO or device here must not hang the reader
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as f:
-                kind = stat.S_IFMT(os.fstat(f.fileno()).st_mode)
-                if kind == stat.S_IFDIR:
-                    self.problems.append(f"{shown} is a directory, expected a file")
-                    return None
-                if kind != stat.S_IFREG:
-                    self.problems.append(f"{shown} is not a regular file")
-                    return None
-                data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as e:
-            self.problems.append(self.describe_error(shown, path, e))
-            return None
-        if len(data) > MAX_FILE_BYTES:
+            # Bounded, non-blocking, regular files only: a FIFO or device must not hang or
+            # flood the reader. Links are followed: a runner package is a tree of them.
+            data = read_regular(path, MAX_FILE_BYTES, follow=True)
+        except TooLarge:
             self.problems.append(
                 f"{shown} is larger than {MAX_FILE_BYTES} bytes, so it was not read"
             )
+            return None
+        except NotRegularFile as e:
+            if (e.strerror or "").startswith("is a directory"):
+                self.problems.append(f"{shown} is a directory, expected a file")
+            else:
+                self.problems.append(f"{shown} is not a regular file")
+            return None
+        except OSError as e:
+            self.problems.append(self.describe_error(shown, path, e))
             return None
         try:
             text = data.decode("utf-8")
@@ -271,7 +270,16 @@ def read_share_dir(runner: str | os.PathLike[str]) -> ShareDir:
     """Read ``RUNNER/share/microvm``; ``runner`` is the runner package (or a link to it)."""
     root = Path(runner) / "share" / "microvm"
     share = ShareDir(path=str(root))
-    if not root.is_dir():
+    try:
+        is_dir = stat.S_ISDIR(os.stat(root).st_mode)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM):  # absent, a loop: told below
+            is_dir = False
+        else:  # not readable without root: say what, keep going
+            share.problems.append(f"{share.path} could not be read: {exc.strerror or exc}")
+            share.hypervisor = hypervisor_from_package_name(os.path.realpath(runner))
+            return share
+    if not is_dir:
         if os.path.islink(runner) and not os.path.exists(runner):
             reason = "is a dangling or looping symlink"
         else:
