@@ -352,3 +352,40 @@ async def test_palette_names_the_vm_and_has_no_generic_entries() -> None:
         assert not any("cursor" in str(h.text) for h in hits)
         assert not any("Kill" in b.description for b in collect(app))
         assert not any("Kill" in b.description for b in collect_for_help(app))
+
+
+# --- 22: the create dialog ------------------------------------------------------------------------
+
+
+async def test_create_dialog_offers_the_usual_flake_and_a_visible_checkbox() -> None:
+    from textual.widgets import Checkbox, Input
+
+    from tests.test_actions_ui_support import ActionsTestApp, fake_vms
+    from tui.screens.create import CreateScreen
+
+    vms = fake_vms()
+    vms[1] = dataclasses.replace(vms[1], flake="github:me/vms")
+    app = ActionsTestApp(vms)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.main_screen.table.row_count > 0)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, CreateScreen))
+        # Three VMs use git+file:///etc/nixos, one github:me/vms.
+        assert app.screen.query_one("#flake", Input).value == "git+file:///etc/nixos"
+        box = app.screen.query_one("#start", Checkbox)
+        seen = []
+        for value in (False, True):
+            box.value = value
+            await pilot.pause()
+            style = box.get_visual_style("toggle--button")
+            fg, bg = style.foreground, style.background
+            assert fg is not None and bg is not None
+            assert abs(fg.brightness - bg.brightness) > 0.25, (value, fg, bg)
+            seen.append(fg)
+        assert seen[0] != seen[1]  # checked and unchecked differ
+        await pilot.press("escape")
+        # The last flake used is offered next time (the app keeps it in its state file).
+        app.actions.last_flake = "path:/srv/vms"
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, CreateScreen))
+        assert app.screen.query_one("#flake", Input).value == "path:/srv/vms"

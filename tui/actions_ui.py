@@ -18,6 +18,7 @@ the module's tests for a small app that does exactly that.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -305,6 +306,12 @@ def confirmation(
     raise ValueError(f"no confirmation for {action!r}")
 
 
+def most_used_flake(vms: Iterable[VM]) -> str | None:
+    """The flake reference most VMs were built from (ties: the first seen), or None."""
+    counts = Counter(vm.flake for vm in vms if vm.flake and vm.flake.isprintable())
+    return counts.most_common(1)[0][0] if counts else None
+
+
 def _is_inside(path: str, folder: Path) -> bool:
     real = os.path.realpath(os.path.join(folder, path))
     return real.startswith(os.path.realpath(folder) + os.sep)
@@ -380,6 +387,8 @@ class ActionsController:
             raise ValueError(f"update_restart must be one of {UPDATE_RESTART_CHOICES}")
         self.update_restart = policy
         self.default_flake = default_flake
+        self.last_flake: str | None = None  # the flake of the last VM created (remembered)
+        self.on_flake_used: Callable[[str], None] | None = None
         self.runner = runner if runner is not None else JobRunner(self.host)
         self.runner.listener = self._listener
         self._jobs: dict[int, Job] = {}
@@ -488,16 +497,20 @@ class ActionsController:
         if self.read_only_reason:
             self._refuse(info, f"read-only: {self.read_only_reason}.")
             return None
+        known = list(self.known_vms())
         screen = CreateScreen(
             self.host.state_dir,
-            [vm.name for vm in self.known_vms()],
-            flake=self.default_flake,
+            [vm.name for vm in known],
+            flake=self.last_flake or most_used_flake(known) or self.default_flake,
         )
         self.app.push_screen(screen, self._create_answer)
         return screen
 
     def _create_answer(self, request: CreateRequest | None) -> None:
         if request is not None:
+            self.last_flake = request.flake
+            if self.on_flake_used is not None:
+                self.on_flake_used(request.flake)
             self.submit("create", request.name, flake=request.flake, start=request.start)
 
     def submit(self, action: str, name: str, **options: Any) -> Job | None:

@@ -19,20 +19,23 @@ import threading
 import time
 from collections.abc import Iterable
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import TabbedContent
 from textual.worker import Worker, WorkerState
 
 from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
 from tui.config import Settings
 from tui.host.actions.jobs import Job
 from tui.host.console import ConsoleManager
+from tui.host.uistate import UIStateStore
 from tui.screens.main import MainScreen
 from tui.source import LiveSource, Snapshot, Source
+from tui.widgets.vm_table import VMTable
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
@@ -74,6 +77,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         source: Source | None = None,
         *,
         tty_watch: bool = True,
+        ui_state: UIStateStore | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -103,6 +107,27 @@ class MicroVMApp(ActionsAppMixin, App[int]):
             )
         if settings.keymap:
             self.set_keymap(settings.keymap)
+        # Remembered choices (theme, sort, tab, last flake): None = not kept (tests, scripts).
+        self.ui_state = ui_state
+        if ui_state is not None:
+            self._apply_ui_state(ui_state)
+
+    def _apply_ui_state(self, store: UIStateStore) -> None:
+        state = store.load()
+        # A theme set in the config or by --theme wins; the palette's last choice otherwise.
+        if (
+            state.theme in self.available_themes
+            and self.settings.theme == Settings().theme
+            and not self._theme_error
+        ):
+            self.theme = state.theme
+        self.actions.last_flake = state.last_flake
+        self.actions.on_flake_used = lambda flake: self._remember(last_flake=flake)
+
+    def _remember(self, **changes: object) -> None:
+        store = self.ui_state
+        if store is not None and not store.update(**changes) and store.problem:
+            self.notify(store.problem, severity="warning", timeout=8)
 
     # --- for the actions (issue 5) -----------------------------------------------------------
 
@@ -117,6 +142,10 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         screen = MainScreen()
         screen.read_only_reason = self.read_only_reason
         screen.interval = self.settings.interval
+        if self.ui_state is not None:
+            state = self.ui_state.state
+            screen.initial_sort = (state.sort_column, state.sort_reverse)
+            screen.initial_tab = state.detail_tab
         return screen
 
     @property
@@ -136,6 +165,10 @@ class MicroVMApp(ActionsAppMixin, App[int]):
             self._start_tty_watch()
         if self._theme_error:
             self.notify(self._theme_error, severity="warning", timeout=10)
+        if self.ui_state is not None:
+            if self.ui_state.problem:
+                self.notify(self.ui_state.problem, severity="warning", timeout=8)
+            self.theme_changed_signal.subscribe(self, lambda t: self._remember(theme=t.name))
         self.call_after_refresh(self.poll)  # once the main screen is composed
 
     async def on_unmount(self) -> None:
@@ -152,6 +185,16 @@ class MicroVMApp(ActionsAppMixin, App[int]):
             self.main_screen.set_busy(self.actions.running_on())
         if job.state.finished:
             self.poll()  # show what the job changed without waiting for the next tick
+
+    @on(VMTable.SortChanged)
+    def _sort_changed(self, event: VMTable.SortChanged) -> None:
+        self._remember(sort_column=event.column, sort_reverse=event.reverse)
+
+    @on(TabbedContent.TabActivated, "#detail-tabs")
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id or ""
+        if tab.startswith("tab-"):
+            self._remember(detail_tab=tab.removeprefix("tab-"))
 
     # --- polling: a thread worker; the next poll is armed only when this one is done -----
 
@@ -293,5 +336,5 @@ def terminal_gone(ttys: dict[int, str | None]) -> bool:
 
 
 def run_app(settings: Settings, source: Source | None = None) -> int:
-    result = MicroVMApp(settings, source).run()
+    result = MicroVMApp(settings, source, ui_state=UIStateStore()).run()
     return result or 0

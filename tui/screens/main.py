@@ -86,6 +86,9 @@ class MainScreen(Screen[None]):
         self._empty_text = ""
         self._widgets: dict[str, Widget] = {}  # composed once: found once, not every poll
         self.busy: dict[str, str] = {}  # VM name -> title of the job running on it
+        # Remembered from the last run (the app's state file), applied once mounted.
+        self.initial_sort: tuple[str | None, bool | None] = (None, None)
+        self.initial_tab: str | None = None
 
     def compose(self) -> ComposeResult:
         yield HostHeader(id="header")
@@ -98,6 +101,11 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(VMTable).focus()
         self._show_header()
+        column, reverse = self.initial_sort
+        if column in COLUMN_BY_KEY:
+            self.table.set_sort(column, reverse)
+        if self.initial_tab in TAB_IDS:
+            self.query_one(DetailPane).show_tab(self.initial_tab)
 
     # --- data ------------------------------------------------------------------------------
 
