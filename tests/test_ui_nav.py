@@ -389,3 +389,47 @@ async def test_create_dialog_offers_the_usual_flake_and_a_visible_checkbox() -> 
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, CreateScreen))
         assert app.screen.query_one("#flake", Input).value == "path:/srv/vms"
+
+
+# --- 23: paths wrap at their separators -----------------------------------------------------------
+
+
+def test_wrap_at_breaks_cuts_after_separators_and_folds_only_long_words() -> None:
+    from tui.widgets.wrap import wrap_at_breaks
+
+    def lines(text: str, width: int) -> list[str]:
+        return [t.plain for t in wrap_at_breaks(Text(text), width)]
+
+    assert lines("/var/lib/microvms/web/web-data.img", 14) == [
+        "/var/lib/",
+        "microvms/web/",
+        "web-data.img",
+    ]
+    assert lines("microvm-tap-interfaces@web.service", 16) == [
+        "microvm-tap-",
+        "interfaces@",
+        "web.service",
+    ]
+    assert lines("short", 10) == ["short"]
+    assert lines("abcdefghijkl", 5) == ["abcde", "fghij", "kl"]  # no break: folded
+    assert "".join(lines("/a/b c/d-e@f", 3)) == "/a/b c/d-e@f".replace(" ", "")
+
+
+async def test_storage_and_units_wrap_paths_at_separators_at_80_columns() -> None:
+    app = make_app(replay())
+    async with app.run_test(size=(80, 40)) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "web")
+        pane = app.main_screen.query_one(DetailPane)
+        await pilot.press("3")
+        await pilot.pause()
+        storage = pane.query_one("#view-storage").plain_lines
+        image = [line.split(" ")[0] for line in storage[3:8] if line and not line.startswith(" ")]
+        image = [p for p in image if p]
+        assert "".join(image).endswith("/microvms/web/web-data.img"), storage
+        assert all(p[-1] in "/-" for p in image[:-1]), image  # every cut after a separator
+        await pilot.press("5")
+        await pilot.pause()
+        units = "\n".join(pane.query_one("#view-units").plain_lines)
+        assert "microvm@web.serv " not in units and "\nice" not in units, units
+        assert "\nweb.service" in units
