@@ -433,3 +433,37 @@ async def test_storage_and_units_wrap_paths_at_separators_at_80_columns() -> Non
         units = "\n".join(pane.query_one("#view-units").plain_lines)
         assert "microvm@web.serv " not in units and "\nice" not in units, units
         assert "\nweb.service" in units
+
+
+# --- also measured: the History tab's graphs ------------------------------------------------------
+
+
+async def test_history_graph_rows_are_few_segments_and_unchanged_data_does_not_repaint() -> None:
+    from tui.widgets.history_graph import HistoryGraph
+
+    app = make_app(replay())
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "web")
+        await pilot.press("6")
+        await pilot.pause()
+        graph = app.main_screen.query_one("#cpu-graph", HistoryGraph)
+        width = graph.size.width
+        # Neighbouring columns differ, none is zero (a zero is drawn muted: a style run).
+        series = [float(10 + i % 9 * 10) for i in range(width)]
+        series[-3] = None  # type: ignore[call-overload]
+        graph.set_data(series, 100.0)
+        await pilot.pause()
+        rows = [graph.render_line(y) for y in range(graph.size.height)]
+        assert [r.cell_length for r in rows] == [width] * graph.size.height
+        assert rows[0].text.startswith("   100% ") and rows[-1].text.startswith("     0% ")
+        assert rows[-1].text[-3] == "·"  # the unread poll: a dot on the base line
+        # Runs of one style are one segment: a row costs a few segments, not one per cell.
+        assert max(len(list(r)) for r in rows) <= 8
+        refreshes: list[object] = []
+        original = graph.refresh
+        graph.refresh = lambda *a, **k: refreshes.append(a) or original(*a, **k)  # type: ignore[method-assign]
+        graph.set_data(list(series), 100.0)
+        assert refreshes == []  # the same data: nothing repainted
+        graph.set_data([*series[1:], 50.0], 100.0)
+        assert refreshes
