@@ -247,12 +247,11 @@ async def test_quit_during_a_job_asks_and_cancels_it() -> None:
         assert app.screen.title_text == "1 job running (restart web): quit and cancel it?"
         await pilot.press("escape")  # no: the app and the job go on
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
-        assert app.is_running and not app.actions.job(job.id).state.finished
+        assert app.return_code is None and not app.actions.job(job.id).state.finished
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         app.screen.action_confirm()
-        await pilot.pause()
-    assert app.return_code in (0, None)
+        await until(pilot, lambda: app.return_code == 0)
     states = [j.state for j in app.actions.runner.jobs()]
     assert states == [JobState.CANCELLED]
 
@@ -467,3 +466,18 @@ async def test_history_graph_rows_are_few_segments_and_unchanged_data_does_not_r
         assert refreshes == []  # the same data: nothing repainted
         graph.set_data([*series[1:], 50.0], 100.0)
         assert refreshes
+
+
+async def test_ctrl_q_on_the_quit_question_quits() -> None:
+    gate = Gate()
+    app = with_gate(make_app(replay()), gate)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        app.actions.submit("restart", "web")
+        await until(pilot, gate.started.is_set)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert app.return_code is None  # asking, not quitting
+        await pilot.press("ctrl+q")  # asked already: a second quit is the answer
+        await until(pilot, lambda: app.return_code == 0)
+    assert [j.state for j in app.actions.runner.jobs()] == [JobState.CANCELLED]

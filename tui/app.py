@@ -90,6 +90,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self._poll_started = 0.0  # time.monotonic() at the start of the last poll
         self._next_poll: Timer | None = None
         self._stopping = False
+        self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings)
         # Console connections outlive visits to the console screen (bounded by the manager).
         self.consoles = ConsoleManager(settings.host)
@@ -251,12 +252,14 @@ class MicroVMApp(ActionsAppMixin, App[int]):
     async def action_quit(self) -> None:
         """Quit, after asking when jobs still run (quitting cancels them; their cleanup runs)."""
         question = self.actions.quit_question()
-        if question is None:
+        if question is None or self._quit_asked:  # ctrl+q on the question: a second "yes"
             self.exit()
             return
+        self._quit_asked = True
         self.push_screen(question.screen(), self._quit_answer)
 
     def _quit_answer(self, confirmed: bool | None) -> None:
+        self._quit_asked = False
         if confirmed:
             self.exit()
 
