@@ -41,6 +41,21 @@ def test_main_screen(snap_compare) -> None:
     assert snap_compare(make_app(replay()), terminal_size=SIZE, run_before=drive("web"))
 
 
+def test_main_screen_at_80_columns_scrolled_right(snap_compare) -> None:
+    """80x24, read-only: the reason fits the header; vCPU and Hypervisor left out; scrolled to
+    the right end, the Name column stays pinned."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await drive("web")(pilot)
+        table = pilot.app.screen.query_one(VMTable)
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause()
+
+    assert snap_compare(
+        make_app(replay(), read_only=True), terminal_size=(80, 24), run_before=run_before
+    )
+
+
 @pytest.mark.parametrize("tab", TABS[1:])
 def test_detail_tab(snap_compare, tab: str) -> None:
     """Each detail tab for web (tap, 9p share, volume, helper units, CPU/memory history)."""

@@ -18,6 +18,7 @@ the module's tests for a small app that does exactly that.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.dom import DOMNode
@@ -94,7 +96,7 @@ ACTION_BINDINGS: list[Binding] = [
     Binding(
         "K",
         "vm_action('force-stop')",
-        "Kill",
+        "Force stop",
         id="force-stop",
         tooltip=ACTIONS_INFO["force-stop"].help,
         show=False,  # destructive: in the help screen and the palette, not the footer
@@ -301,6 +303,12 @@ def confirmation(
     raise ValueError(f"no confirmation for {action!r}")
 
 
+def most_used_flake(vms: Iterable[VM]) -> str | None:
+    """The flake reference most VMs were built from (ties: the first seen), or None."""
+    counts = Counter(vm.flake for vm in vms if vm.flake and vm.flake.isprintable())
+    return counts.most_common(1)[0][0] if counts else None
+
+
 def _is_inside(path: str, folder: Path) -> bool:
     real = os.path.realpath(os.path.join(folder, path))
     return real.startswith(os.path.realpath(folder) + os.sep)
@@ -376,6 +384,8 @@ class ActionsController:
             raise ValueError(f"update_restart must be one of {UPDATE_RESTART_CHOICES}")
         self.update_restart = policy
         self.default_flake = default_flake
+        self.last_flake: str | None = None  # the flake of the last VM created (remembered)
+        self.on_flake_used: Callable[[str], None] | None = None
         self.runner = runner if runner is not None else JobRunner(self.host)
         self.runner.listener = self._listener
         self._jobs: dict[int, Job] = {}
@@ -488,16 +498,20 @@ class ActionsController:
         if self.read_only_reason:
             self._refuse(info, f"read-only: {self.read_only_reason}.")
             return None
+        known = list(self.known_vms())
         screen = CreateScreen(
             self.host.state_dir,
-            [vm.name for vm in self.known_vms()],
-            flake=self.default_flake,
+            [vm.name for vm in known],
+            flake=self.last_flake or most_used_flake(known) or self.default_flake,
         )
         self.app.push_screen(screen, self._create_answer)
         return screen
 
     def _create_answer(self, request: CreateRequest | None) -> None:
         if request is not None:
+            self.last_flake = request.flake
+            if self.on_flake_used is not None:
+                self.on_flake_used(request.flake)
             self.submit("create", request.name, flake=request.flake, start=request.start)
 
     def submit(self, action: str, name: str, **options: Any) -> Job | None:
@@ -512,6 +526,40 @@ class ActionsController:
                 self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
             )
         return job
+
+    def running_on(self) -> dict[str, str]:
+        """VM name -> title of the job running on it now."""
+        return {job.vm: job.title for job in self._jobs.values() if not job.state.finished}
+
+    def quit_question(self) -> Confirmation | None:
+        """The question before quitting while jobs run (None: nothing runs)."""
+        running = [job for job in self.jobs() if not job.state.finished]
+        if not running:
+            return None
+        n = len(running)
+        titles = ", ".join(sanitise(job.title) for job in running[:3])
+        more = f" and {n - 3} more" if n > 3 else ""
+        body = Text()
+        body.append(f"Quitting cancels {'it' if n == 1 else 'them'}: ", style="bold")
+        body.append(
+            "each job is cancelled as the jobs panel's x does (a build is interrupted and what "
+            "it made is removed; current and old stay as they were), and the app waits for that "
+            "cleanup before it exits."
+        )
+        return Confirmation(
+            f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit and cancel "
+            f"{'it' if n == 1 else 'them'}?",
+            body,
+            "Quit",
+            danger=True,
+        )
+
+    def refuse_read_only(self, action: str) -> bool:
+        """In read-only mode, say why ACTION (an ACTIONS_INFO key) is off; True if it was."""
+        if not self.read_only_reason or action not in ACTIONS_INFO:
+            return False
+        self._refuse(ACTIONS_INFO[action], f"read-only: {self.read_only_reason}.")
+        return True
 
     def show_jobs(self) -> JobsScreen:
         screen = JobsScreen(self)
@@ -609,3 +657,31 @@ class ActionsAppMixin:
         if action in CHANGING_ACTIONS or action == "jobs":
             return self.actions.check_action(action, parameters)
         return super().check_action(action, parameters)  # type: ignore[misc]
+
+    def explain_disabled(self, action: str, parameters: tuple[object, ...] = ()) -> bool:
+        """A disabled action was asked for (a key, the palette): say why. True if it was one
+        of ours."""
+        if action == "create_vm":
+            return self.actions.refuse_read_only("create")
+        if action == "vm_action" and parameters:
+            return self.actions.refuse_read_only(str(parameters[0]))
+        return False
+
+    def on_key(self, event: events.Key) -> None:
+        # Textual skips a disabled binding silently: the key reaches here unhandled.
+        stack = self.screen_stack  # type: ignore[attr-defined]
+        if not self.actions.read_only_reason or not stack:
+            return
+        active = self.screen.active_bindings.get(event.key)  # type: ignore[attr-defined]
+        if active is None or active.enabled or active.binding.id not in CHANGING_BINDING_IDS:
+            return
+        event.stop()
+        self.explain_disabled(*_parse_action(active.binding.action))
+
+
+def _parse_action(action: str) -> tuple[str, tuple[object, ...]]:
+    """ "vm_action('start')" -> ("vm_action", ("start",))."""
+    from textual.actions import parse
+
+    _target, name, params = parse(action)
+    return name, params

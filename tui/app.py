@@ -21,19 +21,23 @@ import threading
 import time
 from collections.abc import Iterable
 
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import TabbedContent
 
 from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
 from tui.config import Settings
 from tui.host.actions.jobs import Job
 from tui.host.console import ConsoleManager
+from tui.host.uistate import UIStateStore
 from tui.screens.main import MainScreen
 from tui.source import LiveSource, Snapshot, Source
 from tui.widgets.outside import notify_outside
+from tui.widgets.vm_table import VMTable
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
@@ -52,7 +56,7 @@ def read_only_reason(settings: Settings) -> str | None:
     if settings.read_only:
         return "started with --read-only"
     if os.geteuid() != 0:
-        return "not running as root: actions are off"
+        return "not running as root"
     return None
 
 
@@ -77,6 +81,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         source: Source | None = None,
         *,
         tty_watch: bool = True,
+        ui_state: UIStateStore | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -89,6 +94,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self._poll_started = 0.0  # time.monotonic() at the start of the last poll
         self._next_poll: Timer | None = None
         self._stopping = False
+        self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings)
         # Console connections outlive visits to the console screen (bounded by the manager).
         self.consoles = ConsoleManager(settings.host)
@@ -106,6 +112,27 @@ class MicroVMApp(ActionsAppMixin, App[int]):
             )
         if settings.keymap:
             self.set_keymap(settings.keymap)
+        # Remembered choices (theme, sort, tab, last flake): None = not kept (tests, scripts).
+        self.ui_state = ui_state
+        if ui_state is not None:
+            self._apply_ui_state(ui_state)
+
+    def _apply_ui_state(self, store: UIStateStore) -> None:
+        state = store.load()
+        # A theme set in the config or by --theme wins; the palette's last choice otherwise.
+        if (
+            state.theme in self.available_themes
+            and self.settings.theme == Settings().theme
+            and not self._theme_error
+        ):
+            self.theme = state.theme
+        self.actions.last_flake = state.last_flake
+        self.actions.on_flake_used = lambda flake: self._remember(last_flake=flake)
+
+    def _remember(self, **changes: object) -> None:
+        store = self.ui_state
+        if store is not None and not store.update(**changes) and store.problem:
+            self.notify(store.problem, severity="warning", timeout=8)
 
     # --- for the actions (issue 5) -----------------------------------------------------------
 
@@ -120,6 +147,10 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         screen = MainScreen()
         screen.read_only_reason = self.read_only_reason
         screen.interval = self.settings.interval
+        if self.ui_state is not None:
+            state = self.ui_state.state
+            screen.initial_sort = (state.sort_column, state.sort_reverse)
+            screen.initial_tab = state.detail_tab
         return screen
 
     @property
@@ -139,6 +170,10 @@ class MicroVMApp(ActionsAppMixin, App[int]):
             self._start_tty_watch()
         if self._theme_error:
             notify_outside(self, self._theme_error, severity="warning", timeout=10)
+        if self.ui_state is not None:
+            if self.ui_state.problem:
+                notify_outside(self, self.ui_state.problem, severity="warning", timeout=8)
+            self.theme_changed_signal.subscribe(self, lambda t: self._remember(theme=t.name))
         self.call_after_refresh(self.poll)  # once the main screen is composed
 
     async def on_unmount(self) -> None:
@@ -152,8 +187,20 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         await asyncio.to_thread(self.consoles.close_all, 0.5)
 
     def _job_changed(self, job: Job) -> None:
+        if self.screen_stack and isinstance(self.screen_stack[0], MainScreen):
+            self.main_screen.set_busy(self.actions.running_on())
         if job.state.finished:
             self.poll()  # show what the job changed without waiting for the next tick
+
+    @on(VMTable.SortChanged)
+    def _sort_changed(self, event: VMTable.SortChanged) -> None:
+        self._remember(sort_column=event.column, sort_reverse=event.reverse)
+
+    @on(TabbedContent.TabActivated, "#detail-tabs")
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id or ""
+        if tab.startswith("tab-"):
+            self._remember(detail_tab=tab.removeprefix("tab-"))
 
     # --- polling: a daemon thread; the next poll is armed only when this one is done -----
 
@@ -213,6 +260,20 @@ class MicroVMApp(ActionsAppMixin, App[int]):
     def action_refresh(self) -> None:
         self.poll()
 
+    async def action_quit(self) -> None:
+        """Quit, after asking when jobs still run (quitting cancels them; their cleanup runs)."""
+        question = self.actions.quit_question()
+        if question is None or self._quit_asked:  # ctrl+q on the question: a second "yes"
+            self.exit()
+            return
+        self._quit_asked = True
+        self.push_screen(question.screen(), self._quit_answer)
+
+    def _quit_answer(self, confirmed: bool | None) -> None:
+        self._quit_asked = False
+        if confirmed:
+            self.exit()
+
     def action_console(self) -> None:
         from tui.screens.console import ConsoleScreen
 
@@ -243,11 +304,11 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self.push_screen(LogsScreen(vm, self.settings.host))
 
     def action_help(self) -> None:
-        from tui.bindings import collect
+        from tui.bindings import collect_for_help
         from tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(collect(self), self.settings.sources))
+            self.push_screen(HelpScreen(collect_for_help(self), self.settings.sources))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         # Textual's own (theme, quit, keys, screenshot...) minus the ones ours duplicate.
@@ -300,7 +361,7 @@ def terminal_gone(ttys: dict[int, str | None]) -> bool:
 
 
 def run_app(settings: Settings, source: Source | None = None) -> int:
-    result = MicroVMApp(settings, source).run() or 0
+    result = MicroVMApp(settings, source, ui_state=UIStateStore()).run() or 0
     leave_if_threads_busy(result)
     return result
 

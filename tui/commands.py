@@ -1,7 +1,8 @@
 """The command palette: every bound action, plus sorting by each column and each detail tab.
 
 Built from the bindings themselves (``tui.bindings.collect``), so a new binding shows up here
-without being listed twice.
+without being listed twice. An action on a VM names it ("Restart web"); one that is off
+(read-only) says why when chosen instead of doing nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
 
+from tui.actions_ui import ACTIONS_INFO
 from tui.bindings import collect
 from tui.widgets.detail_pane import TABS
+from tui.widgets.format import clean
 from tui.widgets.outside import outside_markup
 from tui.widgets.vm_table import COLUMNS
 
@@ -24,7 +27,7 @@ class Command:
     title: str
     help: str
     action: str
-    node: DOMNode
+    node: DOMNode | None
 
 
 class MonitorCommands(Provider):
@@ -33,9 +36,9 @@ class MonitorCommands(Provider):
         out: list[Command] = []
         titles: set[str] = set()
         for b in collect(app):
-            if b.action in ("command_palette",):
+            if b.action in ("command_palette",) or b.node is None:
                 continue
-            title = b.description
+            title = self._title(b.action, b.description)
             if title in titles:
                 title = f"{b.description} ({b.section})"
             titles.add(title)
@@ -51,8 +54,32 @@ class MonitorCommands(Provider):
             )
         return out
 
+    def _title(self, action: str, description: str) -> str:
+        """ "Restart web" for an action on the selected VM, else the binding's description."""
+        from textual.actions import parse
+
+        _target, name, params = parse(action)
+        if name != "vm_action" or not params or params[0] not in ACTIONS_INFO:
+            return description
+        vm = getattr(self.app, "selected_vm", lambda: None)()
+        label = ACTIONS_INFO[str(params[0])].label
+        return f"{label} {clean(vm.name)}" if vm is not None else f"{label} (no VM selected)"
+
     def _runner(self, command: Command) -> Callable[[], object]:
-        return partial(self.app.run_action, command.action, command.node)
+        return partial(self._run, command)
+
+    async def _run(self, command: Command) -> None:
+        from textual.actions import parse
+
+        node = command.node
+        assert node is not None
+        _target, name, params = parse(command.action)
+        if not node.check_action(name, params):
+            explain = getattr(node, "explain_disabled", None)
+            if explain is not None:
+                explain(name, params)
+            return
+        await self.app.run_action(command.action, node)
 
     async def discover(self) -> Hits:
         for c in self.commands():

@@ -75,6 +75,16 @@ class CreateScreen(ModalScreen[CreateRequest | None]):
         height: auto;
         color: $error;
     }
+    /* Textual's unchecked mark is $panel-darken-2 on $panel (colour 16 on 17): make the
+       box visible either way and the checked one unmistakable. */
+    CreateScreen #start > .toggle--button {
+        color: $text-muted;
+        background: $panel-lighten-2;
+    }
+    CreateScreen #start.-on > .toggle--button {
+        color: $text-success;
+        text-style: bold;
+    }
     CreateScreen #buttons {
         height: auto;
         margin-top: 1;

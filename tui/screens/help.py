@@ -1,4 +1,7 @@
-"""`?`: every key binding, read from the bindings themselves (keymap applied), by section."""
+"""`?`: every key binding, read from the bindings themselves (keymap applied), by screen.
+
+Every text here goes in as ``Text`` (never markup): "[keys]" is a word, not a style.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static("microvm-tui: keys", id="help-title")
+            yield Static(Text("microvm-tui: keys"), id="help-title")
             yield Static(self._table(), id="help-table")
             footer = (
                 "Remap any key by its id in the config file's [keys] table, "

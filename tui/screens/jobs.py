@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -49,6 +50,11 @@ class JobsScreen(ModalScreen[None]):
         background: $panel;
         text-style: bold;
     }
+    JobsScreen #jobs-read-only {
+        height: auto;
+        padding: 0 1;
+        color: $warning;
+    }
     JobsScreen #no-jobs {
         padding: 1 2;
         color: $text-muted;
@@ -70,6 +76,7 @@ class JobsScreen(ModalScreen[None]):
         Binding("x", "cancel_job", "Cancel job", id="jobs.cancel"),
         Binding("l", "show_tab('log')", "Log", id="jobs.log"),
         Binding("o", "show_tab('commands')", "Commands", id="jobs.commands"),
+        Binding("question_mark", "app.help", "Help", id="jobs.help", key_display="?"),
     ]
 
     def __init__(
@@ -86,6 +93,12 @@ class JobsScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("Jobs", id="jobs-title")
+        reason = getattr(self.source, "read_only_reason", None)
+        if reason:
+            yield Static(
+                Text(f"Read-only ({reason}): actions are off; jobs cannot be started here."),
+                id="jobs-read-only",
+            )
         yield Static("No jobs yet: the actions you start show here.", id="no-jobs")
         yield JobsTable(id="jobs-table", clock=self.clock)
         yield JobProgress(id="job-progress", animate=self.animate, clock=self.clock)

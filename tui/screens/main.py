@@ -74,6 +74,8 @@ class MainScreen(Screen[None]):
             Binding(str(i), f"show_tab('{tab}')", f"{tab.title()} tab", id=f"tab_{tab}", show=False)
             for i, tab in enumerate(TAB_IDS, 1)
         ),
+        # The filter line's own Esc clears while typing; this one clears a kept filter.
+        Binding("escape", "clear_filter", "Clear filter", id="clear_filter", show=False),
     ]
 
     def __init__(self) -> None:
@@ -84,6 +86,10 @@ class MainScreen(Screen[None]):
         self.error: str | None = None
         self._empty_text = ""
         self._widgets: dict[str, Widget] = {}  # composed once: found once, not every poll
+        self.busy: dict[str, str] = {}  # VM name -> title of the job running on it
+        # Remembered from the last run (the app's state file), applied once mounted.
+        self.initial_sort: tuple[str | None, bool | None] = (None, None)
+        self.initial_tab: str | None = None
 
     def compose(self) -> ComposeResult:
         yield HostHeader(id="header")
@@ -96,6 +102,11 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(VMTable).focus()
         self._show_header()
+        column, reverse = self.initial_sort
+        if column in COLUMN_BY_KEY:
+            self.table.set_sort(column, reverse)
+        if self.initial_tab in TAB_IDS:
+            self.query_one(DetailPane).show_tab(self.initial_tab)
 
     # --- data ------------------------------------------------------------------------------
 
@@ -134,6 +145,7 @@ class MainScreen(Screen[None]):
                 sample=snapshot.samples.get(vm.name),
                 cpu_history=[p.cpu_pct for p in snapshot.history.get(vm.name, [])[-SPARK_POINTS:]],
                 crash_looping=vm.name in looping,
+                busy=self.busy.get(vm.name),
             )
             for vm in inv.vms
         ]
@@ -160,8 +172,21 @@ class MainScreen(Screen[None]):
                 read_only_reason=self.read_only_reason,
                 poll_ms=snap.poll_ms if snap else None,
                 error=self.error,
+                shown=self.table.matched if self.table.filter_text else None,
+                jobs_running=len(self.busy),
             )
         )
+
+    def set_busy(self, busy: dict[str, str]) -> None:
+        """The VMs a job runs on now (name -> job title): marked in their rows and counted in
+        the header, between polls too."""
+        if busy == self.busy:
+            return
+        self.busy = dict(busy)
+        if self.snapshot is not None:
+            self.show(self.snapshot, self.error)
+        else:
+            self._show_header()
 
     def _show_empty(self) -> None:
         empty = self._one(Static, "#empty")
@@ -212,6 +237,7 @@ class MainScreen(Screen[None]):
     @on(FilterBar.Changed, "#filter")
     def _filter_changed(self, event: FilterBar.Changed) -> None:
         self.table.set_filter(event.value)
+        self._show_header()
         self._show_empty()
         self._show_detail()
 
@@ -221,6 +247,20 @@ class MainScreen(Screen[None]):
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open()
+
+    def action_clear_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        if bar.value or self.table.filter_text:
+            bar.action_clear()
+
+    # --- opening a VM ----------------------------------------------------------------------
+
+    def action_open_vm(self) -> None:
+        """Enter on a row: the VM's detail gets the focus (Enter there opens the console)."""
+        if self.selected_name is None:
+            return
+        self.remove_class("-table-only")
+        self.query_one(DetailPane).focus_tabs()
 
     # --- sorting ---------------------------------------------------------------------------
 

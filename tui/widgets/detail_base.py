@@ -19,10 +19,11 @@ from tui.host.sampling import Point, VMSample
 from tui.widgets.format import DASH, clean
 from tui.widgets.levels import level_classes, level_css, level_style
 from tui.widgets.lines import LinesWidget
+from tui.widgets.wrap import PathCell, wrap_at_breaks
 
 PREFIX = "detail"
 KV_LABEL_WIDTH = 17  # "Memory configured": label columns line up across blocks
-Cell = str | Text
+Cell = str | Text | PathCell
 
 
 @dataclass
@@ -56,6 +57,10 @@ class Note:
 
 
 Block = KV | Grid | Note
+
+
+def _plain(cell: Text | PathCell) -> str:
+    return cell.text.plain if isinstance(cell, PathCell) else cell.plain
 
 
 class DetailView(LinesWidget):
@@ -176,22 +181,26 @@ class DetailView(LinesWidget):
         values folded under the value column."""
         label_width = max(
             KV_LABEL_WIDTH,
-            *(len(label if isinstance(label, str) else label.plain) for label, _ in block.rows),
+            *(len(label if isinstance(label, str) else _plain(label)) for label, _ in block.rows),
         )
         muted = level_style(self, PREFIX, "muted")
         indent = label_width + 2
         out: list[Text] = []
         for label, value in block.rows:
+            if isinstance(label, PathCell):
+                label = label.text
             label_text = self.t(label) if isinstance(label, str) else label.copy()
             label_text.pad_right(indent - label_text.cell_len)
             label_text.stylize(muted)
+            if isinstance(value, PathCell):
+                value = value.text
             value_text = self.t(value) if isinstance(value, str) else value
             room = max(width - indent, 10)
             if value_text.cell_len <= room:
                 out.append(Text.assemble(label_text, value_text))
                 continue
-            for n, piece in enumerate(value_text.wrap(self.app.console, room, overflow="fold")):
-                piece.rstrip()
+            # Paths break after / @ - . or a space, not mid-word (wrap_at_breaks).
+            for n, piece in enumerate(wrap_at_breaks(value_text, room)):
                 head = label_text if n == 0 else Text(" " * indent)
                 out.append(Text.assemble(head, piece))
         return out

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane, Tabs
 
 from tui.widgets.detail_base import DetailData, DetailView
 from tui.widgets.detail_history import HistoryView
@@ -56,10 +57,21 @@ class DetailPane(Vertical):
     }
     """ + level_css("DetailPane", PREFIX)
     COMPONENT_CLASSES = level_classes(PREFIX)
+    BINDINGS = [
+        # Enter on a row focuses the detail; Enter again opens the VM's console (as in k9s).
+        Binding("enter", "app.console", "Console", id="detail_console", show=False),
+        Binding("escape", "back", "Back to the table", id="detail_back", show=False),
+    ]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.data = DetailData()
+
+    def focus_tabs(self) -> None:
+        self.query_one(Tabs).focus()
+
+    def action_back(self) -> None:
+        self.screen.query_one("#vms").focus()
 
     def compose(self) -> ComposeResult:
         yield TextLine(id="detail-title")

@@ -6,6 +6,7 @@ from rich.text import Text
 
 from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH, rate, size
+from tui.widgets.wrap import PathCell
 
 
 class StorageView(DetailView):
@@ -37,7 +38,9 @@ class StorageView(DetailView):
                 else:
                     is_open = self.missing("not checked")
                 ro = self.t("ro" if v.read_only else "rw" if v.read_only is False else DASH)
-                rows.append((self.t(v.image, "bold"), exists, apparent, allocated, ro, is_open))
+                rows.append(
+                    (PathCell(self.t(v.image, "bold")), exists, apparent, allocated, ro, is_open)
+                )
             blocks.append(
                 Grid(
                     ("image", "on disk", "apparent", "allocated", "mode", "held by the hypervisor"),

@@ -8,6 +8,7 @@ from tui.host.crashloop import LOOP_RESTARTS, LOOP_WINDOW_S
 from tui.host.model import UnitState
 from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH
+from tui.widgets.wrap import PathCell
 
 LOOP_NOTE = f"⟳ crash-looping: {LOOP_RESTARTS}+ restarts in {LOOP_WINDOW_S / 60:.0f} min"
 LEVEL = {"active": "ok", "failed": "error", "activating": "warn", "deactivating": "warn"}
@@ -26,7 +27,7 @@ class UnitsView(DetailView):
         ]
         return blocks
 
-    def _row(self, u: UnitState, crash_looping: bool) -> tuple[Text, ...]:
+    def _row(self, u: UnitState, crash_looping: bool) -> tuple[Text | PathCell, ...]:
         if u.active in (None, "unknown"):
             state = self.t("? unknown", "warn")
         else:
@@ -47,7 +48,7 @@ class UnitsView(DetailView):
                 note.append("  ")
             note.append_text(self.missing(u.error))
         return (
-            self.t(u.name, "bold"),
+            PathCell(self.t(u.name, "bold")),
             self.t(u.load or DASH, None if u.load in (None, "loaded") else "warn"),
             state,
             self.t(str(u.main_pid) if u.main_pid else DASH, None if u.main_pid else "muted"),

@@ -27,6 +27,8 @@ class HeaderData:
     read_only_reason: str | None = None
     poll_ms: float | None = None
     error: str | None = None  # the last poll failed as a whole
+    shown: int | None = None  # VMs the filter lets through (None: no filter)
+    jobs_running: int = 0
 
 
 class HostHeader(LinesWidget):
@@ -86,6 +88,10 @@ class HostHeader(LinesWidget):
         add("\n")
 
         inv = data.inventory
+        if data.read_only_reason:
+            # First on its line, so no terminal width cuts it off.
+            add(f"read-only: {data.read_only_reason}", self._s("warn"))
+            add("  ")
         if data.error:
             add(f"✖ {clean(data.error)}  ", self._s("error"))
         if inv is None:
@@ -94,15 +100,16 @@ class HostHeader(LinesWidget):
             add(f"✖ {clean(inv.error)}", self._s("error"))
         else:
             n = len(inv.vms)
-            add(f"{n} VM{'s' if n != 1 else ''}", self._s("bold"))
+            of = f"{data.shown} of " if data.shown is not None else ""
+            add(f"{of}{n} VM{'s' if n != 1 else ''}", self._s("bold"))
+            if data.jobs_running:
+                add(f"  ⚙ {data.jobs_running} busy", self._s("accent"))
             for badge, count in counts_by_state(inv.vms, data.samples, data.crash_looping):
                 add("  ")
                 add(f"{badge.marker} {count} {badge.label}", self._s(badge.level))
             add(f"  · {clean(inv.state_dir)}", self._s("muted"))
             if inv.systemd_error:
                 add(f"  · ✖ systemd: {clean(inv.systemd_error)}", self._s("error"))
-        if data.read_only_reason:
-            add(f"  · read-only: {data.read_only_reason}", self._s("warn"))
         return text
 
     def show(self, data: HeaderData) -> None:

@@ -74,7 +74,8 @@ class JobsTable(DataTable):
         if key in self.rows:
             for column, value in cells.items():
                 if self.get_cell(key, column) != value:
-                    self.update_cell(key, column, value)
+                    # update_width: a column grows with its widest cell while the panel is open.
+                    self.update_cell(key, column, value, update_width=True)
         else:
             self.add_row(*cells.values(), key=key)
 
@@ -88,8 +89,10 @@ class JobsTable(DataTable):
         for job in self._jobs.values():
             if not job.state.finished:
                 key = str(job.id)
-                self.update_cell(key, "elapsed", format_elapsed(elapsed(job, now)))
-                self.update_cell(key, "state", state_text(job, now))
+                self.update_cell(
+                    key, "elapsed", format_elapsed(elapsed(job, now)), update_width=True
+                )
+                self.update_cell(key, "state", state_text(job, now), update_width=True)
 
     @property
     def selected_id(self) -> int | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
@@ -30,6 +31,10 @@ PREFIX = "vm-table"
 NEEDS_TWO = "second sample"  # the sampler's "needs a second sample" reason
 SPARK_WIDTH = 8
 PROBLEM_WIDTH = 30  # the first problem, cut; the detail pane lists them all
+NAME_WIDTH = 24  # a longer name is cut with "…" (the detail pane's title shows it whole)
+NARROW = 120  # below this many columns the low-value columns are left out
+ARROW = " ▲"  # the sort arrow; every label keeps room for it so sorting never hides it
+BUSY_MARK = "⚙"  # after the name while a job runs on the VM
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ COLUMNS = (
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
+# Left out on a narrow terminal: the vCPU count is in the CPU figure's meaning and the
+# Overview, the hypervisor in the Overview.
+NARROW_DROPS = frozenset({"vcpu", "hypervisor"})
 
 
 def _mib(n: int | None) -> str:
@@ -81,6 +89,7 @@ class RowData:
     sample: VMSample | None = None
     cpu_history: list[float | None] | None = None
     crash_looping: bool = False
+    busy: str | None = None  # the title of a job running on the VM
 
 
 def sort_values(row: RowData) -> dict[str, Any]:
@@ -115,6 +124,12 @@ class VMTable(KeptComponentStyles, DataTable):
     }
     """ + level_css("VMTable", PREFIX)
     COMPONENT_CLASSES = DataTable.COMPONENT_CLASSES | level_classes(PREFIX)
+    BINDINGS = [
+        # DataTable's home/end scroll sideways; in a row table they move to the first/last VM.
+        Binding("home", "scroll_top", "First VM", show=False, id="first_vm"),
+        Binding("end", "scroll_bottom", "Last VM", show=False, id="last_vm"),
+        Binding("enter", "screen.open_vm", "Open VM", show=False, id="open_vm"),
+    ]
 
     class SortChanged(Message):
         def __init__(self, column: str, reverse: bool) -> None:
@@ -123,7 +138,7 @@ class VMTable(KeptComponentStyles, DataTable):
             self.reverse = reverse
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
         self.sort_column = "name"
         self.sort_reverse = False
         self.filter_text = ""
@@ -133,10 +148,10 @@ class VMTable(KeptComponentStyles, DataTable):
         # During update_rows: the cells changed, whose rendered lines are dropped at its end.
         self._changed: dict[RowKey, set[Any]] | None = None
         self._generation = -1  # DataTable's _update_count when its caches were last emptied
+        self.shown_columns: tuple[str, ...] = COLUMN_KEYS
 
     def on_mount(self) -> None:
-        for col in COLUMNS:
-            self.add_column(self._label(col), key=col.key)
+        self._add_columns()
         self.app.theme_changed_signal.subscribe(
             self, lambda _theme: self.call_after_refresh(self._restyle)
         )
@@ -157,8 +172,10 @@ class VMTable(KeptComponentStyles, DataTable):
     def cells(self, row: RowData) -> dict[str, Text]:
         vm, s = row.vm, row.sample
         state = vm_state(vm, s, row.crash_looping)
-        name = NameText(clean(vm.name), end="")
+        name = NameText(_cut(clean(vm.name), NAME_WIDTH), end="")
         name.stylize(self._style("bold"))
+        if row.busy:
+            name.append(f" {BUSY_MARK}", self._style("accent"))
         name.vm = vm.name
         vcpu = (s.vcpu_count if s else None) or vm.vcpu
 
@@ -254,11 +271,12 @@ class VMTable(KeptComponentStyles, DataTable):
                     name = row.vm.name
                     cells = self.cells(row)
                     if name in self.rows:
-                        for column, value in cells.items():
+                        for column in self.shown_columns:
+                            value = cells[column]
                             if self.get_cell(name, column) != value:
                                 self._set_cell(name, column, value)
                     else:
-                        self.add_row(*(cells[k] for k in COLUMN_KEYS), key=name)
+                        self.add_row(*(cells[k] for k in self.shown_columns), key=name)
                 changed, self._changed = self._changed, None
                 self._forget_rendered(changed)
                 self._apply_sort()
@@ -345,7 +363,35 @@ class VMTable(KeptComponentStyles, DataTable):
                 cache.discard(key)
 
     def _column_index(self, key: str) -> int:
-        return COLUMN_KEYS.index(key)
+        return self.shown_columns.index(key)
+
+    # --- narrow terminals ------------------------------------------------------------------
+
+    def _add_columns(self) -> None:
+        for key in self.shown_columns:
+            self.add_column(self._label(COLUMN_BY_KEY[key]), key=key)
+
+    def columns_for(self, width: int) -> tuple[str, ...]:
+        if width >= NARROW:
+            return COLUMN_KEYS
+        return tuple(k for k in COLUMN_KEYS if k not in NARROW_DROPS or k == self.sort_column)
+
+    def on_resize(self) -> None:
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        if self.size.width <= 0:
+            return
+        wanted = self.columns_for(self.size.width)
+        if wanted != self.shown_columns:
+            # Rebuilt once per crossing of the NARROW line, not per poll.
+            self.shown_columns = wanted
+            selected = self.selected_name
+            self.clear(columns=True)
+            self._add_columns()
+            self.update_rows(self._rows_data)
+            if selected is not None:
+                self.select_name(selected)
 
     def _restyle(self) -> None:
         # Cell styles come from the theme: redraw every cell in the new colours.
@@ -391,8 +437,10 @@ class VMTable(KeptComponentStyles, DataTable):
         old = self.sort_column
         self.sort_column = column
         self.sort_reverse = COLUMN_BY_KEY[column].descending if reverse is None else reverse
+        self._fit_columns()  # a column left out on a narrow terminal comes back to sort by
         for key in {old, column}:
-            self.columns[self._column_key(key)].label = self._label(COLUMN_BY_KEY[key])
+            if key in self.shown_columns:
+                self.columns[self._column_key(key)].label = self._label(COLUMN_BY_KEY[key])
         self._require_update_dimensions = True
         self.refresh()
         self._apply_sort()
@@ -408,7 +456,9 @@ class VMTable(KeptComponentStyles, DataTable):
     def _label(self, col: Column) -> Text:
         label = Text(col.label)
         if col.key == self.sort_column:
-            label.append(" ▼" if self.sort_reverse else " ▲")
+            label.append(" ▼" if self.sort_reverse else ARROW)
+        else:
+            label.append(" " * len(ARROW))  # the column is as wide sorted as not
         return label
 
     def _column_key(self, key: str) -> Any:
