@@ -54,9 +54,12 @@ def scopes() -> dict[str, list[Scoped]]:
     from tui.app import MicroVMApp
     from tui.screens.help import HelpScreen
     from tui.screens.jobs import JobsScreen
+    from tui.screens.logs import LogsScreen
     from tui.screens.main import MainScreen
+    from tui.widgets.detail_pane import DetailPane
     from tui.widgets.filter_bar import FilterBar
     from tui.widgets.jobs_table import JobsTable
+    from tui.widgets.log_view import LogView
     from tui.widgets.vm_table import VMTable
 
     app = class_bindings(MicroVMApp)
@@ -67,9 +70,10 @@ def scopes() -> dict[str, list[Scoped]]:
         return [scoped for cls in classes for scoped in class_bindings(cls)]
 
     return {
-        "the VM list": [*app, *of(MainScreen, VMTable, FilterBar, Tabs)],
+        "the VM list": [*app, *of(MainScreen, VMTable, DetailPane, FilterBar, Tabs)],
         "the jobs panel": [*app_priority, *of(JobsScreen, JobsTable, Tabs)],
         "the help screen": [*app_priority, *of(HelpScreen)],
+        "the logs view": [*app, *of(LogsScreen, LogView)],
     }
 
 

@@ -62,16 +62,16 @@ class LogsScreen(Screen[None]):
     AUTO_FOCUS = "#logs-view"
 
     BINDINGS = [
-        Binding("escape", "back", "Back", id="logs_back"),
-        Binding("u", "cycle_unit", "Unit", id="logs_unit"),
-        Binding("p", "cycle_priority", "Priority", id="logs_priority"),
-        Binding("s", "cycle_since", "Since", id="logs_since"),
-        Binding("slash", "grep", "Search", id="logs_grep", key_display="/"),
-        Binding("g", "toggle_source", "Guest/host", id="logs_source"),
-        Binding("w", "toggle_wrap", "Wrap", id="logs_wrap"),
-        Binding("home", "top", "Top", id="logs_top", show=False),
-        Binding("end", "bottom", "Bottom", id="logs_bottom", show=False),
-        Binding("y", "copy", "Copy", id="logs_copy"),
+        Binding("escape", "back", "Back", id="logs.back"),
+        Binding("u", "cycle_unit", "Unit", id="logs.unit"),
+        Binding("p", "cycle_priority", "Priority", id="logs.priority"),
+        Binding("s", "cycle_since", "Since", id="logs.since"),
+        Binding("slash", "grep", "Search", id="logs.grep", key_display="/"),
+        Binding("g", "toggle_source", "Guest/host", id="logs.source"),
+        Binding("w", "toggle_wrap", "Wrap", id="logs.wrap"),
+        Binding("home", "top", "Top", id="logs.top", show=False),
+        Binding("end", "bottom", "Bottom", id="logs.bottom", show=False),
+        Binding("y", "copy", "Copy", id="logs.copy"),
     ]
 
     DEFAULT_CSS = """
