@@ -10,6 +10,7 @@ problem sentence is free of terminal controls. The default profile keeps this sh
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -102,11 +103,8 @@ def test_parse_runner_never_raises(hypervisor: str, text: str) -> None:
 
 
 def _table(hypervisor: str) -> OptionTable:
-    module = PARSERS[hypervisor].__module__
-    import importlib
-
-    tables = [v for v in vars(importlib.import_module(module)).values() if isinstance(v, OptionTable)]
-    return tables[0]
+    module = vars(importlib.import_module(PARSERS[hypervisor].__module__))
+    return next(v for v in module.values() if isinstance(v, OptionTable))
 
 
 def _argv(hypervisor: str) -> list[str]:
@@ -116,7 +114,7 @@ def _argv(hypervisor: str) -> list[str]:
 def _vocabulary(hypervisor: str) -> list[str]:
     table = _table(hypervisor)
     words = sorted(table.flags | table.single | table.multi) + _argv(hypervisor)
-    return words + ["--", "-", "", "=", ",", ",,", "[", "]", '"', "id=", "path=", "fd=3"]
+    return [*words, "--", "-", "", "=", ",", ",,", "[", "]", '"', "id=", "path=", "fd=3"]
 
 
 @pytest.mark.parametrize("hypervisor", sorted(PARSERS))
@@ -183,7 +181,11 @@ _SHARE_FILES = [
     ),
     virtiofs_entries=st.lists(
         st.tuples(
-            st.text(st.characters(blacklist_characters="/\x00"), min_size=1, max_size=20),
+            st.text(
+                st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)),
+                min_size=1,
+                max_size=20,
+            ),
             mixed_text,
         ),
         max_size=3,

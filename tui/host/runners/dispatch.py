@@ -20,6 +20,7 @@ from tui.host.runners import (
     stratovirt,
     vfkit,
 )
+from tui.host.runners._options import shown
 from tui.host.runners.firecracker import apply_firecracker_config
 from tui.host.runners.shellwords import (
     RunnerParseError,
@@ -59,7 +60,9 @@ def _read_firecracker_config(spec: RunnerSpec, config_reader: ConfigReader) -> N
         text = config_reader(spec.config_file)
     except (OSError, ValueError) as e:  # ValueError covers undecodable bytes
         reason = getattr(e, "strerror", None) or str(e)
-        spec.problems.append(f"could not read the firecracker config {spec.config_file}: {reason}")
+        spec.problems.append(
+            f"could not read the firecracker config {shown(spec.config_file)}: {shown(reason)}"
+        )
         return
     apply_firecracker_config(spec, text)
 
