@@ -215,3 +215,21 @@ def test_share_dir_reader_never_raises(
     assert clock.seconds < TIME_BOUND
     for problem in result.problems:
         assert_clean(problem, "a share/microvm problem")
+
+
+# --- regression examples of bugs the properties found ----------------------------------------
+
+
+def test_a_hostile_argument_is_quoted_with_visible_escapes() -> None:
+    spec = PARSERS["qemu"](["\x1b]0;owned\x07", "--bogus\u202e"])
+    assert any("\\x1b]0;owned\\x07" in p for p in spec.problems), spec.problems
+    assert any("-bogus\\u202e" in p for p in spec.problems), spec.problems
+    check_problems(spec)
+
+
+def test_a_hostile_hypervisor_file_is_quoted_with_visible_escapes(tmp_path: Path) -> None:
+    share = tmp_path / "share" / "microvm"
+    share.mkdir(parents=True)
+    (share / "hypervisor").write_bytes(b"\x7fqemu\x1b[2J")
+    problems = read_share_dir(tmp_path).problems
+    assert problems == ["share/microvm/hypervisor names an unknown hypervisor '\\x7fqemu\\x1b[2J'"]
