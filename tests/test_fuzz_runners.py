@@ -233,3 +233,16 @@ def test_a_hostile_hypervisor_file_is_quoted_with_visible_escapes(tmp_path: Path
     (share / "hypervisor").write_bytes(b"\x7fqemu\x1b[2J")
     problems = read_share_dir(tmp_path).problems
     assert problems == ["share/microvm/hypervisor names an unknown hypervisor '\\x7fqemu\\x1b[2J'"]
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("cat <<\x1b]0\x07\n", "the here-document ending in '\\x1b]0\\x07' is never closed"),
+        ("exec -\x9bq qemu\n", "exec has an unknown option '-\\x9bq'"),
+    ],
+)
+def test_a_script_reader_error_quotes_with_visible_escapes(script: str, message: str) -> None:
+    with pytest.raises(RunnerParseError) as caught:
+        extract_exec(script)
+    assert message in str(caught.value)

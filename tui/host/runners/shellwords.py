@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tui.host.runners._options import short
+
 MAX_SCRIPT_CHARS = 1 << 20  # real microvm-run scripts are a few KiB; refuse anything absurd
 
 # Substitutions ($(...), ${...}, `...`) are swapped for these markers before words are split
@@ -283,7 +285,9 @@ class _Scanner:
         for delimiter, strip_tabs in self.pending_heredocs:
             while True:
                 if self.i >= len(text):
-                    raise self.error(f"the here-document ending in '{delimiter}' is never closed")
+                    raise self.error(
+                        f"the here-document ending in '{short(delimiter)}' is never closed"
+                    )
                 end = text.find("\n", self.i)
                 end = len(text) if end < 0 else end
                 body_line = text[self.i : end]
@@ -427,7 +431,7 @@ def _exec_options(words: list[str], line: int) -> tuple[str | None, list[str]]:
             if letter in "cl":
                 continue
             if letter != "a":
-                raise RunnerParseError(f"exec has an unknown option '{word}' (line {line})")
+                raise RunnerParseError(f"exec has an unknown option '{short(word)}' (line {line})")
             if pos + 1 < len(word):
                 name = word[pos + 1 :]
             elif i < len(words):
