@@ -174,6 +174,7 @@ def test_qmp_reader_never_raises_and_says_why_in_clean_text(
 
 
 @given(st.binary(max_size=300))
+@example(b"[" * 100000 + b"\n")
 def test_qmp_session_raises_only_qmp_error(data: bytes) -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
