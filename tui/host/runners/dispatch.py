@@ -25,6 +25,7 @@ from tui.host.runners.firecracker import apply_firecracker_config
 from tui.host.runners.shellwords import (
     RunnerParseError,
     extract_command,
+    extract_exec,
     extract_fd_links,
 )
 
@@ -67,6 +68,15 @@ def _read_firecracker_config(spec: RunnerSpec, config_reader: ConfigReader) -> N
     apply_firecracker_config(spec, text)
 
 
+def _say_unknowns(spec: RunnerSpec, unknowns: list[str]) -> None:
+    """Record what only a run can tell; a value the parser could not read because it is a
+    variable is such an unknown, not a problem of the runner."""
+    spec.not_known_statically = list(unknowns)
+    variables = [u for u in unknowns if u.startswith(("$", "`"))]
+    if variables:
+        spec.problems = [p for p in spec.problems if not any(v in p for v in variables)]
+
+
 def parse_runner(
     script_text: str, hypervisor: str, config_reader: ConfigReader | None = None
 ) -> RunnerSpec:
@@ -82,11 +92,12 @@ def parse_runner(
             hypervisor=name, problems=[f"unknown hypervisor '{name}': fields unknown"]
         )
     try:
-        argv = extract_command(script_text)
+        found = extract_exec(script_text)
     except RunnerParseError as e:
         return RunnerSpec(hypervisor=name, problems=[str(e)])
     try:
-        spec = parser(argv)
+        spec = parser(found.argv)
+        _say_unknowns(spec, found.unknowns)
         _name_fd_nics(spec, script_text)
         if name == "firecracker" and config_reader is not None:
             _read_firecracker_config(spec, config_reader)
