@@ -24,7 +24,7 @@ from tui.host.runners._options import shown
 from tui.host.runners.firecracker import apply_firecracker_config
 from tui.host.runners.shellwords import (
     RunnerParseError,
-    extract_command,
+    extract_command,  # noqa: F401  (re-exported by tui.host.runners)
     extract_exec,
     extract_fd_links,
 )
