@@ -149,8 +149,10 @@ json_values = st.recursive(
     | st.floats(allow_nan=True)
     | mixed_text
     | st.sampled_from(_FC_KEYS),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.one_of(st.sampled_from(_FC_KEYS), mixed_text), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.one_of(st.sampled_from(_FC_KEYS), mixed_text), inner, max_size=5)
+    ),
     max_leaves=30,
 )
 

@@ -85,8 +85,10 @@ _QMP_KEYS = [
 ]  # fmt: skip
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | mixed_text,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.one_of(st.sampled_from(_QMP_KEYS), mixed_text), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.one_of(st.sampled_from(_QMP_KEYS), mixed_text), inner, max_size=5)
+    ),
     max_leaves=20,
 )
 # What the server sends for one request: a reply (return or error) with the request's id,
