@@ -182,7 +182,9 @@ class VM:
     current_differs: dict[str, str] = field(default_factory=dict)
     # The runner parse the facts were read from (a statedir.RunnerParse, shared: read only),
     # kept so the running process's facts can be completed from it.
-    runner_parse: object | None = field(default=None, repr=False, compare=False)
+    runner_parse: object | None = field(
+        default=None, repr=False, compare=False, metadata={"transient": True}
+    )
 
 
 @dataclass
