@@ -24,7 +24,7 @@ UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u
 # against the whole of Unicode.
 _SPECIAL = (
     " \t\n\r\\'\"$`(){}[]<>|&;#=,:/-_.0123456789abcxyzMG@*?!~"
-    "\x00\x1b\x07\x08\x7f\x85\x9b\u202e\u2066\u200f\ufeff\ue000\ue001"
+    "\x00\x1b\x07\x08\x7f\x85\x9b\u202e\u2066\u200f\ufeff\ue000\ue001\x01"
 )
 special_text = st.text(alphabet=st.sampled_from(_SPECIAL), max_size=200)
 any_text = st.text(max_size=200)

@@ -69,6 +69,8 @@ scripts = st.one_of(
 
 
 @given(scripts)
+@example("exec qemu $(" + "x" * 1000 + ") " + "\ue0000\ue001 " * 1000)
+@example("exec qemu $(a) \x0101\x01")
 def test_script_reader_raises_only_its_own_error_and_invents_no_text(text: str) -> None:
     with Clock() as clock:
         try:
@@ -248,3 +250,12 @@ def test_a_script_reader_error_quotes_with_visible_escapes(script: str, message:
     with pytest.raises(RunnerParseError) as caught:
         extract_exec(script)
     assert message in str(caught.value)
+
+
+def test_text_that_looks_like_a_substitution_marker_stays_literal() -> None:
+    # The reader once put substitutions back by markers the script itself could spell: one
+    # large $(...) and many look-alikes made the words grow as their product (memory).
+    text = "exec qemu $(" + "x" * 1000 + ") " + "\ue0000\ue001 " * 1000
+    argv = extract_exec(text).argv
+    assert argv[1] == "$(" + "x" * 1000 + ")"
+    assert argv[2:] == ["\ue0000\ue001"] * 1000

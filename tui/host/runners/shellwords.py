@@ -20,8 +20,11 @@ from tui.host.runners._options import short
 MAX_SCRIPT_CHARS = 1 << 20  # real microvm-run scripts are a few KiB; refuse anything absurd
 
 # Substitutions ($(...), ${...}, `...`) are swapped for these markers before words are split
-# text, so that spaces inside them do not split words; they are put back afterwards.
-_SUB_OPEN, _SUB_CLOSE = "\ue000", "\ue001"
+# text, so that spaces inside them do not split words; they are put back afterwards. A marker
+# opens with NUL, which a script never holds (_check_text refuses it): text in the script that
+# looks like a marker must not be replaced by a substitution (copies of a large one would
+# take memory without bound).
+_SUB_OPEN, _SUB_CLOSE = "\x00", "\x01"
 _SUB_RE = re.compile(f"{_SUB_OPEN}(\\d+){_SUB_CLOSE}")
 
 # Characters the scanner must look at; everything else is copied in bulk.
