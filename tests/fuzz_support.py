@@ -10,6 +10,7 @@ UI boundary makes them safe to show.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -28,7 +29,9 @@ _SPECIAL = (
 )
 special_text = st.text(alphabet=st.sampled_from(_SPECIAL), max_size=200)
 any_text = st.text(max_size=200)
-mixed_text = st.one_of(special_text, any_text)
+# os.fsdecode of arbitrary bytes: what /proc/PID/cmdline and file names give (lone surrogates)
+fs_text = st.binary(max_size=60).map(os.fsdecode)
+mixed_text = st.one_of(special_text, any_text, fs_text)
 
 
 def unsafe_in(text: str) -> list[str]:

@@ -41,7 +41,10 @@ pytestmark = pytest.mark.fuzz
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runners"
 SCRIPTS = {h: (FIXTURES / h / "bin" / "microvm-run").read_text() for h in PARSERS}
-SCRIPT_LINES = sorted({line for s in SCRIPTS.values() for line in s.splitlines()})
+VARIANTS = {str(p): p.read_text() for p in sorted(FIXTURES.glob("*/variants/microvm-run.*"))}
+SCRIPT_LINES = sorted(
+    {line for s in [*SCRIPTS.values(), *VARIANTS.values()] for line in s.splitlines()}
+)
 TIME_BOUND = 1.0  # seconds per call; real scripts take about a millisecond
 
 
@@ -60,7 +63,7 @@ scripts = st.one_of(
         "\n".join,
         st.lists(st.one_of(st.sampled_from(SCRIPT_LINES), special_text), max_size=40),
     ),
-    st.sampled_from(sorted(SCRIPTS.values())).flatmap(
+    st.sampled_from(sorted([*SCRIPTS.values(), *VARIANTS.values()])).flatmap(
         lambda s: st.tuples(st.integers(0, len(s)), special_text).map(
             lambda cut: s[: cut[0]] + cut[1] + s[cut[0] :]
         )
