@@ -11,7 +11,6 @@ them in its config file) stay from the script and say so.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 from functools import lru_cache
@@ -161,7 +160,8 @@ def _parse(hypervisor: str, argv: tuple[str, ...]) -> RunnerSpec:
 def parse_process(
     proc: HypervisorProcess, hypervisor: str, script: RunnerSpec | None
 ) -> RunnerSpec:
-    """PROC's argv through HYPERVISOR's parser (a fresh copy: callers may change it).
+    """PROC's argv through HYPERVISOR's parser. The spec is shared between polls (the same
+    argv is parsed once): read it, never change it.
 
     argv[0] becomes the program's path: with ``exec -a microvm@NAME`` it is the process name.
     """
@@ -169,7 +169,7 @@ def parse_process(
     program = proc.exe or (script.binary if script else None)
     if program and not is_program(argv[0], hypervisor):
         argv[0] = program
-    return copy.deepcopy(_parse(hypervisor, tuple(argv)))
+    return _parse(hypervisor, tuple(argv))
 
 
 # --- putting the process's facts on the VM ---------------------------------------------------
@@ -177,11 +177,16 @@ def parse_process(
 
 def _fd_names(spec: RunnerSpec, script: RunnerSpec) -> None:
     """Macvtap NICs known only as ``fd:N``: the script's parse named them (from its
-    ``exec N<>/dev/tap...`` lines); match them by MAC."""
+    ``exec N<>/dev/tap...`` lines); match them by MAC. (New NicSpecs: the parses are shared.)"""
+    if not any(nic.id.startswith("fd:") for nic in spec.nics):
+        return
     by_mac = {nic.mac: nic.id for nic in script.nics if nic.mac and not nic.id.startswith("fd:")}
-    for nic in spec.nics:
-        if nic.id.startswith("fd:") and nic.mac in by_mac:
-            nic.id = by_mac[nic.mac]
+    spec.nics = [
+        dataclasses.replace(nic, id=by_mac[nic.mac])
+        if nic.id.startswith("fd:") and nic.mac in by_mac
+        else nic
+        for nic in spec.nics
+    ]
 
 
 def _described(value: object) -> str:
@@ -191,7 +196,8 @@ def _described(value: object) -> str:
 
 
 def merge(process: RunnerSpec, script: RunnerSpec | None) -> tuple[RunnerSpec, dict[str, str]]:
-    """The process's facts, each missing one taken from the script; and each fact's source."""
+    """The process's facts, each missing one taken from the script; and each fact's source.
+    A new spec whose values are shared with the two given (apply_spec copies what it keeps)."""
     merged = dataclasses.replace(process)
     sources: dict[str, str] = {}
     pairs = {
@@ -204,7 +210,7 @@ def merge(process: RunnerSpec, script: RunnerSpec | None) -> tuple[RunnerSpec, d
         if (value is None or value == []) and script is not None:
             fallback = getattr(script, spec_field)
             if fallback is not None and fallback != []:
-                setattr(merged, spec_field, copy.deepcopy(fallback))
+                setattr(merged, spec_field, fallback)
                 sources[vm_field] = "script"
                 continue
         sources[vm_field] = "process"
@@ -220,9 +226,9 @@ def use_process(vm: VM, proc: HypervisorProcess) -> None:
         return
     script = parsed.spec
     spec = parse_process(proc, vm.hypervisor, script)
-    if script is not None:
-        _fd_names(spec, script)
     merged, sources = merge(spec, script)
+    if script is not None:
+        _fd_names(merged, script)
     before = {name: getattr(vm, name) for name in sources}
     apply_spec(vm, merged, parsed.share, str(vm.path))
     vm.facts_from = "process"
