@@ -237,3 +237,40 @@ def test_stale_vm_says_what_current_would_change(
     attach_processes([vm])
     assert vm.vcpu == 6
     assert vm.current_differs == {"vcpu": "4"}
+
+
+def test_firecracker_facts_in_its_config_file_stay_from_the_script(
+    tmp_path: Path, fake_program: Path
+) -> None:
+    """FakeHypervisor as firecracker: the argv has the API socket, the config file has vCPUs,
+    memory and drives; those stay from the script's read and say so."""
+    source = FIXTURES / "firecracker"
+    config = tmp_path / "fc.json"
+    shutil.copy(next(source.glob("*-firecracker-fcvm.json")), config)
+    runner = tmp_path / "store" / "x-microvm-firecracker-fcvm"
+    shutil.copytree(source / "share", runner / "share")
+    (runner / "bin").mkdir(parents=True)
+    script = (source / "bin" / "microvm-run").read_text()
+    old_config = next(w for w in script.split() if w.endswith("-firecracker-fcvm.json"))
+    (runner / "bin" / "microvm-run").write_text(script.replace(old_config, str(config)))
+    vm_dir = tmp_path / "state" / "fcvm"
+    vm_dir.mkdir(parents=True)
+    os.symlink(runner, vm_dir / "current")
+    vm = read_vm(vm_dir)
+    assert vm.facts_from == "script" and vm.vcpu is not None
+    program = tmp_path / "bin" / "firecracker"
+    program.parent.mkdir()
+    shutil.copy(fake_program, program)
+    argv = ["microvm@fcvm", "--config-file", str(config), "--api-sock", "other.sock"]
+    proc = subprocess.Popen(argv, executable=str(program))
+    try:
+        _start_unit(vm, proc.pid)
+        attach_processes([vm])
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert (vm.facts_from, vm.hypervisor_pid) == ("process", proc.pid)
+    assert vm.socket == str(vm_dir / "other.sock")  # the running process's, not the script's
+    assert vm.fact_sources["socket"] == "process"
+    assert vm.fact_sources["vcpu"] == vm.fact_sources["mem_mib"] == "script"
+    assert vm.current_differs == {"socket": str(vm_dir / "fcvm.sock")}

@@ -192,7 +192,7 @@ def _fd_names(spec: RunnerSpec, script: RunnerSpec) -> None:
 def _described(value: object) -> str:
     if isinstance(value, list):
         return f"{len(value)} item{'s' * (len(value) != 1)}"
-    return short(str(value))
+    return short(str(value), 300)
 
 
 def merge(process: RunnerSpec, script: RunnerSpec | None) -> tuple[RunnerSpec, dict[str, str]]:
