@@ -99,6 +99,15 @@ def fake_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def started(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """Popen, returned once the new program's argv is readable: Popen returns when execve
+    has begun, and /proc/PID/cmdline is empty until the kernel has set the argv up."""
+    proc = subprocess.Popen(argv, **kwargs)  # type: ignore[call-overload]
+    path = Path(f"/proc/{proc.pid}/cmdline")
+    wait_for(lambda: path.read_bytes(), timeout=10, interval=0.01, what="the exec")
+    return proc
+
+
 def own_cgroup() -> str:
     """The cgroup this test runs in (children inherit it): the 'unit' of the fake."""
     first = Path("/proc/self/cgroup").read_text().splitlines()[0]
@@ -121,7 +130,7 @@ def fake_vm(tmp_path: Path) -> VM:
 
 @pytest.fixture
 def running(fake_program: Path) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(RUNNING_ARGV, executable=str(fake_program))
+    proc = started(RUNNING_ARGV, executable=str(fake_program))
     try:
         yield proc
     finally:
@@ -180,7 +189,7 @@ def test_a_wrapper_main_pid_leads_to_its_hypervisor_child(fake_vm: VM, fake_prog
     kids: list[int] = []
     try:
         kids = wait_for(lambda: [int(p) for p in children.read_text().split()], 10, what="the fork")
-        wait_for(lambda: read_cmdline(kids[0])[0] == "microvm@chvm", 10, what="the exec")
+        wait_for(lambda: _argv0(kids[0]) == "microvm@chvm", 10, interval=0.01, what="the exec")
         _start_unit(fake_vm, wrapper.pid)
         attach_processes([fake_vm])
         assert fake_vm.process_note is None
@@ -191,6 +200,10 @@ def test_a_wrapper_main_pid_leads_to_its_hypervisor_child(fake_vm: VM, fake_prog
             os.kill(pid, signal.SIGKILL)
         wrapper.kill()
         wrapper.wait(10)
+
+
+def _argv0(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
 
 
 def test_a_pid_outside_the_units_cgroup_is_not_read(
@@ -206,7 +219,7 @@ def test_a_pid_outside_the_units_cgroup_is_not_read(
 
 
 def test_a_main_pid_that_is_not_the_hypervisor_is_refused(fake_vm: VM) -> None:
-    sleeper = subprocess.Popen(["/bin/sleep", "600"])
+    sleeper = started(["/bin/sleep", "600"])
     try:
         with pytest.raises(ProcessReadError, match="nor a child of it runs cloud-hypervisor"):
             find_hypervisor(sleeper.pid, own_cgroup(), "cloud-hypervisor")
@@ -262,7 +275,7 @@ def test_firecracker_facts_in_its_config_file_stay_from_the_script(
     program.parent.mkdir()
     shutil.copy(fake_program, program)
     argv = ["microvm@fcvm", "--config-file", str(config), "--api-sock", "other.sock"]
-    proc = subprocess.Popen(argv, executable=str(program))
+    proc = started(argv, executable=str(program))
     try:
         _start_unit(vm, proc.pid)
         attach_processes([vm])

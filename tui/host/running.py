@@ -73,7 +73,8 @@ def read_cmdline(pid: int) -> list[str]:
     """The argv of PID (undecodable bytes kept as surrogate escapes, like os.fsdecode)."""
     data = _read_proc(f"/proc/{pid}/cmdline", MAX_CMDLINE_BYTES)
     if not data:
-        raise ProcessReadError(f"process {pid} has no command line (a zombie or kernel thread)")
+        # a zombie, a kernel thread, or a process in execve (its new argv is not set up yet)
+        raise ProcessReadError(f"process {pid} has no command line (yet)")
     return [os.fsdecode(word) for word in data.rstrip(b"\0").split(b"\0")]
 
 
