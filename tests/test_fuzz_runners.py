@@ -24,6 +24,7 @@ from tests.fuzz_support import (
     mixed_text,
     mutate,
     special_text,
+    strings_in,
 )
 from tui.host.model import RunnerSpec
 from tui.host.runners import PARSERS, apply_firecracker_config, parse_runner
@@ -51,6 +52,14 @@ TIME_BOUND = 1.0  # seconds per call; real scripts take about a millisecond
 def check_problems(spec: RunnerSpec) -> None:
     for problem in spec.problems:
         assert_clean(problem, "a runner problem")
+
+
+def check_size(spec: RunnerSpec, argv: list[str]) -> None:
+    """What a parse keeps grows with its input, not faster: values are the argv's own
+    (twice at most: a path and its basename), each problem quotes at most 60 characters
+    (10 per character once escaped) in a sentence."""
+    kept = sum(len(s) for s in strings_in(spec))
+    assert kept <= 2 * sum(map(len, argv)) + 1000 * (len(argv) + 1), kept
 
 
 # --- the microvm-run script reader -----------------------------------------------------------
@@ -131,6 +140,7 @@ def test_argv_parser_never_raises(hypervisor: str, data: st.DataObject) -> None:
     assert clock.seconds < TIME_BOUND
     assert isinstance(spec, RunnerSpec)
     check_problems(spec)
+    check_size(spec, argv)
 
 
 @pytest.mark.parametrize("hypervisor", sorted(PARSERS))
@@ -138,6 +148,7 @@ def test_argv_parser_never_raises(hypervisor: str, data: st.DataObject) -> None:
 def test_argv_parser_takes_any_words(hypervisor: str, argv: list[str]) -> None:
     spec = PARSERS[hypervisor](argv)
     check_problems(spec)
+    check_size(spec, argv)
 
 
 # --- firecracker's JSON config ---------------------------------------------------------------
