@@ -37,6 +37,7 @@ from tui.host.runners.shellwords import (
     extract_fd_links,
     split_commands,
 )
+from tui.host.statedir import parse_runner_dir
 
 pytestmark = pytest.mark.fuzz
 
@@ -273,3 +274,28 @@ def test_text_that_looks_like_a_substitution_marker_stays_literal() -> None:
     argv = extract_exec(text).argv
     assert argv[1] == "$(" + "x" * 1000 + ")"
     assert argv[2:] == ["\ue0000\ue001"] * 1000
+
+
+@given(
+    script=st.one_of(
+        st.binary(max_size=300),
+        scripts.map(lambda t: t.encode("utf-8", "surrogateescape")),
+    ),
+    hypervisor=st.one_of(st.sampled_from(sorted(PARSERS)), st.binary(max_size=20)),
+)
+def test_runner_dir_reader_never_raises(
+    tmp_path_factory: pytest.TempPathFactory, script: bytes, hypervisor: str | bytes
+) -> None:
+    """bin/microvm-run and share/microvm/hypervisor as bytes from disk (not UTF-8, NUL...)."""
+    runner = tmp_path_factory.mktemp("runner")
+    (runner / "bin").mkdir()
+    (runner / "share" / "microvm").mkdir(parents=True)
+    (runner / "bin" / "microvm-run").write_bytes(script)
+    name = hypervisor if isinstance(hypervisor, bytes) else hypervisor.encode()
+    (runner / "share" / "microvm" / "hypervisor").write_bytes(name)
+    with Clock() as clock:
+        parsed, _ = parse_runner_dir(runner.parent, runner)
+    assert clock.seconds < TIME_BOUND
+    problems = [*parsed.share.problems, *(parsed.spec.problems if parsed.spec else [])]
+    for problem in [*problems, parsed.script_problem or ""]:
+        assert_clean(problem, "a runner problem")
