@@ -105,7 +105,8 @@ def test_script_reader_raises_only_its_own_error_and_invents_no_text(text: str) 
     extract_fd_links(text)  # never raises at all
 
 
-@given(st.sampled_from(sorted(PARSERS)), scripts)
+@given(st.one_of(st.sampled_from(sorted(PARSERS)), mixed_text), scripts)
+@example("\x1b]0;owned\x07", "exec x")
 def test_parse_runner_never_raises(hypervisor: str, text: str) -> None:
     with Clock() as clock:
         spec = parse_runner(text, hypervisor, config_reader=lambda path: "{}")

@@ -20,7 +20,7 @@ from tui.host.runners import (
     stratovirt,
     vfkit,
 )
-from tui.host.runners._options import shown
+from tui.host.runners._options import short, shown
 from tui.host.runners.firecracker import apply_firecracker_config
 from tui.host.runners.shellwords import (
     RunnerParseError,
@@ -89,7 +89,7 @@ def parse_runner(
     parser = PARSERS.get(name)
     if parser is None:
         return RunnerSpec(
-            hypervisor=name, problems=[f"unknown hypervisor '{name}': fields unknown"]
+            hypervisor=name, problems=[f"unknown hypervisor '{short(name)}': fields unknown"]
         )
     try:
         found = extract_exec(script_text)
