@@ -18,7 +18,7 @@ _DEADLINE = timedelta(seconds=2)
 
 settings.register_profile(
     "default",
-    max_examples=40,
+    max_examples=30,
     deadline=_DEADLINE,
     suppress_health_check=[HealthCheck.too_slow],
     database=None,
