@@ -29,7 +29,7 @@ PROGRAMS: dict[str, tuple[str, ...]] = {
     "cloud-hypervisor": ("cloud-hypervisor",),
     "firecracker": ("firecracker",),
     "crosvm": ("crosvm",),
-    "kvmtool": ("lkvm", "vm"),
+    "kvmtool": ("lkvm", "vm", "lkvm-static"),
     "stratovirt": ("stratovirt",),
     "alioth": ("alioth",),
     "vfkit": ("vfkit",),
