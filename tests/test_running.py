@@ -27,6 +27,7 @@ from tui.host.running import (
     ProcessReadError,
     attach_processes,
     find_hypervisor,
+    is_program,
     read_cmdline,
 )
 from tui.host.statedir import read_vm
@@ -298,3 +299,19 @@ def test_a_command_line_past_the_bound_is_refused(fake_program: Path) -> None:
     finally:
         proc.kill()
         proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("path", "hypervisor", "expected"),
+    [
+        ("/nix/store/x-qemu/bin/qemu-system-x86_64", "qemu", True),
+        ("/usr/bin/qemu-kvm", "qemu", True),
+        ("/nix/store/x-kvmtool/bin/lkvm-static", "kvmtool", True),
+        ("/usr/bin/vmstat", "kvmtool", False),  # "vm" is a whole name, not a prefix
+        ("/usr/bin/cloud-hypervisor-static", "cloud-hypervisor", False),
+        ("/bin/bash", "vfkit", False),
+        ("microvm@web", "qemu", False),  # exec -a: the process name, not a program
+    ],
+)
+def test_which_programs_are_the_hypervisor(path: str, hypervisor: str, expected: bool) -> None:
+    assert is_program(path, hypervisor) is expected
