@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+import tests.hypothesis_profiles  # noqa: F401  (registers the profiles before Hypothesis loads one)
+
 T = TypeVar("T")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -192,3 +193,34 @@ def test_human_table_on_a_terminal_has_restarts_and_the_legend(lab: Any) -> None
     assert int(rows["crashy"][2]) >= 3 and rows["crashy"][3] == "⟳"
     assert "vm-idle!" in rows["idle"]
     assert lines[-1] == "NIC!: declared by the runner, missing on the host (normal while stopped)"
+
+
+def _qemu_option(argv: list[str], option: str) -> str:
+    return argv[argv.index(option) + 1]
+
+
+@pytest.mark.parametrize("name", RUNNING)
+def test_running_vm_facts_come_from_its_qemu_command_line(
+    listed: dict[str, dict[str, Any]], name: str
+) -> None:
+    """The lab's real QEMU: `list` read /proc/MAINPID/cmdline, and what it reports is what
+    that command line says (read here independently)."""
+    vm = listed[name]
+    pid = vm["unit"]["main_pid"]
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+    facts = vm["facts"]
+    assert facts["from"] == "process", facts
+    assert facts["pid"] == pid
+    assert facts["process_not_read"] is None
+    assert facts["sources"]["vcpu"] == facts["sources"]["mem_mib"] == "process"
+    assert vm["vcpu"] == int(_qemu_option(argv, "-smp").split(",")[0])
+    size = re.match(r"(?:size=)?(\d+)([MG]?)", _qemu_option(argv, "-m"))
+    assert size is not None
+    assert vm["mem_mib"] == int(size.group(1)) * (1024 if size.group(2) == "G" else 1)
+    qmp = _qemu_option(argv, "-qmp").split(",")[0].removeprefix("unix:")
+    assert vm["socket"] == os.path.join(vm["path"], qmp)  # relative: to the state dir
+
+
+def test_stopped_vm_facts_come_from_the_script(listed: dict[str, dict[str, Any]]) -> None:
+    facts = listed["idle"]["facts"]
+    assert facts["from"] == "script" and facts["pid"] is None

@@ -355,6 +355,33 @@ async def test_detail_follows_the_cursor_and_tabs_switch() -> None:
         assert pane.display
 
 
+async def test_overview_says_where_the_facts_come_from() -> None:
+    """A running VM read from its process, a stopped one from its script (and what that
+    script leaves to run time)."""
+    recorded = frames()
+    for vm in recorded[-1].inventory.vms:
+        if vm.name == "web":
+            vm.facts_from, vm.hypervisor_pid = "process", 4242
+            vm.fact_sources = {"vcpu": "process", "volumes": "script"}
+            vm.current_differs = {"vcpu": "4"}
+        elif vm.name == "idle":
+            vm.facts_from, vm.not_known_statically = "script", ["$MICROVM_VCPU"]
+    app = make_app(ReplaySource(recorded, start_at_last=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.polls >= 1)
+        pane = app.main_screen.query_one(DetailPane)
+        await select(pilot, app, "web")
+        overview = _plain(pane.query_one("#view-overview"))
+        assert "from the running process (pid 4242); from the script: volumes" in overview
+        assert "current runner says vcpu 4" in overview
+        await select(pilot, app, "idle")
+        await until(
+            pilot, lambda: "from the runner script" in _plain(pane.query_one("#view-overview"))
+        )
+        overview = _plain(pane.query_one("#view-overview"))
+        assert "from the runner script; not known statically: $MICROVM_VCPU" in overview
+
+
 async def test_missing_values_carry_their_reason() -> None:
     app = make_app(replay("problems.json"))
     async with app.run_test(size=SIZE) as pilot:

@@ -29,7 +29,11 @@ SAME = "$same"  # a VM unchanged since the previous frame
 
 def encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: encode(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not f.metadata.get("transient")  # working state, not host data
+        }
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):

@@ -9,6 +9,7 @@ from pathlib import Path
 from tui.host.links import LinkReader, LinkReadError, LinkTable, read_links
 from tui.host.model import VM, Inventory, UnitState
 from tui.host.names import unit_name
+from tui.host.running import attach_processes
 from tui.host.safefs import describe
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
@@ -148,6 +149,7 @@ def read_inventory(
             inv.vms.append(vm)
     if units:
         inv.systemd_error = attach_units(settings, inv.vms)
+        attach_processes(inv.vms)  # a running VM's facts: from its process, not the script
     table = attach_links(settings, inv.vms, link_reader) if links else None
     for vm in inv.vms:
         for iface in vm.interfaces:

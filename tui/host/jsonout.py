@@ -94,6 +94,14 @@ def _vm_fields(vm: VM, now_usec: int | None) -> dict[str, Any]:
             }
             for v in vm.volumes
         ],
+        "facts": {
+            "from": vm.facts_from,
+            "sources": dict(vm.fact_sources),
+            "pid": vm.hypervisor_pid,
+            "process_not_read": vm.process_note,
+            "not_known_statically": list(vm.not_known_statically),
+            "current_differs": dict(vm.current_differs),
+        },
         "problems": vm_problems(vm, now_usec),
     }
 

@@ -85,6 +85,9 @@ class RunnerSpec:
     serial: SerialSpec | None = None
     config_file: str | None = None  # firecracker --config-file
     problems: list[str] = field(default_factory=list)
+    # What a static read of the script cannot know (a variable, a conditional array, arguments
+    # computed at run time): short phrases like "$MICROVM_VCPU". Empty for a process's argv.
+    not_known_statically: list[str] = field(default_factory=list)
 
 
 # --- live state -------------------------------------------------------------------------
@@ -165,6 +168,23 @@ class VM:
     runner_bin: frozenset[str] = frozenset()
     name_valid: bool = True
     problems: list[str] = field(default_factory=list)
+    # Where the command-line facts (vcpu, mem_mib, socket, vsock_cid, balloon, serial,
+    # interfaces, shares, volumes) come from, per field: "process" (/proc/PID/cmdline of the
+    # running hypervisor, i.e. what ``booted`` runs) or "script" (bin/microvm-run of
+    # ``current``, read without running it). ``facts_from`` is "process" when the running
+    # process was read, "script" otherwise (None: neither could be read).
+    facts_from: str | None = None
+    fact_sources: dict[str, str] = field(default_factory=dict)
+    hypervisor_pid: int | None = None  # the process the facts were read from
+    process_note: str | None = None  # why the running process was not read, if it was not
+    not_known_statically: list[str] = field(default_factory=list)  # see RunnerSpec
+    # `current`'s script says otherwise than the running process: field -> the script's value.
+    current_differs: dict[str, str] = field(default_factory=dict)
+    # The runner parse the facts were read from (a statedir.RunnerParse, shared: read only),
+    # kept so the running process's facts can be completed from it.
+    runner_parse: object | None = field(
+        default=None, repr=False, compare=False, metadata={"transient": True}
+    )
 
 
 @dataclass

@@ -303,6 +303,23 @@ def _read_runner(vm: VM, vm_dir: str, runner: str, cache: RunnerCache | None = N
 
     spec = parsed.spec
     vm.problems.extend(spec.problems)
+    vm.runner_parse = parsed
+    vm.facts_from = "script"
+    vm.not_known_statically = list(spec.not_known_statically)
+    apply_spec(vm, spec, share, vm_dir)
+    vm.fact_sources = {name: "script" for name in FACT_FIELDS}
+
+
+# The VM fields a command line fills (see VM.fact_sources).
+FACT_FIELDS = (
+    "vcpu", "mem_mib", "socket", "vsock_cid", "balloon", "serial", "interfaces", "shares",
+    "volumes",
+)  # fmt: skip
+
+
+def apply_spec(vm: VM, spec: RunnerSpec, share: ShareDir, vm_dir: str) -> None:
+    """Set the VM's command-line facts from SPEC (a script's or a running process's), with
+    the live facts that go with them (volume sizes, share sources, sockets)."""
     vm.vcpu = spec.vcpu
     vm.mem_mib = spec.mem_mib
     vm.socket = _absolute(spec.socket, vm_dir)

@@ -107,6 +107,9 @@ class OverviewView(DetailView):
         rows.append(("Runner", self.t(vm.runner) if vm.runner else self.missing("no current link")))
         if vm.booted and vm.booted != vm.runner:
             rows.append(("Booted", self.t(vm.booted, "warn")))
+        facts = self._facts(vm)
+        if facts is not None:
+            rows.append(("Facts", facts))
         if vm.flake:
             rows.append(("Flake", self.t(vm.flake)))
 
@@ -118,6 +121,27 @@ class OverviewView(DetailView):
                 Grid(("",), tuple((self.t(f"⚠ {p}", "error"),) for p in vm.problems), "Problems")
             )
         return blocks
+
+    def _facts(self, vm: VM) -> Text | None:
+        """Where vCPUs, memory, disks... come from: the running process or the script."""
+        if vm.facts_from is None:
+            return None
+        if vm.facts_from == "process":
+            text = self.t(f"from the running process (pid {vm.hypervisor_pid})")
+            from_script = sorted(k for k, v in vm.fact_sources.items() if v == "script")
+            if from_script:
+                text.append_text(self.t(f"; from the script: {', '.join(from_script)}", "muted"))
+        else:
+            text = self.t("from the runner script")
+            if vm.process_note:
+                text.append_text(self.t(f" (process not read: {vm.process_note})", "warn"))
+        if vm.not_known_statically:
+            unknown = ", ".join(vm.not_known_statically)
+            text.append_text(self.t(f"; not known statically: {unknown}", "muted"))
+        if vm.current_differs:
+            differs = ", ".join(f"{k} {v}" for k, v in vm.current_differs.items())
+            text.append_text(self.t(f"; current runner says {differs}", "warn"))
+        return text
 
     def _not_running(self, vm: VM) -> str:
         unit = vm.unit

@@ -18,6 +18,8 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from tui.host.runners._options import shown
+
 # ActivityType
 ACT_UNKNOWN = 0
 ACT_COPY_PATH = 100  # one store path copied (substituted); progress = NAR bytes
@@ -54,14 +56,21 @@ _STORE_HASH = re.compile(r"^[0-9a-z]{32}-")
 
 
 def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
+    """Nix's text without its colours, and safe to show: tabs become spaces, and any other
+    control character left (a bare ESC, BEL, C1, bidi overrides: from a build log, that is
+    from whatever the build ran) is written as a visible escape. Newlines stay: Nix's error
+    messages span lines."""
+    text = _ANSI.sub("", text)
+    if text.isprintable():
+        return text
+    return "\n".join(shown(line.expandtabs(8)) for line in text.split("\n"))
 
 
 def derivation_name(path: str) -> str:
     """``/nix/store/HASH-microvm-qemu-web.drv`` -> ``microvm-qemu-web``."""
     base = path.rstrip("/").rsplit("/", 1)[-1]
     base = _STORE_HASH.sub("", base)
-    return base.removesuffix(".drv")
+    return strip_ansi(base.removesuffix(".drv").replace("\n", " "))
 
 
 @dataclass(frozen=True)
@@ -299,7 +308,7 @@ class NixLogParser:
             act.expected_by_type[of_type] = _int(fields, 1)
             totals.expected += act.expected_by_type[of_type]
         elif res_type == RES_SET_PHASE:
-            phase = _str(fields, 0)
+            phase = strip_ansi(_str(fields, 0) or "").replace("\n", " ")
             if phase:
                 self._phases[act.id] = phase
         return []

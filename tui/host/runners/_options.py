@@ -207,7 +207,7 @@ def iter_options(
                 yield arg, [argv[i]]
                 i += 1
             else:
-                problems.append(f"the {table.program} option '{arg}' has no value")
+                problems.append(f"the {table.program} option '{short(arg)}' has no value")
         elif arg in table.multi:
             values = [attached] if attached is not None else []
             while i < len(argv) and not _is_option(argv[i]):
@@ -216,7 +216,7 @@ def iter_options(
             if values:
                 yield arg, values
             else:
-                problems.append(f"the {table.program} option '{arg}' has no value")
+                problems.append(f"the {table.program} option '{short(arg)}' has no value")
         else:
             shown = arg if attached is None else f"{arg}={attached}"
             if attached is None and i < len(argv) and not _is_option(argv[i]):
@@ -240,10 +240,28 @@ def unreadable(what: str, option: str, value: str) -> str:
     return f"could not read the {what} from '{option} {short(value)}'"
 
 
+def shown(text: str) -> str:
+    """TEXT for a problem message: every character that is not printable (C0 and C1
+    controls, bidi overrides, line separators) written as a visible escape, so a hostile
+    argument cannot drive the admin's terminal or reorder the sentence around it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def short(text: str, limit: int = 60) -> str:
-    """A value for a problem message, cut so a garbage argument cannot flood the UI."""
+    """A value for a problem message, cut so a garbage argument cannot flood the UI, and
+    made safe to show (see ``shown``)."""
     text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return shown(text)
 
 
 def nic(id: str, type: str, mac: str | None) -> NicSpec:

@@ -20,10 +20,12 @@ from tui.host.runners import (
     stratovirt,
     vfkit,
 )
+from tui.host.runners._options import short, shown
 from tui.host.runners.firecracker import apply_firecracker_config
 from tui.host.runners.shellwords import (
     RunnerParseError,
-    extract_command,
+    extract_command,  # noqa: F401  (re-exported by tui.host.runners)
+    extract_exec,
     extract_fd_links,
 )
 
@@ -59,9 +61,20 @@ def _read_firecracker_config(spec: RunnerSpec, config_reader: ConfigReader) -> N
         text = config_reader(spec.config_file)
     except (OSError, ValueError) as e:  # ValueError covers undecodable bytes
         reason = getattr(e, "strerror", None) or str(e)
-        spec.problems.append(f"could not read the firecracker config {spec.config_file}: {reason}")
+        spec.problems.append(
+            f"could not read the firecracker config {shown(spec.config_file)}: {shown(reason)}"
+        )
         return
     apply_firecracker_config(spec, text)
+
+
+def _say_unknowns(spec: RunnerSpec, unknowns: list[str]) -> None:
+    """Record what only a run can tell; a value the parser could not read because it is a
+    variable is such an unknown, not a problem of the runner."""
+    spec.not_known_statically = list(unknowns)
+    variables = [u for u in unknowns if u.startswith(("$", "`"))]
+    if variables:
+        spec.problems = [p for p in spec.problems if not any(v in p for v in variables)]
 
 
 def parse_runner(
@@ -76,14 +89,15 @@ def parse_runner(
     parser = PARSERS.get(name)
     if parser is None:
         return RunnerSpec(
-            hypervisor=name, problems=[f"unknown hypervisor '{name}': fields unknown"]
+            hypervisor=name, problems=[f"unknown hypervisor '{short(name)}': fields unknown"]
         )
     try:
-        argv = extract_command(script_text)
+        found = extract_exec(script_text)
     except RunnerParseError as e:
         return RunnerSpec(hypervisor=name, problems=[str(e)])
     try:
-        spec = parser(argv)
+        spec = parser(found.argv)
+        _say_unknowns(spec, found.unknowns)
         _name_fd_nics(spec, script_text)
         if name == "firecracker" and config_reader is not None:
             _read_firecracker_config(spec, config_reader)

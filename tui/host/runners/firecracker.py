@@ -20,6 +20,7 @@ from tui.host.runners._options import (
     names,
     not_understood,
     short,
+    shown,
 )
 
 FIRECRACKER_OPTIONS = OptionTable(
@@ -139,7 +140,7 @@ def apply_firecracker_config(spec: RunnerSpec, json_text: str) -> RunnerSpec:
 
     Never raises: bad JSON or odd values become problems. Returns ``spec`` (changed in place).
     """
-    name = spec.config_file or "the firecracker config file"
+    name = shown(spec.config_file or "the firecracker config file")
     try:
         config = json.loads(json_text)
     except (ValueError, RecursionError) as e:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui.host.model import HYPERVISORS, NicSpec, ShareSpec
+from tui.host.runners._options import shown
 from tui.host.safefs import NotRegularFile, TooLarge, read_regular
 
 MAX_FILE_BYTES = 64 * 1024  # these files hold a few lines; more is garbage
@@ -57,9 +58,9 @@ class _Reader:
 
     def name(self, path: Path) -> str:
         try:
-            return f"share/microvm/{path.relative_to(self.root).as_posix()}"
+            return shown(f"share/microvm/{path.relative_to(self.root).as_posix()}")
         except ValueError:
-            return str(path)
+            return shown(str(path))
 
     def text(self, path: Path) -> str | None:
         """The file's text; None if it is absent (silently) or unreadable (a problem)."""
@@ -128,7 +129,7 @@ class _Reader:
 
 def _readlink(path: Path) -> str:
     try:
-        return os.readlink(path)
+        return shown(os.readlink(path))
     except OSError:
         return "?"
 
@@ -142,7 +143,7 @@ def _hypervisor(reader: _Reader, root: Path, share: ShareDir) -> None:
         return
     if value not in HYPERVISORS:
         share.problems.append(
-            f"share/microvm/hypervisor names an unknown hypervisor '{value[:40]}'"
+            f"share/microvm/hypervisor names an unknown hypervisor '{shown(value[:40])}'"
         )
     share.hypervisor = value
 
@@ -284,7 +285,7 @@ def read_share_dir(runner: str | os.PathLike[str]) -> ShareDir:
             reason = "is a dangling or looping symlink"
         else:
             reason = "has no share/microvm directory"
-        share.problems.append(f"the runner {os.fspath(runner)} {reason}")
+        share.problems.append(f"the runner {shown(os.fspath(runner))} {reason}")
         share.hypervisor = hypervisor_from_package_name(os.path.realpath(runner))
         return share
     try:

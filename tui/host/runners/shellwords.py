@@ -13,13 +13,18 @@ is then split into words (POSIX quoting, see split_words). Nothing is ever execu
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tui.host.runners._options import short
 
 MAX_SCRIPT_CHARS = 1 << 20  # real microvm-run scripts are a few KiB; refuse anything absurd
 
 # Substitutions ($(...), ${...}, `...`) are swapped for these markers before words are split
-# text, so that spaces inside them do not split words; they are put back afterwards.
-_SUB_OPEN, _SUB_CLOSE = "\ue000", "\ue001"
+# text, so that spaces inside them do not split words; they are put back afterwards. A marker
+# opens with NUL, which a script never holds (_check_text refuses it): text in the script that
+# looks like a marker must not be replaced by a substitution (copies of a large one would
+# take memory without bound).
+_SUB_OPEN, _SUB_CLOSE = "\x00", "\x01"
 _SUB_RE = re.compile(f"{_SUB_OPEN}(\\d+){_SUB_CLOSE}")
 
 # Characters the scanner must look at; everything else is copied in bulk.
@@ -31,6 +36,15 @@ _RUNTIME_ARGS = frozenset({"${runtime_args:-}", "${runtime_args}", "$runtime_arg
 # Words that may precede a command without being the command itself.
 _PREFIX_WORDS = frozenset({"then", "do", "else", "{", "!"})
 _EXEC_TEXT_RE = re.compile(r"(?:(?:then|do|else|\{|!)\s+)*exec(?:\s|$)")
+# ``args=(`` / ``args+=(``: a bash array assignment (a microvm.nix fork builds argv this way).
+_ARRAY_START_RE = re.compile(r"(?:^|[\s;&|])[A-Za-z_][A-Za-z0-9_]*\+?=$")
+_ARRAY_ASSIGN_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\+?)=\((.*)\)", re.DOTALL)
+_ARRAY_EXPAND_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}")
+# What a static read cannot know in a word: a variable, a command substitution, backquotes.
+_RUNTIME_RE = re.compile(
+    r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\$\((?:[^()]|\([^()]*\))*\)|`[^`]*`|\$[0-9@*#?$!-]"
+)
+_STORE_DIR_RE = re.compile(r"/nix/store/[^\s/)]+/(?:[^\s/)]+/)*")
 _MACVTAP_FD_RE = re.compile(
     r"(\d+)<>/dev/tap\$\(\s*<\s*/sys/class/net/([^/\s)]+)/ifindex\s*\)", re.DOTALL
 )
@@ -57,6 +71,9 @@ class ExecLine:
     argv: list[str]
     process_name: str | None  # the ``-a NAME`` part (prettyProcnames), if any
     line: int
+    # What only a run can tell: variables and substitutions left in argv, arrays grown under
+    # a condition, ``runtime_args`` computed by a program. Each a short phrase.
+    unknowns: list[str] = field(default_factory=list)
 
 
 # --- scanning ------------------------------------------------------------------------------
@@ -122,6 +139,9 @@ class _Scanner:
             self.line += 1
             self.skip_heredocs()
             self.start_line = self.line
+        elif c == "(" and _ARRAY_START_RE.search("".join(self.buf).lstrip()):
+            # name=(a b c): one word, split into elements by extract_arrays
+            self.substitution(self.balanced_end(self.i + 1, "(", ")", "array (", comments=True))
         elif c in ";|()":
             self.i += 1
             self.flush()
@@ -220,12 +240,20 @@ class _Scanner:
     def brace_end(self, start: int) -> int:
         return self.balanced_end(start + 2, "{", "}", "${")
 
-    def balanced_end(self, j: int, opening: str, closing: str, what: str) -> int:
+    def balanced_end(
+        self, j: int, opening: str, closing: str, what: str, *, comments: bool = False
+    ) -> int:
         text, depth = self.text, 1
         while j < len(text):
             c = text[j]
             if c == "\\":
                 j += 2
+                continue
+            if comments and c == "#" and text[j - 1] in " \t\n(":
+                end = text.find("\n", j)
+                if end < 0:
+                    break
+                j = end
                 continue
             if c == "'" and opening == "(":
                 end = text.find("'", j + 1)
@@ -283,7 +311,9 @@ class _Scanner:
         for delimiter, strip_tabs in self.pending_heredocs:
             while True:
                 if self.i >= len(text):
-                    raise self.error(f"the here-document ending in '{delimiter}' is never closed")
+                    raise self.error(
+                        f"the here-document ending in '{short(delimiter)}' is never closed"
+                    )
                 end = text.find("\n", self.i)
                 end = len(text) if end < 0 else end
                 body_line = text[self.i : end]
@@ -427,7 +457,7 @@ def _exec_options(words: list[str], line: int) -> tuple[str | None, list[str]]:
             if letter in "cl":
                 continue
             if letter != "a":
-                raise RunnerParseError(f"exec has an unknown option '{word}' (line {line})")
+                raise RunnerParseError(f"exec has an unknown option '{short(word)}' (line {line})")
             if pos + 1 < len(word):
                 name = word[pos + 1 :]
             elif i < len(words):
@@ -454,17 +484,129 @@ def _as_exec(command: ShellCommand) -> ExecLine | None:
 
 
 def extract_exec(script_text: str) -> ExecLine:
-    """The last ``exec`` that runs a program (not one that only opens file descriptors)."""
+    """The last ``exec`` that runs a program (not one that only opens file descriptors).
+
+    ``"${name[@]}"`` is replaced by the elements of the bash array the script assigns
+    (``name=(...)``, ``name+=(...)``); what the script leaves to run time is in ``unknowns``.
+    """
     commands = split_commands(script_text)
-    for command in reversed(commands):
+    for index in range(len(commands) - 1, -1, -1):
+        command = commands[index]
         if command.words is None and _EXEC_TEXT_RE.match(command.text):
             raise RunnerParseError(
                 f"could not split the exec line {command.line} into words: {command.error}"
             )
         found = _as_exec(command)
         if found is not None:
+            _expand_arrays(found, commands[:index])
+            _runtime_args(found, command, commands[:index])
+            found.unknowns = _dedup([*found.unknowns, *_runtime_words(found.argv)])
             return found
     raise RunnerParseError("the runner script has no 'exec' line that starts a hypervisor")
+
+
+def _dedup(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _array_elements(inner: str, line: int) -> list[str]:
+    """The words of the inside of ``name=( ... )`` (newlines and comments allowed)."""
+    scanner = _Scanner(inner)
+    words: list[str] = []
+    for text, _ in scanner.run():
+        try:
+            words.extend(_restore(w, scanner.subs) for w in split_words(text))
+        except ValueError as e:
+            raise RunnerParseError(f"could not split the array on line {line}: {e}") from None
+    return words
+
+
+_BLOCK_OPEN = frozenset({"if", "while", "until", "for", "case", "select"})
+_BLOCK_CLOSE = frozenset({"fi", "done", "esac"})
+
+
+def _arrays(commands: list[ShellCommand]) -> tuple[dict[str, list[str]], list[str]]:
+    """Bash arrays assigned outside any ``if``/loop, in order; and a phrase for each array
+    assignment made under a condition (only a run knows whether it happens)."""
+    arrays: dict[str, list[str]] = {}
+    unknowns: list[str] = []
+    conditions: list[str] = []
+    for command in commands:
+        if command.words and command.words[0] == "else" and conditions:
+            conditions[-1] = f"not {conditions[-1]}"
+        words = _strip_prefix_words(command.words or [])
+        if not words:
+            continue
+        if words[0] in _BLOCK_OPEN:
+            conditions.append(" ".join(words[1:]))
+            continue
+        if words[0] in _BLOCK_CLOSE:
+            if conditions:
+                conditions.pop()
+            continue
+        if words[0] == "elif" and conditions:
+            conditions[-1] = " ".join(words[1:])
+            continue
+        for word in words:
+            m = _ARRAY_ASSIGN_RE.fullmatch(word)
+            if m is None:
+                continue
+            name, plus, inner = m.groups()
+            if conditions:
+                unknowns.append(f"{name}{plus}=(...) only when {short(conditions[-1])}")
+                continue
+            elements = _array_elements(inner, command.line)
+            if plus:
+                arrays.setdefault(name, []).extend(elements)
+            else:
+                arrays[name] = elements
+    return arrays, unknowns
+
+
+def _expand_arrays(found: ExecLine, before: list[ShellCommand]) -> None:
+    if not any(_ARRAY_EXPAND_RE.fullmatch(w) for w in found.argv):
+        return
+    arrays, unknowns = _arrays(before)
+    argv: list[str] = []
+    for word in found.argv:
+        m = _ARRAY_EXPAND_RE.fullmatch(word)
+        if m is None:
+            argv.append(word)
+        elif m.group(1) in arrays:
+            argv.extend(arrays[m.group(1)])
+        else:
+            unknowns.append(f"the array {short(word)} (not assigned before the exec)")
+    found.argv = argv
+    found.unknowns.extend(unknowns)
+
+
+def _runtime_args(found: ExecLine, command: ShellCommand, before: list[ShellCommand]) -> None:
+    """``runtime_args=$(extraArgsScript)``: arguments only the script's run computes."""
+    if not any(w in _RUNTIME_ARGS for w in command.words or []):
+        return
+    for earlier in before:
+        for word in earlier.words or []:
+            m = _ASSIGN_RE.fullmatch(word)
+            if m and m.group(1) == "runtime_args" and m.group(2):
+                value = _STORE_DIR_RE.sub("…/", m.group(2))
+                found.unknowns.append(f"runtime_args={short(value)}")
+
+
+def _runtime_words(argv: list[str]) -> list[str]:
+    """Variables and substitutions left in ARGV (a macvtap ``$(< .../ifindex)`` aside: the
+    parsers read those; a ``bash -c SCRIPT`` is read by its own parser)."""
+    found: list[str] = []
+    for i, word in enumerate(argv):
+        if i == 2 and argv[1] == "-c":
+            continue
+        if "$" not in word and "`" not in word:
+            continue
+        for m in _RUNTIME_RE.finditer(word):
+            text = m.group()
+            if text.startswith("$(<") and "/sys/class/net/" in text:
+                continue
+            found.append(short(text))
+    return found
 
 
 def extract_command(script_text: str) -> list[str]:

@@ -53,7 +53,8 @@ def _unwrap_shell(argv: list[str], spec: RunnerSpec) -> tuple[list[str], dict[st
         try:
             return extract_command(argv[2]), extract_assignments(argv[2])
         except RunnerParseError as e:
-            spec.problems.append(f"could not read the script vfkit is started from: {e}")
+            reason = short(str(e), 120)
+            spec.problems.append(f"could not read the script vfkit is started from: {reason}")
             return [], {}
     return argv, {}
 

@@ -94,6 +94,8 @@ class QMPSession:
                     message = json.loads(line)
                 except ValueError as exc:
                     raise QMPError("QMP sent something that is not JSON") from exc
+                except RecursionError:  # "[[[[...": json nests by recursion
+                    raise QMPError("QMP sent JSON nested too deeply") from None
                 if not isinstance(message, dict):
                     raise QMPError("QMP sent something that is not a JSON object")
                 return message
@@ -374,7 +376,8 @@ def query_qemu(
     except QMPError as exc:
         info.error = str(exc)
         info.fail_missing(str(exc))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        # OverflowError: int() of a number JSON spelled as 1e400 (Python reads infinity)
         info.error = f"unexpected QMP reply: {exc!r}"
         info.fail_missing(info.error)
     info.elapsed_s = time.monotonic() - started
