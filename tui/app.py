@@ -87,8 +87,9 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self._next_poll: Timer | None = None
         self._stopping = False
         self.read_only_reason = read_only_reason(settings)
-        # Console connections outlive visits to the console screen (bounded by the manager).
-        self.consoles = ConsoleManager(settings.host)
+        # Console connections outlive visits to the console screen (bounded by the manager);
+        # read-only means view only there too: no takeover, no keys to a guest.
+        self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
         self.actions = ActionsController(
             self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
         )
@@ -218,6 +219,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 self.settings.host,
                 self.consoles,
                 detach_key=self.settings.console_detach_key,
+                read_only_reason=self.read_only_reason,
             )
         )
 

@@ -27,12 +27,12 @@ import os
 import threading
 
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from tui.host.console import ConsoleConnection, ConsoleEndpoint, ConsoleManager, ConsoleStatus
@@ -148,12 +148,24 @@ class TakeoverScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class ConsoleScreen(Screen[None]):
-    """A VM's serial console. The connection stays in MANAGER when the screen is left."""
+class ConsoleScreen(ModalScreen[None]):
+    """A VM's serial console. The connection stays in MANAGER when the screen is left.
+
+    Modal for its keys, not its looks: the app's own bindings (quit, refresh, start, ...) must
+    not fire from keys typed at a console, and a modal screen ends the binding chain before
+    the app's. Keys go to the focused widget first: the terminal (which sends them to the
+    guest unless read-only), or its search box (whose own bindings, Enter included, work);
+    what they let through meets this screen's bindings. Priority bindings (the command
+    palette) still work.
+    """
 
     DEFAULT_CSS = """
     ConsoleScreen {
         layout: vertical;
+        background: $background;
+        &:ansi {
+            background: ansi_default;
+        }
     }
     ConsoleScreen > #console-title {
         height: 1;
@@ -177,6 +189,11 @@ class ConsoleScreen(Screen[None]):
     }
     """
 
+    BINDINGS = [
+        Binding("t", "take_over", "Take over the console", show=False),
+        Binding("escape", "detach", "Leave the console", show=False),
+    ]
+
     class _Arrived(Message):
         """Bytes are pending (posted from the connection's thread)."""
 
@@ -192,6 +209,7 @@ class ConsoleScreen(Screen[None]):
         manager: ConsoleManager,
         *,
         detach_key: str = "ctrl+]",
+        read_only_reason: str | None = None,
         name: str | None = None,
         id: str | None = None,
     ) -> None:
@@ -200,6 +218,8 @@ class ConsoleScreen(Screen[None]):
         self.settings = settings
         self.manager = manager
         self.detach_key = detach_key
+        # Why the app is read-only (None: it is not): then the console is view only.
+        self.read_only_reason = read_only_reason
         self.connection: ConsoleConnection | None = None
         self.console_status: ConsoleStatus | None = None
         self._token: int | None = None
@@ -339,16 +359,6 @@ class ConsoleScreen(Screen[None]):
         return "\n".join(line for line in lines if line)
 
     # --- messages and actions -----------------------------------------------------------
-
-    def on_key(self, event: events.Key) -> None:
-        """Keys the terminal let through (it is read-only, or its search box is open). They
-        stop here: the app's own bindings (quit, refresh, ...) must not fire from keys typed
-        at a console. Priority bindings (the command palette) still work."""
-        event.stop()
-        if event.key == "t":
-            self.action_take_over()
-        elif event.key == "escape":
-            self.action_detach()
 
     @on(TerminalWidget.Input)
     def _typed(self, message: TerminalWidget.Input) -> None:

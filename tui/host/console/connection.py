@@ -337,11 +337,12 @@ def _key(endpoint: ConsoleEndpoint | None) -> tuple[object, ...]:
     return (endpoint.kind, endpoint.path, endpoint.source, endpoint.interactive)
 
 
-def _short_reason(endpoint: ConsoleEndpoint) -> str:
+def _short_reason(endpoint: ConsoleEndpoint, offer: bool = True) -> str:
     """One line for the hint bar: why it is read-only."""
     match endpoint.kind:
         case EndpointKind.TAKEOVER:
-            return "serial on stdio, showing its history · t: take over"
+            history = "serial on stdio, showing its history"
+            return f"{history} · t: take over" if offer else history
         case EndpointKind.LOGFILE | EndpointKind.JOURNAL:
             return "no interactive serial endpoint, showing its history"
     return endpoint.explanation
@@ -358,10 +359,17 @@ class ConsoleConnection:
         buffer_limit: int = BUFFER_LIMIT,
         discover: Callable[[VM, HostSettings], ConsoleEndpoint] | None = None,
         takeover: Callable[[VM, HostSettings, ConsoleEndpoint], ConsoleEndpoint] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.vm = vm
         self.name = vm.name
         self.settings = settings
+        # View only (the app is read-only): nothing typed reaches the guest and the console is
+        # never taken over, whatever the UI asks.
+        self.read_only = read_only
+        # The admin said no to the takeover offer: a later visit shows the history without
+        # asking again (t still asks). Kept here because the connection outlives the screen.
+        self.takeover_declined = False
         self.buffer_limit = buffer_limit
         self._discover_fn = discover or (lambda v, s: discover_endpoint(v, s))
         self._takeover_fn = takeover or (lambda v, s, e: take_over(v, s, e))
@@ -447,7 +455,7 @@ class ConsoleConnection:
     def write(self, data: bytes) -> bool:
         """Queue typed bytes for the guest. False when not interactive now, or when the guest
         has not read the last :data:`OUT_LIMIT` bytes."""
-        if not data or not self.status.interactive:
+        if not data or self.read_only or not self.status.interactive:
             return False
         with self._out_lock:
             if len(self._out) + len(data) > OUT_LIMIT:
@@ -460,7 +468,7 @@ class ConsoleConnection:
         """The admin agreed to the takeover that the status offers. False if none is offered."""
         status = self.status
         endpoint = self.discovered
-        if not status.takeover_available or endpoint is None:
+        if self.read_only or not status.takeover_available or endpoint is None:
             return False
         self._confirmed_pid = endpoint.main_pid
         self._interrupt = True
@@ -698,16 +706,18 @@ class ConsoleConnection:
             if target.busy:
                 text += " (another client holds it: waiting for output)"
             return ConsoleStatus(ConnectionState.CONNECTED, text, endpoint=target)
-        offer = discovered.kind is EndpointKind.TAKEOVER
+        offer = discovered.kind is EndpointKind.TAKEOVER and not self.read_only
         if takeover_ended:
             reason = (
                 f"{self.name} restarted: the takeover ended with it; serial output goes to "
-                f"{_where(target)} again · t: take over again"
+                f"{_where(target)} again"
             )
+            if offer:
+                reason += " · t: take over again"
         elif discovered.kind is EndpointKind.NONE:
             reason = discovered.explanation
         else:
-            reason = _short_reason(discovered)
+            reason = _short_reason(discovered, offer)
         if error:
             reason = f"{error} · {reason}"
         return ConsoleStatus(
@@ -941,10 +951,12 @@ class ConsoleManager:
         *,
         limit: int = 8,
         factory: Callable[[VM, HostSettings], ConsoleConnection] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.settings = settings
         self.limit = max(1, limit)
-        self._factory = factory or (lambda vm, s: ConsoleConnection(vm, s))
+        self.read_only = read_only  # every connection view only (see ConsoleConnection)
+        self._factory = factory or (lambda vm, s: ConsoleConnection(vm, s, read_only=read_only))
         self._connections: OrderedDict[str, ConsoleConnection] = OrderedDict()
         self._lock = threading.Lock()
 
