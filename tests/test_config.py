@@ -15,7 +15,10 @@ def test_flags_override_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         '[host.systemd_env]\nXDG_RUNTIME_DIR = "/run/lab"\n'
         '[keys]\nrefresh = "f5"\n'
     )
-    cfg.write_text('update_restart = "always"\nconsole_detach_key = "ctrl+b"\n' + cfg.read_text())
+    cfg.write_text(
+        'update_restart = "always"\nconsole_detach_key = "ctrl+b"\nconsole_size_key = "f9"\n'
+        + cfg.read_text()
+    )
     s = load_settings(cfg, interval=0.5)
     assert s.host.state_dir == Path("/srv/vms")
     assert s.interval == 0.5
@@ -27,6 +30,7 @@ def test_flags_override_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert s.keymap == {"refresh": "f5"}
     assert s.update_restart == "always"
     assert s.console_detach_key == "ctrl+b"
+    assert s.console_size_key == "f9"
     assert s.host.systemctl_argv("show") == ["systemctl", "--user", "show"]
     assert str(cfg) in s.sources
 

@@ -58,6 +58,7 @@ class FakeConnection:
         self.on_status: Any = None
         self.detached = False
         self.confirmed = 0
+        self.takeover_declined = False
 
     def attach(self, on_data, on_status=None) -> Subscription:  # type: ignore[no-untyped-def]
         self.on_data, self.on_status = on_data, on_status

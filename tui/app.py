@@ -219,6 +219,7 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 self.settings.host,
                 self.consoles,
                 detach_key=self.settings.console_detach_key,
+                size_key=self.settings.console_size_key,
                 read_only_reason=self.read_only_reason,
             )
         )

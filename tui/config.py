@@ -31,6 +31,7 @@ class Settings:
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
     update_restart: str = "ask"  # after an update that needs it: "ask", "always", "never"
     console_detach_key: str = "ctrl+]"  # leaves the console pane; never sent to the guest
+    console_size_key: str = "f12"  # types `stty rows R cols C` (the pane's size) into the guest
     sources: tuple[str, ...] = ()  # which files were read, for the help screen
 
 
@@ -87,6 +88,10 @@ def _apply(settings: Settings, data: dict[str, Any], where: str) -> Settings:
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{where}: console_detach_key must be a key name like 'ctrl+]'")
             changes["console_detach_key"] = value
+        elif key == "console_size_key":
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where}: console_size_key must be a key name like 'f12'")
+            changes["console_size_key"] = value
         elif key == "read_only":
             changes["read_only"] = bool(value)
         elif key == "keys":

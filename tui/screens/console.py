@@ -209,6 +209,7 @@ class ConsoleScreen(ModalScreen[None]):
         manager: ConsoleManager,
         *,
         detach_key: str = "ctrl+]",
+        size_key: str | None = "f12",
         read_only_reason: str | None = None,
         name: str | None = None,
         id: str | None = None,
@@ -218,6 +219,7 @@ class ConsoleScreen(ModalScreen[None]):
         self.settings = settings
         self.manager = manager
         self.detach_key = detach_key
+        self.size_key = size_key
         # Why the app is read-only (None: it is not): then the console is view only.
         self.read_only_reason = read_only_reason
         self.connection: ConsoleConnection | None = None
@@ -240,6 +242,7 @@ class ConsoleScreen(ModalScreen[None]):
         yield TerminalWidget(
             id="console-terminal",
             detach_key=self.detach_key,
+            size_key=self.size_key,
             read_only=True,
             read_only_reason="connecting…",
         )
@@ -319,17 +322,35 @@ class ConsoleScreen(ModalScreen[None]):
             return
         self.console_status = status
         terminal = self.terminal
-        terminal.read_only = not status.interactive
-        terminal.read_only_reason = status.read_only_reason
+        terminal.read_only = self.view_only or not status.interactive
+        terminal.read_only_reason = self._read_only_reason(status)
         terminal.status = _status_line(status)
         self.query_one("#console-title", Static).update(_plain(self._title(status)))
         info = self.query_one("#console-info", Static)
         text = self._info(status)
         info.update(_plain(text))
         info.set_class(bool(text), "-shown")
-        if status.takeover_available and not status.takeover_ended and not self._asked:
-            self._asked = True
+        if (
+            status.takeover_available
+            and not status.takeover_ended
+            and not self._asked
+            and not self.view_only
+            and not (self.connection is not None and self.connection.takeover_declined)
+        ):
+            self._asked = True  # once per visit; after a "no", not on later visits either
             self.action_take_over()
+
+    @property
+    def view_only(self) -> bool:
+        """The app is read-only: nothing is sent to the guest and nothing is taken over."""
+        return self.read_only_reason is not None
+
+    def _read_only_reason(self, status: ConsoleStatus) -> str:
+        """For the hint line: why keys do not reach the guest."""
+        if not self.view_only:
+            return status.read_only_reason
+        detail = status.read_only_reason if not status.interactive else _status_line(status)
+        return f"{self.read_only_reason}, view only · {detail}"
 
     def _title(self, status: ConsoleStatus) -> str:
         endpoint = status.endpoint
@@ -338,8 +359,7 @@ class ConsoleScreen(ModalScreen[None]):
             where = where.replace(endpoint.path, short_path(endpoint.path, 60))
         return f"{self.vm.name} · serial console · {where}"
 
-    @staticmethod
-    def _info(status: ConsoleStatus) -> str:
+    def _info(self, status: ConsoleStatus) -> str:
         """Why it is read-only, and how to get an interactive console (empty when it is)."""
         if status.interactive:
             return ""
@@ -348,9 +368,14 @@ class ConsoleScreen(ModalScreen[None]):
             return ""
         lines = [status.read_only_reason] if status.takeover_ended else []
         if discovered.kind is EndpointKind.TAKEOVER:
+            how = (
+                f"Taking it over is off: {self.read_only_reason}."
+                if self.view_only
+                else "Press t to take it over (asks first)."
+            )
             lines.append(
                 f"{discovered.vm}'s serial console is on stdio: shown read-only from "
-                f"{_history_place(discovered.fallback)}. Press t to take it over (asks first)."
+                f"{_history_place(discovered.fallback)}. {how}"
             )
         else:
             lines.append(discovered.explanation)
@@ -363,7 +388,7 @@ class ConsoleScreen(ModalScreen[None]):
     @on(TerminalWidget.Input)
     def _typed(self, message: TerminalWidget.Input) -> None:
         message.stop()
-        if self.connection is not None:
+        if self.connection is not None and not self.view_only:
             self.connection.write(message.data)
 
     @on(TerminalWidget.Detach)
@@ -380,6 +405,13 @@ class ConsoleScreen(ModalScreen[None]):
             self.app.pop_screen()
 
     def action_take_over(self) -> None:
+        if self.view_only:
+            self.notify(
+                f"Read-only ({self.read_only_reason}): the console is view only, "
+                "it is not taken over.",
+                severity="warning",
+            )
+            return
         status = self.console_status
         discovered = status.discovered if status is not None else None
         if (
@@ -398,7 +430,10 @@ class ConsoleScreen(ModalScreen[None]):
         if self._gone:
             return
         self.terminal.focus()
-        if not confirmed or self.connection is None:
+        if self.connection is None:
+            return
+        if not confirmed:
+            self.connection.takeover_declined = True  # later visits show the history; t asks
             return
         if not self.connection.confirm_takeover():
             self.notify("The takeover is no longer possible: the VM changed meanwhile.")

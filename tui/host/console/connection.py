@@ -43,7 +43,7 @@ from tui.host.console.endpoints import (
     read_marker,
     take_over,
 )
-from tui.host.console.journal import JournalDecoder
+from tui.host.console.journal import JournalDecoder, lines_to_terminal
 from tui.host.model import VM
 from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix
 from tui.host.settings import HostSettings
@@ -212,7 +212,8 @@ def _tail_start(fd: int, size: int, history: int) -> int:
 
 class _FileSource(_Source):
     """Follow a file that something appends to (``tail -F``): survives truncation and
-    replacement, waits for a missing file to appear."""
+    replacement, waits for a missing file to appear. A log file is lines: bare LFs are shown
+    as line ends (:func:`lines_to_terminal`)."""
 
     def __init__(
         self, path: str, history: int = HISTORY_BYTES, resume: tuple[int, int] | None = None
@@ -247,7 +248,7 @@ class _FileSource(_Source):
         data = os.read(self.fd, READ_CHUNK)
         if data:
             self.pos += len(data)
-            return data
+            return lines_to_terminal(data)
         try:
             st = os.stat(self.path)
         except OSError:
