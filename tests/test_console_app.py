@@ -120,6 +120,19 @@ def style_at(strip: Strip, x: int) -> Style:
     raise IndexError(x)
 
 
+def record_notifications(app: MicroVMApp) -> list[str]:
+    """The messages of the app's notifications, as they are made."""
+    notes: list[str] = []
+    notify = app.notify
+
+    def recording(message: str, **kwargs: Any) -> Any:
+        notes.append(message)
+        return notify(message, **kwargs)
+
+    app.notify = recording  # type: ignore[method-assign]
+    return notes
+
+
 async def open_console(pilot: Pilot[Any], app: MicroVMApp, name: str) -> TerminalWidget:
     await until(pilot, lambda: app.polls >= 1)
     app.main_screen.table.select_name(name)
@@ -328,6 +341,7 @@ async def test_read_only_app_never_takes_over(server: Server, tmp_path: Path) ->
     endpoints.by_name["web"] = takeover_offer("web", server.path, log)
     takeovers = Takeovers(server)
     app = console_app(endpoints, takeovers, read_only=True)
+    notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         assert app.consoles.read_only
         term = await open_console(pilot, app, "web")
@@ -338,7 +352,7 @@ async def test_read_only_app_never_takes_over(server: Server, tmp_path: Path) ->
         info = str(app.screen.query_one("#console-info").content)  # type: ignore[attr-defined]
         assert "Taking it over is off: started with --read-only" in info
         await pilot.press("t")
-        await until(pilot, lambda: any("view only" in n.message for n in app._notifications))
+        await until(pilot, lambda: any("view only" in note for note in notes), what="why")
         assert console(app) is app.screen  # no question
         connection = app.consoles.get("web")
         assert connection is not None and not connection.confirm_takeover()

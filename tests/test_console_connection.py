@@ -355,6 +355,17 @@ def test_a_read_only_connection_sends_nothing_and_never_takes_over(
     finally:
         conn.close()
 
+    # Made view only while it offers a takeover: the offer is no longer honoured.
+    conn, rec = connect(offer, takeover=takeover)
+    try:
+        wait_for(lambda: conn.status.takeover_available, 5, what="the offer")
+        conn.read_only = True
+        assert not conn.confirm_takeover()
+        assert not conn.write(b"x")
+        assert calls == []
+    finally:
+        conn.close()
+
 
 def test_failed_takeover_says_why_and_stays_read_only(tmp_path: Path) -> None:
     log = tmp_path / "vm.log"
