@@ -249,6 +249,40 @@ async def test_type_into_the_console_vm_and_reconnect_after_restart(clab: Lab) -
             await until(pilot, lambda: "\n56\n" in pane_text(screen.terminal), 30, "56")
 
 
+async def test_the_console_guest_learns_the_pane_size(clab: Lab) -> None:
+    """A serial line has no window size: the size key types `stty rows R cols C` for the pane,
+    and a resize-style cursor report (busybox resize's bytes, done in the guest's shell: the
+    lab's busybox has no resize applet) gets the same answer."""
+    vm = vms(clab)["console"]
+    with ConsoleManager(clab.settings) as manager:
+        app = ConsoleApp(vm, clab, manager)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: (s := status_of(app)) and s.interactive, 20, "attached")
+            screen = app.console_screen()
+            assert screen is not None
+            term = screen.terminal
+            size = f"{term.rows} {term.columns}"
+            assert size == "27 100"  # the title line and the hint line are not the guest's
+            try:
+                await type_line(pilot, "stty rows 0 cols 0; echo before=$(stty size | tr ' ' x)")
+                await until(pilot, lambda: "\nbefore=0x0\n" in pane_text(term), 20, "0x0")
+                await pilot.press("ctrl+u", "f12")
+                await type_line(pilot, "echo after=$(stty size | tr ' ' x)")
+                await until(pilot, lambda: "\nafter=27x100\n" in pane_text(term), 20, "27x100")
+
+                await type_line(
+                    pilot,
+                    "stty rows 0 cols 0 -echo -icanon;"
+                    " printf '\\0337\\033[r\\033[999;999H\\033[6n';"
+                    " IFS='[;' read -r -d R _ r c; printf '\\0338'; stty echo icanon;"
+                    " stty rows $r cols $c; echo dance=$(stty size | tr ' ' x)",
+                )
+                await until(pilot, lambda: "dance=27x100" in pane_text(term), 20, "the dance")
+            finally:
+                # Leave the guest's tty as the lab made it.
+                await type_line(pilot, "stty rows 0 cols 0 echo icanon")
+
+
 async def test_takeover_of_web(clab: Lab) -> None:
     vm = vms(clab)["web"]
     transcript = clab.settings.state_dir / "web" / "microvm-tui.console.log"
