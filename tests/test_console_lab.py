@@ -261,26 +261,28 @@ async def test_the_console_guest_learns_the_pane_size(clab: Lab) -> None:
             screen = app.console_screen()
             assert screen is not None
             term = screen.terminal
-            size = f"{term.rows} {term.columns}"
-            assert size == "27 100"  # the title line and the hint line are not the guest's
+            assert (term.rows, term.columns) == (28, 100)  # the title and hint lines: ours
+            size = f"{term.rows}x{term.columns}"
             try:
-                await type_line(pilot, "stty rows 0 cols 0; echo before=$(stty size | tr ' ' x)")
-                await until(pilot, lambda: "\nbefore=0x0\n" in pane_text(term), 20, "0x0")
+                # Something else first (busybox stty refuses 0, the size a serial tty boots with).
+                await type_line(pilot, "stty rows 5 cols 7; echo before=$(stty size | tr ' ' x)")
+                await until(pilot, lambda: "\nbefore=5x7\n" in pane_text(term), 20, "5x7")
                 await pilot.press("ctrl+u", "f12")
                 await type_line(pilot, "echo after=$(stty size | tr ' ' x)")
-                await until(pilot, lambda: "\nafter=27x100\n" in pane_text(term), 20, "27x100")
+                await until(pilot, lambda: f"\nafter={size}\n" in pane_text(term), 20, size)
 
                 await type_line(
                     pilot,
-                    "stty rows 0 cols 0 -echo -icanon;"
+                    "stty rows 5 cols 7 -echo -icanon;"
                     " printf '\\0337\\033[r\\033[999;999H\\033[6n';"
                     " IFS='[;' read -r -d R _ r c; printf '\\0338'; stty echo icanon;"
                     " stty rows $r cols $c; echo dance=$(stty size | tr ' ' x)",
                 )
-                await until(pilot, lambda: "dance=27x100" in pane_text(term), 20, "the dance")
+                await until(pilot, lambda: f"dance={size}" in pane_text(term), 20, "the dance")
             finally:
-                # Leave the guest's tty as the lab made it.
-                await type_line(pilot, "stty rows 0 cols 0 echo icanon")
+                # Echo and line editing as the lab made them (the size stays the pane's: it
+                # cannot be set back to 0x0).
+                await type_line(pilot, "stty echo icanon")
 
 
 async def test_takeover_of_web(clab: Lab) -> None:
