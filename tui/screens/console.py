@@ -190,8 +190,9 @@ class ConsoleScreen(ModalScreen[None]):
     """
 
     BINDINGS = [
-        Binding("t", "take_over", "Take over the console", show=False),
-        Binding("escape", "detach", "Leave the console", show=False),
+        # Reached only while keys do not go to the guest (read-only history, search box).
+        Binding("t", "take_over", "Take over the console", id="console_take_over", show=False),
+        Binding("escape", "detach", "Leave the console", id="console_leave", show=False),
     ]
 
     class _Arrived(Message):
