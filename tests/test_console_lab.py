@@ -306,6 +306,19 @@ async def test_takeover_of_web(clab: Lab) -> None:
                 body = str(app.screen.query_one("#body", Static).content)
                 assert "one-way until web restarts" in body
                 assert str(clab.log_dir / "web.log") in body
+                # Cancel: the history with the hint; a later visit does not ask again.
+                await pilot.press("n")
+                await until(pilot, lambda: app.screen is app.console_screen(), 5, "cancelled")
+                await pilot.press("escape")
+                await until(pilot, lambda: app.console_screen() is None, 5, "the screen to close")
+                again = ConsoleScreen(vm, clab.settings, manager)
+                await app.push_screen(again)
+                await until(pilot, lambda: "t: take over" in again.terminal.read_only_reason)
+                await pilot.pause()
+                assert app.screen is again  # not asked again
+                assert "microvm-lab guest web up" in pane_text(again.terminal)  # its history
+                await pilot.press("t")
+                await until(pilot, lambda: isinstance(app.screen, TakeoverScreen), 5, "t asks")
                 await pilot.press("y")
                 took_over = True
                 await until(pilot, lambda: (s := status_of(app)) and s.interactive, 20, "taken")
