@@ -44,6 +44,7 @@ def test_flags_override_files(files: dict[str, Path]) -> None:
         '[host.systemd_env]\nXDG_RUNTIME_DIR = "/run/lab"\n'
         '[keys]\nrefresh = "f5"\n'
     )
+    cfg.write_text('console_size_key = "f9"\n' + cfg.read_text())
     s = load_settings(cfg, interval=0.5)
     assert s.host.state_dir == Path("/srv/vms")
     assert s.interval == 0.5
@@ -55,6 +56,7 @@ def test_flags_override_files(files: dict[str, Path]) -> None:
     assert s.keymap == {"refresh": "f5"}
     assert s.update_restart == "always"
     assert s.console_detach_key == "ctrl+b"
+    assert s.console_size_key == "f9"
     assert s.host.systemctl_argv("show")[1:] == ["--user", "show"]
     assert str(cfg) in s.sources
 

@@ -312,6 +312,63 @@ def test_a_confirmed_takeover_switches_from_history_to_the_socket(
         conn.close()
 
 
+def test_a_read_only_connection_sends_nothing_and_never_takes_over(
+    server: Server, tmp_path: Path
+) -> None:
+    """The app is read-only: the connection is view only whatever its caller asks."""
+    conn, rec = connect(unix(server.path), read_only=True)
+    try:
+        wait_for(lambda: conn.status.interactive and server.client, 5, what="connected")
+        server.send(b"guest output\r\n")
+        wait_for(lambda: rec.has(b"guest output"), 5, what="the output")  # viewing works
+        assert not conn.write(b"reboot\r")
+        server.send(b"marker\r\n")  # a round trip after the write
+        wait_for(lambda: rec.has(b"marker"), 5, what="the marker")
+        assert server.received == b""
+    finally:
+        conn.close()
+
+    log = tmp_path / "vm.log"
+    log.write_bytes(b"boot on stdio\r\n")
+    offer = ConsoleEndpoint(
+        vm="t",
+        kind=EndpointKind.TAKEOVER,
+        path=server.path,
+        main_pid=4242,
+        fallback=ConsoleEndpoint(vm="t", kind=EndpointKind.LOGFILE, path=str(log)),
+    )
+    calls: list[ConsoleEndpoint] = []
+
+    def takeover(v: VM, s: HostSettings, e: ConsoleEndpoint) -> ConsoleEndpoint:
+        calls.append(e)
+        return unix(server.path, source="takeover", main_pid=4242)
+
+    conn, rec = connect(offer, takeover=takeover, read_only=True)
+    try:
+        wait_for(lambda: rec.has(b"boot on stdio"), 5, what="the history")
+        wait_for(lambda: conn.status.state is ConnectionState.READ_ONLY, 5, what="read-only")
+        status = conn.status
+        assert not status.takeover_available
+        assert status.read_only_reason == "serial on stdio, showing its history"
+        assert not conn.confirm_takeover()
+        log.write_bytes(b"boot on stdio\r\nmore\r\n")  # the history goes on being followed
+        wait_for(lambda: rec.has(b"more"), 5, what="more history")
+        assert calls == []
+    finally:
+        conn.close()
+
+    # Made view only while it offers a takeover: the offer is no longer honoured.
+    conn, rec = connect(offer, takeover=takeover)
+    try:
+        wait_for(lambda: conn.status.takeover_available, 5, what="the offer")
+        conn.read_only = True
+        assert not conn.confirm_takeover()
+        assert not conn.write(b"x")
+        assert calls == []
+    finally:
+        conn.close()
+
+
 def test_failed_takeover_says_why_and_stays_read_only(tmp_path: Path) -> None:
     log = tmp_path / "vm.log"
     log.write_bytes(b"")

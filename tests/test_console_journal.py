@@ -19,6 +19,7 @@ from tui.host.console.journal import (
     HISTORY_LINES,
     JournalDecoder,
     entry_bytes,
+    lines_to_terminal,
     parse_journal_line,
 )
 from tui.host.model import VM
@@ -115,6 +116,15 @@ def test_entry_bytes_puts_the_line_end_back() -> None:
     assert entry is not None and entry_bytes(entry) == b"\r\n"
     entry = parse_journal_line(json.dumps({"MESSAGE": "42"}))
     assert entry is not None and entry_bytes(entry) == b"42\r\n"
+    # A field set twice is joined with LF: still lines on a terminal, not a staircase.
+    entry = parse_journal_line(json.dumps({"MESSAGE": ["one", "two\r"]}))
+    assert entry is not None and entry_bytes(entry) == b"one\r\ntwo\r\n"
+
+
+def test_lines_to_terminal_ends_every_line_with_cr_lf() -> None:
+    assert lines_to_terminal(b"a\nb\r\nc\n\nd") == b"a\r\nb\r\nc\r\n\r\nd"
+    assert lines_to_terminal(b"\r\r\n") == b"\r\r\n"  # already a line end: shows the same
+    assert lines_to_terminal(b"\x1b[31mred\x1b[0m\n") == b"\x1b[31mred\x1b[0m\r\n"
 
 
 def test_decoder_reassembles_split_lines_and_tracks_the_cursor() -> None:

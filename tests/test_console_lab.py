@@ -249,6 +249,42 @@ async def test_type_into_the_console_vm_and_reconnect_after_restart(clab: Lab) -
             await until(pilot, lambda: "\n56\n" in pane_text(screen.terminal), 30, "56")
 
 
+async def test_the_console_guest_learns_the_pane_size(clab: Lab) -> None:
+    """A serial line has no window size: the size key types `stty rows R cols C` for the pane,
+    and a resize-style cursor report (busybox resize's bytes, done in the guest's shell: the
+    lab's busybox has no resize applet) gets the same answer."""
+    vm = vms(clab)["console"]
+    with ConsoleManager(clab.settings) as manager:
+        app = ConsoleApp(vm, clab, manager)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: (s := status_of(app)) and s.interactive, 20, "attached")
+            screen = app.console_screen()
+            assert screen is not None
+            term = screen.terminal
+            assert (term.rows, term.columns) == (28, 100)  # the title and hint lines: ours
+            size = f"{term.rows}x{term.columns}"
+            try:
+                # Something else first (busybox stty refuses 0, the size a serial tty boots with).
+                await type_line(pilot, "stty rows 5 cols 7; echo before=$(stty size | tr ' ' x)")
+                await until(pilot, lambda: "\nbefore=5x7\n" in pane_text(term), 20, "5x7")
+                await pilot.press("ctrl+u", "f12")
+                await type_line(pilot, "echo after=$(stty size | tr ' ' x)")
+                await until(pilot, lambda: f"\nafter={size}\n" in pane_text(term), 20, size)
+
+                await type_line(
+                    pilot,
+                    "stty rows 5 cols 7 -echo -icanon;"
+                    " printf '\\0337\\033[r\\033[999;999H\\033[6n';"
+                    " IFS='[;' read -r -d R _ r c; printf '\\0338'; stty echo icanon;"
+                    " stty rows $r cols $c; echo dance=$(stty size | tr ' ' x)",
+                )
+                await until(pilot, lambda: f"dance={size}" in pane_text(term), 20, "the dance")
+            finally:
+                # Echo and line editing as the lab made them (the size stays the pane's: it
+                # cannot be set back to 0x0).
+                await type_line(pilot, "stty echo icanon")
+
+
 async def test_takeover_of_web(clab: Lab) -> None:
     vm = vms(clab)["web"]
     transcript = clab.settings.state_dir / "web" / "microvm-tui.console.log"
@@ -270,6 +306,19 @@ async def test_takeover_of_web(clab: Lab) -> None:
                 body = str(app.screen.query_one("#body", Static).content)
                 assert "one-way until web restarts" in body
                 assert "the journal of microvm@web" in body
+                # Cancel: the history with the hint; a later visit does not ask again.
+                await pilot.press("n")
+                await until(pilot, lambda: app.screen is app.console_screen(), 5, "cancelled")
+                await pilot.press("escape")
+                await until(pilot, lambda: app.console_screen() is None, 5, "the screen to close")
+                again = ConsoleScreen(vm, clab.settings, manager)
+                await app.push_screen(again)
+                await until(pilot, lambda: "t: take over" in again.terminal.read_only_reason)
+                await pilot.pause()
+                assert app.screen is again  # not asked again
+                assert "microvm-lab guest web up" in pane_text(again.terminal)  # its history
+                await pilot.press("t")
+                await until(pilot, lambda: isinstance(app.screen, TakeoverScreen), 5, "t asks")
                 await pilot.press("y")
                 took_over = True
                 await until(pilot, lambda: (s := status_of(app)) and s.interactive, 20, "taken")

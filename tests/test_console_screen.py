@@ -58,6 +58,7 @@ class FakeConnection:
         self.on_status: Any = None
         self.detached = False
         self.confirmed = 0
+        self.takeover_declined = False
 
     def attach(self, on_data, on_status=None) -> Subscription:  # type: ignore[no-untyped-def]
         self.on_data, self.on_status = on_data, on_status
@@ -99,15 +100,26 @@ class HostApp(App[None]):
 
     BINDINGS = [Binding("q", "record('q')", "Quit"), Binding("c", "record('c')", "Console")]
 
-    def __init__(self, conn: FakeConnection) -> None:
+    def __init__(self, conn: FakeConnection, read_only_reason: str | None = None) -> None:
         super().__init__()
         self.conn = conn
+        self.read_only_reason = read_only_reason
         self.hits: list[str] = []
+        self.notes: list[str] = []
+
+    def notify(self, message: str, **kwargs: Any) -> None:  # type: ignore[override]
+        self.notes.append(message)
+        super().notify(message, **kwargs)
 
     def on_mount(self) -> None:
         self.push_screen(
-            ConsoleScreen(VM(name="t", path=Path("/t")), HostSettings(), Manager(self.conn))
-        )  # type: ignore[arg-type]
+            ConsoleScreen(
+                VM(name="t", path=Path("/t")),
+                HostSettings(),
+                Manager(self.conn),  # type: ignore[arg-type]
+                read_only_reason=self.read_only_reason,
+            )
+        )
 
     def action_record(self, what: str) -> None:
         self.hits.append(what)
@@ -201,6 +213,30 @@ async def test_takeover_is_asked_once_and_confirmed() -> None:
         conn.from_thread(b"taken\r\n", status=CONNECTED)
         screen = app.console_screen
         await until(pilot, lambda: not screen.terminal.read_only and "taken" in text(screen))
+
+
+async def test_view_only_screen_neither_asks_nor_types_even_if_offered() -> None:
+    """Even when a connection offers a takeover and is interactive, a read-only app's
+    screen does not ask, does not take over, and sends nothing."""
+    conn = FakeConnection(READ_ONLY_OFFER)
+    app = HostApp(conn, read_only_reason="started with --read-only")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await until(pilot, lambda: app.console_screen.console_status is not None)
+        await pilot.pause()
+        assert isinstance(app.screen, ConsoleScreen) and app.notes == []  # nothing asked
+        await pilot.press("t")
+        await until(pilot, lambda: app.notes)
+        assert "view only" in app.notes[0] and "started with --read-only" in app.notes[0]
+        assert isinstance(app.screen, ConsoleScreen) and conn.confirmed == 0
+        conn.from_thread(b"interactive now\r\n", status=CONNECTED)
+        screen = app.console_screen
+        await until(pilot, lambda: "interactive now" in text(screen))
+        await until(pilot, lambda: "view only" in screen.terminal.read_only_reason)
+        assert screen.terminal.read_only
+        await pilot.press("l", "s", "enter", "f12")
+        screen.terminal.post_message(screen.terminal.Input(b"reply"))  # even if one got out
+        await pilot.pause()
+        assert conn.written == b"" and app.hits == []
 
 
 async def test_a_flood_far_ahead_of_the_screen_is_skipped_to_the_newest(monkeypatch) -> None:

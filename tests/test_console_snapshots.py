@@ -39,6 +39,7 @@ class RecordedConnection:
         self.history = history
         self._status = status
         self.written = bytearray()
+        self.takeover_declined = False
 
     @property
     def status(self) -> ConsoleStatus:
@@ -67,13 +68,23 @@ class RecordedManager:
 
 
 class SnapApp(App[None]):
-    def __init__(self, vm: VM, connection: RecordedConnection) -> None:
+    def __init__(
+        self, vm: VM, connection: RecordedConnection, read_only_reason: str | None = None
+    ) -> None:
         super().__init__()
         self.vm = vm
         self.connection = connection
+        self.read_only_reason = read_only_reason
 
     def on_mount(self) -> None:
-        self.push_screen(ConsoleScreen(self.vm, HostSettings(), RecordedManager(self.connection)))  # type: ignore[arg-type]
+        manager = RecordedManager(self.connection)
+        screen = ConsoleScreen(
+            self.vm,
+            HostSettings(),
+            manager,  # type: ignore[arg-type]
+            read_only_reason=self.read_only_reason,
+        )
+        self.push_screen(screen)
 
 
 def vm(name: str) -> VM:
@@ -170,4 +181,34 @@ def test_takeover_question(snap_compare) -> None:
     )
     history = (STREAMS / "web_history.bin").read_bytes()
     app = SnapApp(vm("web"), RecordedConnection(history, status))
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_view_only_when_the_app_is_read_only(snap_compare) -> None:
+    """web's serial on stdio in a read-only app: its history, no question; the hint line and
+    the info say why nothing is sent and nothing is taken over."""
+    sock = str(STATE / "web" / "microvm-tui.console.sock")
+    history_ep = ConsoleEndpoint(
+        vm="web", kind=EndpointKind.JOURNAL, source="journal", explanation="Read-only: ..."
+    )
+    offer = ConsoleEndpoint(
+        vm="web",
+        kind=EndpointKind.TAKEOVER,
+        path=sock,
+        needs_confirmation=True,
+        transcript=str(STATE / "web" / "microvm-tui.console.log"),
+        main_pid=4242,
+        hint=QEMU_CONFIG_HINT,
+        fallback=history_ep,
+    )
+    # What a read-only connection reports: no offer.
+    status = ConsoleStatus(
+        ConnectionState.READ_ONLY,
+        "following the journal of microvm@web",
+        endpoint=history_ep,
+        read_only_reason="serial on stdio, showing its history",
+        discovered=offer,
+    )
+    history = (STREAMS / "web_history.bin").read_bytes()
+    app = SnapApp(vm("web"), RecordedConnection(history, status), "started with --read-only")
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)

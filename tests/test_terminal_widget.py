@@ -322,6 +322,40 @@ async def test_read_only_sends_nothing_but_detach_scroll_search_work() -> None:
         assert "read-only" not in text(term, term.rows)
 
 
+async def test_size_key_types_stty_with_the_screen_size_unless_read_only() -> None:
+    app = TermApp(size_key="f12")
+    async with app.run_test(size=(90, 30)) as pilot:
+        term = await start(pilot)
+        assert (term.columns, term.rows) == (90, 29)
+        assert "f12 send size" in text(term, term.rows)
+        await pilot.press("f12")
+        await pilot.pause()
+        assert app.sent == [b"stty rows 29 cols 90\r"]
+        assert "sent: stty rows 29 cols 90" in text(term, term.rows)
+        term.read_only = True
+        await pilot.pause()
+        assert "send size" not in text(term, term.rows)
+        await pilot.press("f12")
+        await pilot.pause()
+        assert app.sent == [b"stty rows 29 cols 90\r"]  # nothing more
+        assert "read-only: the size is not sent" in text(term, term.rows)
+
+
+def test_resize_cursor_report_dance_gets_the_screen_size() -> None:
+    """busybox resize (console-tools/resize.c) writes ESC 7, CSI r, CSI 999;999 H, CSI 6n
+    and reads CSI rows;cols R; xterm's CSI 18 t asks for the size directly."""
+    emulator = TerminalEmulator(100, 37)
+    emulator.feed(b"\x1b[5;10r\x1b[?6h")  # margins and origin mode left behind by a program
+    emulator.feed(b"\x1b7\x1b[r\x1b[999;999H\x1b[6n")
+    assert emulator.take_responses() == b"\x1b[37;100R"
+    emulator.feed(b"\x1b8\x1b[18t")
+    assert emulator.take_responses() == b"\x1b[8;37;100t"
+    emulator.feed(b"\x1b[14t\x1b[19t\x1b[21t")  # other window reports: never answered
+    assert emulator.take_responses() == b""
+    emulator.feed(b"\x1b[?6l\x1b[H" + b"x" * 100 + b"\x1b[6n")  # a wrap pending at the edge
+    assert emulator.take_responses() == b"\x1b[1;100R"
+
+
 async def test_paste_and_bracketed_paste() -> None:
     app = TermApp()
     async with app.run_test(size=(80, 24)) as pilot:

@@ -96,8 +96,9 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self._stopping = False
         self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings)
-        # Console connections outlive visits to the console screen (bounded by the manager).
-        self.consoles = ConsoleManager(settings.host)
+        # Console connections outlive visits to the console screen (bounded by the manager);
+        # read-only means view only there too: no takeover, no keys to a guest.
+        self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
         self.actions = ActionsController(
             self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
         )
@@ -289,6 +290,8 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 self.settings.host,
                 self.consoles,
                 detach_key=self.settings.console_detach_key,
+                size_key=self.settings.console_size_key,
+                read_only_reason=self.read_only_reason,
             )
         )
 

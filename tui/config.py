@@ -53,6 +53,7 @@ class Settings:
     keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
     update_restart: str = "ask"  # after an update that needs it: "ask", "always", "never"
     console_detach_key: str = "ctrl+]"  # leaves the console pane; never sent to the guest
+    console_size_key: str = "f12"  # types `stty rows R cols C` (the pane's size) into the guest
     sources: tuple[str, ...] = ()  # which files were read, for the help screen
 
 
@@ -231,6 +232,16 @@ def detach_key(value: Any) -> str:
     return text.strip()
 
 
+def size_key(value: Any) -> str:
+    """The console's key that types the pane's size into the guest: like the detach key, one
+    the guest never needs (it is taken by the pane)."""
+    text = _string(value, 'a key name like "f12"', 64)
+    problem = detach_key_problem(text)
+    if problem:
+        raise Invalid(printable(problem.replace("ctrl+]", "f12"), 200))
+    return text.strip()
+
+
 # --- the schema ----------------------------------------------------------------------------
 
 
@@ -261,6 +272,7 @@ TOP: dict[str, Option] = {
     "read_only": Option(boolean, "read_only"),
     "update_restart": Option(choice("ask", "always", "never"), "update_restart"),
     "console_detach_key": Option(detach_key, "console_detach_key"),
+    "console_size_key": Option(size_key, "console_size_key"),
     "keys": Option(keymap, "keymap"),
 }
 

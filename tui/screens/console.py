@@ -26,13 +26,13 @@ from __future__ import annotations
 import os
 import threading
 
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from tui.host.console import ConsoleConnection, ConsoleEndpoint, ConsoleManager, ConsoleStatus
@@ -149,12 +149,24 @@ class TakeoverScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class ConsoleScreen(Screen[None]):
-    """A VM's serial console. The connection stays in MANAGER when the screen is left."""
+class ConsoleScreen(ModalScreen[None]):
+    """A VM's serial console. The connection stays in MANAGER when the screen is left.
+
+    Modal for its keys, not its looks: the app's own bindings (quit, refresh, start, ...) must
+    not fire from keys typed at a console, and a modal screen ends the binding chain before
+    the app's. Keys go to the focused widget first: the terminal (which sends them to the
+    guest unless read-only), or its search box (whose own bindings, Enter included, work);
+    what they let through meets this screen's bindings. Priority bindings (the command
+    palette) still work.
+    """
 
     DEFAULT_CSS = """
     ConsoleScreen {
         layout: vertical;
+        background: $background;
+        &:ansi {
+            background: ansi_default;
+        }
     }
     ConsoleScreen > #console-title {
         height: 1;
@@ -178,6 +190,12 @@ class ConsoleScreen(Screen[None]):
     }
     """
 
+    BINDINGS = [
+        # Reached only while keys do not go to the guest (read-only history, search box).
+        Binding("t", "take_over", "Take over the console", id="console_take_over", show=False),
+        Binding("escape", "detach", "Leave the console", id="console_leave", show=False),
+    ]
+
     class _Arrived(Message):
         """Bytes are pending (posted from the connection's thread)."""
 
@@ -193,6 +211,8 @@ class ConsoleScreen(Screen[None]):
         manager: ConsoleManager,
         *,
         detach_key: str = "ctrl+]",
+        size_key: str | None = "f12",
+        read_only_reason: str | None = None,
         name: str | None = None,
         id: str | None = None,
     ) -> None:
@@ -201,6 +221,9 @@ class ConsoleScreen(Screen[None]):
         self.settings = settings
         self.manager = manager
         self.detach_key = detach_key
+        self.size_key = size_key
+        # Why the app is read-only (None: it is not): then the console is view only.
+        self.read_only_reason = read_only_reason
         self.connection: ConsoleConnection | None = None
         self.console_status: ConsoleStatus | None = None
         self._token: int | None = None
@@ -221,6 +244,7 @@ class ConsoleScreen(Screen[None]):
         yield TerminalWidget(
             id="console-terminal",
             detach_key=self.detach_key,
+            size_key=self.size_key,
             read_only=True,
             read_only_reason="connecting…",
         )
@@ -300,17 +324,35 @@ class ConsoleScreen(Screen[None]):
             return
         self.console_status = status
         terminal = self.terminal
-        terminal.read_only = not status.interactive
-        terminal.read_only_reason = status.read_only_reason
+        terminal.read_only = self.view_only or not status.interactive
+        terminal.read_only_reason = self._read_only_reason(status)
         terminal.status = _status_line(status)
         self.query_one("#console-title", Static).update(_plain(self._title(status)))
         info = self.query_one("#console-info", Static)
         text = self._info(status)
         info.update(_plain(text))
         info.set_class(bool(text), "-shown")
-        if status.takeover_available and not status.takeover_ended and not self._asked:
-            self._asked = True
+        if (
+            status.takeover_available
+            and not status.takeover_ended
+            and not self._asked
+            and not self.view_only
+            and not (self.connection is not None and self.connection.takeover_declined)
+        ):
+            self._asked = True  # once per visit; after a "no", not on later visits either
             self.action_take_over()
+
+    @property
+    def view_only(self) -> bool:
+        """The app is read-only: nothing is sent to the guest and nothing is taken over."""
+        return self.read_only_reason is not None
+
+    def _read_only_reason(self, status: ConsoleStatus) -> str:
+        """For the hint line: why keys do not reach the guest."""
+        if not self.view_only:
+            return status.read_only_reason
+        detail = status.read_only_reason if not status.interactive else _status_line(status)
+        return f"{self.read_only_reason}, view only · {detail}"
 
     def _title(self, status: ConsoleStatus) -> str:
         endpoint = status.endpoint
@@ -319,8 +361,7 @@ class ConsoleScreen(Screen[None]):
             where = where.replace(endpoint.path, short_path(endpoint.path, 60))
         return f"{self.vm.name} · serial console · {where}"
 
-    @staticmethod
-    def _info(status: ConsoleStatus) -> str:
+    def _info(self, status: ConsoleStatus) -> str:
         """Why it is read-only, and how to get an interactive console (empty when it is)."""
         if status.interactive:
             return ""
@@ -329,9 +370,14 @@ class ConsoleScreen(Screen[None]):
             return ""
         lines = [status.read_only_reason] if status.takeover_ended else []
         if discovered.kind is EndpointKind.TAKEOVER:
+            how = (
+                f"Taking it over is off: {self.read_only_reason}."
+                if self.view_only
+                else "Press t to take it over (asks first)."
+            )
             lines.append(
                 f"{discovered.vm}'s serial console is on stdio: shown read-only from "
-                f"{_history_place(discovered.fallback)}. Press t to take it over (asks first)."
+                f"{_history_place(discovered.fallback)}. {how}"
             )
         else:
             lines.append(discovered.explanation)
@@ -341,20 +387,10 @@ class ConsoleScreen(Screen[None]):
 
     # --- messages and actions -----------------------------------------------------------
 
-    def on_key(self, event: events.Key) -> None:
-        """Keys the terminal let through (it is read-only, or its search box is open). They
-        stop here: the app's own bindings (quit, refresh, ...) must not fire from keys typed
-        at a console. Priority bindings (the command palette) still work."""
-        event.stop()
-        if event.key == "t":
-            self.action_take_over()
-        elif event.key == "escape":
-            self.action_detach()
-
     @on(TerminalWidget.Input)
     def _typed(self, message: TerminalWidget.Input) -> None:
         message.stop()
-        if self.connection is not None:
+        if self.connection is not None and not self.view_only:
             self.connection.write(message.data)
 
     @on(TerminalWidget.Detach)
@@ -371,6 +407,13 @@ class ConsoleScreen(Screen[None]):
             self.app.pop_screen()
 
     def action_take_over(self) -> None:
+        if self.view_only:
+            self.notify(
+                f"Read-only ({self.read_only_reason}): the console is view only, "
+                "it is not taken over.",
+                severity="warning",
+            )
+            return
         status = self.console_status
         discovered = status.discovered if status is not None else None
         if (
@@ -389,7 +432,10 @@ class ConsoleScreen(Screen[None]):
         if self._gone:
             return
         self.terminal.focus()
-        if not confirmed or self.connection is None:
+        if self.connection is None:
+            return
+        if not confirmed:
+            self.connection.takeover_declined = True  # later visits show the history; t asks
             return
         if not self.connection.confirm_takeover():
             notify_outside(self, "The takeover is no longer possible: the VM changed meanwhile.")

@@ -71,6 +71,8 @@ class TerminalWidget(Widget, can_focus=True):
         detach_key: key that posts :class:`Detach` instead of being sent (Textual key syntax,
             e.g. ``"ctrl+]"``).
         search_key: key that opens the scrollback search box, or None to send it to the guest.
+        size_key: key that types ``stty rows R cols C`` (the pane's size) into the guest: a
+            serial line cannot tell the guest its window size. None: sent to the guest.
         read_only: start read-only (keys are not sent; detach/scroll/search still work).
         read_only_reason: shown in the hint bar while read-only.
         status: owner status text for the hint bar (e.g. "connected to ...").
@@ -183,6 +185,7 @@ class TerminalWidget(Widget, can_focus=True):
         scrollback: int = DEFAULT_SCROLLBACK,
         detach_key: str = "ctrl+]",
         search_key: str | None = "ctrl+f",
+        size_key: str | None = None,
         read_only: bool = False,
         read_only_reason: str = "",
         status: str = "",
@@ -195,6 +198,8 @@ class TerminalWidget(Widget, can_focus=True):
         self._emulator = TerminalEmulator(80, 24, scrollback)
         self._search_key = normalize_key(search_key) if search_key else None
         self._search_label = search_key or ""
+        self._size_key = normalize_key(size_key) if size_key else None
+        self._size_label = size_key or ""
         self._detach_normalized = normalize_key(detach_key)
         self.set_reactive(TerminalWidget.detach_key, detach_key)
         self.set_reactive(TerminalWidget.read_only, read_only)
@@ -306,6 +311,10 @@ class TerminalWidget(Widget, can_focus=True):
             limit = None
         return False
 
+    def size_command(self) -> bytes:
+        """What the size key types into the guest: its window size, set to the pane's."""
+        return f"stty rows {self.rows} cols {self.columns}\r".encode()
+
     def selected_text(self) -> str:
         """Characters of the selected cells, lines joined with newlines."""
         bounds = self._selection_bounds()
@@ -408,6 +417,15 @@ class TerminalWidget(Widget, can_focus=True):
         if self._search_key is not None and self._search_key in aliases:
             event.stop()
             self.open_search()
+            return
+        if self._size_key is not None and self._size_key in aliases:
+            event.stop()
+            if self.read_only:
+                self._show_notice("read-only: the size is not sent")
+            else:
+                self.scroll_to_live()
+                self._send(self.size_command())
+                self._show_notice(f"sent: stty rows {self.rows} cols {self.columns}")
             return
         if event.key in SCROLL_KEYS:
             event.stop()
@@ -564,7 +582,10 @@ class TerminalWidget(Widget, can_focus=True):
         left_strip = Strip(left)
 
         key_style = part("terminal--hint-key")
-        hints = [(safe_text(self.detach_key, 32), "detach"), ("shift+pgup", "scroll")]
+        hints = [(safe_text(self.detach_key, 32), "detach")]
+        if self._size_key and not self.read_only:
+            hints.append((safe_text(self._size_label, 32), "send size"))
+        hints.append(("shift+pgup", "scroll"))
         if self._search_key:
             hints.append((safe_text(self._search_label, 32), "search"))
         right: list[Segment] = []

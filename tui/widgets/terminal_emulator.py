@@ -293,6 +293,20 @@ class TerminalScreen(pyte.Screen):
         if len(self.responses) < MAX_RESPONSES:
             self.responses.append(data)
 
+    def report_device_status(self, mode: int) -> None:
+        if mode != 6:
+            super().report_device_status(mode)
+            return
+        # The cursor position (CPR), which resize tools read after CUP 999;999. pyte's own
+        # fails under origin mode without a scrolling region (CSI r resets the region, not
+        # DECOM), so the guest would wait for an answer that never comes; and it reports
+        # one column too far while a wrap is pending at the right edge.
+        y = self.cursor.y + 1
+        if mo.DECOM in self.mode and self.margins is not None:
+            y -= self.margins.top
+        x = min(self.cursor.x, self.columns - 1) + 1
+        self.write_process_input(f"\x1b[{y};{x}R")
+
     def save_cursor(self) -> None:
         # xterm has one save slot; pyte's unbounded stack would let ESC 7 floods eat memory
         # (and copy.copy is slow).
@@ -1140,7 +1154,11 @@ class TerminalParser:
             screen.save_cursor()
         elif final == "u" and not params:
             screen.restore_cursor()
-        # "t" (window ops, incl. title reports), "q", "p", ...: deliberately ignored.
+        elif final == "t" and p == [18]:
+            # xterm's "report the text area size in characters": what a serial guest's
+            # resize scripts ask for (besides CSI 6n after CUP 999;999).
+            screen.write_process_input(f"\x1b[8;{screen.lines};{screen.columns}t")
+        # Other "t" (window ops, incl. title reports), "q", "p", ...: deliberately ignored.
 
     def _ansi_modes(self, modes: list[int], on: bool) -> None:
         wanted = [m for m in modes if m in (4, 20)]  # IRM, LNM

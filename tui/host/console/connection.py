@@ -44,7 +44,7 @@ from tui.host.console.endpoints import (
     read_marker,
     take_over,
 )
-from tui.host.console.journal import JournalDecoder
+from tui.host.console.journal import JournalDecoder, lines_to_terminal
 from tui.host.console.trust import UntrustedEndpoint, open_pty, socket_address
 from tui.host.model import VM
 from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix
@@ -216,7 +216,8 @@ def _tail_start(fd: int, size: int, history: int) -> int:
 
 class _FileSource(_Source):
     """Follow a file that something appends to (``tail -F``): survives truncation and
-    replacement, waits for a missing file to appear."""
+    replacement, waits for a missing file to appear. A log file is lines: bare LFs are shown
+    as line ends (:func:`lines_to_terminal`)."""
 
     def __init__(
         self, path: str, history: int = HISTORY_BYTES, resume: tuple[int, int] | None = None
@@ -254,7 +255,7 @@ class _FileSource(_Source):
         data = os.read(self.fd, READ_CHUNK)
         if data:
             self.pos += len(data)
-            return data
+            return lines_to_terminal(data)
         try:
             st = os.stat(self.path)
         except OSError:
@@ -344,11 +345,12 @@ def _key(endpoint: ConsoleEndpoint | None) -> tuple[object, ...]:
     return (endpoint.kind, endpoint.path, endpoint.source, endpoint.interactive)
 
 
-def _short_reason(endpoint: ConsoleEndpoint) -> str:
+def _short_reason(endpoint: ConsoleEndpoint, offer: bool = True) -> str:
     """One line for the hint bar: why it is read-only."""
     match endpoint.kind:
         case EndpointKind.TAKEOVER:
-            return "serial on stdio, showing its history · t: take over"
+            history = "serial on stdio, showing its history"
+            return f"{history} · t: take over" if offer else history
         case EndpointKind.LOGFILE | EndpointKind.JOURNAL:
             return "no interactive serial endpoint, showing its history"
     return endpoint.explanation
@@ -365,10 +367,17 @@ class ConsoleConnection:
         buffer_limit: int = BUFFER_LIMIT,
         discover: Callable[[VM, HostSettings], ConsoleEndpoint] | None = None,
         takeover: Callable[[VM, HostSettings, ConsoleEndpoint], ConsoleEndpoint] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.vm = vm
         self.name = vm.name
         self.settings = settings
+        # View only (the app is read-only): nothing typed reaches the guest and the console is
+        # never taken over, whatever the UI asks.
+        self.read_only = read_only
+        # The admin said no to the takeover offer: a later visit shows the history without
+        # asking again (t still asks). Kept here because the connection outlives the screen.
+        self.takeover_declined = False
         self.buffer_limit = buffer_limit
         self._discover_fn = discover or (lambda v, s: discover_endpoint(v, s))
         self._takeover_fn = takeover or (lambda v, s, e: take_over(v, s, e))
@@ -454,7 +463,7 @@ class ConsoleConnection:
     def write(self, data: bytes) -> bool:
         """Queue typed bytes for the guest. False when not interactive now, or when the guest
         has not read the last :data:`OUT_LIMIT` bytes."""
-        if not data or not self.status.interactive:
+        if not data or self.read_only or not self.status.interactive:
             return False
         with self._out_lock:
             if len(self._out) + len(data) > OUT_LIMIT:
@@ -467,7 +476,7 @@ class ConsoleConnection:
         """The admin agreed to the takeover that the status offers. False if none is offered."""
         status = self.status
         endpoint = self.discovered
-        if not status.takeover_available or endpoint is None:
+        if self.read_only or not status.takeover_available or endpoint is None:
             return False
         self._confirmed_pid = endpoint.main_pid
         self._interrupt = True
@@ -705,16 +714,18 @@ class ConsoleConnection:
             if target.busy:
                 text += " (another client holds it: waiting for output)"
             return ConsoleStatus(ConnectionState.CONNECTED, text, endpoint=target)
-        offer = discovered.kind is EndpointKind.TAKEOVER
+        offer = discovered.kind is EndpointKind.TAKEOVER and not self.read_only
         if takeover_ended:
             reason = (
                 f"{self.name} restarted: the takeover ended with it; serial output goes to "
-                f"{_where(target)} again · t: take over again"
+                f"{_where(target)} again"
             )
+            if offer:
+                reason += " · t: take over again"
         elif discovered.kind is EndpointKind.NONE:
             reason = discovered.explanation
         else:
-            reason = _short_reason(discovered)
+            reason = _short_reason(discovered, offer)
         if error:
             reason = f"{error} · {reason}"
         return ConsoleStatus(
@@ -955,10 +966,12 @@ class ConsoleManager:
         *,
         limit: int = 8,
         factory: Callable[[VM, HostSettings], ConsoleConnection] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.settings = settings
         self.limit = max(1, limit)
-        self._factory = factory or (lambda vm, s: ConsoleConnection(vm, s))
+        self.read_only = read_only  # every connection view only (see ConsoleConnection)
+        self._factory = factory or (lambda vm, s: ConsoleConnection(vm, s, read_only=read_only))
         self._connections: OrderedDict[str, ConsoleConnection] = OrderedDict()
         self._lock = threading.Lock()
 

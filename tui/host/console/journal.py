@@ -69,11 +69,21 @@ def parse_journal_line(line: bytes | str) -> JournalEntry | None:
     )
 
 
+def lines_to_terminal(data: bytes) -> bytes:
+    """Text made of lines (a log file, the journal) as a terminal shows lines: every bare LF
+    becomes CR LF, or each line would start where the previous one ended (a "staircase":
+    bare LFs come from the runner's and QEMU's own messages, not from the guest's tty). CR LF
+    stays as it is; a CR at the end of one chunk and the LF at the start of the next become
+    CR CR LF, which shows the same. For line sources only: a live console's bytes are the
+    guest's (a full-screen program moves down with LF on purpose)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def entry_bytes(entry: JournalEntry) -> bytes:
     """What to feed the terminal for one entry: the line with ``\\r\\n`` put back."""
     if entry.message is None:
         return b""
-    message = entry.message.removesuffix(b"\r")
+    message = lines_to_terminal(entry.message.removesuffix(b"\r"))  # a joined field: lines
     if entry.from_systemd:
         # Our own framing; the text still goes through the emulator like everything else.
         return b"\x1b[2m-- " + message + b" --\x1b[0m\r\n"
