@@ -8,6 +8,7 @@ own code. Waits poll real state with a deadline.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,21 @@ def console_app(
     app = make_app(replay(), **changes)
     read_only = app.consoles.read_only
 
+    def rebased(vm: VM) -> VM:
+        # The console only opens sockets inside the VM's state dir: the recorded VM's state
+        # dir is, for the test, the folder it put the VM's socket in.
+        offered = endpoints.by_name.get(vm.name)
+        if offered is not None and offered.path:
+            return dataclasses.replace(vm, path=Path(offered.path).parent)
+        return vm
+
+    class Connection(ConsoleConnection):
+        def update_vm(self, vm: VM) -> None:  # each poll's reading of the recorded VM
+            super().update_vm(rebased(vm))
+
     def connection(vm: VM, settings: HostSettings) -> ConsoleConnection:
-        return ConsoleConnection(
-            vm, settings, discover=endpoints, takeover=takeover, read_only=read_only
+        return Connection(
+            rebased(vm), settings, discover=endpoints, takeover=takeover, read_only=read_only
         )
 
     app.consoles = ConsoleManager(app.settings.host, read_only=read_only, factory=connection)
@@ -389,12 +402,14 @@ async def test_without_root_the_console_is_view_only(
     with monkeypatch.context() as patch:
         patch.setattr(app_module.os, "geteuid", lambda: 1000)
         plain = MicroVMApp(app_module.Settings(interval=3600.0), replay(), tty_watch=False)
-    assert plain.read_only_reason == "not running as root: actions are off"
+    assert plain.read_only_reason == "not running as root"
     assert plain.consoles.read_only
     endpoints = Endpoints()
     endpoints.by_name["console"] = unix("console", server.path)
 
     def connection(vm: VM, settings: HostSettings) -> ConsoleConnection:
+        # The socket is in the VM's state dir (the console opens none elsewhere).
+        vm = dataclasses.replace(vm, path=Path(server.path).parent)
         return ConsoleConnection(vm, settings, discover=endpoints, read_only=True)
 
     plain.consoles = ConsoleManager(plain.settings.host, read_only=True, factory=connection)

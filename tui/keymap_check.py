@@ -52,6 +52,7 @@ def scopes() -> dict[str, list[Scoped]]:
     from textual.widgets import Tabs
 
     from tui.app import MicroVMApp
+    from tui.screens.console import ConsoleScreen
     from tui.screens.help import HelpScreen
     from tui.screens.jobs import JobsScreen
     from tui.screens.logs import LogsScreen
@@ -74,6 +75,7 @@ def scopes() -> dict[str, list[Scoped]]:
         "the jobs panel": [*app_priority, *of(JobsScreen, JobsTable, Tabs)],
         "the help screen": [*app_priority, *of(HelpScreen)],
         "the logs view": [*app, *of(LogsScreen, LogView)],
+        "the console": [*app_priority, *of(ConsoleScreen)],
     }
 
 
