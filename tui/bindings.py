@@ -22,8 +22,9 @@ SECTIONS = {
     "DetailPane": "Monitor",
     "FilterBar": "Filter line",
     "JobsScreen": "Jobs panel",
+    "LogsScreen": "Logs view",
 }
-SECTION_ORDER = ("Monitor", "Filter line", "Jobs panel", "Console")
+SECTION_ORDER = ("Monitor", "Filter line", "Jobs panel", "Logs view", "Console")
 
 # Keys that are not bindings (the console pane reads keys itself; DataTable's cursor keys):
 # (section, keys, description). The console's detach key comes from the settings.
@@ -73,12 +74,14 @@ def collect(app: App, nodes: list[DOMNode] | None = None) -> list[BindingInfo]:
 
 
 def collect_for_help(app: App) -> list[BindingInfo]:
-    """What the help screen lists: the monitor's bindings, the jobs panel's, the console's
-    keys and the moves, grouped by screen."""
+    """What the help screen lists: the monitor's bindings, the jobs panel's, the logs view's,
+    the console's keys and the moves, grouped by screen."""
     from tui.screens.jobs import JobsScreen
+    from tui.screens.logs import LogsScreen
 
     out: dict[tuple[str, str], BindingInfo] = {(b.section, b.action): b for b in collect(app)}
     _add(out, app, JobsScreen._merged_bindings or BindingsMap(), "Jobs panel", None)
+    _add(out, app, LogsScreen._merged_bindings or BindingsMap(), "Logs view", None)
     settings = getattr(app, "settings", None)
     detach = getattr(settings, "console_detach_key", None) or "ctrl+]"
     fixed = [("Console", (detach,), DETACH_DESCRIPTION), *FIXED_KEYS]
