@@ -20,6 +20,8 @@ from typing import Protocol
 from tui.host import parsecache
 from tui.host.inventory import read_inventory
 from tui.host.links import LinkReader, LinkTable
+from tui.host.logs.entry import LogLine
+from tui.host.logs.summary import JournalSummary, ProblemCounts
 from tui.host.model import Inventory
 from tui.host.sampling import HostSample, Point, Sampler, VMSample
 from tui.host.settings import HostSettings
@@ -35,6 +37,12 @@ class Snapshot:
     host: HostSample | None = None
     history: dict[str, list[Point]] = field(default_factory=dict)  # oldest first
     crash_looping: list[str] = field(default_factory=list)  # VM names
+    # From the journal, refreshed once a minute off the poll (``JournalSummary``): err and
+    # warning lines in the last hour per VM (None: not known yet), the last error line of
+    # each failed or crash-looping VM, and why the journal could not be read.
+    log_counts: dict[str, ProblemCounts] | None = None
+    last_errors: dict[str, LogLine] = field(default_factory=dict)
+    journal_error: str | None = None
     poll_ms: float | None = None  # how long the poll took (None: replayed)
     hostname: str | None = None
 
@@ -67,6 +75,7 @@ class LiveSource:
         self.runners = RunnerCache()
         self.links = LinkReader(settings.netns, timeout=settings.timeout)
         self.hostname = socket.gethostname()
+        self.journal = JournalSummary(settings)
         self._links: LinkTable | None = None  # the last listing's read, for its sampling
         # `list`'s parses on disk make the first poll quicker; that poll's are written back.
         self._persist = settings.cache_dir is not None
@@ -78,14 +87,21 @@ class LiveSource:
         inv = self.listing()
         samples = self.sample(inv, focus)
         history = {name: h.points() for name, h in self.sampler.history.items()}
+        looping = sorted(self.sampler.crash_looping)
+        failing = {vm.name for vm in inv.vms if vm.unit and vm.unit.active == "failed"}
+        self.journal.poll(failing | set(looping))  # starts a refresh when due; never waits
+        counts, last_errors, journal_error = self.journal.snapshot()
         return Snapshot(
             inventory=inv,
             samples=samples,
             host=self.sampler.host,
             history=history,
-            crash_looping=sorted(self.sampler.crash_looping),
+            crash_looping=looping,
             poll_ms=(time.perf_counter() - t0) * 1000,
             hostname=self.hostname,
+            log_counts=counts if self.journal.refreshes else None,
+            last_errors=last_errors,
+            journal_error=journal_error,
         )
 
     def listing(self) -> Inventory:

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from tui.host.logs.summary import ProblemCounts
 from tui.source import Snapshot
 from tui.widgets.detail_base import DetailData
 from tui.widgets.detail_pane import TAB_IDS, DetailPane
@@ -19,6 +20,8 @@ from tui.widgets.format import clean
 from tui.widgets.host_header import HeaderData, HostHeader
 from tui.widgets.outside import outside_text
 from tui.widgets.vm_table import COLUMN_BY_KEY, RowData, VMTable
+
+NO_PROBLEMS = ProblemCounts()  # a VM the journal summary has no err/warning lines for
 
 SPARK_POINTS = 8
 W = TypeVar("W", bound=Widget)
@@ -146,6 +149,11 @@ class MainScreen(Screen[None]):
                 cpu_history=[p.cpu_pct for p in snapshot.history.get(vm.name, [])[-SPARK_POINTS:]],
                 crash_looping=vm.name in looping,
                 busy=self.busy.get(vm.name),
+                log=(
+                    None
+                    if snapshot.log_counts is None
+                    else snapshot.log_counts.get(vm.name, NO_PROBLEMS)
+                ),
             )
             for vm in inv.vms
         ]
@@ -225,6 +233,7 @@ class MainScreen(Screen[None]):
                     history=snap.history.get(name, []),
                     crash_looping=name in snap.crash_looping,
                     interval=self.interval,
+                    last_error=snap.last_errors.get(name),
                 )
         self._one(DetailPane).show(data)
 

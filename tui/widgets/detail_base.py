@@ -14,6 +14,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from tui.host.logs.entry import LogLine
 from tui.host.model import VM
 from tui.host.sampling import Point, VMSample
 from tui.widgets.format import DASH, clean
@@ -34,6 +35,7 @@ class DetailData:
     sample: VMSample | None = None
     history: list[Point] = field(default_factory=list)
     crash_looping: bool = False
+    last_error: LogLine | None = None  # a failed or crash-looping VM's last error line
     interval: float = 1.0  # seconds between polls (for the history's time axis)
 
 

@@ -50,6 +50,11 @@ class OverviewView(DetailView):
                 )
             )
         rows.append(("Unit", self._unit_text(vm)))
+        if data.last_error is not None:
+            # Why a failed or crash-looping VM stops: its last error line from the journal.
+            last = self.t(data.last_error.text, "error")
+            last.append_text(self.t("  (l: logs)", "muted"))
+            rows.append(("Last error", last))
         socket = self.t(vm.socket) if vm.socket else self.missing("the runner declares none")
         if s is not None and s.remote_ms is not None and s.qmp_status is not None:
             socket.append_text(self.t(f"  answered in {s.remote_ms:.0f} ms", "muted"))

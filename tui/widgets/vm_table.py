@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
+from tui.host.logs.summary import ProblemCounts
 from tui.host.model import VM
 from tui.host.sampling import VMSample
 from tui.widgets.format import DASH, clean, percent, rate, sparkline
@@ -56,6 +57,7 @@ COLUMNS = (
     Column("hypervisor", "Hypervisor"),
     Column("drift", "Drift"),
     Column("restarts", "Restarts", True),
+    Column("log", "Log 1h", True),
     Column("problems", "Problems", True),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
@@ -90,6 +92,8 @@ class RowData:
     cpu_history: list[float | None] | None = None
     crash_looping: bool = False
     busy: str | None = None  # the title of a job running on the VM
+    # err/warning lines its units logged in the last hour; None: the journal not read yet
+    log: ProblemCounts | None = None
 
 
 def sort_values(row: RowData) -> dict[str, Any]:
@@ -110,6 +114,7 @@ def sort_values(row: RowData) -> dict[str, Any]:
         "net": net,
         "drift": drift_badge(vm).rank,
         "restarts": restarts,
+        "log": (row.log.errors, row.log.warnings) if row.log is not None else None,
         "problems": len(vm.problems) or None,
     }
 
@@ -222,6 +227,21 @@ class VMTable(KeptComponentStyles, DataTable):
         else:
             level = "muted" if not restarts_n else "warn"
             restarts = self._text(DASH if restarts_n is None else str(restarts_n), level)
+        log = row.log
+        if log is None:
+            log_cell = self._text("", "muted")
+        elif log.errors or log.warnings:
+            text = " ".join(
+                part
+                for part in (
+                    f"{log.errors}E" if log.errors else "",
+                    f"{log.warnings}W" if log.warnings else "",
+                )
+                if part
+            )
+            log_cell = self._text(text, "error" if log.errors else "warn")
+        else:
+            log_cell = self._text(DASH, "muted")
         problems = (
             self._text(
                 f"⚠ {len(vm.problems)}: {_cut(clean(vm.problems[0]), PROBLEM_WIDTH)}", "error"
@@ -240,6 +260,7 @@ class VMTable(KeptComponentStyles, DataTable):
             "net": net,
             "drift": self._text(drift.text, drift.level),
             "restarts": restarts,
+            "log": log_cell,
             "problems": problems,
         }
 
