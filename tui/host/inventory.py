@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 from tui.host.links import LinkReader, LinkReadError, LinkTable, read_links
-from tui.host.model import VM, Inventory, UnitState
+from tui.host.model import PENDING, VM, Inventory, UnitState
 from tui.host.names import unit_name
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
-from tui.host.systemd import HELPERS, SystemdError, show_units, unknown
+from tui.host.systemd import HELPERS, Systemctl, SystemdClient, unit_states, unknown
 
 LIST_CACHE_SIZE = 1 << 16  # `list` keeps a parse for every VM it sees
 
@@ -39,27 +39,39 @@ def _helper_names(vm: VM) -> list[str]:
     ]
 
 
-def attach_units(settings: HostSettings, vms: list[VM]) -> str | None:
-    """Fill each VM's unit and helper units with one systemctl call; the error, if any."""
+def attach_units(
+    settings: HostSettings, vms: list[VM], client: SystemdClient | None = None
+) -> str | None:
+    """Fill each VM's unit and helper units (``unit_states``: one list-units, `show` only for
+    loaded units that need it); the error, if any. CLIENT: how systemd is asked (default:
+    systemctl as SETTINGS say)."""
     wanted: dict[str, list[str]] = {}
     for vm in vms:
         if vm.name_valid:
             wanted[vm.name] = [unit_name(vm.name), *_helper_names(vm)]
-    try:
-        states = show_units(settings, [u for names in wanted.values() for u in names])
-        error = None
-    except SystemdError as exc:
-        states, error = {}, str(exc)
+    if not wanted:
+        return None
+    report = unit_states(
+        client or Systemctl(settings),
+        [names[0] for names in wanted.values()],
+        [h for names in wanted.values() for h in names[1:]],
+    )
+    states = report.units
     for vm in vms:
         if not vm.name_valid:
             vm.unit = unknown(unit_name(vm.name), "no unit: the name is not valid")
             continue
         main, *helpers = wanted[vm.name]
-        vm.unit = states.get(main) or unknown(main, error or "systemd did not report this unit")
-        vm.helper_units = [
-            states.get(h) or UnitState(name=h, active="unknown", error=error) for h in helpers
-        ]
-    return error
+        vm.unit = states[main]
+        vm.helper_units = [states[h] for h in helpers]
+    return report.error
+
+
+def mark_units_pending(vms: list[VM]) -> None:
+    """Units not asked yet (the app's first look, before systemd answers)."""
+    for vm in vms:
+        if vm.unit is None:
+            vm.unit = UnitState(name=unit_name(vm.name), active=PENDING)
 
 
 def attach_links(

@@ -90,11 +90,16 @@ class RunnerSpec:
 # --- live state -------------------------------------------------------------------------
 
 
+# UnitState.active before systemd was asked: the app shows state-dir facts first.
+PENDING = "pending"
+
+
 @dataclass
 class UnitState:
     name: str
-    load: str | None = None  # loaded / not-found / ...
-    active: str | None = None  # active / inactive / failed / activating / ... / "unknown"
+    load: str | None = None  # loaded / not-found / ...; None: not loaded (not asked) or unknown
+    # active / inactive / failed / activating / ... / "unknown" / PENDING
+    active: str | None = None
     sub: str | None = None
     main_pid: int | None = None
     restarts: int | None = None
