@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from tui.host.links import LinkReader, LinkReadError, LinkTable, read_links
 from tui.host.model import PENDING, VM, Inventory, UnitState
-from tui.host.names import unit_name
+from tui.host.names import is_valid_name, unit_name
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
-from tui.host.systemd import HELPERS, Systemctl, SystemdClient, unit_states, unknown
+from tui.host.systemd import (
+    HELPERS,
+    Systemctl,
+    SystemdClient,
+    UnitReport,
+    unit_states,
+    unknown,
+)
 
 LIST_CACHE_SIZE = 1 << 16  # `list` keeps a parse for every VM it sees
 
@@ -39,31 +48,47 @@ def _helper_names(vm: VM) -> list[str]:
     ]
 
 
+def ask_units(
+    settings: HostSettings, names: list[str], client: SystemdClient | None = None
+) -> Future[UnitReport]:
+    """Start asking systemd about the units of the VMs called NAMES (every helper template:
+    which ones apply is known only once the runners are read), in a thread of its own, so
+    systemd answers while the state dirs are read."""
+    valid = [n for n in names if is_valid_name(n)]
+    mains = [unit_name(n) for n in valid]
+    helpers = [template.format(n) for n in valid for template, _ in HELPERS]
+    future: Future[UnitReport] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(unit_states(client or Systemctl(settings), mains, helpers))
+        except BaseException as exc:  # handed to whoever waits for the answer
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="systemd-units", daemon=True).start()
+    return future
+
+
 def attach_units(
-    settings: HostSettings, vms: list[VM], client: SystemdClient | None = None
+    settings: HostSettings,
+    vms: list[VM],
+    client: SystemdClient | None = None,
+    asked: Future[UnitReport] | None = None,
 ) -> str | None:
     """Fill each VM's unit and helper units (``unit_states``: one list-units, `show` only for
-    loaded units that need it); the error, if any. CLIENT: how systemd is asked (default:
-    systemctl as SETTINGS say)."""
-    wanted: dict[str, list[str]] = {}
-    for vm in vms:
-        if vm.name_valid:
-            wanted[vm.name] = [unit_name(vm.name), *_helper_names(vm)]
-    if not wanted:
-        return None
-    report = unit_states(
-        client or Systemctl(settings),
-        [names[0] for names in wanted.values()],
-        [h for names in wanted.values() for h in names[1:]],
-    )
+    loaded units that need it); the error, if any. ASKED: an ``ask_units`` under way for
+    these VMs; else systemd is asked now, through CLIENT (default: systemctl as SETTINGS
+    say)."""
+    if asked is None:
+        asked = ask_units(settings, [vm.name for vm in vms], client)
+    report = asked.result()
     states = report.units
     for vm in vms:
         if not vm.name_valid:
             vm.unit = unknown(unit_name(vm.name), "no unit: the name is not valid")
             continue
-        main, *helpers = wanted[vm.name]
-        vm.unit = states[main]
-        vm.helper_units = [states[h] for h in helpers]
+        vm.unit = states[unit_name(vm.name)]
+        vm.helper_units = [states[h] for h in _helper_names(vm)]
     return report.error
 
 
@@ -140,6 +165,7 @@ def read_inventory(
     except OSError as exc:
         inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
         return inv, None
+    asked = ask_units(settings, [p.name for p in dirs]) if units else None
     for path in dirs:
         try:
             inv.vms.append(read_vm(path, runners))
@@ -148,7 +174,7 @@ def read_inventory(
             vm.problems.append(f"internal error while reading this VM: {exc!r}")
             inv.vms.append(vm)
     if units:
-        inv.systemd_error = attach_units(settings, inv.vms)
+        inv.systemd_error = attach_units(settings, inv.vms, asked=asked)
     table = attach_links(settings, inv.vms, link_reader) if links else None
     for vm in inv.vms:
         for iface in vm.interfaces:
