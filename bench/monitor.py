@@ -32,6 +32,7 @@ import tempfile
 import termios
 import time
 import timeit
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -43,16 +44,21 @@ COLS, ROWS = 160, 48
 READY = "● running".encode()
 
 
-def spawn(config: Path) -> tuple[subprocess.Popen[bytes], int]:
+def spawn(
+    config: Path, args: Sequence[str] = (), env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The app on a new pty of COLS x ROWS with --config CONFIG and ARGS; ENV: instead of ours."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     env = {
-        **os.environ,
+        **(os.environ if env is None else env),
         "TERM": "xterm-256color",
         "COLORTERM": os.environ.get("BENCH_COLORTERM", ""),
     }
+    script = ROOT / ".venv/bin/microvm-tui"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "tui"]
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/microvm-tui"), "--config", str(config)],
+        [*command, "--config", str(config), *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,

@@ -183,6 +183,8 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 self.snapshot = event.worker.result
                 self.polls += 1
                 self.main_screen.show(self.snapshot)
+                if self.snapshot.partial:  # the state dirs only: systemd's answer next
+                    self._poll_again = True
             elif event.state == WorkerState.ERROR:
                 self.poll_errors += 1
                 self.main_screen.show_error(f"poll failed: {event.worker.error}")

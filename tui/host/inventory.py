@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 from tui.host.links import LinkReader, LinkReadError, LinkTable, read_links
-from tui.host.model import PENDING, VM, Inventory, UnitState
+from tui.host.model import ASKING, PENDING, VM, Inventory, UnitState
 from tui.host.names import is_valid_name, unit_name
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
@@ -92,11 +94,22 @@ def attach_units(
     return report.error
 
 
-def mark_units_pending(vms: list[VM]) -> None:
-    """Units not asked yet (the app's first look, before systemd answers)."""
-    for vm in vms:
-        if vm.unit is None:
-            vm.unit = UnitState(name=unit_name(vm.name), active=PENDING)
+def pending_view(inv: Inventory) -> Inventory:
+    """INV as it stands before systemd answered (the app's first look): each VM a copy whose
+    unit is PENDING, so finishing the listing later changes nothing the copy's holder sees."""
+    vms = [
+        dataclasses.replace(
+            vm,
+            unit=UnitState(name=unit_name(vm.name), active=PENDING, error=ASKING)
+            if vm.name_valid
+            else unknown(unit_name(vm.name), "no unit: the name is not valid"),
+            helper_units=[],
+            problems=list(vm.problems),
+            interfaces=[dataclasses.replace(i) for i in vm.interfaces],
+        )
+        for vm in inv.vms
+    ]
+    return dataclasses.replace(inv, vms=vms)
 
 
 def attach_links(
@@ -143,6 +156,64 @@ def list_vms(settings: HostSettings, *, units: bool = True, links: bool = True) 
     return inv
 
 
+@dataclass
+class Listing:
+    """A listing under way: the state dirs are read, systemd's answer (ASKED) may not be in."""
+
+    inv: Inventory
+    asked: Future[UnitReport] | None = None
+
+
+def start_listing(
+    settings: HostSettings, *, units: bool = True, runners: RunnerCache | None = None
+) -> Listing:
+    """Read the state dirs, with systemd asked meanwhile (UNITS); ``finish_listing`` adds
+    the units and the links."""
+    inv = Inventory(state_dir=settings.state_dir)
+    try:
+        dirs = vm_dirs(settings.state_dir)
+    except FileNotFoundError:
+        inv.error = f"the state dir {settings.state_dir} does not exist"
+        return Listing(inv)
+    except NotADirectoryError:
+        inv.error = f"the state dir {settings.state_dir} is not a directory"
+        return Listing(inv)
+    except OSError as exc:
+        inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
+        return Listing(inv)
+    asked = ask_units(settings, [p.name for p in dirs]) if units else None
+    for path in dirs:
+        try:
+            inv.vms.append(read_vm(path, runners))
+        except Exception as exc:  # one bad VM never hides the others
+            vm = VM(name=path.name, path=path)
+            vm.problems.append(f"internal error while reading this VM: {exc!r}")
+            inv.vms.append(vm)
+    return Listing(inv, asked)
+
+
+def finish_listing(
+    settings: HostSettings,
+    listing: Listing,
+    *,
+    links: bool = True,
+    link_reader: LinkReader | None = None,
+) -> tuple[Inventory, LinkTable | None]:
+    """LISTING with systemd's answer waited for and attached, and the links read (with
+    LINK_READER); also that read of the links (None: none made)."""
+    inv = listing.inv
+    if inv.error is not None:
+        return inv, None
+    if listing.asked is not None:
+        inv.systemd_error = attach_units(settings, inv.vms, asked=listing.asked)
+    table = attach_links(settings, inv.vms, link_reader) if links else None
+    for vm in inv.vms:
+        for iface in vm.interfaces:
+            if iface.exists is False and vm.unit is not None and vm.unit.active == "active":
+                vm.problems.append(f"interface {iface.id} is declared but missing on the host")
+    return inv, table
+
+
 def read_inventory(
     settings: HostSettings,
     *,
@@ -153,31 +224,5 @@ def read_inventory(
 ) -> tuple[Inventory, LinkTable | None]:
     """``list_vms`` for the monitor: runner parses reused from RUNNERS, the links read with
     LINK_READER; also that read of the links (None: none made), for the sampler."""
-    inv = Inventory(state_dir=settings.state_dir)
-    try:
-        dirs = vm_dirs(settings.state_dir)
-    except FileNotFoundError:
-        inv.error = f"the state dir {settings.state_dir} does not exist"
-        return inv, None
-    except NotADirectoryError:
-        inv.error = f"the state dir {settings.state_dir} is not a directory"
-        return inv, None
-    except OSError as exc:
-        inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
-        return inv, None
-    asked = ask_units(settings, [p.name for p in dirs]) if units else None
-    for path in dirs:
-        try:
-            inv.vms.append(read_vm(path, runners))
-        except Exception as exc:  # one bad VM never hides the others
-            vm = VM(name=path.name, path=path)
-            vm.problems.append(f"internal error while reading this VM: {exc!r}")
-            inv.vms.append(vm)
-    if units:
-        inv.systemd_error = attach_units(settings, inv.vms, asked=asked)
-    table = attach_links(settings, inv.vms, link_reader) if links else None
-    for vm in inv.vms:
-        for iface in vm.interfaces:
-            if iface.exists is False and vm.unit is not None and vm.unit.active == "active":
-                vm.problems.append(f"interface {iface.id} is declared but missing on the host")
-    return inv, table
+    listing = start_listing(settings, units=units, runners=runners)
+    return finish_listing(settings, listing, links=links, link_reader=link_reader)

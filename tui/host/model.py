@@ -92,6 +92,7 @@ class RunnerSpec:
 
 # UnitState.active before systemd was asked: the app shows state-dir facts first.
 PENDING = "pending"
+ASKING = "systemd has not answered yet"  # the error of a PENDING unit
 
 
 @dataclass

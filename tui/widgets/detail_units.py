@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tui.host.model import UnitState
+from tui.host.model import PENDING, UnitState
 from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH
 
@@ -25,7 +25,7 @@ class UnitsView(DetailView):
         return blocks
 
     def _row(self, u: UnitState, crash_looping: bool) -> tuple[Text, ...]:
-        if u.active in (None, "unknown"):
+        if u.active in (None, "unknown", PENDING):
             state = self.t("? unknown", "warn")
         else:
             state = self.t(f"{u.active}/{u.sub or DASH}", LEVEL.get(u.active, "muted"))
