@@ -3,7 +3,9 @@
 ``LiveSource`` reads the host (``list_vms`` + ``Sampler.sample``); ``ReplaySource`` plays back
 snapshots recorded to JSON (``tui.recording``), so snapshot tests and screenshots are
 deterministic. The app only knows the ``Source`` protocol: ``poll(focus) -> Snapshot``, called
-from a worker thread, never two at once.
+from a worker thread, never two at once. A ``partial`` snapshot (the state dirs before systemd
+answered: ``LiveSource.first_look``, handed over first by ``Prefetched``) is followed by a poll
+at once.
 """
 
 from __future__ import annotations

@@ -205,12 +205,6 @@ class Systemctl:
         return found
 
 
-def show_units(settings: HostSettings, units: Iterable[str]) -> dict[str, UnitState]:
-    """One `systemctl show` for all UNITS. Raises SystemdError when systemd can't be asked.
-    It loads a unit that is not loaded: prefer ``unit_states``."""
-    return Systemctl(settings).show(list(dict.fromkeys(units)))
-
-
 def not_loaded(name: str) -> UnitState:
     """A unit systemd has not loaded: it is not running and has never restarted since it was
     last unloaded (what `systemctl show` would say after loading it). Its load state is
