@@ -164,8 +164,8 @@ def test_chunks_give_what_one_call_gives(lab: Any, chunk: int, workers: int) -> 
         a = unit_states(one, mains, helpers, chunk=10_000, workers=1)
         b = unit_states(many, mains, helpers, chunk=chunk, workers=workers)
         assert one.calls == 1 and many.calls == -(-len(many.shown) // chunk) > 1
-        assert sorted(one.shown) == sorted(many.shown)
-        return a == b  # crashy may restart between the two: look again
+        # crashy may restart between the two (and its helpers with it): look again.
+        return a == b and sorted(one.shown) == sorted(many.shown)
 
     wait_for(same, timeout=60, interval=0.5, what="chunked and single answers to agree")
 
