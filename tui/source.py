@@ -10,6 +10,7 @@ at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import socket
@@ -21,7 +22,13 @@ from pathlib import Path
 from typing import Protocol
 
 from tui.host import parsecache
-from tui.host.inventory import Listing, finish_listing, pending_view, start_listing
+from tui.host.inventory import (
+    Listing,
+    finish_listing,
+    pending_view,
+    start_listing,
+    vm_dirs,
+)
 from tui.host.links import LinkReader, LinkTable
 from tui.host.model import Inventory
 from tui.host.sampling import HostSample, Point, Sampler, VMSample
@@ -71,6 +78,8 @@ class LiveSource:
         self.settings = settings
         self.sampler = Sampler(timeout=sample_timeout, remote_every=REMOTE_EVERY)
         self.runners = RunnerCache()
+        with contextlib.suppress(OSError):  # room for the parses on disk (read below)
+            self.runners.room_for(len(vm_dirs(settings.state_dir)))
         self.links = LinkReader(settings.netns, timeout=settings.timeout)
         self.hostname = socket.gethostname()
         self._links: LinkTable | None = None  # the last listing's read, for its sampling

@@ -182,6 +182,8 @@ def start_listing(
         inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
         return Listing(inv)
     asked = ask_units(settings, [p.name for p in dirs]) if units else None
+    if runners is not None:
+        runners.room_for(len(dirs))
     for path in dirs:
         try:
             inv.vms.append(read_vm(path, runners))
