@@ -30,6 +30,7 @@ PREFIX = "vm-table"
 NEEDS_TWO = "second sample"  # the sampler's "needs a second sample" reason
 SPARK_WIDTH = 8
 PROBLEM_WIDTH = 30  # the first problem, cut; the detail pane lists them all
+REPAINT_CELLS = 64  # more changed cells than this in one update: repaint the whole table
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ class VMTable(KeptComponentStyles, DataTable):
                 self._sort_keys = sort_keys
                 changed, self._changed = self._changed, None
                 self._forget_rendered(changed)
+                self._repaint(changed)
                 self._apply_sort()
                 if selected is not None and selected in self.rows:
                     self.select_name(selected)
@@ -325,11 +327,24 @@ class VMTable(KeptComponentStyles, DataTable):
             return
         row_key = RowKey(row)
         data[row_key][column_key] = value
-        if self._changed is not None:
+        if self._changed is not None:  # update_rows repaints them all at its end
             self._changed.setdefault(row_key, set()).add(column_key)
-        else:
-            self._forget_rendered({row_key: {column_key}})
+            return
+        self._forget_rendered({row_key: {column_key}})
         self.refresh_coordinate(Coordinate(self.get_row_index(row), self._column_index(column)))
+
+    def _repaint(self, changed: dict[RowKey, set[Any]]) -> None:
+        """Repaint the CHANGED cells (row key -> column keys): each one's region when they are
+        few, the whole table when they are many (the state of 2000 rows filling in at once:
+        one region per cell cost more than the repaint)."""
+        if sum(len(columns) for columns in changed.values()) > REPAINT_CELLS:
+            self.refresh()
+            return
+        columns = {key: i for i, key in enumerate(self.columns)}
+        for row_key, column_keys in changed.items():
+            row = self.get_row_index(row_key)
+            for column_key in column_keys:
+                self.refresh_coordinate(Coordinate(row, columns[column_key]))
 
     def _forget_rendered(self, changed: dict[RowKey, set[Any]]) -> None:
         """Drop what DataTable rendered from the CHANGED cells (row key -> column keys): the
