@@ -183,8 +183,11 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 self.snapshot = event.worker.result
                 self.polls += 1
                 self.main_screen.show(self.snapshot)
-                if self.snapshot.partial:  # the state dirs only: systemd's answer next
-                    self._poll_again = True
+                if self.snapshot.partial and not self._stopping:
+                    # The state dirs only: on screen first, then systemd's answer at once.
+                    self._poll_again = False
+                    self.call_after_refresh(self.poll)
+                    return
             elif event.state == WorkerState.ERROR:
                 self.poll_errors += 1
                 self.main_screen.show_error(f"poll failed: {event.worker.error}")
