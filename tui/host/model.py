@@ -179,5 +179,5 @@ class Inventory:
 
     state_dir: Path
     vms: list[VM] = field(default_factory=list)
-    systemd_error: str | None = None  # set when systemd could not be asked at all
+    systemd_error: str | None = None  # systemd could not be asked (at all, or about some units)
     error: str | None = None  # set when the state dir itself cannot be read
