@@ -35,6 +35,7 @@ import tempfile
 import termios
 import time
 import timeit
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -56,11 +57,14 @@ def app_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "tui"]
 
 
-def spawn(config: Path) -> tuple[subprocess.Popen[bytes], int]:
+def spawn(
+    config: Path, args: Sequence[str] = (), env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The app on a new pty of COLS x ROWS with --config CONFIG and ARGS; ENV: instead of ours."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     env = {
-        **os.environ,
+        **(os.environ if env is None else env),
         "TERM": "xterm-256color",
         "COLORTERM": os.environ.get("BENCH_COLORTERM", ""),
         "PYTHONPATH": str(ROOT),
@@ -69,7 +73,7 @@ def spawn(config: Path) -> tuple[subprocess.Popen[bytes], int]:
         "XDG_STATE_HOME": str(STATE_HOME),
     }
     proc = subprocess.Popen(
-        [*app_command(), "--config", str(config)],
+        [*app_command(), "--config", str(config), *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,

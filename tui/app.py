@@ -243,6 +243,11 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 self.snapshot = snapshot
                 self.polls += 1
                 self.main_screen.show(self.snapshot)
+                if self.snapshot.partial and not self._stopping:
+                    # The state dirs only: on screen first, then systemd's answer at once.
+                    self._poll_again = False
+                    self.call_after_refresh(self.poll)
+                    return
             else:
                 self.poll_errors += 1
                 self.main_screen.show_error(f"poll failed: {error}")

@@ -3,22 +3,32 @@
 ``LiveSource`` reads the host (``list_vms`` + ``Sampler.sample``); ``ReplaySource`` plays back
 snapshots recorded to JSON (``tui.recording``), so snapshot tests and screenshots are
 deterministic. The app only knows the ``Source`` protocol: ``poll(focus) -> Snapshot``, called
-from a worker thread, never two at once.
+from a worker thread, never two at once. A ``partial`` snapshot (the state dirs before systemd
+answered: ``LiveSource.first_look``, handed over first by ``Prefetched``) is followed by a poll
+at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import queue
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from tui.host import parsecache
-from tui.host.inventory import read_inventory
+from tui.host.inventory import (
+    Listing,
+    finish_listing,
+    pending_view,
+    start_listing,
+    vm_dirs,
+)
 from tui.host.links import LinkReader, LinkTable
 from tui.host.logs.entry import LogLine
 from tui.host.logs.summary import JournalSummary, ProblemCounts
@@ -45,6 +55,9 @@ class Snapshot:
     journal_error: str | None = None
     poll_ms: float | None = None  # how long the poll took (None: replayed)
     hostname: str | None = None
+    # The state dirs only: units not asked yet, nothing sampled (``LiveSource.first_look``);
+    # the app polls again at once.
+    partial: bool = False
 
 
 class Source(Protocol):
@@ -73,10 +86,13 @@ class LiveSource:
         self.settings = settings
         self.sampler = Sampler(timeout=sample_timeout, remote_every=REMOTE_EVERY)
         self.runners = RunnerCache()
+        with contextlib.suppress(OSError):  # room for the parses on disk (read below)
+            self.runners.room_for(len(vm_dirs(settings.state_dir)))
         self.links = LinkReader(settings.netns, timeout=settings.timeout)
         self.hostname = socket.gethostname()
         self.journal = JournalSummary(settings)
         self._links: LinkTable | None = None  # the last listing's read, for its sampling
+        self._started: Listing | None = None  # the first look's, finished by the next poll
         # `list`'s parses on disk make the first poll quicker; that poll's are written back.
         self._persist = settings.cache_dir is not None
         if settings.cache_dir is not None:
@@ -104,11 +120,25 @@ class LiveSource:
             journal_error=journal_error,
         )
 
+    def first_look(self) -> Snapshot:
+        """What the state dirs say, before systemd answers (a slow manager, thousands of
+        units): a ``partial`` snapshot. systemd is asked meanwhile; the next ``poll`` waits
+        for that answer and finishes this listing instead of reading the state dirs again."""
+        t0 = time.perf_counter()
+        self._started = start_listing(self.settings, runners=self.runners)
+        return Snapshot(
+            inventory=pending_view(self._started.inv),
+            poll_ms=(time.perf_counter() - t0) * 1000,
+            hostname=self.hostname,
+            partial=True,
+        )
+
     def listing(self) -> Inventory:
         """The state dir with unit and link states (one ``list_vms``)."""
-        inv, self._links = read_inventory(
-            self.settings, runners=self.runners, link_reader=self.links
-        )
+        started, self._started = self._started, None
+        if started is None:
+            started = start_listing(self.settings, runners=self.runners)
+        inv, self._links = finish_listing(self.settings, started, link_reader=self.links)
         if self._persist and inv.error is None and self.settings.cache_dir is not None:
             self._persist = False
             parsecache.save(self.runners, self.settings.cache_dir)
@@ -134,33 +164,39 @@ class LiveSource:
 
 
 class Prefetched:
-    """A source whose first poll starts at once, in a thread, while the UI is still loading
-    (importing Textual and composing the screen take about as long as a first poll)."""
+    """A source whose first polls start at once, in a thread, while the UI is still loading
+    (importing Textual and composing the screen take about as long as a first poll).
+
+    When the source can take a ``first_look`` (the state dirs only), that comes first and
+    the full poll follows in the same thread: the app shows the VMs while systemd answers.
+    """
 
     def __init__(self, source: Source) -> None:
         self.source = source
-        self._first: Snapshot | None = None
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = threading.Thread(
-            target=self._run, name="first-poll", daemon=True
-        )
-        self._thread.start()
+        first_look: Callable[[], Snapshot] | None = getattr(source, "first_look", None)
+        steps = [lambda: source.poll(None)]
+        if first_look is not None:
+            steps.insert(0, first_look)
+        self._waiting = len(steps)  # answers the thread will hand over, in order
+        self._answers: queue.SimpleQueue[Snapshot | BaseException] = queue.SimpleQueue()
+        threading.Thread(target=self._run, args=(steps,), name="first-poll", daemon=True).start()
 
-    def _run(self) -> None:
-        try:
-            self._first = self.source.poll(None)
-        except BaseException as exc:  # handed to the app's poll worker, which reports it
-            self._error = exc
+    def _run(self, steps: list[Callable[[], Snapshot]]) -> None:
+        for step in steps:
+            try:
+                self._answers.put(step())
+            except BaseException as exc:  # handed to the app's poll worker, which reports it
+                self._answers.put(exc)
+                return
 
     def poll(self, focus: str | None = None) -> Snapshot:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-            if self._error is not None:
-                raise self._error
-            assert self._first is not None
-            first, self._first = self._first, None
-            return first
+        if self._waiting:
+            self._waiting -= 1
+            answer = self._answers.get()
+            if isinstance(answer, BaseException):
+                self._waiting = 0  # the thread stopped: later polls go to the source
+                raise answer
+            return answer
         return self.source.poll(focus)
 
     def close(self) -> None:

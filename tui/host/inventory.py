@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 from tui.host.links import LinkReader, LinkReadError, LinkTable, read_links
-from tui.host.model import VM, Inventory, UnitState
-from tui.host.names import unit_name
+from tui.host.model import ASKING, PENDING, VM, Inventory, UnitState
+from tui.host.names import is_valid_name, unit_name
 from tui.host.running import attach_processes
 from tui.host.safefs import describe
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
-from tui.host.systemd import HELPERS, SystemdError, show_units, unknown
+from tui.host.systemd import (
+    HELPERS,
+    Systemctl,
+    SystemdClient,
+    UnitReport,
+    unit_states,
+    unknown,
+)
 from tui.host.unitlog import failed_helper_problem
 
 LIST_CACHE_SIZE = 1 << 16  # `list` keeps a parse for every VM it sees
@@ -42,32 +53,71 @@ def _helper_names(vm: VM) -> list[str]:
     ]
 
 
-def attach_units(settings: HostSettings, vms: list[VM]) -> str | None:
-    """Fill each VM's unit and helper units with one systemctl call; the error, if any."""
-    wanted: dict[str, list[str]] = {}
-    for vm in vms:
-        if vm.name_valid:
-            wanted[vm.name] = [unit_name(vm.name), *_helper_names(vm)]
-    try:
-        states = show_units(settings, [u for names in wanted.values() for u in names])
-        error = None
-    except SystemdError as exc:
-        states, error = {}, str(exc)
+def ask_units(
+    settings: HostSettings, names: list[str], client: SystemdClient | None = None
+) -> Future[UnitReport]:
+    """Start asking systemd about the units of the VMs called NAMES (every helper template:
+    which ones apply is known only once the runners are read), in a thread of its own, so
+    systemd answers while the state dirs are read."""
+    valid = [n for n in names if is_valid_name(n)]
+    mains = [unit_name(n) for n in valid]
+    helpers = [template.format(n) for n in valid for template, _ in HELPERS]
+    future: Future[UnitReport] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(unit_states(client or Systemctl(settings), mains, helpers))
+        except BaseException as exc:  # handed to whoever waits for the answer
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="systemd-units", daemon=True).start()
+    return future
+
+
+def attach_units(
+    settings: HostSettings,
+    vms: list[VM],
+    client: SystemdClient | None = None,
+    asked: Future[UnitReport] | None = None,
+) -> str | None:
+    """Fill each VM's unit and helper units (``unit_states``: one list-units, `show` only for
+    loaded units that need it); the error, if any. ASKED: an ``ask_units`` under way for
+    these VMs; else systemd is asked now, through CLIENT (default: systemctl as SETTINGS
+    say)."""
+    if asked is None:
+        asked = ask_units(settings, [vm.name for vm in vms], client)
+    report = asked.result()
+    states = report.units
     for vm in vms:
         if not vm.name_valid:
             vm.unit = unknown(unit_name(vm.name), "no unit: the name is not valid")
             continue
-        main, *helpers = wanted[vm.name]
-        vm.unit = states.get(main) or unknown(main, error or "systemd did not report this unit")
-        vm.helper_units = [
-            states.get(h) or UnitState(name=h, active="unknown", error=error) for h in helpers
-        ]
+        vm.unit = states[unit_name(vm.name)]
+        vm.helper_units = [states[h] for h in _helper_names(vm)]
         for helper in vm.helper_units:
             # A failed helper fails the VM's next start ("a dependency job failed") until it
             # is reset: a problem of the VM, whatever the VM's own state.
             if helper.active == "failed":
                 vm.problems.append(failed_helper_problem(settings, helper.name, helper.result))
-    return error
+    return report.error
+
+
+def pending_view(inv: Inventory) -> Inventory:
+    """INV as it stands before systemd answered (the app's first look): each VM a copy whose
+    unit is PENDING, so finishing the listing later changes nothing the copy's holder sees."""
+    vms = [
+        dataclasses.replace(
+            vm,
+            unit=UnitState(name=unit_name(vm.name), active=PENDING, error=ASKING)
+            if vm.name_valid
+            else unknown(unit_name(vm.name), "no unit: the name is not valid"),
+            helper_units=[],
+            problems=list(vm.problems),
+            interfaces=[dataclasses.replace(i) for i in vm.interfaces],
+        )
+        for vm in inv.vms
+    ]
+    return dataclasses.replace(inv, vms=vms)
 
 
 def attach_links(
@@ -114,28 +164,34 @@ def list_vms(settings: HostSettings, *, units: bool = True, links: bool = True) 
     return inv
 
 
-def read_inventory(
-    settings: HostSettings,
-    *,
-    units: bool = True,
-    links: bool = True,
-    runners: RunnerCache | None = None,
-    link_reader: LinkReader | None = None,
-) -> tuple[Inventory, LinkTable | None]:
-    """``list_vms`` for the monitor: runner parses reused from RUNNERS, the links read with
-    LINK_READER; also that read of the links (None: none made), for the sampler."""
+@dataclass
+class Listing:
+    """A listing under way: the state dirs are read, systemd's answer (ASKED) may not be in."""
+
+    inv: Inventory
+    asked: Future[UnitReport] | None = None
+
+
+def start_listing(
+    settings: HostSettings, *, units: bool = True, runners: RunnerCache | None = None
+) -> Listing:
+    """Read the state dirs, with systemd asked meanwhile (UNITS); ``finish_listing`` adds
+    the units and the links."""
     inv = Inventory(state_dir=settings.state_dir)
     try:
         dirs = vm_dirs(settings.state_dir)
     except FileNotFoundError:
         inv.error = f"the state dir {settings.state_dir} does not exist"
-        return inv, None
+        return Listing(inv)
     except NotADirectoryError:
         inv.error = f"the state dir {settings.state_dir} is not a directory"
-        return inv, None
+        return Listing(inv)
     except OSError as exc:
         inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
-        return inv, None
+        return Listing(inv)
+    asked = ask_units(settings, [p.name for p in dirs]) if units else None
+    if runners is not None:
+        runners.room_for(len(dirs))
     for path in dirs:
         try:
             inv.vms.append(read_vm(path, runners))
@@ -147,8 +203,23 @@ def read_inventory(
             vm = VM(name=path.name, path=path)
             vm.problems.append(f"internal error while reading this VM: {exc!r}")
             inv.vms.append(vm)
-    if units:
-        inv.systemd_error = attach_units(settings, inv.vms)
+    return Listing(inv, asked)
+
+
+def finish_listing(
+    settings: HostSettings,
+    listing: Listing,
+    *,
+    links: bool = True,
+    link_reader: LinkReader | None = None,
+) -> tuple[Inventory, LinkTable | None]:
+    """LISTING with systemd's answer waited for and attached, and the links read (with
+    LINK_READER); also that read of the links (None: none made)."""
+    inv = listing.inv
+    if inv.error is not None:
+        return inv, None
+    if listing.asked is not None:
+        inv.systemd_error = attach_units(settings, inv.vms, asked=listing.asked)
         attach_processes(inv.vms)  # a running VM's facts: from its process, not the script
     table = attach_links(settings, inv.vms, link_reader) if links else None
     for vm in inv.vms:
@@ -156,3 +227,17 @@ def read_inventory(
             if iface.exists is False and vm.unit is not None and vm.unit.active == "active":
                 vm.problems.append(f"interface {iface.id} is declared but missing on the host")
     return inv, table
+
+
+def read_inventory(
+    settings: HostSettings,
+    *,
+    units: bool = True,
+    links: bool = True,
+    runners: RunnerCache | None = None,
+    link_reader: LinkReader | None = None,
+) -> tuple[Inventory, LinkTable | None]:
+    """``list_vms`` for the monitor: runner parses reused from RUNNERS, the links read with
+    LINK_READER; also that read of the links (None: none made), for the sampler."""
+    listing = start_listing(settings, units=units, runners=runners)
+    return finish_listing(settings, listing, links=links, link_reader=link_reader)

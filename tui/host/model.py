@@ -93,11 +93,17 @@ class RunnerSpec:
 # --- live state -------------------------------------------------------------------------
 
 
+# UnitState.active before systemd was asked: the app shows state-dir facts first.
+PENDING = "pending"
+ASKING = "systemd has not answered yet"  # the error of a PENDING unit
+
+
 @dataclass
 class UnitState:
     name: str
-    load: str | None = None  # loaded / not-found / ...
-    active: str | None = None  # active / inactive / failed / activating / ... / "unknown"
+    load: str | None = None  # loaded / not-found / ...; None: not loaded (not asked) or unknown
+    # active / inactive / failed / activating / ... / "unknown" / PENDING
+    active: str | None = None
     sub: str | None = None
     main_pid: int | None = None
     restarts: int | None = None
@@ -193,5 +199,5 @@ class Inventory:
 
     state_dir: Path
     vms: list[VM] = field(default_factory=list)
-    systemd_error: str | None = None  # set when systemd could not be asked at all
+    systemd_error: str | None = None  # systemd could not be asked (at all, or about some units)
     error: str | None = None  # set when the state dir itself cannot be read

@@ -187,6 +187,12 @@ class RunnerCache:
         self._loaded: frozenset[tuple[str, str]] = frozenset()
         self._used: set[tuple[str, str]] = set()
 
+    def room_for(self, vms: int) -> None:
+        """Keep room for the parses of VMS VMs twice over (each VM's runner and the one it
+        moves to at a deploy): with fewer, every listing of a big host parses them all again."""
+        with self._lock:
+            self.maxsize = max(self.maxsize, 2 * vms)
+
     def immutable(self, path: str) -> bool:
         return any(path.startswith(root) for root in self.immutable_roots)
 

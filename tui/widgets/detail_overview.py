@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tui.host.model import VM
+from tui.host.model import PENDING, VM
 from tui.host.sampling import VMSample
 from tui.widgets.detail_base import KV, Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH, clean, duration, percent, rate, size, why
@@ -150,7 +150,7 @@ class OverviewView(DetailView):
 
     def _not_running(self, vm: VM) -> str:
         unit = vm.unit
-        if unit is None or unit.active in (None, "unknown"):
+        if unit is None or unit.active in (None, "unknown", PENDING):
             reason = (unit.error if unit else None) or "unit state unknown"
             return f"not sampled: {reason}"
         if not unit.main_pid:
@@ -161,7 +161,7 @@ class OverviewView(DetailView):
         unit = vm.unit
         if unit is None:
             return self.missing("no unit")
-        if unit.active in (None, "unknown"):
+        if unit.active in (None, "unknown", PENDING):
             return Text.assemble(self.t(unit.name), "  ", self.missing(unit.error or "unknown"))
         text = self.t(unit.name)
         text.append_text(self.t(f"  {unit.active}/{unit.sub or DASH}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from tui.host.crashloop import LOOP_RESTARTS, LOOP_WINDOW_S
-from tui.host.model import UnitState
+from tui.host.model import PENDING, UnitState
 from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH
 from tui.widgets.wrap import PathCell
@@ -28,7 +28,7 @@ class UnitsView(DetailView):
         return blocks
 
     def _row(self, u: UnitState, crash_looping: bool) -> tuple[Text | PathCell, ...]:
-        if u.active in (None, "unknown"):
+        if u.active in (None, "unknown", PENDING):
             state = self.t("? unknown", "warn")
         else:
             state = self.t(f"{u.active}/{u.sub or DASH}", LEVEL.get(u.active, "muted"))

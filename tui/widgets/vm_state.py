@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from tui.host.model import VM, Drift
+from tui.host.model import PENDING, VM, Drift
 from tui.host.sampling import VMSample
 
 
@@ -31,6 +31,8 @@ def vm_state(vm: VM, sample: VMSample | None, crash_looping: bool = False) -> Ba
     unit = vm.unit
     active = unit.active if unit and unit.active else "unknown"
     sub = unit.sub if unit else None
+    if active == PENDING:
+        return Badge("…", "asking systemd", "muted", 5)
     if crash_looping:
         return Badge("⟳", "crash-looping", "error", 3)
     if active == "active":

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rich.text import Text
+from rich.text import Span, Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.message import Message
@@ -36,6 +36,7 @@ NAME_WIDTH = 24  # a longer name is cut with "…" (the detail pane's title show
 NARROW = 120  # below this many columns the low-value columns are left out
 ARROW = " ▲"  # the sort arrow; every label keeps room for it so sorting never hides it
 BUSY_MARK = "⚙"  # after the name while a job runs on the VM
+REPAINT_CELLS = 64  # more changed cells than this in one update: repaint the whole table
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,28 @@ class RowData:
     log: ProblemCounts | None = None
 
 
+def row_signature(row: RowData) -> tuple[Any, ...] | None:
+    """Everything the cells and sort values of a row WITHOUT a sample depend on: while it is
+    the same, the row is left as it is (a stopped VM's row rarely changes; at 2000 rows
+    making every cell afresh each poll held the UI thread for a second). None for a sampled
+    row: its figures change every poll."""
+    if row.sample is not None or row.cpu_history:
+        return None
+    vm, unit = row.vm, row.vm.unit
+    return (
+        (unit.active, unit.sub, unit.restarts) if unit is not None else None,
+        row.crash_looping,
+        vm.vcpu,
+        vm.mem_mib,
+        vm.hypervisor,
+        vm.drift,
+        tuple(vm.problems),
+        bool(vm.interfaces),
+        row.busy,
+        row.log,
+    )
+
+
 def sort_values(row: RowData) -> dict[str, Any]:
     """What each column sorts by; None = unknown (always sorted last)."""
     vm, s = row.vm, row.sample
@@ -149,6 +172,9 @@ class VMTable(KeptComponentStyles, DataTable):
         self.filter_text = ""
         self._rows_data: list[RowData] = []
         self._sort_keys: dict[str, dict[str, Any]] = {}
+        # Per row shown: its signature and sort values when its cells were last made.
+        self._made: dict[str, tuple[tuple[Any, ...] | None, dict[str, Any]]] = {}
+        self._styles: dict[str | None, Any] = {}  # level -> style, during update_rows
         self.matched = 0  # rows shown after the filter
         # During update_rows: the cells changed, whose rendered lines are dropped at its end.
         self._changed: dict[RowKey, set[Any]] | None = None
@@ -164,15 +190,20 @@ class VMTable(KeptComponentStyles, DataTable):
     # --- cells -----------------------------------------------------------------------------
 
     def _style(self, level: str | None) -> Any:
-        return level_style(self, PREFIX, level)
+        style = self._styles.get(level)
+        if style is None:
+            style = level_style(self, PREFIX, level)
+            if self._changed is not None:  # within one update_rows the theme is the same
+                self._styles[level] = style
+        return style
 
     def _text(self, text: str, level: str | None = None) -> Text:
         # The style goes in as a span: Text equality (the diff) compares spans, not the base
         # style, so a colour change alone (a theme switch) still updates the cell.
-        cell = Text(clean(text), end="")  # every cell: text from outside, sanitised
-        if level:
-            cell.stylize(self._style(level))
-        return cell
+        text = clean(text)  # every cell: text from outside, sanitised
+        if not level or not text:
+            return Text(text, end="")
+        return Text(text, end="", spans=[Span(0, len(text), self._style(level))])
 
     def cells(self, row: RowData) -> dict[str, Text]:
         vm, s = row.vm, row.sample
@@ -281,15 +312,29 @@ class VMTable(KeptComponentStyles, DataTable):
         shown = [r for r in rows if self.matches(r)]
         self.matched = len(shown)
         wanted = {r.vm.name for r in shown}
-        self._sort_keys = {r.vm.name: sort_values(r) for r in shown}
         self._changed = {}
+        self._styles = {}
         try:
             with self.app.batch_update():
                 for key in list(self.rows):
                     if key.value not in wanted:
                         self.remove_row(key)
+                        self._made.pop(key.value, None)
+                sort_keys = {}
                 for row in shown:
                     name = row.vm.name
+                    signature = row_signature(row)
+                    made = self._made.get(name)
+                    if (
+                        signature is not None
+                        and made is not None
+                        and made[0] == signature
+                        and (name in self.rows)
+                    ):
+                        sort_keys[name] = made[1]
+                        continue
+                    sort_keys[name] = sort_values(row)
+                    self._made[name] = (signature, sort_keys[name])
                     cells = self.cells(row)
                     if name in self.rows:
                         for column in self.shown_columns:
@@ -298,8 +343,10 @@ class VMTable(KeptComponentStyles, DataTable):
                                 self._set_cell(name, column, value)
                     else:
                         self.add_row(*(cells[k] for k in self.shown_columns), key=name)
+                self._sort_keys = sort_keys
                 changed, self._changed = self._changed, None
                 self._forget_rendered(changed)
+                self._repaint(changed)
                 self._apply_sort()
                 if selected is not None and selected in self.rows:
                     self.select_name(selected)
@@ -325,11 +372,24 @@ class VMTable(KeptComponentStyles, DataTable):
             return
         row_key = RowKey(row)
         data[row_key][column_key] = value
-        if self._changed is not None:
+        if self._changed is not None:  # update_rows repaints them all at its end
             self._changed.setdefault(row_key, set()).add(column_key)
-        else:
-            self._forget_rendered({row_key: {column_key}})
+            return
+        self._forget_rendered({row_key: {column_key}})
         self.refresh_coordinate(Coordinate(self.get_row_index(row), self._column_index(column)))
+
+    def _repaint(self, changed: dict[RowKey, set[Any]]) -> None:
+        """Repaint the CHANGED cells (row key -> column keys): each one's region when they are
+        few, the whole table when they are many (the state of 2000 rows filling in at once:
+        one region per cell cost more than the repaint)."""
+        if sum(len(columns) for columns in changed.values()) > REPAINT_CELLS:
+            self.refresh()
+            return
+        columns = {key: i for i, key in enumerate(self.columns)}
+        for row_key, column_keys in changed.items():
+            row = self.get_row_index(row_key)
+            for column_key in column_keys:
+                self.refresh_coordinate(Coordinate(row, columns[column_key]))
 
     def _forget_rendered(self, changed: dict[RowKey, set[Any]]) -> None:
         """Drop what DataTable rendered from the CHANGED cells (row key -> column keys): the
@@ -416,15 +476,18 @@ class VMTable(KeptComponentStyles, DataTable):
 
     def _restyle(self) -> None:
         # Cell styles come from the theme: redraw every cell in the new colours.
+        self._made.clear()
         self.update_rows(self._rows_data)
 
     # --- sorting ---------------------------------------------------------------------------
 
-    def _row_key_fn(self) -> Callable[[Any], Any]:
+    def _row_key_fn(self) -> Callable[[str], Any]:
+        """The sort key of a row, by VM name."""
         column, reverse = self.sort_column, self.sort_reverse
+        sort_keys = self._sort_keys
 
-        def key(name_cell: NameText) -> Any:
-            values = self._sort_keys.get(name_cell.vm, {})
+        def key(name: str) -> Any:
+            values = sort_keys.get(name, {})
             value = values.get(column)
             tie = values.get("name", "")
             if value is None:
@@ -437,17 +500,10 @@ class VMTable(KeptComponentStyles, DataTable):
     def _apply_sort(self) -> None:
         key = self._row_key_fn()
         current = [row.key.value for row in self.ordered_rows]
-        wanted = [
-            c.vm
-            for c in sorted(
-                (self.get_cell(name, "name") for name in current),
-                key=key,
-                reverse=self.sort_reverse,
-            )
-        ]
+        wanted = sorted(current, key=key, reverse=self.sort_reverse)  # type: ignore[arg-type]
         if wanted != current:
             selected = self.selected_name
-            self.sort("name", key=key, reverse=self.sort_reverse)
+            self.sort("name", key=lambda cell: key(cell.vm), reverse=self.sort_reverse)
             if selected is not None:
                 self.select_name(selected)
 

@@ -38,7 +38,7 @@ from tui.host.names import unit_name
 from tui.host.safefs import read_regular, write_file
 from tui.host.sampling.qmp import QMPCommandError, QMPError, qmp_execute
 from tui.host.settings import HostSettings
-from tui.host.systemd import SystemdError, show_units
+from tui.host.systemd import Systemctl, unit_states
 
 # Files of a takeover, in the VM's state dir. A NixOS hostName has no '.', so these can never
 # be the hypervisor's own "${hostName}.sock" (or a virtiofs "${hostName}-virtiofs-TAG.sock").
@@ -253,10 +253,8 @@ def fresh_unit(vm: VM, settings: HostSettings) -> UnitState | None:
     if not vm.name_valid:
         return vm.unit
     name = unit_name(vm.name)
-    try:
-        return show_units(settings, [name]).get(name) or vm.unit
-    except SystemdError:
-        return vm.unit
+    report = unit_states(Systemctl(settings), [name])
+    return vm.unit if report.error else report.units[name]
 
 
 def _state_words(unit: UnitState | None) -> str:
