@@ -210,7 +210,7 @@ def test_root_never_runs_a_planted_tool(
         result = run(argv, env=env, timeout=10)
         assert result.returncode == 0, result
     with pytest.raises(systemd.SystemdError):  # no systemd here: the real one says so
-        systemd.show_units(settings, ["microvm@x.service"])
+        systemd.Systemctl(settings).show(["microvm@x.service"])
     run(settings.systemctl_argv("--version"), timeout=10)  # without env: a clean one
     assert not marker.exists()
     run([str(bin_dir / "systemctl")], timeout=10)  # the marker works: a planted tool would tell

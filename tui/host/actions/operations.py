@@ -44,7 +44,7 @@ from tui.host.safefs import (
     write_file_at,
 )
 from tui.host.settings import HostSettings
-from tui.host.systemd import HELPERS, SystemdError, show_units
+from tui.host.systemd import HELPERS, Systemctl, SystemdError
 
 DEFAULT_FLAKE = "git+file:///etc/nixos"
 VM_GROUP = "kvm"
@@ -307,7 +307,8 @@ def _reset_failed_helpers(
     its start limit hit, fails the VM's start as "a dependency job failed"). Returns them."""
     helpers = [template.format(name) for template, _program in HELPERS]
     try:
-        states = show_units(settings, helpers)
+        # list-units names the loaded ones (a failed unit stays loaded); never loads a unit.
+        states = Systemctl(settings).list_units(helpers)
     except SystemdError as exc:
         reporter.log(f"note: cannot tell whether a helper unit failed: {exc}")
         return []
