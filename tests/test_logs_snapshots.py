@@ -114,3 +114,20 @@ def test_permission_denied(snap_compare, monkeypatch: pytest.MonkeyPatch) -> Non
         assert snap_compare(app, terminal_size=SIZE, run_before=settle)
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+async def test_a_long_journal_opens_at_its_end(tmp_path: Path) -> None:
+    """More lines than the screen holds: the view opens on the newest, as `journalctl -f`."""
+    entries: list[dict[str, object]] = [
+        {"__REALTIME_TIMESTAMP": T0 + i, "_SYSTEMD_UNIT": "microvm@web.service", "MESSAGE": f"n{i}"}
+        for i in range(200)
+    ]
+    write_journal(tmp_path / "journal" / MID, entries)
+    app = LogsApp(web(tmp_path), HostSettings(journal_dir=tmp_path / "journal"))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        view = screen.view
+        rows = [view.row_text(y) for y in range(view.size.height)]
+        assert any(row.rstrip().endswith(" n199") for row in rows), rows[-3:]

@@ -134,6 +134,9 @@ class LogView(ScrollView, can_focus=True):
             self.virtual_size = Size(self._widest, len(self.entries))
         if to_end:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
+            # Before the first layout (the view just opened) there is nothing to scroll yet:
+            # once more when the new size is known.
+            self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
         elif dropped:
             self.scroll_to(y=max(self.scroll_offset.y - dropped, 0), animate=False, immediate=True)
         self.refresh()
