@@ -9,7 +9,8 @@ for ten of them so its CPU history has a shape. Writes, next to this file:
 
 - ``main.svg/png``: the main screen, `web` selected (its Overview tab);
 - ``detail-history.svg/png``: `console`'s History tab (CPU and memory graphs);
-- ``detail-storage.svg/png``: `web`'s Storage tab.
+- ``detail-storage.svg/png``: `web`'s Storage tab;
+- ``logs.svg/png``: `db`'s Logs view (its guest's console lines of three priorities).
 
 PNG conversion: ``rsvg-convert`` (Debian: ``apt-get install librsvg2-bin``), else cairosvg
 (PyPI). rsvg collapses the SVG's leading no-break spaces, so they are turned into plain spaces
@@ -34,6 +35,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from tui.app import MicroVMApp  # noqa: E402
 from tui.config import load_settings  # noqa: E402
+from tui.screens.logs import LogsScreen  # noqa: E402
 from tui.widgets.vm_table import VMTable  # noqa: E402
 
 SIZE = (160, 48)
@@ -98,6 +100,12 @@ async def shoot(config: Path, lab_root: Path) -> list[Path]:
         finally:
             console_send(lab_root, "\nkill %1\n")
         await polls(10)
+        # The journal summary runs once a minute: wait for one that has seen db's ticks.
+        deadline = time.monotonic() + 120
+        while not ((app.snapshot.log_counts or {}).get("db") if app.snapshot else None):
+            if time.monotonic() > deadline:
+                raise SystemExit("the journal summary never counted db's lines")
+            await polls(1)
         await select("web")
         await polls(1)
         save("main")
@@ -108,6 +116,16 @@ async def shoot(config: Path, lab_root: Path) -> list[Path]:
         await pilot.press("6")
         await polls(1)
         save("detail-history")
+        await pilot.press("1")
+        await select("db")
+        await pilot.press("l")
+        deadline = time.monotonic() + 30
+        while not (isinstance(app.screen, LogsScreen) and app.screen.settled):
+            if time.monotonic() > deadline:
+                raise SystemExit("the Logs view did not load")
+            await pilot.pause(0.1)
+        await pilot.pause(0.5)
+        save("logs")
     return out
 
 
