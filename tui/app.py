@@ -33,6 +33,7 @@ from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
 from tui.config import Settings
 from tui.host.actions.jobs import Job
 from tui.host.console import ConsoleManager
+from tui.host.model import VM
 from tui.host.uistate import UIStateStore
 from tui.screens.main import MainScreen
 from tui.source import LiveSource, Snapshot, Source
@@ -280,14 +281,21 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         if confirmed:
             self.exit()
 
-    def action_console(self) -> None:
-        from tui.screens.console import ConsoleScreen
-
+    def _vm_to_open(self) -> VM | None:
+        """The VM a screen of its own (console, logs) opens for: the table's selection, from
+        the main screen only; None (said, when nothing is selected) otherwise."""
         if not isinstance(self.screen, MainScreen):
-            return
+            return None
         vm = self.selected_vm()
         if vm is None:
             self.notify("No VM selected.", severity="warning")
+        return vm
+
+    def action_console(self) -> None:
+        from tui.screens.console import ConsoleScreen
+
+        vm = self._vm_to_open()
+        if vm is None:
             return
         self.push_screen(
             ConsoleScreen(
@@ -303,13 +311,9 @@ class MicroVMApp(ActionsAppMixin, App[int]):
     def action_logs(self) -> None:
         from tui.screens.logs import LogsScreen
 
-        if not isinstance(self.screen, MainScreen):
-            return
-        vm = self.selected_vm()
-        if vm is None:
-            self.notify("No VM selected.", severity="warning")
-            return
-        self.push_screen(LogsScreen(vm, self.settings.host))
+        vm = self._vm_to_open()
+        if vm is not None:
+            self.push_screen(LogsScreen(vm, self.settings.host))
 
     def action_help(self) -> None:
         from tui.bindings import collect_for_help

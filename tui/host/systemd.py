@@ -86,7 +86,7 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _timestamp_usec(value: str | None) -> int | None:
+def timestamp_usec(value: str | None) -> int | None:
     # With --timestamp=unix systemd prints "@1700000000"; empty/"n/a" when never entered.
     if not value or not value.startswith("@"):
         return None
@@ -115,7 +115,7 @@ def parse_show(text: str) -> dict[str, UnitState]:
                 restarts=_int(block.get("NRestarts")),
                 control_group=block.get("ControlGroup") or None,
                 exec_main_status=_int(block.get("ExecMainStatus")),
-                active_enter_usec=_timestamp_usec(block.get("ActiveEnterTimestamp")),
+                active_enter_usec=timestamp_usec(block.get("ActiveEnterTimestamp")),
                 result=block.get("Result") or None,
             )
         block.clear()

@@ -18,11 +18,10 @@ output.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from tui.host.logs.entry import field_bytes
+from tui.host.logs.entry import field_bytes, json_record
 
 # The command line is the Logs view's (tui.host.logs.query.journal_argv): one journal reader.
 HISTORY_LINES = 1000
@@ -43,16 +42,8 @@ def _field_str(value: Any) -> str | None:
 
 def parse_journal_line(line: bytes | str) -> JournalEntry | None:
     """One line of ``journalctl -o json``; None for a blank line or one that is not an entry."""
-    if isinstance(line, bytes):
-        line = line.decode("utf-8", "replace")
-    line = line.strip()
-    if not line:
-        return None
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
+    record = json_record(line)
+    if record is None:
         return None
     realtime = record.get("__REALTIME_TIMESTAMP")
     try:

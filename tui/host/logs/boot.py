@@ -12,6 +12,7 @@ import subprocess
 
 from tui.host.logs.query import vm_units
 from tui.host.settings import HostSettings
+from tui.host.systemd import timestamp_usec
 
 # A helper unit counts as part of this boot when it started at most this long before the VM.
 HELPER_WINDOW_USEC = 10 * 60 * 1_000_000
@@ -27,16 +28,6 @@ def _blocks(text: str) -> list[dict[str, str]]:
         if sep:
             blocks[-1][key] = value
     return [b for b in blocks if b]
-
-
-def _usec(value: str | None) -> int | None:
-    if not value or not value.startswith("@"):
-        return None
-    try:
-        seconds = float(value[1:])
-    except ValueError:
-        return None
-    return int(seconds * 1_000_000) if seconds > 0 else None
 
 
 def boot_start_usec(settings: HostSettings, vm: str) -> tuple[int | None, str]:
@@ -65,13 +56,13 @@ def boot_start_usec(settings: HostSettings, vm: str) -> tuple[int | None, str]:
         return None, f"systemd could not be asked: {exc}"
     found = {b.get("Id", ""): b for b in _blocks(proc.stdout)}
     main = found.get(units[0], {})
-    start = _usec(main.get("InactiveExitTimestamp"))
+    start = timestamp_usec(main.get("InactiveExitTimestamp"))
     if start is None:
         return None, f"{units[0]} has not been started"
     earliest = start
     for unit in units[1:]:
         block = found.get(unit, {})
-        began = _usec(block.get("InactiveExitTimestamp"))
+        began = timestamp_usec(block.get("InactiveExitTimestamp"))
         active = block.get("ActiveState") == "active"
         if active and began is not None and start - HELPER_WINDOW_USEC <= began <= start:
             earliest = min(earliest, began)

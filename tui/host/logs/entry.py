@@ -104,8 +104,9 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
-def parse_line(line: bytes | str) -> LogLine | None:
-    """One line of ``journalctl --output=json``; None for anything that is not an entry."""
+def json_record(line: bytes | str) -> dict[str, Any] | None:
+    """One line of ``journalctl --output=json`` as its JSON object; None for a blank line or
+    anything that is not one."""
     if isinstance(line, bytes):
         line = line.decode("utf-8", "replace")
     line = line.strip()
@@ -115,7 +116,13 @@ def parse_line(line: bytes | str) -> LogLine | None:
         record = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(record, dict):
+    return record if isinstance(record, dict) else None
+
+
+def parse_line(line: bytes | str) -> LogLine | None:
+    """One line of ``journalctl --output=json``; None for anything that is not an entry."""
+    record = json_record(line)
+    if record is None:
         return None
     message = field_bytes(record.get("MESSAGE"))
     priority = _int(_text(record, "PRIORITY") or 6, 6)
