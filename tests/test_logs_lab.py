@@ -239,9 +239,14 @@ async def test_hostile_lines_render_as_text(llab: Lab) -> None:
     app, arrivals = app_for(llab, "idle")
     async with app.run_test(size=SIZE, message_hook=hook(arrivals)) as pilot:
         await settled(pilot)
-        mine = [e for e in app.logs.view.entries if e.unit == "install-microvm-idle.service"]
-        assert mine, [e.text for e in app.logs.view.entries]
-        text = mine[-1].text
+
+        def mine() -> list[Any]:
+            return [e for e in app.logs.view.entries if e.unit == "install-microvm-idle.service"]
+
+        # journald may write the unit's line a moment after `systemd-run --wait` returned: then
+        # the follower brings it (the view's first read did not have it yet).
+        await until(pilot, mine, 10, "the hostile unit's line")
+        text = mine()[-1].text
         assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
         assert text.startswith("red [/bold] [b]x[/b] ")
         assert len(text) <= 4096
