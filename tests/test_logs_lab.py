@@ -43,6 +43,19 @@ def llab(request: pytest.FixtureRequest) -> Lab:
     return request.getfixturevalue("lab")
 
 
+@pytest.fixture(scope="module")
+def ticked(llab: Lab) -> Lab:
+    """The lab once db's guest has printed its first tick lines (every 4 s after it booted):
+    err, warning and info lines of microvm@db are in the journal."""
+
+    def tick_lines() -> bool:
+        query = LogQuery(units=("microvm@db.service",), priority=4, grep="lab tick", lines=5)
+        return {e.priority for e in read_journal(llab.settings, query).lines} >= {3, 4}
+
+    wait_for(tick_lines, 60, 0.5, "db's first tick lines in the journal")
+    return llab
+
+
 def vm_named(lab: Lab, name: str) -> VM:
     return next(vm for vm in list_vms(lab.settings, links=False).vms if vm.name == name)
 
@@ -98,8 +111,8 @@ def texts(app: LogsApp) -> list[str]:
     return [line.text for line in app.logs.view.entries]
 
 
-async def test_a_guest_console_line_reaches_the_view_within_a_second(llab: Lab) -> None:
-    app, arrivals = app_for(llab, "db")
+async def test_a_guest_console_line_reaches_the_view_within_a_second(ticked: Lab) -> None:
+    app, arrivals = app_for(ticked, "db")
     async with app.run_test(size=SIZE, message_hook=hook(arrivals)) as pilot:
         await settled(pilot)
         assert any("lab tick" in t for t in texts(app)), texts(app)[-5:]
@@ -121,8 +134,8 @@ async def test_a_guest_console_line_reaches_the_view_within_a_second(llab: Lab) 
         assert any("lab tick" in row for row in shown), shown
 
 
-async def test_priority_and_unit_filters(llab: Lab) -> None:
-    app, arrivals = app_for(llab, "db")
+async def test_priority_and_unit_filters(ticked: Lab) -> None:
+    app, arrivals = app_for(ticked, "db")
     async with app.run_test(size=SIZE, message_hook=hook(arrivals)) as pilot:
         await settled(pilot)
         assert {line.priority for line in app.logs.view.entries} >= {3, 4, 6}
@@ -143,8 +156,8 @@ async def test_priority_and_unit_filters(llab: Lab) -> None:
         assert list(app.logs.view.entries) == [] and app.logs.status == "no lines match"
 
 
-async def test_text_filter(llab: Lab) -> None:
-    app, arrivals = app_for(llab, "db")
+async def test_text_filter(ticked: Lab) -> None:
+    app, arrivals = app_for(ticked, "db")
     async with app.run_test(size=SIZE, message_hook=hook(arrivals)) as pilot:
         await settled(pilot)
         await pilot.press("slash")
@@ -187,9 +200,12 @@ async def test_no_guest_journal_shows_the_faq_lines(llab: Lab) -> None:
 async def test_since_this_boot_of_a_restarting_vm(llab: Lab) -> None:
     """crashy restarts by itself every few seconds: "this boot" is its current start only."""
     settings = llab.settings
-    every = read_journal(settings, LogQuery(units=vm_units("crashy"), lines=1000)).lines
-    starts = [e for e in every if "could not open kernel file" in e.text]
-    assert len(starts) >= 2, "crashy has not restarted yet"
+    def restarted() -> list[Any]:
+        lines = read_journal(settings, LogQuery(units=vm_units("crashy"), lines=1000)).lines
+        starts = [e for e in lines if "could not open kernel file" in e.text]
+        return lines if len(starts) >= 2 else []
+
+    every = wait_for(restarted, 60, 0.5, "crashy to have started twice")
     app, arrivals = app_for(llab, "crashy")
     async with app.run_test(size=SIZE, message_hook=hook(arrivals)) as pilot:
         await settled(pilot)
@@ -257,19 +273,19 @@ async def test_hostile_lines_render_as_text(llab: Lab) -> None:
         assert "[/bold]" in rendered and "\x1b" not in rendered
 
 
-def test_problem_counts_and_last_error(llab: Lab) -> None:
-    counts, error = problem_counts(llab.settings)
+def test_problem_counts_and_last_error(ticked: Lab) -> None:
+    counts, error = problem_counts(ticked.settings)
     assert error is None
     assert counts["db"].errors >= 1 and counts["db"].warnings >= 1
     assert "web" not in counts or counts["web"].errors == 0
-    line = last_error(llab.settings, "crashy")
+    line = last_error(ticked.settings, "crashy")
     assert line is not None and "could not open kernel file" in line.text
 
 
-def test_journal_summary_refreshes_off_the_poll(llab: Lab) -> None:
+def test_journal_summary_refreshes_off_the_poll(ticked: Lab) -> None:
     """A poll never waits for journalctl; the refresh runs once a minute, or at once when a
     VM newly fails, and brings the failing VM's last error line."""
-    summary = JournalSummary(llab.settings, refresh=60.0)
+    summary = JournalSummary(ticked.settings, refresh=60.0)
     started = time.monotonic()
     summary.poll(set())
     assert time.monotonic() - started < 0.05  # started a thread, did not wait
