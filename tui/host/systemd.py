@@ -97,37 +97,40 @@ def timestamp_usec(value: str | None) -> int | None:
     return int(seconds * 1_000_000) if seconds > 0 else None
 
 
-def parse_show(text: str) -> dict[str, UnitState]:
-    """Parse `systemctl show -p ... UNIT...` output: KEY=VALUE blocks split by blank lines."""
-    units: dict[str, UnitState] = {}
+def show_blocks(text: str) -> dict[str, dict[str, str]]:
+    """`systemctl show -p ... UNIT...` output (KEY=VALUE blocks split by blank lines), by the
+    unit's Id."""
+    blocks: dict[str, dict[str, str]] = {}
     block: dict[str, str] = {}
-
-    def flush() -> None:
-        unit_id = block.get("Id")
-        if unit_id:
-            pid = _int(block.get("MainPID"))
-            units[unit_id] = UnitState(
-                name=unit_id,
-                load=block.get("LoadState") or None,
-                active=block.get("ActiveState") or None,
-                sub=block.get("SubState") or None,
-                main_pid=pid if pid else None,
-                restarts=_int(block.get("NRestarts")),
-                control_group=block.get("ControlGroup") or None,
-                exec_main_status=_int(block.get("ExecMainStatus")),
-                active_enter_usec=timestamp_usec(block.get("ActiveEnterTimestamp")),
-                result=block.get("Result") or None,
-            )
-        block.clear()
-
-    for line in text.splitlines():
+    for line in [*text.splitlines(), ""]:
         if not line.strip():
-            flush()
+            if block.get("Id"):
+                blocks[block["Id"]] = block
+            block = {}
             continue
         key, sep, value = line.partition("=")
         if sep:
             block[key] = value
-    flush()
+    return blocks
+
+
+def parse_show(text: str) -> dict[str, UnitState]:
+    """Parse `systemctl show -p ... UNIT...` output into unit states."""
+    units: dict[str, UnitState] = {}
+    for unit_id, block in show_blocks(text).items():
+        pid = _int(block.get("MainPID"))
+        units[unit_id] = UnitState(
+            name=unit_id,
+            load=block.get("LoadState") or None,
+            active=block.get("ActiveState") or None,
+            sub=block.get("SubState") or None,
+            main_pid=pid if pid else None,
+            restarts=_int(block.get("NRestarts")),
+            control_group=block.get("ControlGroup") or None,
+            exec_main_status=_int(block.get("ExecMainStatus")),
+            active_enter_usec=timestamp_usec(block.get("ActiveEnterTimestamp")),
+            result=block.get("Result") or None,
+        )
     return units
 
 
@@ -200,6 +203,15 @@ class Systemctl:
             return {}
         proc = self._run("show", "--timestamp=unix", "-p", ",".join(PROPERTIES), "--", *units)
         found = parse_show(proc.stdout)
+        if proc.returncode != 0 and not found:
+            raise self._failure(proc)
+        return found
+
+    def properties(self, units: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The properties NAMES (and Id) of UNITS, raw, by unit (loaded units only are worth
+        asking: `show` loads a unit it is asked about)."""
+        proc = self._run("show", "--timestamp=unix", "-p", ",".join(["Id", *names]), "--", *units)
+        found = show_blocks(proc.stdout)
         if proc.returncode != 0 and not found:
             raise self._failure(proc)
         return found
