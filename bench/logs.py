@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
+import stat
 import statistics
 import subprocess
 import sys
@@ -42,7 +44,19 @@ MID = "b" * 32
 BOOT = "c" * 32
 
 
+def own_dir(path: Path) -> None:
+    """PATH as a directory of ours (the bench runs as root, /var/tmp is everyone's): made 0700,
+    or, when it is there already, a real directory we own that nobody else can write."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise SystemExit(f"{path} is not a directory of ours: remove it first") from None
+
+
 def write_big_journal(directory: Path, entries: int) -> None:
+    own_dir(ROOT)
     marker = directory / f".entries-{entries}"
     if marker.exists():
         return
