@@ -73,16 +73,13 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     except QueryError as exc:
         print(f"microvm-tui: --grep: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if since is Since.BOOT:
-        from dataclasses import replace
+    from tui.host.logs.boot import with_boot_start
 
-        from tui.host.logs.boot import boot_start_usec
-
-        start, why = boot_start_usec(host, args.name)
-        if start is None:
-            print(f"microvm-tui: --since boot: {why}", file=sys.stderr)
-            return EXIT_USAGE
-        query = replace(query, since_usec=start)
+    resolved, why = with_boot_start(host, args.name, query)
+    if resolved is None:
+        print(f"microvm-tui: --since boot: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    query = resolved
     if not args.guest:
         return _print(settings, query, args, (), ())
     from tui.host.logs.guest import find_guest_journal, opened_journal_files

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from tui.host.logs.boot import boot_start_usec
+from tui.host.logs.boot import with_boot_start
 from tui.host.logs.entry import LogLine, short_unit
 from tui.host.logs.guest import find_guest_journal, opened_journal_files
 from tui.host.logs.query import PRIORITIES, LogQuery, QueryError, Since, vm_units
@@ -169,13 +169,13 @@ class LogsScreen(Screen[None]):
         except QueryError as exc:
             self.app.call_from_thread(self._loaded, generation, [], f"search: {exc}", None)
             return
-        if filters.since is Since.BOOT and not filters.guest:
-            start, why = boot_start_usec(self.settings, self.vm.name)
-            if start is None:
-                self.app.call_from_thread(self._loaded, generation, [], f"this boot: {why}", None)
-                return
-            query = replace(query, since_usec=start)
-            self.boot_start_usec = start
+        resolved, why = with_boot_start(self.settings, self.vm.name, query)
+        if resolved is None:
+            self.app.call_from_thread(self._loaded, generation, [], f"this boot: {why}", None)
+            return
+        query = resolved
+        if query.since_usec is not None:
+            self.boot_start_usec = query.since_usec
         files: tuple[str, ...] = ()
         fds: tuple[int, ...] = ()
         stack = contextlib.ExitStack()

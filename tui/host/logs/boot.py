@@ -8,7 +8,9 @@ tree (the lab), so "this boot" is the time the current invocation of microvm@NAM
 
 from __future__ import annotations
 
-from tui.host.logs.query import vm_units
+from dataclasses import replace
+
+from tui.host.logs.query import LogQuery, Since, vm_units
 from tui.host.settings import HostSettings
 from tui.host.systemd import Systemctl, SystemdError, timestamp_usec
 
@@ -40,3 +42,17 @@ def boot_start_usec(settings: HostSettings, vm: str) -> tuple[int | None, str]:
         if active and began is not None and start - HELPER_WINDOW_USEC <= began <= start:
             earliest = min(earliest, began)
     return earliest, main.get("InvocationID", "")
+
+
+def with_boot_start(
+    settings: HostSettings, vm: str, query: LogQuery
+) -> tuple[LogQuery | None, str]:
+    """QUERY with "this boot" turned into its start time (the host's units and the guest's own
+    journal alike: both are this boot's from when the VM started); (None, why) when it has no
+    start. Other queries as they are."""
+    if query.since is not Since.BOOT:
+        return query, ""
+    start, why = boot_start_usec(settings, vm)
+    if start is None:
+        return None, why
+    return replace(query, since_usec=start), ""
