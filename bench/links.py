@@ -77,7 +77,8 @@ def measure(label: str, reader: LinkReader, names: list[str], polls: int) -> Non
     print(
         f"{label:<26} {len(first.links):>5} {first_wall:>9.1f} {first_cpu:>9.1f}"
         f" {statistics.median(walls):>9.3f} {statistics.median(cpus):>9.3f}"
-        f" {sum(cpus) / polls:>9.3f}   {before[0]}->{after[0]} fds, {before[1]}->{after[1]} children"
+        f" {sum(cpus) / polls:>9.3f}   {before[0]}->{after[0]} fds,"
+        f" {before[1]}->{after[1]} children"
     )
 
 
