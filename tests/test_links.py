@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tui.host import links as links_mod
+from tui.host import rtnl
 from tui.host.hostloop import host_loop
 from tui.host.links import Link, LinkReader, LinkTable
 from tui.host.rtnl import NamespaceLinks
@@ -270,32 +271,58 @@ def test_lost_notifications_are_said_then_the_links_read_afresh(netns: str) -> N
         links.close()
 
 
-def test_an_interrupted_dump_is_asked_again_or_said(netns: str) -> None:
-    """Links added and removed while the counters are dumped: the kernel flags the dump
-    (NLM_F_DUMP_INTR), it is asked again; if every attempt is flagged, the read says so.
-    Never a half-read table."""
-    _ip_batch(netns, [f"link add vm-y{i} type bridge" for i in range(600)])
+def test_an_interrupted_dump_is_asked_again_or_said(
+    netns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links added and removed while the counters are dumped (a dump of 300 links spans
+    several datagrams): the kernel flags the dump (NLM_F_DUMP_INTR) and it is asked again;
+    when every attempt is flagged the read says so. Never a half-read table."""
+    _ip_batch(netns, [f"link add vm-y{i} type bridge" for i in range(300)])
+    everyone = {f"vm-y{i}" for i in range(300)}
+    changing = f"cannot read links in netns '{netns}': the links kept changing"
+    flapper = subprocess.Popen([IP, "-n", netns, "-batch", "-"], stdin=subprocess.PIPE, text=True)
     stop = threading.Event()
 
     def flap() -> None:
-        while not stop.is_set():
-            _ip_batch(netns, ["link add vm-flap type bridge", "link del vm-flap"] * 50)
+        assert flapper.stdin is not None
+        while not stop.wait(0.002):
+            flapper.stdin.write("link add vm-flap type bridge\nlink del vm-flap\n")
+            flapper.stdin.flush()
 
-    flapper = threading.Thread(target=flap, daemon=True)
+    flapping = threading.Thread(target=flap, daemon=True)
     reader = LinkReader(netns)
     try:
-        assert reader.read([]).error is None
-        flapper.start()
-        tables = [reader.read([]) for _ in range(60)]
+        assert everyone <= set(reader.read([]).links)
+        assert reader._links is not None
+        counts = reader._links.counts
+        flapping.start()
+        for _ in range(100):  # asked again: each read whole, or (rarely) the reason
+            table = reader.read([])
+            assert table.error == changing if table.error else everyone <= set(table.links)
+            if counts.interrupted:
+                break
+        assert counts.interrupted > 0, "the kernel never flagged a dump: nothing was tested"
+        monkeypatch.setattr(rtnl, "MAX_DUMP_ATTEMPTS", 1)  # the first flag is the last
+        errors = []
+        for _ in range(100):
+            table = reader.read([])
+            if table.error:
+                errors.append(table.error)
+                break
+            assert everyone <= set(table.links)
+        assert errors == [changing]
+        stop.set()
+        flapping.join(10)
+        assert flapper.stdin is not None
+        flapper.stdin.close()
+        assert flapper.wait(30) == 0
+        table = reader.read([])  # the links stopped changing: read afresh, whole
+        assert table.error is None and everyone <= set(table.links)
     finally:
         stop.set()
-        flapper.join(30)
+        flapping.join(10)
+        assert flapper.stdin is not None
+        if not flapper.stdin.closed:
+            flapper.stdin.close()
+        flapper.wait(30)
         reader.close()
-    for table in tables:
-        if table.error is None:
-            assert {f"vm-y{i}" for i in range(600)} <= set(table.links)
-        else:
-            assert table.error in (
-                f"cannot read links in netns '{netns}': the links kept changing",
-            ), table.error
-    assert reader._links is not None and reader._links.counts.interrupted > 0
