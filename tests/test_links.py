@@ -129,6 +129,27 @@ def test_a_namespace_is_dumped_once_then_followed(netns: str) -> None:
         reader.close()
 
 
+def test_a_fresh_process_reads_at_once_while_pyroute2_is_still_importing(netns: str) -> None:
+    """A reader starts importing pyroute2 in a thread; a read at once meets that import
+    half-way and must wait for it (pyroute2's modules import each other), not fail."""
+    code = (
+        "from tui.host.links import LinkReader, read_links_netns\n"
+        f"reader = LinkReader({netns!r})\n"
+        "print(reader.read([]).error)\n"
+        f"print(sorted(read_links_netns({netns!r})))\n"
+        "reader.close()\n"
+    )
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert result.stdout.splitlines() == ["None", "['lo']"], result.stderr
+
+
 def test_one_socket_across_polls_and_threads(netns: str) -> None:
     _ip("-n", netns, "tuntap", "add", "vm-t0", "mode", "tap")
     reader = LinkReader(netns)

@@ -129,6 +129,13 @@ def _netns_identity(netns: str) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def _import_rtnl() -> None:
+    from tui.host.rtnl import import_pyroute2
+
+    with contextlib.suppress(Exception):  # a broken install: the first read says why
+        import_pyroute2()
+
+
 class LinkReader:
     """Links for the long-running monitor, one read per poll (``read``).
 
@@ -138,14 +145,20 @@ class LinkReader:
     counters. A namespace that was deleted is reported as missing at the next read (and its
     socket dropped); one replaced under the same name (a new inode) is entered again. Any
     error drops the socket, so the next read starts afresh. Safe to call from any thread.
+
+    pyroute2 takes 0.15-0.6 s to import: for another namespace a thread starts importing it
+    at once, while the app starts and systemd is asked, so the first poll does not wait for
+    all of it (a read meanwhile waits for the rest: ``rtnl.import_pyroute2``).
     """
 
     def __init__(self, netns: str | None, *, timeout: float = 5.0) -> None:
         self.netns = netns
         self.timeout = timeout
-        self._links: NamespaceLinks | None = None  # made on first use (imports pyroute2)
+        self._links: NamespaceLinks | None = None  # made on first use
         self._identity: tuple[int, int] | None = None
         self._lock = threading.Lock()
+        if netns:
+            threading.Thread(target=_import_rtnl, name="mvtui-import-pyroute2", daemon=True).start()
 
     def read(self, names: list[str]) -> LinkTable:
         """The links (all of the namespace, or the NAMES in ours); errors as ``error``."""
@@ -174,7 +187,7 @@ class LinkReader:
             ) from exc
         if self._links is None or identity != self._identity:
             self._drop()
-            from tui.host.rtnl import NamespaceLinks  # imports pyroute2: 0.15-0.6 s, once
+            from tui.host.rtnl import NamespaceLinks
 
             self._links = NamespaceLinks(netns, timeout=self.timeout)
             self._identity = identity

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import threading
 from typing import Any
 
 from tui.host.hostloop import HostLoop, HostLoopError, host_loop
@@ -42,6 +43,16 @@ class Counts:
     full_dumps: int = 0  # sockets opened and the links dumped in full
     interrupted: int = 0  # dump attempts the kernel flagged NLM_F_DUMP_INTR (asked again)
     notifications: int = 0  # link notifications applied
+
+
+_import_lock = threading.Lock()
+
+
+def import_pyroute2() -> None:
+    """Import pyroute2, one thread at a time: its modules import each other, and two threads
+    importing it at once can meet a half-made module ("partially initialized module")."""
+    with _import_lock:
+        import pyroute2  # noqa: F401  (its __init__ imports all of it: 0.15-0.6 s)
 
 
 class DumpInterrupted(Exception):
@@ -245,6 +256,7 @@ class NamespaceLinks:
 
     def _open(self) -> dict[str, Link]:
         try:
+            import_pyroute2()
             from pyroute2.netlink import NETLINK_ROUTE
             from pyroute2.netns import create_socket
         except ImportError as exc:  # pragma: no cover - a broken install
