@@ -133,8 +133,12 @@ def test_a_fresh_process_reads_at_once_while_pyroute2_is_still_importing(netns: 
     """A reader starts importing pyroute2 in a thread; a read at once meets that import
     half-way and must wait for it (pyroute2's modules import each other), not fail."""
     code = (
+        "import sys\n"
+        "import tui.host.rtnl\n"  # (not pyroute2 itself)
         "from tui.host.links import LinkReader, read_links_netns\n"
         f"reader = LinkReader({netns!r})\n"
+        "while 'pyroute2' not in sys.modules:\n"  # the reader's thread has begun importing
+        "    pass\n"
         "print(reader.read([]).error)\n"
         f"print(sorted(read_links_netns({netns!r})))\n"
         "reader.close()\n"

@@ -165,7 +165,7 @@ class _Session:
                         self.entries.pop(msg["index"], None)
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # e.g. ENOBUFS: notifications were lost; start afresh
+        except Exception as exc:  # e.g. ENOBUFS: notifications were lost; start afresh
             self.failure = exc
 
     async def counters(self) -> dict[str, Link]:
@@ -246,7 +246,7 @@ class NamespaceLinks:
         except LinkReadError:
             self.close()
             raise
-        except BaseException as exc:
+        except (Exception, asyncio.CancelledError) as exc:  # the loop closing cancels it
             self.close()
             raise LinkReadError(self._reason(exc)) from exc
 
@@ -300,8 +300,6 @@ class NamespaceLinks:
         return loop.run(coro, self.timeout + 1.0)
 
     def _reason(self, exc: BaseException) -> str:
-        from pyroute2.netlink.exceptions import NetlinkError
-
         where = f"cannot read links in netns '{self.netns}'"
         if isinstance(exc, FileNotFoundError):
             return f"network namespace '{self.netns}' does not exist"
@@ -311,13 +309,14 @@ class NamespaceLinks:
             return f"{where}: the links kept changing"
         if isinstance(exc, TimeoutError):  # asyncio's and the host loop's
             return f"{where}: no answer within {self.timeout:.1f} s"
-        if isinstance(exc, NetlinkError):
-            return f"{where}: {os.strerror(exc.code) if exc.code > 0 else exc}"
+        code = getattr(exc, "code", None)  # pyroute2's NetlinkError: an errno in ``code``
+        if isinstance(code, int) and code > 0 and not isinstance(exc, OSError):
+            return f"{where}: {os.strerror(code)}"
         if isinstance(exc, OSError):
             text = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
             return f"{where}: {text}"
-        if isinstance(exc, HostLoopError):
-            return f"{where}: {exc}"
+        if isinstance(exc, asyncio.CancelledError):
+            return f"{where}: the host loop stopped"
         return f"{where}: {str(exc) or type(exc).__name__}"
 
     def _close_session(self, session: _Session) -> None:
