@@ -99,15 +99,18 @@ def test_a_namespace_is_dumped_once_then_followed(netns: str) -> None:
         # Changes the kernel notifies: a new link, a link leaving its bridge and going up, a
         # link renamed, a link removed. The next read sees them all without a second dump.
         _ip("-n", netns, "link", "add", "vm-d1", "type", "bridge")
-        _ip("-n", netns, "link", "set", "vm-t0", "nomaster")
+        _ip("-n", netns, "tuntap", "add", "vm-t1", "mode", "tap")
+        _ip("-n", netns, "link", "set", "vm-t1", "master", "br-t")  # and a bridge port's own
+        _ip("-n", netns, "link", "set", "vm-t0", "nomaster")  # (partial) AF_BRIDGE ones
         _ip("-n", netns, "link", "set", "lo", "up")
         _ip("-n", netns, "link", "set", "br-t", "name", "br-u")
         _ip("-n", netns, "link", "del", "vm-d1")
         _ip("-n", netns, "link", "add", "vm-d2", "type", "bridge")
         after = reader.read([])
         assert after.error is None
-        assert set(after.links) == {"lo", "vm-t0", "br-u", "vm-d2"}
+        assert set(after.links) == {"lo", "vm-t0", "vm-t1", "br-u", "vm-d2"}
         assert after.links["vm-t0"].master is None
+        assert (after.links["vm-t1"].kind, after.links["vm-t1"].master) == ("tun", "br-u")
         assert after.links["lo"].oper_state == "UNKNOWN"  # loopback has no carrier state
         assert after.links["vm-d2"].kind == "bridge"
         assert reader._links is not None and reader._links.counts.full_dumps == 1
