@@ -1,5 +1,8 @@
 """What reading the links costs the monitor: ``LinkReader.read`` in a network namespace of
 taps (as the lab's, or a host's whose taps live in a netns), and in our own namespace (sysfs).
+For comparison, when the code has it (``tui.host.rtnl``): a held pyroute2 socket that dumps
+every link in full each read (what the reader does once, then follows the links instead), and
+a one-off read each time (a new socket made in the namespace: pyroute2 forks for it).
 
 Usage (root: it makes a namespace of its own, removed at the end):
     python bench/links.py [--taps 12] [--polls 200]
@@ -25,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tui.host.links import LinkReader  # noqa: E402
+from tui.host.links import Link, LinkReader, LinkReadError, LinkTable  # noqa: E402
 
 IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "/sbin/ip"
 
@@ -58,7 +61,49 @@ def children() -> int:
     return count
 
 
-def measure(label: str, reader: LinkReader, names: list[str], polls: int) -> None:
+class FullDumps:
+    """For comparison: one held pyroute2 ``AsyncIPRoute`` in the namespace (on the host loop)
+    that dumps every link in full each read; or (ONE_OFF) a one-off read each time
+    (``NamespaceLinks(follow=False)``: a socket made, which forks, a dump, closed)."""
+
+    def __init__(self, netns: str, one_off: bool) -> None:
+        from tui.host import rtnl
+        from tui.host.hostloop import host_loop
+
+        self.rtnl, self.loop, self.netns, self.one_off = rtnl, host_loop(), netns, one_off
+        self.ipr = None
+
+    async def _dump(self) -> dict[str, Link]:
+        from pyroute2 import AsyncIPRoute
+
+        if self.ipr is None:
+            self.ipr = AsyncIPRoute(netns=self.netns, flags=0)
+        entries = {}
+        for msg in [m async for m in await self.ipr.link("dump")]:
+            index, link, master = self.rtnl.link_from_message(msg)
+            entries[index] = (link, master)
+        return self.rtnl.links_by_name(entries)
+
+    def read(self, names: list[str]) -> LinkTable:
+        try:
+            if self.one_off:
+                links = self.rtnl.NamespaceLinks(self.netns, follow=False).read()
+            else:
+                links = self.loop.run(self._dump(), 10)
+            return LinkTable(links=links, t=time.monotonic())
+        except LinkReadError as exc:
+            return LinkTable(error=str(exc), t=time.monotonic())
+
+    async def _close(self) -> None:
+        if self.ipr is not None:
+            self.ipr.close()
+
+    def close(self) -> None:
+        self.loop.run(self._close(), 10)
+
+
+def measure(label: str, reader: LinkReader | FullDumps, names: list[str], polls: int) -> None:
+    """Time READER's first read and POLLS reads after it."""
     before = (fds(), children())
     c0, t0 = cpu_s(), time.perf_counter()
     first = reader.read(names)
@@ -106,6 +151,16 @@ def main() -> None:
             measure(f"netns, {args.taps} taps + bridge", reader, taps, args.polls)
         finally:
             reader.close()
+        alternatives = (("... held, full dump a read", False), ("... one-off read each", True))
+        for label, one_off in alternatives:
+            try:
+                full = FullDumps(netns, one_off)
+            except ImportError:  # code before tui.host.rtnl
+                break
+            try:
+                measure(label, full, taps, args.polls // 4 if one_off else args.polls)
+            finally:
+                full.close()
         own = LinkReader(None)
         try:
             measure("own namespace (sysfs), lo", own, ["lo"], args.polls)
