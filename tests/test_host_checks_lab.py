@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -80,3 +81,87 @@ def test_leftovers_are_found_and_cleaned(lab, wait_for) -> None:  # type: ignore
         for name in ("ghost", "booted-ghost"):
             (settings.gcroots_dir / name).unlink(missing_ok=True)
         subprocess.run(["ip", "-n", lab.netns, "link", "del", "vm-ghost"], check=False)
+
+
+NOTIFY = (
+    'import os, socket, time; a = os.environ["NOTIFY_SOCKET"]; '
+    "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+    's.sendto(b"READY=1", chr(0) + a[1:] if a[0] == "@" else a); time.sleep(600)'
+)
+
+
+def _script(path, text: str) -> None:  # type: ignore[no-untyped-def]
+    path.write_text("#!/bin/sh\n" + text + "\n")
+    path.chmod(0o755)
+
+
+def test_a_virtiofs_source_replaced_under_its_running_virtiofsd(lab, wait_for) -> None:  # type: ignore[no-untyped-def]
+    """A VM with a virtiofs share whose microvm-virtiofsd@ unit runs a stand-in virtiofsd (the
+    lab has none): a process of that unit holding the source directory, as virtiofsd does.
+    The source is then replaced by a new directory (a sops-nix generation switch)."""
+    settings = lab.settings
+    vm_dir = settings.state_dir / "fsvm"
+    runner = vm_dir / "runner"
+    source = lab.root / "fsvm-secrets"
+    source.mkdir()
+    share = runner / "share" / "microvm"
+    (share / "virtiofs" / "secrets").mkdir(parents=True)
+    (share / "hypervisor").write_text("qemu\n")
+    (share / "virtiofs" / "secrets" / "source").write_text(f"{source}\n")
+    (share / "virtiofs" / "secrets" / "socket").write_text("fsvm-virtiofs-secrets.sock\n")
+    (runner / "bin").mkdir()
+    _script(runner / "bin" / "microvm-run", "exec /bin/sleep 600")
+    # Like virtiofsd: hold the directory, tell systemd it is ready (Type=notify), serve.
+    _script(runner / "bin" / "virtiofsd-run", f"cd {source} && exec {sys.executable} -c '{NOTIFY}'")
+    (vm_dir / "current").symlink_to("runner")
+    try:
+        started = lab.manager.systemctl("start", "microvm@fsvm.service", check=False)
+        if started.returncode != 0:
+            journal = subprocess.run(
+                [
+                    "journalctl",
+                    f"--directory={lab.journal_dir}",
+                    "-n",
+                    "30",
+                    "--no-pager",
+                    "-u",
+                    "microvm-virtiofsd@fsvm.service",
+                    "-u",
+                    "microvm-set-booted@fsvm.service",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            manager = lab.manager.systemctl(
+                "list-units", "--all", "--no-pager", "*fsvm*", check=False
+            ).stdout
+            manager += lab.manager.systemctl(
+                "status", "--no-pager", "microvm-virtiofsd@fsvm.service", check=False
+            ).stdout
+            pytest.fail(f"{started.stderr}\n{journal.stdout}\n{manager}")
+        (fsvm,) = [vm for vm in list_vms(settings).vms if vm.name == "fsvm"]
+        assert [(s.tag, s.proto, s.source) for s in fsvm.shares] == [
+            ("secrets", "virtiofs", str(source))
+        ]
+        helper = {h.name: h.active for h in fsvm.helper_units}
+        assert helper.get("microvm-virtiofsd@fsvm.service") == "active", helper
+        report = _checks(lab)
+        assert not [f for f in report.findings if f.kind is CheckKind.VIRTIOFS_REPLACED]
+        source.rename(lab.root / "fsvm-secrets.old")
+        source.mkdir()
+        found = [f for f in _checks(lab).findings if f.kind is CheckKind.VIRTIOFS_REPLACED]
+        assert [f.vm for f in found] == ["fsvm"]
+        assert "'secrets'" in found[0].message and "restart the VM" in found[0].fix
+        # A restart hands virtiofsd the new directory: the problem is gone.
+        lab.manager.systemctl("restart", "microvm-virtiofsd@fsvm.service")
+        wait_for(
+            lambda: not [f for f in _checks(lab).findings if f.kind is CheckKind.VIRTIOFS_REPLACED]
+        )
+    finally:
+        lab.manager.systemctl(
+            "stop", "microvm@fsvm.service", "microvm-virtiofsd@fsvm.service", check=False
+        )
+        shutil.rmtree(vm_dir, ignore_errors=True)
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.rmtree(lab.root / "fsvm-secrets.old", ignore_errors=True)
