@@ -25,9 +25,9 @@ from tests.test_actions_support import (
     write_flake,
 )
 from tui.host.actions import operations as ops
-from tui.host.actions.deploy import DeploySource, deploy, latest_build
+from tui.host.actions.deploy import deploy, latest_build
 from tui.host.actions.errors import CommandFailed, Refused
-from tui.host.settings import HostSettings
+from tui.host.settings import DeploySource, HostSettings
 
 pytestmark = pytest.mark.skipif(shutil.which("nix") is None, reason="needs nix")
 NIX = ["nix", *NIX_OPTIONS]

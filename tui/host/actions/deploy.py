@@ -14,10 +14,6 @@ import contextlib
 import json
 import os
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass
 
 from tui.host.actions import nix
 from tui.host.actions.cancel import CancelToken
@@ -35,7 +31,7 @@ from tui.host.actions.operations import (
     install_runner,
 )
 from tui.host.actions.symlinks import read_link, temp_name
-from tui.host.settings import HostSettings
+from tui.host.settings import DeploySource, HostSettings
 from tui.host.text import sanitise
 
 # A store path: the hash in nix's base-32 alphabet, a name of the characters nix allows.
@@ -43,15 +39,6 @@ STORE_PATH = re.compile(r"/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\Z
 MAX_JSON_BYTES = 1 << 20
 HTTP_TIMEOUT = 10.0
 COPY_TIMEOUT = 3600.0
-
-
-@dataclass(frozen=True)
-class DeploySource:
-    """Where deploys come from (``[deploy]`` in the config)."""
-
-    cache: str | None = None  # a binary cache URL for `nix copy --from`
-    hydra_url: str | None = None  # a URL template, {name} replaced, answering Hydra's JSON
-    check_sigs: bool = True
 
 
 def store_path_problem(path: str) -> str | None:
@@ -64,6 +51,9 @@ def latest_build(template: str, name: str, timeout: float = HTTP_TIMEOUT) -> str
     """The out path of the latest build of NAME's runner: TEMPLATE with {name} replaced is
     fetched (http or https only) and its JSON's ``buildoutputs.out.path`` read. The answer is
     untrusted: bounded, its shape checked, the path validated. Raises Refused."""
+    import urllib.error  # here: only a deploy needs an HTTP client
+    import urllib.request
+
     url = template.replace("{name}", urllib.parse.quote(name, safe=""))
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise Refused(f"the build URL must be http or https: {sanitise(url, 200)}")
