@@ -150,7 +150,7 @@ def test_deploy_from_a_signed_cache_through_hydras_json(
     hydra["/job/web/latest"] = {"buildoutputs": {"out": {"path": new}}, "id": 7}
     source = DeploySource(cache=cache["signed"], hydra_url=str(hydra["url"]))
     lines: list[str] = []
-    outcome = deploy(settings, "web", source, ops.Reporter(log=lines.append))
+    outcome = deploy(settings, "web", ops.Reporter(log=lines.append), source=source)
     assert outcome.changed and outcome.out_path == new
     assert links(vm_dir) == {"current": new, "old": before}
     assert os.path.isfile(os.path.join(new, "bin", "microvm-run"))  # really copied back
@@ -158,7 +158,7 @@ def test_deploy_from_a_signed_cache_through_hydras_json(
     assert any(line.startswith("diff: ") for line in lines)
     assert "deployed web" in outcome.message
     # Deploying it again changes nothing.
-    again = deploy(settings, "web", source, store_path=new)
+    again = deploy(settings, "web", source=source, store_path=new)
     assert not again.changed and links(vm_dir) == {"current": new, "old": before}
 
 
@@ -170,12 +170,12 @@ def test_an_unsigned_path_is_refused_with_nixs_reason(
     before = links(vm_dir)
     new = _prebuilt(flake, "3", cache["unsigned"])
     with pytest.raises(CommandFailed) as failed:
-        deploy(settings, "web", DeploySource(cache=cache["unsigned"]), store_path=new)
+        deploy(settings, "web", source=DeploySource(cache=cache["unsigned"]), store_path=new)
     assert "signature" in str(failed.value) + failed.value.details
     assert links(vm_dir) == before and not os.path.exists(new)
     # Only the admin's own setting passes --no-check-sigs.
     source = DeploySource(cache=cache["unsigned"], check_sigs=False)
-    assert deploy(settings, "web", source, store_path=new).out_path == new
+    assert deploy(settings, "web", source=source, store_path=new).out_path == new
 
 
 @pytest.mark.parametrize(
@@ -202,4 +202,4 @@ def test_a_missing_job_and_a_typed_non_store_path(
     with pytest.raises(Refused, match="answered 404"):
         latest_build(str(hydra["url"]), "nosuch")
     with pytest.raises(Refused, match="not a store path"):
-        deploy(settings, "web", DeploySource(cache="file:///x"), store_path="/tmp/evil")
+        deploy(settings, "web", source=DeploySource(cache="file:///x"), store_path="/tmp/evil")

@@ -35,7 +35,9 @@ def test_deploy_what_ci_published(lab) -> None:  # type: ignore[no-untyped-def]
     assert published != before and not os.path.exists(published)
     try:
         lines: list[str] = []
-        outcome = deploy(settings.host, "idle", settings.deploy, ops.Reporter(log=lines.append))
+        outcome = deploy(
+            settings.host, "idle", ops.Reporter(log=lines.append), source=settings.deploy
+        )
         assert outcome.changed and os.readlink(vm_dir / "current") == published
         assert os.readlink(vm_dir / "old") == before
         assert "lab.ci-build=42" in (vm_dir / "current" / "bin" / "microvm-run").read_text()

@@ -129,10 +129,10 @@ def resolve_path(name: str, source: DeploySource, store_path: str | None) -> str
 def deploy(
     settings: HostSettings,
     name: str,
-    source: DeploySource,
     reporter: Reporter | None = None,
     cancel: CancelToken | None = None,
     *,
+    source: DeploySource,
     store_path: str | None = None,
     restart: bool = False,
 ) -> Outcome:
