@@ -5,6 +5,8 @@ lab shows none of them."""
 
 from __future__ import annotations
 
+import grp
+import os
 import shutil
 import subprocess
 import sys
@@ -165,3 +167,63 @@ def test_a_virtiofs_source_replaced_under_its_running_virtiofsd(lab, wait_for) -
         shutil.rmtree(vm_dir, ignore_errors=True)
         shutil.rmtree(source, ignore_errors=True)
         shutil.rmtree(lab.root / "fsvm-secrets.old", ignore_errors=True)
+
+
+def test_a_loop_device_volume_the_vms_user_cannot_open(lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The FAQ's case: a volume on a block device (a real loop device, mode 0660) and a
+    unit whose User= (here nobody; microvm on NixOS) is not in the disk group."""
+    settings = lab.settings
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * (1 << 20))
+    loop = subprocess.run(
+        ["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    vm_dir = settings.state_dir / "blkvm"
+    runner = vm_dir / "runner"
+    (runner / "share" / "microvm").mkdir(parents=True)
+    (runner / "share" / "microvm" / "hypervisor").write_text("qemu\n")
+    (runner / "bin").mkdir()
+    qemu = shutil.which("qemu-system-x86_64")
+    _script(
+        runner / "bin" / "microvm-run",
+        f"exec {qemu} -S -nographic -nodefaults -drive id=vda,format=raw,file={loop},if=none",
+    )
+    (vm_dir / "current").symlink_to("runner")
+    dropin = lab.manager.unit_dir / "microvm@blkvm.service.d"
+    dropin.mkdir(parents=True)
+    (dropin / "user.conf").write_text("[Service]\nUser=nobody\n")
+    lab.manager.systemctl("daemon-reload")
+    try:
+        lab.manager.systemctl("start", "--no-block", "microvm@blkvm.service")
+
+        def found() -> list:  # type: ignore[type-arg]
+            return [
+                f
+                for f in _checks(lab).findings
+                if f.kind is CheckKind.BLOCK_DEVICE_ACCESS and f.vm == "blkvm"
+            ]
+
+        (finding,) = wait_for_value(found)
+        assert loop in finding.message and "nobody cannot read and write" in finding.message
+        # udev makes loop devices root:disk; without udev (this sandbox) they stay root:root.
+        group = grp.getgrgid(os.stat(loop).st_gid).gr_name
+        assert f'users.users.nobody.extraGroups = [ "{group}" ]' in finding.fix
+        # The lab's own VMs' volumes are image files: nothing said about them.
+        assert not [
+            f
+            for f in _checks(lab).findings
+            if f.kind is CheckKind.BLOCK_DEVICE_ACCESS and f.vm != "blkvm"
+        ]
+    finally:
+        lab.manager.systemctl("stop", "microvm@blkvm.service", check=False)
+        lab.manager.systemctl("reset-failed", "microvm@blkvm.service", check=False)
+        shutil.rmtree(dropin, ignore_errors=True)
+        lab.manager.systemctl("daemon-reload", check=False)
+        shutil.rmtree(vm_dir, ignore_errors=True)
+        subprocess.run(["losetup", "-d", loop], check=False)
+
+
+def wait_for_value(fn):  # type: ignore[no-untyped-def]
+    from tests.conftest import wait_for
+
+    return wait_for(fn, timeout=30)
