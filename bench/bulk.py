@@ -59,7 +59,8 @@ def restart_all(lab: Lab, vms: list, concurrency: int) -> float:  # type: ignore
         raise SystemExit(f"the bulk restart failed: {done.result}")
     boot = wait_booted(lab, [vm.name for vm in vms], since)
     print(
-        f"  concurrency {concurrency}: {took:.1f} s ({done.result}); guests booted {boot:.0f} s later"
+        f"  concurrency {concurrency}: {took:.1f} s ({done.result});"
+        f" guests booted {boot:.0f} s later"
     )
     return took
 
