@@ -52,6 +52,7 @@ def scopes() -> dict[str, list[Scoped]]:
     from textual.widgets import Tabs
 
     from tui.app import MicroVMApp
+    from tui.screens.checks import ChecksScreen
     from tui.screens.console import ConsoleScreen
     from tui.screens.help import HelpScreen
     from tui.screens.jobs import JobsScreen
@@ -76,6 +77,7 @@ def scopes() -> dict[str, list[Scoped]]:
         "the help screen": [*app_priority, *of(HelpScreen)],
         "the logs view": [*app, *of(LogsScreen, LogView)],
         "the console": [*app_priority, *of(ConsoleScreen)],
+        "the host checks": [*app_priority, *of(ChecksScreen)],
     }
 
 
