@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lab up in {time.monotonic() - t0:.1f}s: {lab.root}")
             print(f"config: {lab.config_path}")
             print(f"run:    microvm-tui --config {lab.config_path}")
+            print(f"ssh:    ssh {' '.join(lab.sshd.ssh_args())}")
         elif args.command == "down":
             lab.down()
             print(f"lab down: {lab.root}")

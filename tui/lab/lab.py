@@ -22,6 +22,7 @@ from tui.host.settings import HostSettings
 from tui.lab import flake, guest, guest_journal, netns, nix, systemd
 from tui.lab.config import write_config
 from tui.lab.prereq import missing_prerequisites
+from tui.lab.sshd import LabSshd
 from tui.lab.vms import UPLINK, VmSpec, default_vms, guest_journal_source
 
 log = logging.getLogger("tui.lab")
@@ -62,6 +63,8 @@ class Lab:
             log_path=self.root / "manager.log",
             journal_dir=self.journal_dir,
         )
+        # The lab host's OpenSSH server on loopback (``ssh -F LAB/ssh/ssh_config lab-HASH``).
+        self.sshd = LabSshd(self.root / "ssh", alias=f"lab-{digest}")
 
     # --- public API -------------------------------------------------------------------------
 
@@ -189,6 +192,8 @@ class Lab:
         step("waiting for the guests to boot")
         self._wait_booted([s.name for s in booting if not s.serial_socket], since, deadline)
         write_config(self.config_path, self.settings)
+        step("starting the lab host's sshd")
+        self.sshd.start()
         step("up")
 
     def down(self) -> None:
@@ -201,6 +206,7 @@ class Lab:
 
     def _down(self) -> None:
         t0 = time.monotonic()
+        self.sshd.stop()
         self.manager.stop()
         log.info("%5.1fs manager and VMs stopped", time.monotonic() - t0)
         self._kill_netns_processes()
@@ -250,6 +256,8 @@ class Lab:
             "netns": self.netns,
             "netns_exists": self.netns in netns.list_netns(),
             "manager_pid": pid,
+            "sshd_pid": self.sshd.pid(),
+            "ssh": ["ssh", *self.sshd.ssh_args()],
             "gcroots_dir": str(self.gcroots_dir),
             "vms": vms,
         }
