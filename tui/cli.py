@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.logs_cli import add_parser as add_logs_parser
 
     _common(add_logs_parser(sub), argparse.SUPPRESS)
+    agent = sub.add_parser(
+        "agent", help="the host side of `--host`: snapshots as JSON lines on stdin/stdout"
+    )
+    _common(agent, argparse.SUPPRESS)
     lab = sub.add_parser("lab", help="a throwaway microvm.nix host for demos and tests")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     return parser
@@ -225,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(settings, args.json)
         except BrokenPipeError:  # `microvm-tui list | head`
             return 0
+    if args.command == "agent":
+        from tui.agent.server import run_agent
+
+        return run_agent(settings)
     if args.command == "logs":
         from tui.logs_cli import cmd_logs
 
