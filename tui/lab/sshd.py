@@ -36,6 +36,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _keygen(path: Path, comment: str) -> None:
     if path.exists():
         return
@@ -181,7 +191,10 @@ class LabSshd:
         public = (self.client_key.with_name(self.client_key.name + ".pub")).read_text()
         self.authorized_keys.write_text(public)
         self.authorized_keys.chmod(0o600)
-        port = _free_port()
+        # The same port as before when it is free: a host that comes back keeps its address.
+        port = self.port()
+        if port is None or not _port_free(port):
+            port = _free_port()
         self.port_file.write_text(f"{port}\n")
         host_pub = self.host_key.with_name(self.host_key.name + ".pub").read_text().split()
         self.known_hosts.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
