@@ -306,10 +306,8 @@ class RemoteSource:
                 return got
             kind = message["type"]
             if kind == "error":
-                with self._cond:
-                    self.agent_error = protocol.message_text(message)
-                    self._errors += 1
-                    self._cond.notify_all()
+                # Said when no snapshot follows in time; the session goes on.
+                self.agent_error = protocol.message_text(message)
                 continue
             if kind != "snapshot":
                 raise protocol.ProtocolError(f"a second {kind} message")

@@ -1,0 +1,192 @@
+"""RemoteSource (tui/agent/client.py) over real ssh to a real sshd on loopback (the lab's
+LabSshd, without the rest of the lab): the real agent's snapshots arrive; a wrong key, a
+changed host key, a missing agent, an unreachable host, a silent or hostile agent (FakeAgent:
+tests/fixtures/agent/fake_agent.py) each give one line and never a crash; the host comes back
+by itself."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import lab_root, wait_for
+from tui.agent.client import RemoteHostError, RemoteSource
+from tui.agent.hosts import RemoteHost
+from tui.agent.protocol import app_version
+from tui.host.text import is_clean
+from tui.lab.sshd import SSH_KEYGEN, LabSshd
+
+REPO = Path(__file__).resolve().parent.parent
+FAKE = REPO / "tests" / "fixtures" / "agent" / "fake_agent.py"
+
+
+@pytest.fixture(scope="module")
+def sshd() -> Iterator[LabSshd]:
+    if os.geteuid() != 0:
+        pytest.skip("the lab's sshd needs root (/run/sshd, root login)")
+    root = lab_root("mvtui-remote-")
+    server = LabSshd(root / "ssh", alias="remote-test")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+def real_agent(state_dir: Path) -> str:
+    return (
+        f"cd {shlex.quote(str(REPO))} && exec {sys.executable} -m tui --state-dir {state_dir} agent"
+    )
+
+
+def fake_agent(mode: str) -> str:
+    return f"exec {sys.executable} {FAKE} {mode}"
+
+
+def source(sshd: LabSshd, agent: str, ssh: list[str] | None = None, **kw) -> RemoteSource:
+    host = RemoteHost("h", tuple(ssh or sshd.ssh_args()), agent)
+    kw.setdefault("interval", 0.2)
+    kw.setdefault("persist", "no")
+    return RemoteSource(host, **kw)
+
+
+def poll_error(src: RemoteSource, timeout: float = 40) -> str:
+    """The host's reason once poll raises (polls that still return snapshots are skipped)."""
+
+    def failed() -> str | None:
+        try:
+            src.poll()
+        except RemoteHostError as exc:
+            return exc.reason
+        return None
+
+    reason = wait_for(failed, timeout, what="the host's error")
+    assert "\n" not in reason and is_clean(reason)
+    return reason
+
+
+def test_the_real_agent_over_ssh(sshd: LabSshd, tmp_path: Path) -> None:
+    (tmp_path / "alpha").mkdir()
+    src = source(sshd, real_agent(tmp_path))
+    try:
+        snap = src.poll()
+        assert [vm.name for vm in snap.inventory.vms] == ["alpha"]
+        assert snap.hostname == os.uname().nodename
+        assert src.hello is not None and src.read_only is None and src.connected
+        (tmp_path / "beta").mkdir()
+        wait_for(
+            lambda: "beta" in [vm.name for vm in src.poll().inventory.vms],
+            30,
+            what="beta over the patches",
+        )
+        assert src.sessions == 1
+    finally:
+        src.close()
+
+
+def test_wrong_key_is_ssh_reason(sshd: LabSshd, tmp_path: Path) -> None:
+    key = tmp_path / "other"
+    subprocess.run([str(SSH_KEYGEN), "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = tmp_path / "ssh_config"
+    config.write_text(sshd.ssh_config.read_text().replace(str(sshd.client_key), str(key)))
+    src = source(sshd, real_agent(tmp_path), ["-F", str(config), sshd.alias])
+    try:
+        assert poll_error(src) == "root@127.0.0.1: Permission denied (publickey)."
+    finally:
+        src.close()
+
+
+def test_changed_host_key_is_ssh_reason(sshd: LabSshd, tmp_path: Path) -> None:
+    key = tmp_path / "other"
+    subprocess.run([str(SSH_KEYGEN), "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port()} {kind} {blob}\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(sshd.ssh_config.read_text().replace(str(sshd.known_hosts), str(known)))
+    src = source(sshd, real_agent(tmp_path), ["-F", str(config), sshd.alias])
+    try:
+        assert poll_error(src) == (
+            f"Host key for [127.0.0.1]:{sshd.port()} has changed and you have requested "
+            "strict checking. Host key verification failed."
+        )
+    finally:
+        src.close()
+
+
+def test_missing_agent(sshd: LabSshd) -> None:
+    src = source(sshd, "/nonexistent/microvm-tui agent")
+    try:
+        reason = poll_error(src)
+        assert reason.startswith("no agent on the host: ")
+        assert "/nonexistent/microvm-tui" in reason
+    finally:
+        src.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("huge", "the agent sent a line over 8388608 bytes"),
+        ("endless", "the agent sent a line over 8388608 bytes"),
+        ("badjson", "the agent sent not JSON: "),
+        ("wrongtypes", "the agent sent inventory.vms.console.vcpu: an integer was expected"),
+        ("mismatch", "version mismatch: the agent (microvm-tui 6.6.6␛]52;c;cm0gLXJmIH4=␇"),
+        ("silent", "no message from the agent in 2 s"),
+    ],
+)
+def test_a_hostile_agent_is_one_line_and_retried(sshd: LabSshd, mode: str, expected: str) -> None:
+    src = source(sshd, fake_agent(mode), silence=2.0, backoff_max=1.0)
+    try:
+        reason = poll_error(src)
+        assert reason.startswith(expected)
+        if mode == "mismatch":
+            assert reason.endswith(
+                f"speaks protocol 99, the app (microvm-tui {app_version()}) protocol 1"
+            )
+        wait_for(lambda: src.sessions >= 2, 30, what="a retry")
+    finally:
+        src.close()
+
+
+def test_escapes_from_the_agent_never_pass(sshd: LabSshd) -> None:
+    src = source(sshd, fake_agent("escapes"))
+    try:
+        snap = src.poll()
+        assert is_clean(snap.hostname or "")
+        names = [vm.name for vm in snap.inventory.vms]
+        assert "web␛]52;c;cm0gLXJmIH4=␇␛[2J␛[31mred?gnp.exe?1m␍␊" in names
+        for vm in snap.inventory.vms:
+            for text in (vm.name, vm.flake or "", vm.hypervisor or "", *vm.problems):
+                assert is_clean(text), text
+        assert all(is_clean(k) for k in snap.samples)
+        assert is_clean(snap.inventory.systemd_error or "")
+        assert src.poll().poll_ms is not None  # patches keep coming
+        assert src.agent_error is None or is_clean(src.agent_error)
+    finally:
+        src.close()
+
+
+def test_unreachable_then_back_by_itself(sshd: LabSshd, tmp_path: Path) -> None:
+    src = source(sshd, real_agent(tmp_path), backoff_max=1.0, persist="60")
+    try:
+        src.poll()
+        port = sshd.port()
+        sshd.stop()
+        assert (
+            poll_error(src, 10) == f"ssh: connect to host 127.0.0.1 port {port}: Connection refused"
+        )
+        sshd.start()
+        assert sshd.port() == port
+        wait_for(lambda: src.connected, 30, what="the host back")
+        assert src.poll().inventory.error is None
+    finally:
+        src.close()
+        sshd.start()
