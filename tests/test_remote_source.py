@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lab_root, wait_for
+from tests.conftest import lab_root, until_in_app, wait_for
 from tui.agent.client import RemoteHostError, RemoteSource
 from tui.agent.hosts import RemoteHost
 from tui.agent.protocol import app_version
@@ -190,3 +190,49 @@ def test_unreachable_then_back_by_itself(sshd: LabSshd, tmp_path: Path) -> None:
     finally:
         src.close()
         sshd.start()
+
+
+# --- the app on a hostile agent ---------------------------------------------------------------
+
+
+async def test_the_app_on_a_hostile_agent_shows_only_clean_text(sshd: LabSshd) -> None:
+    from rich.text import Text
+
+    from tui.app import MicroVMApp
+    from tui.config import Settings
+    from tui.screens.main import MainScreen
+    from tui.widgets.host_header import HostHeader
+    from tui.widgets.vm_table import VMTable
+
+    src = source(sshd, fake_agent("escapes"), interval=0.5)
+    app = MicroVMApp(Settings(interval=0.5), src, tty_watch=False, remote="evil")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until_in_app(pilot, lambda: app.polls >= 3, 60, what="three polls")
+        table = app.main_screen.query_one(VMTable)
+        assert table.row_count == len(app.snapshot.inventory.vms) > 1
+        for key in table.rows:
+            for value in table.get_row(key):
+                text = value.plain if isinstance(value, Text) else str(value)
+                assert is_clean(text), text
+        header = app.main_screen.query_one(HostHeader).text.plain
+        assert is_clean(header, newlines=True) and "evil" in header
+        assert app.read_only_reason == "remote host evil: actions over the agent come later"
+        await pilot.press("c")  # a console would open local paths the agent named
+        await pilot.press("l")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.is_running
+
+
+async def test_the_app_on_an_agent_sending_huge_lines_says_why(sshd: LabSshd) -> None:
+    from tui.app import MicroVMApp
+    from tui.config import Settings
+    from tui.widgets.host_header import HostHeader
+
+    src = source(sshd, fake_agent("huge"), interval=0.5, backoff_max=1.0)
+    app = MicroVMApp(Settings(interval=0.5), src, tty_watch=False, remote="evil")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until_in_app(pilot, lambda: app.poll_errors >= 2, 90, what="failed polls")
+        header = app.main_screen.query_one(HostHeader).text.plain
+        assert "poll failed: h: the agent sent a line over 8388608 bytes" in header
+        assert app.is_running
