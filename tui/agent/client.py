@@ -83,6 +83,7 @@ class RemoteSource:
         self.agent_error: str | None = None  # the agent's last "poll failed"
         self.sessions = 0  # sessions started (tests and the fleet view)
         self.rtt_s: float | None = None  # from starting ssh to the agent's hello
+        self.bytes_in = 0  # protocol bytes received from the agent (all sessions)
         self._cond = threading.Condition()
         self._wire: dict[str, Any] | None = None
         self._snapshot: Snapshot | None = None
@@ -265,6 +266,7 @@ class RemoteSource:
             raise protocol.ProtocolError(f"a line over {protocol.MAX_LINE} bytes") from None
         if not line:
             raise EOFError
+        self.bytes_in += len(line)
         return protocol.decode(line, protocol.AGENT_TYPES)
 
     async def _talk(self, proc: asyncio.subprocess.Process, started: float) -> bool:

@@ -153,7 +153,11 @@ class Agent:
     def _poll_loop(self) -> None:
         from tui.source import LiveSource
 
-        source = LiveSource(self.settings.host)
+        try:
+            source = LiveSource(self.settings.host)
+        except Exception as exc:  # e.g. an unreadable cache: said in one line, the session ends
+            self.send({"type": "error", "message": f"cannot start: {sanitise(exc, 400)}"})
+            return
         last: dict[str, Any] | None = None
         seq = 0
         try:
