@@ -10,6 +10,8 @@ Printed:
   median of 3 sessions;
 - wire: protocol bytes per second from the agent over SECONDS at a 1 s interval, after the
   first (whole) snapshot, whose size is printed too; nothing changes on the lab meanwhile;
+  and what the ssh client read from its socket meanwhile (the network's bytes: encrypted,
+  after ssh's compression; its /proc/PID/io rchar, less the protocol bytes it read from us);
 - agent CPU: the agent process's CPU (user+system) over the window, % of one core, on the host;
 - app side: this process's CPU while it only polls the RemoteSource once a second (reading,
   patching, decoding, the history), and the ssh client's, % of one core.
@@ -60,6 +62,10 @@ def ssh_client(source: RemoteSource) -> psutil.Process | None:
     return psutil.Process(proc.pid) if proc is not None else None
 
 
+def bytes_read(proc: psutil.Process | None) -> int:
+    return proc.io_counters().read_chars if proc is not None else 0
+
+
 def cpu(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return t.user + t.system
@@ -85,7 +91,7 @@ def measure(lab: Lab, seconds: float) -> None:
             src.poll()
         agent = agent_process(lab)
         client = ssh_client(src)
-        b0, a0 = src.bytes_in, cpu(agent)
+        b0, a0, r0 = src.bytes_in, cpu(agent), bytes_read(client)
         c0 = cpu(client) if client else 0.0
         p0, t0 = time.process_time(), time.monotonic()
         polls = 0
@@ -94,6 +100,8 @@ def measure(lab: Lab, seconds: float) -> None:
             polls += 1
         wall = time.monotonic() - t0
         wire = (src.bytes_in - b0) / wall
+        # the ssh client also reads what we write to it (focus messages: none here)
+        network = (bytes_read(client) - r0) / wall
         agent_pct = (cpu(agent) - a0) / wall * 100
         app_pct = (time.process_time() - p0) / wall * 100
         ssh_pct = ((cpu(client) - c0) / wall * 100) if client else float("nan")

@@ -29,12 +29,28 @@ def frames() -> list:
 def test_every_recorded_frame_round_trips_through_json() -> None:
     checked = 0
     for frame in frames():
-        line = protocol.encode({"type": "snapshot", "seq": 1, "full": snapshot_to_wire(frame)})
+        wire = snapshot_to_wire(frame, exact=True)
+        line = protocol.encode({"type": "snapshot", "seq": 1, "full": wire})
         message = protocol.decode(line, protocol.AGENT_TYPES)
         back = snapshot_from_wire(message["full"])
         assert back == dataclasses.replace(frame, history={})
         checked += 1
     assert checked > 30
+
+
+def test_the_wire_shortens_floats_to_what_is_shown() -> None:
+    frame = load_frames(FIXTURES / "lab.json")[-1]
+    short = snapshot_from_wire(snapshot_to_wire(frame))
+    for name, sample in frame.samples.items():
+        got = short.samples[name]
+        for field in ("t", "cpu_pct_of_vcpus", "cpu_pct_of_host", "uptime_s"):
+            want, have = getattr(sample, field), getattr(got, field)
+            assert (want is None) == (have is None)
+            if want is not None:
+                assert abs(have - want) <= max(abs(want) * 1e-3, 0.005), (field, want, have)
+    assert codec.short_float(100.88376313004532) == 100.9
+    assert codec.short_float(2074.612455567) == 2074.61
+    assert codec.short_float(0.03459175899295722) == 0.03459
 
 
 def test_patches_carry_only_what_changed_and_rebuild_each_frame() -> None:
@@ -98,7 +114,7 @@ def test_wrong_values_are_refused_with_where(change, where: str) -> None:
 
 def test_unknown_keys_are_ignored_for_newer_agents() -> None:
     frame = load_frames(FIXTURES / "lab.json")[-1]
-    wire = snapshot_to_wire(frame)
+    wire = snapshot_to_wire(frame, exact=True)
     wire["something_new"] = {"x": 1}
     next(iter(wire["inventory"]["vms"].values()))["new_field"] = [1, 2]
     assert snapshot_from_wire(wire) == dataclasses.replace(frame, history={})
@@ -184,3 +200,4 @@ def test_version_mismatch_names_both_versions() -> None:
 def test_codec_encodes_non_finite_floats_as_null() -> None:
     assert codec.encode(float("nan")) is None
     assert codec.encode({"a": [float("inf"), 1.5]}) == {"a": [None, 1.5]}
+    assert codec.encode(float("-inf"), exact=False) is None

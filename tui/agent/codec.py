@@ -43,10 +43,21 @@ class CodecError(ValueError):
 # --- encoding ------------------------------------------------------------------------------
 
 
-def encode(value: Any) -> Any:
+def short_float(value: float) -> float | None:
+    """VALUE as the wire carries it: 4 significant digits below 1000 (a CPU %, a rate, seconds
+    of a query), hundredths above (timestamps, uptimes); what changes every poll is mostly
+    such figures, and their noise digits were most of the bytes."""
+    if not math.isfinite(value):
+        return None
+    if abs(value) >= 1000:
+        return round(value, 2)
+    return float(f"{value:.4g}")
+
+
+def encode(value: Any, exact: bool = True) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: encode(getattr(value, f.name))
+            f.name: encode(getattr(value, f.name), exact)
             for f in dataclasses.fields(value)
             if not f.metadata.get("transient")
         }
@@ -55,18 +66,21 @@ def encode(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        if exact:
+            return value if math.isfinite(value) else None
+        return short_float(value)
     if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
+        return {str(k): encode(v, exact) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [encode(v) for v in value]
+        return [encode(v, exact) for v in value]
     if isinstance(value, set | frozenset):
-        return sorted(encode(v) for v in value)
+        return sorted(encode(v, exact) for v in value)
     return value
 
 
-def snapshot_to_wire(snapshot: Snapshot) -> dict[str, Any]:
-    data = encode(dataclasses.replace(snapshot, history={}))
+def snapshot_to_wire(snapshot: Snapshot, *, exact: bool = False) -> dict[str, Any]:
+    """SNAPSHOT as the agent sends it (floats shortened unless EXACT)."""
+    data = encode(dataclasses.replace(snapshot, history={}), exact)
     del data["history"]
     inv = data["inventory"]
     inv["vms"] = {vm["name"]: vm for vm in inv["vms"]}

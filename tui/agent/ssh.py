@@ -126,6 +126,8 @@ def ssh_argv(
         "-o", "ServerAliveInterval=5",
         "-o", "ServerAliveCountMax=2",
         "-o", "LogLevel=ERROR",
+        # Snapshots are JSON with the same keys every poll: zlib takes most of the bytes off.
+        "-o", "Compression=yes",
     ]  # fmt: skip
     if control is not None:
         argv += [
