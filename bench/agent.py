@@ -111,7 +111,8 @@ def measure(lab: Lab, seconds: float) -> None:
     running = sum(1 for s in lab.specs if s.role == "running")
     print(f"lab: {vms} VMs, {running} running; {polls} snapshots in {wall:.1f} s")
     print(f"first (whole) snapshot: {full} bytes")
-    print(f"wire while idle: {wire:.0f} B/s ({wire / 1024:.2f} KiB/s)")
+    print(f"protocol while idle: {wire:.0f} B/s ({wire / 1024:.2f} KiB/s)")
+    print(f"network while idle (the ssh client's socket reads): {network:.0f} B/s")
     print(f"agent CPU on the host: {agent_pct:.2f}% of a core")
     print(f"app side: RemoteSource {app_pct:.2f}% of a core, ssh client {ssh_pct:.2f}%")
 
