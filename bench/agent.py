@@ -6,10 +6,11 @@ Without --lab a lab is brought up in a fresh dir under /var/tmp and brought down
 with --lab an existing one is used and left up.
 
 Printed:
-- first snapshot: from starting ssh (no shared connection) to the first decoded snapshot,
-  median of 3 sessions;
+- first snapshot: from starting ssh (no shared connection) to the first decoded snapshot
+  (the state dirs, before systemd answers), to the agent's hello, and to the first complete
+  snapshot, medians of 3 sessions;
 - wire: protocol bytes per second from the agent over SECONDS at a 1 s interval, after the
-  first (whole) snapshot, whose size is printed too; nothing changes on the lab meanwhile;
+  first snapshots (whose size is printed too); nothing changes on the lab meanwhile;
   and what the ssh client read from its socket meanwhile (the network's bytes: encrypted,
   after ssh's compression; its /proc/PID/io rchar, less the protocol bytes it read from us);
 - agent CPU: the agent process's CPU (user+system) over the window, % of one core, on the host;
@@ -73,19 +74,26 @@ def cpu(proc: psutil.Process) -> float:
 
 def measure(lab: Lab, seconds: float) -> None:
     host = RemoteHost("lab", tuple(lab.sshd.ssh_args()), agent_command(lab))
-    firsts = []
+    firsts, completes, hellos = [], [], []
     for _ in range(3):
         t0 = time.monotonic()
         src = RemoteSource(host, interval=1.0, persist="no")
         src.poll()
         firsts.append(time.monotonic() - t0)
+        src.poll_complete()
+        completes.append(time.monotonic() - t0)
+        hellos.append(src.rtt_s or 0.0)
         src.close()
     median = statistics.median(firsts) * 1000
     each = ", ".join(f"{f * 1000:.0f}" for f in firsts)
     print(f"first snapshot over a new ssh connection: median {median:.0f} ms ({each} ms)")
+    print(
+        f"... of which the agent's hello: median {statistics.median(hellos) * 1000:.0f} ms; "
+        f"the first complete one (systemd, sampling): {statistics.median(completes) * 1000:.0f} ms"
+    )
     src = RemoteSource(host, interval=1.0, persist="no")
     try:
-        src.poll()
+        src.poll_complete()
         full = src.bytes_in
         for _ in range(5):  # warm-up: the sampler's rates, the journal summary's first read
             src.poll()

@@ -97,7 +97,7 @@ def test_stopping_the_lab_sshd_is_unreachable_then_back_by_itself(lab: Lab) -> N
         assert said == f"ssh: connect to host 127.0.0.1 port {port}: Connection refused"
         lab.sshd.start()
         wait_for(lambda: source.connected, 30, what="the host back")
-        back = source.poll()
+        back = source.poll_complete()
         assert {vm.name for vm in back.inventory.vms} == {s.name for s in lab.specs}
         assert back.samples  # the running VMs are sampled on the lab host
     finally:

@@ -251,7 +251,7 @@ def host_listing(settings: Settings, hosts: list[RemoteHost | None]) -> list[dic
             else:
                 entry["ssh"] = list(host.ssh)
                 try:
-                    inv = sources[host.name].poll().inventory
+                    inv = sources[host.name].poll_complete().inventory
                 except RemoteHostError as exc:  # one line, sanitised
                     out.append({**entry, "error": sanitise(exc.reason)})
                     continue

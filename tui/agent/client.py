@@ -121,6 +121,15 @@ class RemoteSource:
             snapshot = self._snapshot
         return self._with_history(snapshot)
 
+    def poll_complete(self, timeout: float = FIRST_SNAPSHOT_S) -> Snapshot:
+        """The next snapshot that is not ``partial`` (the state dirs only, sent first),
+        for one look at the host (`list`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = self.poll()
+            if not snap.partial or time.monotonic() > deadline:
+                return snap
+
     def close(self) -> None:
         self._closed = True
         self._task.cancel()

@@ -160,12 +160,16 @@ class Agent:
             return
         last: dict[str, Any] | None = None
         seq = 0
+        # As the app does locally: the state dirs first (a ``partial`` snapshot, before
+        # systemd answers), then at once the poll that finishes that listing.
+        first = getattr(source, "first_look", None)
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
                 self._wake.clear()
                 try:
-                    wire = codec.snapshot_to_wire(source.poll(self.focus))
+                    snap = first() if first is not None else source.poll(self.focus)
+                    wire = codec.snapshot_to_wire(snap)
                 except Exception as exc:  # said to the app; the next poll tries again
                     self.send({"type": "error", "message": f"poll failed: {sanitise(exc, 400)}"})
                 else:
@@ -176,6 +180,9 @@ class Agent:
                         patch = codec.diff(last, wire)
                         self.send({"type": "snapshot", "seq": seq, "patch": patch})
                     last = wire
+                if first is not None:
+                    first = None
+                    continue  # the full poll at once
                 took = time.monotonic() - started
                 self._wake.wait(max(self.interval / 4, self.interval - took))
         finally:
