@@ -125,7 +125,6 @@ def ssh_argv(
         "-o", f"ConnectTimeout={max(1, round(connect_timeout))}",
         "-o", "ServerAliveInterval=5",
         "-o", "ServerAliveCountMax=2",
-        "-o", "LogLevel=ERROR",
         # Snapshots are JSON with the same keys every poll: zlib takes most of the bytes off.
         "-o", "Compression=yes",
     ]  # fmt: skip
