@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,30 +21,29 @@ from tui.host.text import sanitise
 SSH = "/usr/bin/ssh"
 MAX_REASON = 300  # characters of ssh's reason shown
 
+# Patterns as strings, compiled at first use (re's cache): the config imports this module.
 # ssh options (as -o NAME=VALUE or in a config) that would turn host-key checking off.
-_NO_HOSTKEY_CHECK = re.compile(
+_NO_HOSTKEY_CHECK = (
     r"(?i)^\s*(stricthostkeychecking\s*[=\s]\s*(no|off)"
     r"|userknownhostsfile\s*[=\s]\s*/dev/null"
     r"|userknownhostsfile\s*[=\s]\s*none)"
 )
 # Lines of ssh's stderr that are not the reason: the changed-host-key banner's advice, notices.
 _NOISE = (
-    re.compile(r"^@"),
-    re.compile(
-        r"^(IT IS POSSIBLE|Someone could be|It is also possible|Please contact|Add correct)"
-    ),
-    re.compile(r"^(The fingerprint for|SHA256:|Offending |  remove with|ssh-keygen -f)"),
-    re.compile(r"^Warning: Permanently added"),
-    re.compile(r"^Pseudo-terminal will not be allocated"),
+    r"^(@"
+    r"|IT IS POSSIBLE|Someone could be|It is also possible|Please contact|Add correct"
+    r"|The fingerprint for|SHA256:|Offending |  remove with|ssh-keygen -f"
+    r"|Warning: Permanently added"
+    r"|Pseudo-terminal will not be allocated)"
 )
-_HOSTKEY_DETAIL = re.compile(r"^(Host key for .* has changed|No \S+ host key is known for)")
+_HOSTKEY_DETAIL = r"^(Host key for .* has changed|No \S+ host key is known for)"
 
 
 def hostkey_check_disabled(args: Sequence[str]) -> str | None:
     """The argument among ARGS (a host's ssh arguments) that turns host-key checking off."""
     for arg in args:
         text = arg[2:] if arg.startswith("-o") else arg
-        if _NO_HOSTKEY_CHECK.search(text):
+        if re.search(_NO_HOSTKEY_CHECK, text):
             return arg
     return None
 
@@ -55,14 +53,14 @@ def ssh_reason(stderr: bytes | str, returncode: int | None = None) -> str:
     unknown host key, the line saying which host, then "Host key verification failed.")."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
     lines = [ln.rstrip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln.strip() and not any(p.match(ln) for p in _NOISE)]
+    lines = [ln for ln in lines if ln.strip() and not re.match(_NOISE, ln)]
     if not lines:
         if returncode is None:
             return "ssh ended without a message"
         return f"ssh ended with status {returncode} without a message"
     reason = lines[-1].strip()
     if reason.startswith("Host key verification failed") and len(lines) > 1:
-        detail = next((ln for ln in reversed(lines[:-1]) if _HOSTKEY_DETAIL.match(ln)), None)
+        detail = next((ln for ln in reversed(lines[:-1]) if re.match(_HOSTKEY_DETAIL, ln)), None)
         if detail:
             reason = f"{detail.strip()} {reason}"
     return sanitise(reason, MAX_REASON)
@@ -76,6 +74,8 @@ def control_dir() -> Path:
     """Our private directory for ssh's ControlPath sockets: ``$XDG_RUNTIME_DIR/microvm-tui-ssh``
     when that is ours, else ``/tmp/microvm-tui-ssh-UID``. Made 0700 without following a link;
     an existing one must be a real directory owned by us that nobody else can enter."""
+    import tempfile  # here: the config imports this module, and `list` start-up counts
+
     uid = os.geteuid()
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     base: Path | None = None
