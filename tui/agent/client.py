@@ -85,7 +85,6 @@ class RemoteSource:
         self.rtt_s: float | None = None  # from starting ssh to the agent's hello
         self.bytes_in = 0  # protocol bytes received from the agent (all sessions)
         self._cond = threading.Condition()
-        self._wire: dict[str, Any] | None = None
         self._snapshot: Snapshot | None = None
         self._seq = 0  # snapshots received (all sessions)
         self._returned = 0  # the last one poll returned
