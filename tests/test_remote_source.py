@@ -87,8 +87,13 @@ def test_the_real_agent_over_ssh(sshd: LabSshd, tmp_path: Path) -> None:
             what="beta over the patches",
         )
         assert src.sessions == 1
+        proc = src._proc
+        assert proc is not None
+        ssh_pid = proc.pid
     finally:
         src.close()
+    # Closing ends the ssh client it started (and with it the agent's session).
+    wait_for(lambda: not Path(f"/proc/{ssh_pid}").exists(), 10, what="the ssh client gone")
 
 
 def test_wrong_key_is_ssh_reason(sshd: LabSshd, tmp_path: Path) -> None:
