@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         "agent", help="the host side of `--host`: snapshots as JSON lines on stdin/stdout"
     )
     _common(agent, argparse.SUPPRESS)
+    from tui.checks_cli import add_parser as add_checks_parser
+
+    _common(add_checks_parser(sub), argparse.SUPPRESS)
     lab = sub.add_parser("lab", help="a throwaway microvm.nix host for demos and tests")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     return parser
@@ -326,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return cmd_logs(settings, args)
+        except BrokenPipeError:
+            return 0
+    if args.command == "checks":
+        from tui.checks_cli import cmd_checks
+
+        try:
+            return cmd_checks(settings, args.json)
         except BrokenPipeError:
             return 0
     if settings.keymap:  # named now: Textual would drop a clashing binding or an unknown id
