@@ -83,10 +83,14 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         *,
         tty_watch: bool = True,
         ui_state: UIStateStore | None = None,
+        remote: str | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self._source = source
+        # A remote host (--host NAME): its VMs are shown; actions, consoles and logs run here
+        # on local paths, so they stay off until the agent carries them (issue 13).
+        self.remote = remote
         self.snapshot: Snapshot | None = None
         self.polls = 0  # finished polls (tests wait on this)
         self.poll_errors = 0
@@ -97,6 +101,8 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self._stopping = False
         self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings)
+        if remote is not None:
+            self.read_only_reason = f"remote host {remote}: actions over the agent come later"
         # Console connections outlive visits to the console screen (bounded by the manager);
         # read-only means view only there too: no takeover, no keys to a guest.
         self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
@@ -286,6 +292,12 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         the main screen only; None (said, when nothing is selected) otherwise."""
         if not isinstance(self.screen, MainScreen):
             return None
+        if self.remote is not None:
+            self.notify(
+                f"Consoles and logs of {self.remote}'s VMs are not available yet.",
+                severity="warning",
+            )
+            return None
         vm = self.selected_vm()
         if vm is None:
             self.notify("No VM selected.", severity="warning")
@@ -372,8 +384,8 @@ def terminal_gone(ttys: dict[int, str | None]) -> bool:
     return False
 
 
-def run_app(settings: Settings, source: Source | None = None) -> int:
-    result = MicroVMApp(settings, source, ui_state=UIStateStore()).run() or 0
+def run_app(settings: Settings, source: Source | None = None, remote: str | None = None) -> int:
+    result = MicroVMApp(settings, source, ui_state=UIStateStore(), remote=remote).run() or 0
     leave_if_threads_busy(result)
     return result
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.agent.hosts import DEFAULT_AGENT, RemoteHost
+from tui.agent.ssh import hostkey_check_disabled
 from tui.host.settings import DeploySource, HostSettings, default_cache_dir
 from tui.host.tools import SAFE_PATH, forbidden_env
 from tui.keynames import detach_key_problem, keys_problem, normalize_list
@@ -59,6 +61,8 @@ class Settings:
     bulk_builds: int = 1
     bulk_restarts: int = 4
     sources: tuple[str, ...] = ()  # which files were read, for the help screen
+    # Other hosts, reached over ssh with an agent there ([hosts.NAME]); by name, in file order.
+    hosts: dict[str, RemoteHost] = field(default_factory=dict)
 
 
 class ConfigError(Exception):
@@ -246,6 +250,70 @@ def size_key(value: Any) -> str:
     return text.strip()
 
 
+LOCAL_HOST = "local"  # the name of this machine among the hosts
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+HOST_KEYS = ("ssh", "agent")
+
+
+def remote_host(name: str, value: Any) -> RemoteHost:
+    """One [hosts.NAME] table. ``ssh``: "user@host" or a list of ssh arguments (options, then
+    the destination); ``agent``: the remote command (default "microvm-tui agent")."""
+    if not isinstance(value, dict):
+        raise Invalid("must be a table ([hosts.NAME] with ssh = ...)")
+    unknown = [k for k in value if k not in HOST_KEYS]
+    if unknown:
+        raise Invalid(f"unknown key (known: {', '.join(HOST_KEYS)})", unknown[0], value[unknown[0]])
+    if "ssh" not in value:
+        raise Invalid('needs ssh = "user@host" (or a list of ssh arguments)')
+    raw = value["ssh"]
+    try:
+        if isinstance(raw, str):
+            dest = _string(raw, '"user@host"', 256)
+            if not dest or dest.startswith("-") or any(c.isspace() for c in dest):
+                raise Invalid('must be "user@host" (no spaces, not starting with -) or a list')
+            args: tuple[str, ...] = (dest,)
+        else:
+            args = string_list(raw)
+            if not args or args[-1].startswith("-"):
+                raise Invalid("must end with the destination (user@host)")
+    except Invalid as exc:
+        raise Invalid(str(exc), "ssh", raw) from None
+    bad = hostkey_check_disabled(args)
+    if bad is not None:
+        raise Invalid(f"{printable(bad)} turns host-key checking off: not allowed", "ssh", raw)
+    agent = value.get("agent", DEFAULT_AGENT)
+    if isinstance(agent, list):
+        import shlex
+
+        agent = shlex.join(string_list(agent))
+    try:
+        agent = _string(agent, "a command line", 1024)
+    except Invalid as exc:
+        raise Invalid(str(exc), "agent", agent) from None
+    if not agent.strip() or not agent.isprintable():
+        raise Invalid("must be a command line (printable, not empty)", "agent", agent)
+    return RemoteHost(name=name, ssh=args, agent=agent)
+
+
+def hosts_table(value: Any) -> dict[str, RemoteHost]:
+    if not isinstance(value, dict) or len(value) > 256:
+        raise Invalid("must be tables [hosts.NAME] (at most 256)")
+    out: dict[str, RemoteHost] = {}
+    for name, table in value.items():
+        if not _HOST_NAME.fullmatch(name) or name == LOCAL_HOST:
+            raise Invalid(
+                f"not a host name (letters, digits, _ . -; {LOCAL_HOST!r} is this machine)",
+                name,
+                table,
+            )
+        try:
+            out[name] = remote_host(name, table)
+        except Invalid as exc:
+            sub = name if exc.sub is None else f"{name}.{exc.sub}"
+            raise Invalid(str(exc), sub, table if exc.sub is None else exc.value) from None
+    return out
+
+
 def cache_url(value: Any) -> str | None:
     text = _string(value, 'a binary cache URL, e.g. "https://cache.example.org"', 1024).strip()
     if not text:
@@ -307,6 +375,7 @@ TOP: dict[str, Option] = {
     "console_detach_key": Option(detach_key, "console_detach_key"),
     "console_size_key": Option(size_key, "console_size_key"),
     "keys": Option(keymap, "keymap"),
+    "hosts": Option(hosts_table, "hosts"),
 }
 
 # Tables of their own: [deploy] fills Settings.deploy, [bulk] the bulk_* fields.
@@ -374,6 +443,8 @@ def _apply(settings: Settings, data: Mapping[str, Any], where: str) -> Settings:
             host_changes[option.target[5:]] = decoded
         elif option.target == "keymap":
             changes["keymap"] = {**settings.keymap, **decoded}  # later files remap more
+        elif option.target == "hosts":
+            changes["hosts"] = {**settings.hosts, **decoded}  # later files add hosts
         else:
             changes[option.target] = decoded
     host = dataclasses.replace(settings.host, **host_changes)

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lab up in {time.monotonic() - t0:.1f}s: {lab.root}")
             print(f"config: {lab.config_path}")
             print(f"run:    microvm-tui --config {lab.config_path}")
+            print(f"ssh:    ssh {' '.join(lab.sshd.ssh_args())}")
         elif args.command == "publish":
             path = lab.buildserver.publish(lab.flake_dir, args.vm, args.build)
             print(f"published {path}")

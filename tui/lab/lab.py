@@ -23,6 +23,7 @@ from tui.lab import flake, guest, guest_journal, netns, nix, systemd
 from tui.lab.buildserver import BuildServer
 from tui.lab.config import write_config
 from tui.lab.prereq import missing_prerequisites
+from tui.lab.sshd import LabSshd
 from tui.lab.vms import UPLINK, VmSpec, default_vms, guest_journal_source
 
 log = logging.getLogger("tui.lab")
@@ -64,6 +65,8 @@ class Lab:
             log_path=self.root / "manager.log",
             journal_dir=self.journal_dir,
         )
+        # The lab host's OpenSSH server on loopback (``ssh -F LAB/ssh/ssh_config lab-HASH``).
+        self.sshd = LabSshd(self.root / "ssh", alias=f"lab-{digest}")
 
     # --- public API -------------------------------------------------------------------------
 
@@ -201,6 +204,8 @@ class Lab:
         self.buildserver.ensure_key()
         self.buildserver.start()
         write_config(self.config_path, self.settings, self.deploy_source)
+        step("starting the lab host's sshd")
+        self.sshd.start()
         step("up")
 
     def down(self) -> None:
@@ -213,6 +218,7 @@ class Lab:
 
     def _down(self) -> None:
         t0 = time.monotonic()
+        self.sshd.stop()
         self.buildserver.stop()
         self.manager.stop()
         log.info("%5.1fs manager and VMs stopped", time.monotonic() - t0)
@@ -263,6 +269,8 @@ class Lab:
             "netns": self.netns,
             "netns_exists": self.netns in netns.list_netns(),
             "manager_pid": pid,
+            "sshd_pid": self.sshd.pid(),
+            "ssh": ["ssh", *self.sshd.ssh_args()],
             "gcroots_dir": str(self.gcroots_dir),
             "vms": vms,
         }
