@@ -7,6 +7,7 @@ import os
 import socket
 import socketserver
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -49,6 +50,22 @@ class HungQMPListener:
         self._sock.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+def json_stream(conn: socket.socket) -> Iterator[dict[str, Any]]:
+    """The JSON objects a client sends, as qemu's monitor reads them: a stream of objects,
+    newlines optional (qemu.qmp sends none)."""
+    decoder = json.JSONDecoder()
+    buf = ""
+    while chunk := conn.recv(65536):
+        buf += chunk.decode()
+        while buf.strip():
+            try:
+                message, end = decoder.raw_decode(buf.lstrip())
+            except ValueError:
+                break  # the rest of it is still on its way
+            buf = buf.lstrip()[end:]
+            yield message
 
 
 class FakeQMPServer:
@@ -98,10 +115,7 @@ class FakeQMPServer:
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 self._write(fake.GREETING)
-                for line in self.rfile:
-                    if not line.strip():
-                        continue
-                    request = json.loads(line)
+                for request in json_stream(self.request):
                     command = request.get("execute")
                     self._write({"event": "NIC_RX_FILTER_CHANGED", "data": {}})
                     reply: dict[str, Any]
