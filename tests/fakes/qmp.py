@@ -152,3 +152,60 @@ class FakeQMPServer:
         self._server.server_close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+class PushingQMPServer:
+    """A hostile QMP server: it greets (GREETING), then pushes BODY whatever the client asks,
+    every EVERY seconds (0: as fast as the socket takes it; None: once), until the client
+    goes. An event drip, an event flood, a huge or broken reply. ``sent`` counts the bytes
+    pushed, so a test can tell the flood really flowed."""
+
+    GREETING = json.dumps(FakeQMPServer.GREETING).encode() + b"\r\n"
+
+    def __init__(
+        self, path: str, body: bytes, *, every: float | None = None, greeting: bytes = GREETING
+    ) -> None:
+        self.path, self.body, self.every, self.greeting = path, body, every, greeting
+        self.sent = 0
+        if os.path.exists(path):
+            os.unlink(path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        self._sock.listen(8)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._push, args=(conn,), daemon=True).start()
+
+    def _push(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.sendall(self.greeting)
+                while not self._stop.is_set():
+                    conn.sendall(self.body)
+                    self.sent += len(self.body)
+                    if self.every is None:
+                        while conn.recv(1 << 16):  # held open until the client goes
+                            pass
+                        return
+                    if self.every:
+                        self._stop.wait(self.every)
+            except OSError:  # the client went away: what a client must do
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        self._thread.join(2)
+        if os.path.exists(self.path):
+            os.unlink(self.path)

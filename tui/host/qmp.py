@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from json import JSONDecodeError
 from typing import Any
 
@@ -44,6 +44,10 @@ DEFAULT_TIMEOUT = 1.0
 # disks) is tens of KiB; the loop is shared, and parsing a reply holds every session for as
 # long as it takes, so a hostile one is cut off at 1 MiB.
 MAX_MESSAGE = 1 << 20
+# What one session may take in, events included: a session asks at most ~10 questions, and
+# qemu sends an event now and then (a guest's NIC filter change, a balloon change).
+MAX_SESSION_MESSAGES = 256
+MAX_SESSION_BYTES = 4 * MAX_MESSAGE
 DISCONNECT_S = 0.1  # a clean goodbye; past it the socket is shut down under the client
 _TEXT_LIMIT = 200  # characters of a server's error text we keep
 
@@ -73,15 +77,34 @@ class QMPCommandError(QMPError):
 
 
 class _Client(QMPClient):
-    """``QMPClient`` without its per-message debug hooks: the base ones pretty-print every
-    message for a debug log nobody reads (``str(msg)`` is evaluated before the level check),
-    a third of a session's CPU. The hooks are the library's documented place for this."""
+    """``QMPClient`` with inbound and outbound hooks of ours (the library's documented place
+    for filters): no per-message debug logging (the base hooks pretty-print every message for
+    a log nobody reads, ``str(msg)`` being evaluated before the level check), and a bound on
+    what one session takes in. The event loop is shared and the reader parses whatever is in
+    its buffer before it yields, so a server flooding events would hold every other session
+    for as long as the flood lasted; past MAX_SESSION_MESSAGES messages or
+    MAX_SESSION_BYTES bytes the session ends instead."""
+
+    def __init__(self) -> None:
+        super().__init__(readbuflen=MAX_MESSAGE)
+        self.received_messages = 0
+        self.received_bytes = 0
 
     def _cb_outbound(self, msg: Message) -> Message:
         return msg
 
     def _cb_inbound(self, msg: Message) -> Message:
+        self.received_messages += 1
+        self.received_bytes += len(bytes(msg))  # the bytes it was read from: no copy
+        if self.received_messages > MAX_SESSION_MESSAGES:
+            raise QMPError(f"QMP sent more than {MAX_SESSION_MESSAGES} messages in one session")
+        if self.received_bytes > MAX_SESSION_BYTES:
+            raise QMPError(f"QMP sent more than {MAX_SESSION_BYTES >> 20} MiB in one session")
         return msg
+
+
+def _no_event(event: Message) -> bool:
+    return False
 
 
 def describe(exc: BaseException) -> str:
@@ -149,9 +172,11 @@ class QMPSession:
         except BadReplyError:
             raise QMPCommandError(command, "BadReply", "the reply is malformed") from None
 
-    async def _guard(self, work: Any) -> Any:
+    async def _guard(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        """WORK() within what is left of the session's time, its failures as QMPError."""
         try:
-            return await asyncio.wait_for(work, self._left())
+            left = self._left()
+            return await asyncio.wait_for(work(), left)
         except QMPCommandError:
             raise
         except TimeoutError:
@@ -161,7 +186,7 @@ class QMPSession:
 
     async def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         """Run COMMAND and return its "return" value."""
-        return await self._guard(self._one(command, arguments))
+        return await self._guard(lambda: self._one(command, arguments))
 
     async def batch(self, commands: Sequence[tuple[str, dict[str, Any] | None]]) -> list[Any]:
         """Send COMMANDS (name, arguments) at once, then take their replies: in order, each
@@ -176,7 +201,7 @@ class QMPSession:
                 return exc
 
         # Each execute queues its message before its first wait, so they go out in order.
-        answers = await self._guard(asyncio.gather(*(one(c, a) for c, a in commands)))
+        answers = await self._guard(lambda: asyncio.gather(*(one(c, a) for c, a in commands)))
         return list(answers)
 
 
@@ -195,8 +220,12 @@ async def qmp_session(
         raise QMPError(timeout_reason(timeout)) from None
     except SocketError as exc:
         raise QMPError(str(exc)) from None
-    client = _Client(readbuflen=MAX_MESSAGE)
+    client = _Client()
     client.negotiate = False  # ours to send (see the module's docstring)
+    # Its default listener (which cannot be removed) keeps every event it hears, in a queue
+    # and a history, for as long as the client lives: a flood of events would be a flood of
+    # memory. We want none: its filter turns every one away.
+    client.events.event_filter = _no_event
     session = QMPSession(client, deadline, timeout)
     try:
         try:
@@ -208,6 +237,12 @@ async def qmp_session(
             ) from None
         except ConnectError as exc:
             raise QMPError(describe(exc)) from None
+        except Exception as exc:
+            # The reader may fail on what follows the greeting before connect() returns (it
+            # then trips on an assertion of its own); its failure is the reason.
+            if client.runstate is Runstate.IDLE:
+                raise QMPError(describe(exc)) from None
+            raise QMPError(await session._closed_reason()) from None
         session.greeting = client.greeting
         if negotiate:
             await session.execute("qmp_capabilities")
