@@ -131,9 +131,7 @@ def describe(exc: BaseException) -> str:
         return "QMP connection closed by the hypervisor"
     if isinstance(exc, OSError):
         return f"QMP connection failed: {exc.strerror or type(exc).__name__}"
-    if isinstance(exc, LibraryError):
-        return f"QMP session failed ({type(exc).__name__})"
-    return f"QMP session failed ({type(exc).__name__})"
+    return f"QMP session failed ({type(exc).__name__})"  # the library's own, or a bug
 
 
 class QMPSession:
@@ -144,7 +142,6 @@ class QMPSession:
         self._client = client
         self._deadline = deadline
         self.timeout = timeout
-        self.greeting: Any = None
 
     def _left(self) -> float:
         left = self._deadline - asyncio.get_running_loop().time()
@@ -243,7 +240,6 @@ async def qmp_session(
             if client.runstate is Runstate.IDLE:
                 raise QMPError(describe(exc)) from None
             raise QMPError(await session._closed_reason()) from None
-        session.greeting = client.greeting
         if negotiate:
             await session.execute("qmp_capabilities")
         yield session
