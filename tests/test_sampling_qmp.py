@@ -237,6 +237,7 @@ BIG_EVENT = json.dumps({"event": "X", "data": {"pad": "x" * (200 << 10)}}).encod
         (EVENT * 64, f"QMP sent more than {MAX_SESSION_MESSAGES} messages in one session"),
         (BIG_EVENT, f"QMP sent more than {MAX_SESSION_BYTES >> 20} MiB in one session"),
     ],
+    ids=["small-events", "big-events"],
 )
 def test_an_event_flood_ends_the_session_and_delays_no_other_vm(
     tmp_path: Path, body: bytes, reason: str
@@ -287,6 +288,7 @@ def test_a_huge_reply_ends_the_session_at_once(tmp_path: Path) -> None:
         (b'{"hello": 1}\r\n', b"", "not a QMP socket (no greeting)"),
         (b'{"QMP": {}}\r\n', b"", "not a QMP socket (no greeting)"),
     ],
+    ids=["garbage", "array", "nested", "terminal-bytes", "no-QMP-key", "empty-QMP"],
 )
 def test_bad_json_is_a_reason(tmp_path: Path, greeting: bytes, body: bytes, reason: str) -> None:
     server = PushingQMPServer(str(tmp_path / "bad.sock"), body, greeting=greeting)

@@ -47,7 +47,7 @@ MAX_MESSAGE = 1 << 20
 # What one session may take in, events included: a session asks at most ~10 questions, and
 # qemu sends an event now and then (a guest's NIC filter change, a balloon change).
 MAX_SESSION_MESSAGES = 256
-MAX_SESSION_BYTES = 4 * MAX_MESSAGE
+MAX_SESSION_BYTES = 2 * MAX_MESSAGE
 DISCONNECT_S = 0.1  # a clean goodbye; past it the socket is shut down under the client
 _TEXT_LIMIT = 200  # characters of a server's error text we keep
 
@@ -151,11 +151,13 @@ class QMPSession:
 
     async def _closed_reason(self) -> str:
         """Why the connection ended under a command: ``disconnect`` raises the reader's or
-        writer's own failure (bad JSON, a message too large, EOF)."""
+        writer's own failure (bad JSON, a message too large, EOF). It may take what is left
+        of the session (a loaded host), at least DISCONNECT_S."""
+        left = max(DISCONNECT_S, self._deadline - asyncio.get_running_loop().time())
         try:
-            await asyncio.wait_for(self._client.disconnect(), DISCONNECT_S)
+            await asyncio.wait_for(self._client.disconnect(), left)
         except TimeoutError:
-            return "QMP connection failed"
+            return "QMP connection failed (no reason came in time)"
         except Exception as exc:  # the root cause, whatever it was
             return describe(exc)
         return "QMP connection closed by the hypervisor"
