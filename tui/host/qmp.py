@@ -174,8 +174,9 @@ class QMPSession:
     async def _guard(self, work: Callable[[], Awaitable[Any]]) -> Any:
         """WORK() within what is left of the session's time, its failures as QMPError."""
         try:
-            left = self._left()
-            return await asyncio.wait_for(work(), left)
+            self._left()
+            async with asyncio.timeout_at(self._deadline):  # a timer, not a task per call
+                return await work()
         except QMPCommandError:
             raise
         except TimeoutError:

@@ -215,12 +215,12 @@ def _answered(
     """``execute`` for answers a batch already brought: returns (or raises) the answer to
     the same command and arguments; anything not asked ahead goes to the server."""
     ready = {
-        (command, json.dumps(arguments, sort_keys=True)): answer
+        (command, _key(arguments)): answer
         for (command, arguments), answer in zip(asked, answers, strict=True)
     }
 
     async def execute(command: str, arguments: dict[str, Any] | None = None) -> Any:
-        key = (command, json.dumps(arguments, sort_keys=True))
+        key = (command, _key(arguments))
         if key not in ready:
             return await qmp.execute(command, arguments)
         answer = ready.pop(key)
@@ -229,3 +229,7 @@ def _answered(
         return answer
 
     return execute
+
+
+def _key(arguments: dict[str, Any] | None) -> str | None:
+    return None if arguments is None else json.dumps(arguments, sort_keys=True)
