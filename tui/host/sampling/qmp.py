@@ -3,7 +3,7 @@
 The session itself (``qemu.qmp``'s ``QMPClient`` on the host loop, one hard deadline for the
 whole of it, the socket let go of at the end) is ``tui.host.qmp``; this module is the queries
 and what their answers mean: run state, vCPU threads, memory sizes, balloon and guest memory,
-block counters. Answers are untrusted: every field is type-checked on its way into
+block counters. Answers are untrusted: every number goes through ``int()`` on its way into
 :class:`RemoteInfo`, and a reply of the wrong shape becomes a reason, never an exception.
 """
 
