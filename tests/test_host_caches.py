@@ -476,7 +476,7 @@ def test_pipelined_first_contact_still_sets_up_the_balloon(qemus: tuple[Qemu, Qe
     vm = qemus[0]
     info = query_qemu(vm.socket_path, guest_stats_interval=3, pipeline=True)
     assert info.error is None
-    from tui.host.sampling.qmp import qmp_execute
+    from tui.host.qmp import qmp_execute
 
     interval = qmp_execute(
         vm.socket_path,

@@ -47,9 +47,9 @@ from tui.host.console.endpoints import (
 from tui.host.console.journal import JournalDecoder, lines_to_terminal
 from tui.host.console.trust import UntrustedEndpoint, open_pty, socket_address
 from tui.host.model import VM
-from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix
 from tui.host.settings import HostSettings
 from tui.host.text import sanitise
+from tui.host.unixsock import SocketError, close_quietly, connect_unix
 
 log = logging.getLogger(__name__)
 
