@@ -178,7 +178,9 @@ class Connection:
                 try:
                     message = Message.from_buffer(raw)
                 except Exception as exc:  # any parse failure of bytes from outside
-                    raise BusError(f"the bus sent a malformed message ({type(exc).__name__})")
+                    raise BusError(
+                        f"the bus sent a malformed message ({type(exc).__name__})"
+                    ) from None
                 self._dispatch(message)
         except asyncio.IncompleteReadError:
             pass

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from tui.host import tools
 
-
 SYSTEM_BUS = Path("/run/dbus/system_bus_socket")
 PRIVATE_SOCKET = Path("/run/systemd/private")  # systemd's own, root only, no bus daemon
 
