@@ -181,6 +181,7 @@ def listed_units(body: Any, patterns: Sequence[str] = PATTERNS) -> dict[str, tup
 class _Entry:
     path: str
     state: UnitState
+    cgroup_of: int | None = None  # the main pid whose ControlGroup was asked
 
 
 class UnitWatch:
@@ -202,6 +203,7 @@ class UnitWatch:
         self.patterns = tuple(patterns)
         self.fallback: SystemdClient = Systemctl(settings)
         self.note: str | None = None  # why systemctl answers instead (None: the bus does)
+        self.calls = 0  # calls made to systemd (not to the bus daemon)
         self.syncs = 0  # full reads of the table (the first, and after reloads/reconnects)
         self._lock = threading.Lock()
         self._units: dict[str, _Entry] = {}
@@ -288,7 +290,7 @@ class UnitWatch:
                 except CallError:
                     raise BusError(f"systemd is not on the bus at {self.endpoint.path}") from None
                 self._owner = reply[0] if reply and isinstance(reply[0], str) else None
-            await conn.call(self._manager("Subscribe"), timeout)
+            await self._ask(conn, self._manager("Subscribe"), timeout)
             await self._sync(conn)
             self.note = None
             self._tried.set()
@@ -297,6 +299,11 @@ class UnitWatch:
         finally:
             conn.close()
             self._conn = None
+
+    async def _ask(self, conn: Connection, message: Message, timeout: float) -> tuple[Any, ...]:
+        """Every call to systemd goes through here (``calls`` counts them: a poll makes none)."""
+        self.calls += 1
+        return await conn.call(message, timeout)
 
     def _manager(self, member: str, signature: str | None = None, body: tuple = ()) -> Message:
         return method(ROOT, MANAGER, member, signature, body, NAME if self.endpoint.bus else None)
@@ -309,7 +316,8 @@ class UnitWatch:
     async def _list(
         self, conn: Connection, patterns: Sequence[str]
     ) -> dict[str, tuple[str, UnitState]]:
-        body = await conn.call(
+        body = await self._ask(
+            conn,
             self._manager("ListUnitsByPatterns", "asas", ([], list(patterns))),
             self.settings.timeout,
         )
@@ -319,10 +327,12 @@ class UnitWatch:
         """GetAll of the Service interface and ActiveEnterTimestamp of a loaded unit."""
         timeout = self.settings.timeout
         asks = [
-            conn.call(self._on(path, PROPS, "Get", "ss", (UNIT, "ActiveEnterTimestamp")), timeout)
+            self._ask(
+                conn, self._on(path, PROPS, "Get", "ss", (UNIT, "ActiveEnterTimestamp")), timeout
+            )
         ]
         if name.endswith(".service"):
-            asks.append(conn.call(self._on(path, PROPS, "GetAll", "s", (SERVICE,)), timeout))
+            asks.append(self._ask(conn, self._on(path, PROPS, "GetAll", "s", (SERVICE,)), timeout))
         replies = await asyncio.gather(*asks, return_exceptions=True)
         with self._lock:
             entry = self._units.get(name)
@@ -335,6 +345,7 @@ class UnitWatch:
                     raise reply
                 elif len(reply) == 1 and isinstance(reply[0], dict):
                     apply_properties(entry.state, reply[0])
+                    entry.cgroup_of = entry.state.main_pid  # asked with the rest
                 elif len(reply) == 1:
                     apply_properties(entry.state, {"ActiveEnterTimestamp": reply[0]})
 
@@ -400,11 +411,14 @@ class UnitWatch:
             state = entry.state
             if state.active in AT_REST:
                 state.control_group = None
+                entry.cgroup_of = None
                 return
-            if state.control_group is not None or not name.endswith(".service"):
+            pid = state.main_pid
+            if pid is None or pid == entry.cgroup_of or not name.endswith(".service"):
                 return
-        # Started: its cgroup (not in the signals) is asked once, while the unit is busy
-        # (a unit with a job or processes is not unloaded under us).
+            entry.cgroup_of = pid
+        # A new main process: its unit's cgroup (not in the signals) is asked once, while the
+        # unit is busy (a unit with a job or processes is not unloaded under us).
         if name not in self._asking:
             self._asking.add(name)
             self._spawn(self._control_group(name, entry.path))
@@ -419,7 +433,8 @@ class UnitWatch:
                 if entry is None or entry.state.active in AT_REST:
                     return
             with contextlib.suppress(CallError):
-                reply = await conn.call(
+                reply = await self._ask(
+                    conn,
                     self._on(path, PROPS, "Get", "ss", (SERVICE, "ControlGroup")),
                     self.settings.timeout,
                 )
