@@ -229,6 +229,10 @@ def method(
     body: tuple[Any, ...] = (),
     destination: str | None = None,
 ) -> Message:
-    """A method call message (jeepney's ``new_method_call``)."""
-    address = DBusAddress(path, bus_name=destination, interface=interface)
-    return new_method_call(address, member, signature, body)
+    """A method call message (jeepney's ``new_method_call``); no DESTINATION on a direct
+    connection (there is no bus to route it)."""
+    address = DBusAddress(path, bus_name=destination or "x.direct", interface=interface)
+    message = new_method_call(address, member, signature, body)
+    if destination is None:
+        del message.header.fields[HeaderFields.destination]
+    return message
