@@ -242,8 +242,13 @@ class UnitWatch:
             return {n: copy.copy(self._units[n].state) for n in units if n in self._units}
 
     def close(self) -> None:
+        """Stop following (the connection closes). From any thread but the loop's, the
+        cancellation is let run to its end, so nothing is left pending at exit."""
         self._closing = True
         self._task.cancel()
+        if not self._loop.in_loop_thread():
+            with contextlib.suppress(Exception):
+                self._loop.run(_settle(), 1.0)
 
     # --- on the host loop ---------------------------------------------------------------------
 
@@ -505,6 +510,11 @@ class UnitWatch:
         if self._conn is not None and self._why is None:
             self._why = reason
             self._conn.close()
+
+
+async def _settle() -> None:
+    for _ in range(5):  # the watch's task, then its connection's reader, end
+        await asyncio.sleep(0)
 
 
 def systemd_client(settings: HostSettings, *, loop: HostLoop | None = None) -> SystemdClient:
