@@ -21,7 +21,8 @@ from tui.host.hostloop import HostLoop
 from tui.host.model import UnitState
 from tui.host.settings import HostSettings
 from tui.host.systemd import unit_states
-from tui.host.systemd_bus import UnitWatch, apply_properties, listed_units
+from tui.host.systemd_bus import UnitWatch
+from tui.host.systemd_values import apply_properties, listed_units
 
 Reply = Callable[[Message], bytes | None]  # a call -> the bytes to answer with (None: silence)
 
