@@ -97,6 +97,7 @@ class UnitWatch:
         self.fallback: SystemdClient = Systemctl(settings)
         self.note: str | None = None  # why systemctl answers instead (None: the bus does)
         self.calls = 0  # calls made to systemd (not to the bus daemon)
+        self.cgroup_asks = 0  # of those, ControlGroup lookups after a signal of a new main pid
         self.syncs = 0  # full reads of the table (the first, and after reloads/reconnects)
         self._lock = threading.Lock()
         self._units: dict[str, _Entry] = {}
@@ -330,6 +331,7 @@ class UnitWatch:
                 entry = self._units.get(name)
                 if entry is None or entry.state.active in AT_REST:
                     return
+            self.cgroup_asks += 1
             with contextlib.suppress(CallError):
                 reply = await self._ask(
                     conn,
