@@ -165,6 +165,10 @@ BAD = [
     ("[host]\nnix_options = [1]", "host.nix_options = a list: must be a list of strings"),
     ('[host]\nnetns = "../etc"', 'host.netns = "../etc": must be a network namespace name'),
     ('[host]\nsystemd_scope = "session"', 'must be one of "system", "user"'),
+    ('[host]\nsystemd_bus = "session"', 'host.systemd_bus = "session": must be "auto"'),
+    ('[host]\nsystemd_bus = "unix:path=run/bus"', "unix:path=/absolute/socket"),
+    ('[host]\nsystemd_bus = "unix:path=/run/x,guid=1"', 'host.systemd_bus = "unix:path=/run/x,'),
+    ("[host]\nsystemd_bus = 1", "host.systemd_bus = 1: must be"),
     ('update_restart = "sometimes"', 'must be one of "ask", "always", "never"'),
     ('[deploy]\ncache = "-oops"', 'deploy.cache = "-oops": must be a binary cache URL'),
     ('[deploy]\nhydra_url = "ftp://x/{name}"', "deploy.hydra_url = "),
@@ -284,3 +288,24 @@ def test_the_labs_config_file_loads_as_written(files: dict[str, Path], tmp_path:
     write_config(lab.config_path, lab.settings)
     expected = replace(lab.settings, cache_dir=default_cache_dir())
     assert load_settings(lab.config_path).host == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "scope", "socket"),
+    [
+        ('"auto"', "system", ("/run/dbus/system_bus_socket", True)),
+        ('"system"', "user", ("/run/dbus/system_bus_socket", True)),
+        ('"private"', "system", ("/run/systemd/private", False)),
+        ('"unix:path=/var/tmp/lab/run/bus"', "user", ("/var/tmp/lab/run/bus", True)),
+        ('"systemctl"', "system", None),
+    ],
+)
+def test_systemd_bus_names_the_socket_the_monitor_uses(
+    tmp_path: Path, text: str, scope: str, socket: tuple[str, bool] | None
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[host]\nsystemd_scope = "{scope}"\nsystemd_bus = {text}\n')
+    host = load_file(Settings(), cfg).host
+    found = host.bus_socket()
+    assert (None if found is None else (str(found[0]), found[1])) == socket
+    assert f'"{host.systemd_bus}"' == text  # what the lab's config writer writes back

@@ -21,7 +21,7 @@ from typing import Any
 
 from tui.agent.hosts import DEFAULT_AGENT, RemoteHost
 from tui.agent.ssh import hostkey_check_disabled
-from tui.host.settings import DeploySource, HostSettings, default_cache_dir
+from tui.host.settings import DeploySource, HostSettings, SystemdBus, default_cache_dir
 from tui.host.tools import SAFE_PATH, forbidden_env
 from tui.keynames import detach_key_problem, keys_problem, normalize_list
 
@@ -180,6 +180,17 @@ def string_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or len(value) > 256:
         raise Invalid("must be a list of strings (at most 256)")
     return tuple(_string(v, "a list of strings") for v in value)
+
+
+def systemd_bus(value: Any) -> SystemdBus:
+    what = '"auto", "system", "private", "systemctl" or "unix:path=/absolute/socket"'
+    text = _string(value, what, 1024)
+    if text in ("auto", "system", "private", "systemctl"):
+        return SystemdBus(text)
+    path = text.removeprefix("unix:path=")
+    if path == text or not path.startswith("/") or not path.isprintable() or "," in path:
+        raise Invalid(f"must be {what}")
+    return SystemdBus("path", Path(path))
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -363,6 +374,7 @@ HOST: dict[str, Decoder] = {
     "nix_options": string_list,
     "cache_dir": absolute_path(True),
     "timeout": seconds(*TIMEOUT_RANGE),
+    "systemd_bus": systemd_bus,
 }
 assert set(HOST) == {f.name for f in dataclasses.fields(HostSettings)}
 

@@ -19,6 +19,7 @@ def config_text(settings: HostSettings, deploy: DeploySource | None = None) -> s
         "",
         "[host]",
         f"systemd_scope = {_s(settings.systemd_scope)}",
+        f"systemd_bus = {_s(settings.systemd_bus)}",
     ]
     if settings.netns is not None:
         lines.append(f"netns = {_s(settings.netns)}")

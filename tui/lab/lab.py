@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tui.host.console.journal import parse_journal_line
-from tui.host.settings import DeploySource, HostSettings
+from tui.host.settings import DeploySource, HostSettings, SystemdBus
 from tui.lab import flake, guest, guest_journal, netns, nix, systemd
 from tui.lab.buildserver import BuildServer
 from tui.lab.config import write_config
@@ -87,6 +87,7 @@ class Lab:
             state_dir=self.state_dir,
             systemd_scope="user",
             systemd_env={"XDG_RUNTIME_DIR": str(self.run_dir)},
+            systemd_bus=SystemdBus("path", self.manager.bus_path),
             netns=self.netns,
             journal_dir=self.journal_dir,
             gcroots_dir=self.gcroots_dir,
@@ -188,6 +189,7 @@ class Lab:
             self.manager.start()  # its default unit is microvms.target: the VMs boot now
         elif changed:
             self.manager.systemctl("daemon-reload")
+        self.manager.ensure_bus()
         to_start = [f"microvm@{s.name}.service" for s in self.specs if s.autostart]
         self.manager.systemctl("start", "--no-block", *to_start)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tui.lab import guest, guest_journal
 from tui.lab.sshd import SSH, SSH_KEYGEN, SSHD
-from tui.lab.systemd import JOURNALD_BINARIES, SYSTEMD_BINARIES
+from tui.lab.systemd import DBUS_DAEMON_BINARIES, JOURNALD_BINARIES, SYSTEMD_BINARIES
 
 
 def missing_prerequisites() -> list[str]:
@@ -37,6 +37,8 @@ def missing_prerequisites() -> list[str]:
     ):
         if not path.exists():
             problems.append(f"{path} is missing (apt-get install {pkg})")
+    if not any(p.exists() for p in DBUS_DAEMON_BINARIES):
+        problems.append("dbus-daemon is missing (apt-get install dbus-daemon)")
     try:
         guest_journal.find_journal_remote()
     except FileNotFoundError as e:
