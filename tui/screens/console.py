@@ -36,8 +36,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from tui.host.console import ConsoleConnection, ConsoleEndpoint, ConsoleManager, ConsoleStatus
-from tui.host.console.connection import BUFFER_LIMIT, note
+from tui.host.console.connection import BUFFER_LIMIT
 from tui.host.console.endpoints import EndpointKind
+from tui.host.console.status import note
 from tui.host.model import VM
 from tui.host.settings import HostSettings
 from tui.widgets.outside import notify_outside, outside_text

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from tui.host.sampling.reading import BlockCounters, RemoteInfo, VcpuThread
-from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix, remaining
+from tui.host.unixsock import SocketError, close_quietly, connect_unix, remaining
 
 DEFAULT_TIMEOUT = 1.0
 MAX_MESSAGE = 8 << 20  # bytes; no QMP reply we ask for comes near this

@@ -32,8 +32,8 @@ from tui.host.sampling.host import HostCPU, HostSample, host_ncpu, sample_host
 from tui.host.sampling.http_api import query_cloud_hypervisor, query_firecracker
 from tui.host.sampling.qmp import query_qemu, timeout_reason
 from tui.host.sampling.reading import BlockCounters, Reading, RemoteInfo
-from tui.host.sampling.unixsock import bound_unix_paths
 from tui.host.settings import HostSettings
+from tui.host.unixsock import bound_unix_paths
 
 MIB = 1 << 20
 NEEDS_TWO = "needs a second sample"
