@@ -24,9 +24,9 @@ from tui.host.inventory import list_vms  # noqa: E402
 from tui.host.model import VM  # noqa: E402
 from tui.lab import Lab  # noqa: E402
 from tui.screens.console import ConsoleScreen  # noqa: E402
+from tui.vt import line_runs  # noqa: E402
 from tui.widgets.terminal import TerminalWidget  # noqa: E402
-from tui.widgets.terminal_emulator import line_runs  # noqa: E402
-from tui.widgets.terminal_render import run_cells  # noqa: E402
+from tui.widgets.terminal.render import run_cells  # noqa: E402
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -88,7 +88,7 @@ def screen_lines(term: TerminalWidget) -> list[str]:
 
 
 def _row(term: TerminalWidget, y: int):  # type: ignore[no-untyped-def]
-    from tui.widgets.terminal_emulator import line_cells
+    from tui.vt import line_cells
 
     screen = term.emulator.screen
     row = screen.buffer.get(y)

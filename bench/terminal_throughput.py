@@ -40,8 +40,8 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
+from tui.vt import TerminalEmulator
 from tui.widgets.terminal import TerminalWidget
-from tui.widgets.terminal_emulator import TerminalEmulator
 
 END_MARKER = "END-OF-FLOOD"
 CHUNK = 16 * 1024

@@ -22,14 +22,8 @@ from rich.cells import cell_len
 from tests.fuzz_support import Clock, assert_clean, mixed_text, special_text, strings_in
 from tui.host.actions.nixlog import NixLogParser
 from tui.host.sampling.qmp import QMPError, QMPSession, query_qemu
-from tui.widgets.terminal_emulator import (
-    MAX_CELL_LEN,
-    MAX_RESPONSES,
-    MAX_TITLE_LEN,
-    TerminalEmulator,
-    line_cells,
-    line_runs,
-)
+from tui.vt import TerminalEmulator, line_cells, line_runs
+from tui.vt.limits import MAX_CELL_LEN, MAX_RESPONSES, MAX_TITLE_LEN
 
 pytestmark = pytest.mark.fuzz
 

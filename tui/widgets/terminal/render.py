@@ -1,6 +1,6 @@
 """Turn emulator lines (style runs) into Textual strips, and into text for search and copy.
 
-Everything that reaches a Segment went through :func:`terminal_emulator.line_runs`, which
+Everything that reaches a Segment went through :func:`tui.vt.line_runs`, which
 sanitizes cell data; :func:`safe_text` is for the few strings that did not (status, title).
 """
 
@@ -16,7 +16,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from tui.host.text import sanitise
-from tui.widgets.terminal_emulator import AttrKey, Runs
+from tui.vt import AttrKey, Runs
 
 _NAMED = {
     "black": 0,

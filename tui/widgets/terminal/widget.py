@@ -6,7 +6,7 @@ The widget knows nothing about sockets: the owner pushes guest output in with
 
 Security model (the TUI often runs as root over SSH; guests are untrusted):
 
-* guest bytes are interpreted by :mod:`tui.widgets.terminal_emulator` and only ever reach the
+* guest bytes are interpreted by :mod:`tui.vt` and only ever reach the
   admin's terminal as text of Segments built from the emulated screen, with every control
   character replaced (:func:`~tui.host.text.sanitise`);
 * titles are kept (sanitized) but never forwarded; OSC 52, DCS, APC, PM and SOS are dropped;
@@ -37,15 +37,15 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input as TextInput
 
-from tui.widgets.terminal_emulator import (
+from tui.vt import (
     DEFAULT_SCROLLBACK,
     Runs,
     TerminalEmulator,
     line_cells,
     line_runs,
 )
-from tui.widgets.terminal_keys import encode_key, normalize_key
-from tui.widgets.terminal_render import (
+from tui.widgets.terminal.keys import encode_key, normalize_key
+from tui.widgets.terminal.render import (
     highlight,
     invert,
     restyle,
