@@ -22,6 +22,7 @@ from textual.binding import Binding  # noqa: E402
 from tui.host.console import ConsoleManager  # noqa: E402
 from tui.host.inventory import list_vms  # noqa: E402
 from tui.host.model import VM  # noqa: E402
+from tui.host.settings import HostSettings  # noqa: E402
 from tui.lab import Lab  # noqa: E402
 from tui.screens.console import ConsoleScreen  # noqa: E402
 from tui.vt import line_runs  # noqa: E402
@@ -63,14 +64,14 @@ class BenchApp(App[None]):
 
     BINDINGS = [Binding("f9", "ping", "ping", priority=True)]
 
-    def __init__(self, vm: VM, lab: Lab, manager: ConsoleManager) -> None:
+    def __init__(self, vm: VM, settings: HostSettings, manager: ConsoleManager) -> None:
         super().__init__()
-        self.vm, self.lab, self.manager = vm, lab, manager
+        self.vm, self.settings, self.manager = vm, settings, manager
         self.pings: list[float] = []
         self.screen_: ConsoleScreen | None = None
 
     def on_mount(self) -> None:
-        self.screen_ = ConsoleScreen(self.vm, self.lab.settings, self.manager)
+        self.screen_ = ConsoleScreen(self.vm, self.settings, self.manager)
         self.push_screen(self.screen_)
 
     def action_ping(self) -> None:

@@ -183,6 +183,42 @@ def test_buffer_is_bounded_and_attaching_later_misses_nothing(server: Server) ->
         conn.close()
 
 
+def test_a_full_subscriber_holds_the_reading_but_typed_bytes_still_go_out(
+    server: Server,
+) -> None:
+    """Back-pressure instead of loss: while the subscriber says it is full the guest's output
+    stays in the socket (the guest waits), keys are still sent; resume() reads on at once."""
+    asked = threading.Semaphore(0)
+    holding = threading.Event()
+    holding.set()
+
+    def full() -> bool:
+        asked.release()  # one look per turn of the reader's loop
+        return holding.is_set()
+
+    endpoint = unix(server.path)
+    conn = ConsoleConnection(
+        vm(path=Path(server.path).parent), SETTINGS, discover=Discovery(endpoint)
+    )
+    rec = Recorder()
+    conn.attach(rec.on_data, rec.on_status, full=full)
+    conn.start()
+    try:
+        wait_for(lambda: conn.status.interactive and server.client is not None, 5)
+        assert conn.write(b"typed while held\r")
+        wait_for(lambda: server.received == b"typed while held\r", 5, what="the key")
+        # The server echoed at once; the reader looks at its subscriber each turn, and turns
+        # on its 10 ms hold poll: after a few more turns the echo would have been read.
+        for _ in range(5):
+            assert asked.acquire(timeout=5)
+        assert not rec.has(b"TYPED"), "read while the subscriber was full"
+        holding.clear()
+        conn.resume()
+        wait_for(lambda: rec.has(b"TYPED WHILE HELD\r"), 5, what="the held output")
+    finally:
+        conn.close()
+
+
 def test_reconnects_by_itself_when_the_socket_comes_back(server: Server) -> None:
     conn, rec = connect(unix(server.path))
     try:

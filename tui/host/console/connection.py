@@ -70,6 +70,7 @@ BUFFER_LIMIT = 256 * 1024  # recent output kept per connection
 TRIM_SLACK = 64 * 1024  # the buffer may exceed BUFFER_LIMIT by this much between trims
 OUT_LIMIT = 64 * 1024  # typed bytes queued while the guest does not read
 COALESCE = 0.004  # seconds: during a flood, reads at most this often (never after a pause)
+HOLD_POLL = 0.01  # seconds between looks at a subscriber that asked us to hold the reading
 FAST_RETRY = 0.05  # seconds between reconnects to a socket that just went away
 FAST_WINDOW = 30.0  # how long to retry a vanished socket fast (a VM restart)
 RECHECK_READ_ONLY = 10.0  # rediscover while showing read-only history of a running VM
@@ -113,6 +114,7 @@ class ConsoleConnection:
         self._buffer = bytearray()
         self.deliveries = 0  # reads handed to subscribers (for benchmarks)
         self._subscribers: dict[int, tuple[DataCallback, StatusCallback | None]] = {}
+        self._holds: dict[int, Callable[[], bool]] = {}  # token -> "my backlog is full"
         self._tokens = 0
         self._status = ConsoleStatus(ConnectionState.CONNECTING, f"looking for {vm.name}'s console")
         self._out_lock = threading.Lock()  # typed bytes
@@ -168,20 +170,35 @@ class ConsoleConnection:
         return bytes(buf[newline + 1 if newline >= 0 else excess :])
 
     def attach(
-        self, on_data: DataCallback, on_status: StatusCallback | None = None
+        self,
+        on_data: DataCallback,
+        on_status: StatusCallback | None = None,
+        *,
+        full: Callable[[], bool] | None = None,
     ) -> Subscription:
-        """Subscribe. The callbacks run on the connection's thread, after ``history``."""
+        """Subscribe. The callbacks run on the connection's thread, after ``history``.
+
+        ``full`` (called on the connection's thread) says the subscriber has more bytes waiting
+        than it wants: reading then pauses (typed bytes still go out) until it returns False,
+        looked at every :data:`HOLD_POLL` seconds or at once after :meth:`resume`. A subscriber
+        that cannot keep up thus slows the source down instead of losing bytes; a real guest's
+        serial line is far slower than the emulator, so this holds only a flood faster than it.
+        """
         with self._lock:
             self._tokens += 1
             token = self._tokens
             self._subscribers[token] = (on_data, on_status)
+            if full is not None:
+                self._holds[token] = full
             self.last_used = time.monotonic()
             return Subscription(token, self._recent(), self._status)
 
     def detach(self, token: int) -> None:
         with self._lock:
             self._subscribers.pop(token, None)
+            self._holds.pop(token, None)
             self.last_used = time.monotonic()
+        self._wake()  # a hold it had ends with it
 
     @property
     def attached(self) -> int:
@@ -199,6 +216,10 @@ class ConsoleConnection:
             self._out += data
         self._wake()
         return True
+
+    def resume(self) -> None:
+        """A subscriber that was full has room again: look now rather than at the next poll."""
+        self._wake()
 
     def confirm_takeover(self) -> bool:
         """The admin agreed to the takeover that the status offers. False if none is offered."""
@@ -233,6 +254,7 @@ class ConsoleConnection:
         self._set_status(ConsoleStatus(ConnectionState.CLOSED, "closed"))
         with self._lock:
             self._subscribers.clear()
+            self._holds.clear()
         if thread is None or not thread.is_alive():
             self._close_wake_pipe()
 
@@ -266,6 +288,18 @@ class ConsoleConnection:
                 callback(data)
             except Exception:  # a subscriber's bug must not end the connection
                 log.exception("console %s: data callback failed", self.name)
+
+    def _held(self) -> bool:
+        """A subscriber asked to pause reading (its backlog is full)."""
+        with self._lock:
+            holds = list(self._holds.values())
+        for full in holds:
+            try:
+                if full():
+                    return True
+            except Exception:
+                log.exception("console %s: hold callback failed", self.name)
+        return False
 
     def _set_status(self, status: ConsoleStatus) -> None:
         if status.discovered is None and self.discovered is not None:
@@ -566,9 +600,10 @@ class ConsoleConnection:
                 return "changed"
             with self._out_lock:
                 pending = bool(self._out)
-            readers = [self._wake_r] if fd is None else [self._wake_r, fd]
+            held = self._held()
+            readers = [self._wake_r] if fd is None or held else [self._wake_r, fd]
             writers = [fd] if pending and fd is not None and source.interactive else []
-            timeout = FILE_POLL if fd is None else 1.0
+            timeout = HOLD_POLL if held else FILE_POLL if fd is None else 1.0
             if recheck is not None:
                 timeout = max(0.0, min(timeout, recheck - time.monotonic()))
             try:
@@ -581,7 +616,7 @@ class ConsoleConnection:
                 with self._out_lock:
                     sent = source.write(bytes(self._out))
                     del self._out[:sent]
-            if fd is None or fd in readable:
+            if (fd is None and not held) or (fd is not None and fd in readable):
                 if fd is not None:
                     self._coalesce(last_read)
                 data = source.read()

@@ -212,6 +212,8 @@ class TerminalWidget(Widget, can_focus=True):
         self._cache: dict[tuple[str, int], tuple[tuple[object, ...], Strip]] = {}
         self._style_generation = 0
         self._base: Style | None = None
+        self._width: int | None = None  # set on resize: Widget.size is costly per line
+        self._hint: tuple[tuple[object, ...], Strip] | None = None  # (what it shows, strip)
         self._pending_rows: set[int] = set()
         self._pending_full = False
         self._scrolled_since_paint = 0
@@ -358,6 +360,7 @@ class TerminalWidget(Widget, can_focus=True):
         super().notify_style_update()
         self._style_generation += 1
         self._cache.clear()
+        self._hint = None
         self._base = None
 
     def _base_style(self) -> Style:
@@ -367,6 +370,7 @@ class TerminalWidget(Widget, can_focus=True):
         return self._base
 
     def on_resize(self, event: events.Resize) -> None:
+        self._width = self.size.width
         size = self.content_size
         cols, rows = max(1, size.width), max(1, size.height - 1)
         screen = self._emulator.screen
@@ -522,10 +526,23 @@ class TerminalWidget(Widget, can_focus=True):
 
     # --- rendering ----------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self._width if self._width is not None else self.size.width
         rows = self.rows
         if y == rows:
-            return self._render_hint(width)
+            shown = (
+                width,
+                self.read_only,
+                self.read_only_reason,
+                self.status,
+                self._scroll,
+                len(self._emulator.screen.history) if self._scroll else 0,
+                self._notice,
+                self.detach_key,
+                self._style_generation,
+            )
+            if self._hint is None or self._hint[0] != shown:
+                self._hint = (shown, self._render_hint(width))
+            return self._hint[1]
         if y > rows or width <= 0:
             return Strip.blank(width, self._base_style())
         self._sync()
