@@ -78,13 +78,15 @@ class BenchApp(App[None]):
         self.pings.append(time.perf_counter())
 
 
-def screen_lines(term: TerminalWidget) -> list[str]:
+def screen_lines(term: TerminalWidget, rows: range | None = None) -> list[str]:
+    """The emulated screen's rows as text (ROWS of them: all by default)."""
     screen = term.emulator.screen
+    ys = rows if rows is not None else range(screen.lines)
     return [
         "".join(run_cells(line_runs(cells, screen.columns))).rstrip()
         if (cells := _row(term, y)) is not None
         else ""
-        for y in range(screen.lines)
+        for y in ys
     ]
 
 

@@ -11,9 +11,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import wait_for
+from tui.host import tools
 from tui.host.console import (
     ConnectionState,
     ConsoleConnection,
@@ -145,7 +147,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv.stop()
 
 
-def test_typed_bytes_reach_the_guest_and_its_output_comes_back(server: Server) -> None:
+def relay_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children() if p.name() == "cat"]
+
+
+@pytest.mark.parametrize("relay", [True, False], ids=["cat-relay", "read-in-thread"])
+def test_typed_bytes_reach_the_guest_and_its_output_comes_back(
+    server: Server, relay: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not relay:  # a host without cat: the reader thread reads the socket itself
+        monkeypatch.setattr(tools, "find", lambda name: None)
     conn, rec = connect(unix(server.path))
     try:
         wait_for(lambda: conn.status.interactive, 5, what="connected")
@@ -157,6 +168,25 @@ def test_typed_bytes_reach_the_guest_and_its_output_comes_back(server: Server) -
         conn.close()
     assert conn.status.state is ConnectionState.CLOSED
     assert not conn.write(b"x")
+
+
+def test_the_relay_drains_the_socket_and_ends_with_the_connection(server: Server) -> None:
+    """The serial socket is read by a cat of ours (by absolute path) into a pipe: the guest
+    never waits for the UI. Closing the connection ends it by its pid."""
+    conn, rec = connect(unix(server.path))
+    try:
+        wait_for(lambda: conn.status.interactive and server.client is not None, 5)
+        wait_for(lambda: len(relay_children()) == 1, 5, what="the relay")
+        (relay,) = relay_children()
+        assert relay.exe() == tools.find("cat") and os.path.isabs(relay.exe())
+        # Single-byte sends, as QEMU's UART makes them, through the relay's pipe.
+        for byte in b"x" * 2000:
+            server.send(bytes([byte]))
+        wait_for(lambda: rec.has(b"x" * 2000), 5, what="the bytes")
+    finally:
+        conn.close()
+    assert not relay.is_running() or relay.status() == psutil.STATUS_ZOMBIE
+    assert relay_children() == []
 
 
 def test_buffer_is_bounded_and_attaching_later_misses_nothing(server: Server) -> None:

@@ -15,8 +15,9 @@ stdio again, the connection falls back to read-only history and says so.
 
 The bytes come from :mod:`tui.host.console.sources`; several VMs' connections are kept by
 :class:`~tui.host.console.pool.ConsoleManager`. The only processes started are ``journalctl``
-followers (a :class:`~tui.host.console.sources.JournalSource`); each is ended by its own pid on
-close. No Textual here.
+followers (a :class:`~tui.host.console.sources.JournalSource`) and the ``cat`` relay that drains
+a serial socket (:class:`~tui.host.console.sources.SocketSource`); each is ended by its own pid
+on close. No Textual here.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from tui.host import tools
 from tui.host.console.endpoints import (
     ConsoleEndpoint,
     EndpointKind,
@@ -69,7 +71,6 @@ log = logging.getLogger(__name__)
 BUFFER_LIMIT = 256 * 1024  # recent output kept per connection
 TRIM_SLACK = 64 * 1024  # the buffer may exceed BUFFER_LIMIT by this much between trims
 OUT_LIMIT = 64 * 1024  # typed bytes queued while the guest does not read
-COALESCE = 0.004  # seconds: during a flood, reads at most this often (never after a pause)
 HOLD_POLL = 0.01  # seconds between looks at a subscriber that asked us to hold the reading
 FAST_RETRY = 0.05  # seconds between reconnects to a socket that just went away
 FAST_WINDOW = 30.0  # how long to retry a vanished socket fast (a VM restart)
@@ -512,7 +513,7 @@ class ConsoleConnection:
                         sock = connect_unix(address, time.monotonic() + 2.0)
                     if target.source == "takeover":
                         self._remember_takeover(target)
-                    return SocketSource(sock), ""
+                    return SocketSource(sock, tools.find("cat")), ""
                 case EndpointKind.PTY:
                     assert target.path
                     return PtySource(target.path, target.main_pid), ""
@@ -591,7 +592,6 @@ class ConsoleConnection:
         with self._out_lock:
             self._out.clear()  # keys typed for an earlier connection are not for this one
         fd = source.fileno()
-        last_read = 0.0
         recheck = None
         if not source.interactive:
             recheck = time.monotonic() + _recheck_after(discovered)
@@ -602,7 +602,8 @@ class ConsoleConnection:
                 pending = bool(self._out)
             held = self._held()
             readers = [self._wake_r] if fd is None or held else [self._wake_r, fd]
-            writers = [fd] if pending and fd is not None and source.interactive else []
+            wfd = source.write_fileno()
+            writers = [wfd] if pending and wfd is not None and source.interactive else []
             timeout = HOLD_POLL if held else FILE_POLL if fd is None else 1.0
             if recheck is not None:
                 timeout = max(0.0, min(timeout, recheck - time.monotonic()))
@@ -617,10 +618,7 @@ class ConsoleConnection:
                     sent = source.write(bytes(self._out))
                     del self._out[:sent]
             if (fd is None and not held) or (fd is not None and fd in readable):
-                if fd is not None:
-                    self._coalesce(last_read)
                 data = source.read()
-                last_read = time.monotonic()
                 if data is None:
                     return "eof"
                 self._deliver(data)
@@ -634,20 +632,6 @@ class ConsoleConnection:
                     return "changed"
                 recheck = time.monotonic() + _recheck_after(again)
         return "closed"
-
-    def _coalesce(self, last_read: float) -> None:
-        """During a flood a serial line hands over a dozen bytes per read: when the previous
-        read was less than :data:`COALESCE` ago, let the next one gather more first (cuts the
-        per-read cost ~30x on a 2 MB flood). A key typed meanwhile ends the wait at once;
-        output after a pause (an echo) is never delayed."""
-        wait = COALESCE - (time.monotonic() - last_read)
-        if wait <= 0:
-            return
-        with self._out_lock:
-            if self._out:
-                return
-        with contextlib.suppress(InterruptedError, OSError):
-            select.select([self._wake_r], [], [], wait)
 
     def _fast_reconnect(self, target: ConsoleEndpoint) -> bool:
         """The socket went away (the VM is restarting?): retry it quickly so the new boot's
@@ -672,7 +656,7 @@ class ConsoleConnection:
                 sock = None
             if sock is not None:
                 self._deliver(note(f"reconnected to {target.path}"))
-                source = SocketSource(sock)
+                source = SocketSource(sock, tools.find("cat"))
                 self._source = source
                 discovered = self.discovered or target
                 self._set_status(self._status_for(target, discovered))
