@@ -218,6 +218,7 @@ class TerminalWidget(Widget, can_focus=True):
         self._pending_full = False
         self._scrolled_since_paint = 0
         self._last_full_paint = 0.0
+        self._last_flush = 0.0
         self._last_cursor = (-1, -1, False)
         self._last_total = 0
         self._scroll = 0  # lines scrolled back into history; 0 = live view
@@ -268,6 +269,8 @@ class TerminalWidget(Widget, can_focus=True):
         replies = self._emulator.take_responses()
         if replies and not self.read_only:
             self._send(replies)
+        if time.monotonic() - self._last_flush >= 1 / FPS:
+            self._flush()  # output after a quiet spell (an echo) is painted now, not next frame
 
     def scroll_history(self, lines: int) -> None:
         """Scroll back (positive) or forward (negative) through the scrollback."""
@@ -701,7 +704,8 @@ class TerminalWidget(Widget, can_focus=True):
         return list(range(first, first + count))
 
     def _flush(self) -> None:
-        """Timer (~30 fps): repaint only the regions of rows that changed."""
+        """Timer (~30 fps), or a feed after a quiet frame: repaint only the rows that changed."""
+        self._last_flush = time.monotonic()
         self._sync()
         if self._pending_full:
             now = time.monotonic()
