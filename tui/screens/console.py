@@ -304,8 +304,32 @@ class ConsoleScreen(ModalScreen[None]):
     @on(_Arrived)
     def _wake_feeder(self, message: Message) -> None:
         message.stop()
-        if self._ready is not None:
+        if self._gone:
+            return
+        # The first slice here (an echo is then on screen within this message); the rest, if
+        # any, by the feeder.
+        data, more = self._take_slice()
+        if data:
+            self._feed(data)
+        if more and self._ready is not None:
             self._ready.set()
+
+    def _take_slice(self) -> tuple[bytes, bool]:
+        """The next :data:`FEED_SLICE` pending bytes, and whether more wait. Lets the
+        connection read on once we have caught up with a hold."""
+        resume = False
+        with self._pending_lock:
+            data = bytes(self._pending[:FEED_SLICE])
+            del self._pending[:FEED_SLICE]
+            more = bool(self._pending)
+            if not more:
+                self._flush_scheduled = False
+            if self._held and len(self._pending) < HOLD_AT // 2:
+                self._held = False
+                resume = True
+        if resume and self.connection is not None:
+            self.connection.resume()
+        return data, more
 
     async def _feeder(self) -> None:
         """Feed pending bytes a slice per event-loop turn until none are left; then wait."""
@@ -315,22 +339,14 @@ class ConsoleScreen(ModalScreen[None]):
             await ready.wait()
             ready.clear()
             while not self._gone:
-                resume = False
-                with self._pending_lock:
-                    data = bytes(self._pending[:FEED_SLICE])
-                    del self._pending[:FEED_SLICE]
-                    if not self._pending:
-                        self._flush_scheduled = False
-                    if self._held and len(self._pending) < HOLD_AT // 2:
-                        self._held = False
-                        resume = True
-                if resume and self.connection is not None:
-                    self.connection.resume()
-                if not data:
+                data, more = self._take_slice()
+                spent = 0.0
+                if data:
+                    started = time.thread_time()
+                    self._feed(data)
+                    spent = time.thread_time() - started  # CPU: a busy host stretches wall time
+                if not more:
                     break
-                started = time.thread_time()
-                self._feed(data)
-                spent = time.thread_time() - started  # CPU: a busy host stretches wall time
                 # Keys, timers and repaints before the next slice: the loop is ours at most
                 # FEED_SHARE of the time while a flood lasts.
                 await asyncio.sleep(min(0.05, spent * (1 - FEED_SHARE) / FEED_SHARE))

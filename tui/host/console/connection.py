@@ -113,7 +113,6 @@ class ConsoleConnection:
         self._takeover_fn = takeover or (lambda v, s, e: take_over(v, s, e))
         self._lock = threading.Lock()  # buffer, subscribers, status
         self._buffer = bytearray()
-        self.deliveries = 0  # reads handed to subscribers (for benchmarks)
         self._subscribers: dict[int, tuple[DataCallback, StatusCallback | None]] = {}
         self._holds: dict[int, Callable[[], bool]] = {}  # token -> "my backlog is full"
         self._tokens = 0
@@ -274,7 +273,6 @@ class ConsoleConnection:
         if not data:
             return
         with self._lock:
-            self.deliveries += 1
             buf = self._buffer
             buf += data
             excess = len(buf) - self.buffer_limit

@@ -25,7 +25,7 @@ from tui.host.unixsock import close_quietly
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 64 * 1024  # at most this much per delivery (the widget wants <= 64 KiB)
+READ_CHUNK = 64 * 1024  # at most this much per read (the screen feeds it on in slices)
 HISTORY_BYTES = 128 * 1024  # tail of a log file / transcript shown on first attach
 FILE_POLL = 0.1  # seconds between looks at a followed file
 RELAY_PIPE = 1024 * 1024  # the relay's pipe: this much guest output waits without the guest
