@@ -24,14 +24,8 @@ from tests.fuzz_support import Clock, assert_clean, mixed_text, special_text, st
 from tui.host.actions.nixlog import NixLogParser
 from tui.host.qmp import QMPError, qmp_execute
 from tui.host.sampling.qmp import query_qemu
-from tui.widgets.terminal_emulator import (
-    MAX_CELL_LEN,
-    MAX_RESPONSES,
-    MAX_TITLE_LEN,
-    TerminalEmulator,
-    line_cells,
-    line_runs,
-)
+from tui.vt import TerminalEmulator, line_cells, line_runs
+from tui.vt.limits import MAX_CELL_LEN, MAX_RESPONSES, MAX_TITLE_LEN
 
 pytestmark = pytest.mark.fuzz
 

@@ -23,7 +23,7 @@ from tui.app import MicroVMApp
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
 from tui.source import ReplaySource, Snapshot
-from tui.widgets.detail_pane import DetailPane
+from tui.widgets.detail.pane import DetailPane
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.host_header import HostHeader
 from tui.widgets.text_line import TextLine

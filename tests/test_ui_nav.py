@@ -21,7 +21,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.main import MainScreen
 from tui.source import ReplaySource
-from tui.widgets.detail_pane import DetailPane
+from tui.widgets.detail.pane import DetailPane
 from tui.widgets.host_header import HostHeader
 from tui.widgets.jobs_table import JobsTable
 from tui.widgets.vm_table import COLUMN_KEYS, NAME_WIDTH, VMTable

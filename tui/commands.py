@@ -16,7 +16,7 @@ from textual.dom import DOMNode
 
 from tui.actions_ui import ACTIONS_INFO
 from tui.bindings import collect
-from tui.widgets.detail_pane import TABS
+from tui.widgets.detail.pane import TABS
 from tui.widgets.format import clean
 from tui.widgets.outside import outside_markup
 from tui.widgets.vm_table import COLUMNS

@@ -58,7 +58,7 @@ def scopes() -> dict[str, list[Scoped]]:
     from tui.screens.jobs import JobsScreen
     from tui.screens.logs import LogsScreen
     from tui.screens.main import MainScreen
-    from tui.widgets.detail_pane import DetailPane
+    from tui.widgets.detail.pane import DetailPane
     from tui.widgets.filter_bar import FilterBar
     from tui.widgets.jobs_table import JobsTable
     from tui.widgets.log_view import LogView

@@ -13,8 +13,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui.host.logs.summary import ProblemCounts
 from tui.source import Snapshot
-from tui.widgets.detail_base import DetailData
-from tui.widgets.detail_pane import TAB_IDS, DetailPane
+from tui.widgets.detail.base import DetailData
+from tui.widgets.detail.pane import TAB_IDS, DetailPane
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.format import clean
 from tui.widgets.host_header import HeaderData, HostHeader

@@ -6,7 +6,7 @@ The widget knows nothing about sockets: the owner pushes guest output in with
 
 Security model (the TUI often runs as root over SSH; guests are untrusted):
 
-* guest bytes are interpreted by :mod:`tui.widgets.terminal_emulator` and only ever reach the
+* guest bytes are interpreted by :mod:`tui.vt` and only ever reach the
   admin's terminal as text of Segments built from the emulated screen, with every control
   character replaced (:func:`~tui.host.text.sanitise`);
 * titles are kept (sanitized) but never forwarded; OSC 52, DCS, APC, PM and SOS are dropped;
@@ -37,15 +37,15 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input as TextInput
 
-from tui.widgets.terminal_emulator import (
+from tui.vt import (
     DEFAULT_SCROLLBACK,
     Runs,
     TerminalEmulator,
     line_cells,
     line_runs,
 )
-from tui.widgets.terminal_keys import encode_key, normalize_key
-from tui.widgets.terminal_render import (
+from tui.widgets.terminal.keys import encode_key, normalize_key
+from tui.widgets.terminal.render import (
     highlight,
     invert,
     restyle,
@@ -212,10 +212,13 @@ class TerminalWidget(Widget, can_focus=True):
         self._cache: dict[tuple[str, int], tuple[tuple[object, ...], Strip]] = {}
         self._style_generation = 0
         self._base: Style | None = None
+        self._width: int | None = None  # set on resize: Widget.size is costly per line
+        self._hint: tuple[tuple[object, ...], Strip] | None = None  # (what it shows, strip)
         self._pending_rows: set[int] = set()
         self._pending_full = False
         self._scrolled_since_paint = 0
         self._last_full_paint = 0.0
+        self._last_flush = 0.0
         self._last_cursor = (-1, -1, False)
         self._last_total = 0
         self._scroll = 0  # lines scrolled back into history; 0 = live view
@@ -266,6 +269,8 @@ class TerminalWidget(Widget, can_focus=True):
         replies = self._emulator.take_responses()
         if replies and not self.read_only:
             self._send(replies)
+        if time.monotonic() - self._last_flush >= 1 / FPS:
+            self._flush()  # output after a quiet spell (an echo) is painted now, not next frame
 
     def scroll_history(self, lines: int) -> None:
         """Scroll back (positive) or forward (negative) through the scrollback."""
@@ -358,6 +363,7 @@ class TerminalWidget(Widget, can_focus=True):
         super().notify_style_update()
         self._style_generation += 1
         self._cache.clear()
+        self._hint = None
         self._base = None
 
     def _base_style(self) -> Style:
@@ -367,6 +373,7 @@ class TerminalWidget(Widget, can_focus=True):
         return self._base
 
     def on_resize(self, event: events.Resize) -> None:
+        self._width = self.size.width
         size = self.content_size
         cols, rows = max(1, size.width), max(1, size.height - 1)
         screen = self._emulator.screen
@@ -522,10 +529,23 @@ class TerminalWidget(Widget, can_focus=True):
 
     # --- rendering ----------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self._width if self._width is not None else self.size.width
         rows = self.rows
         if y == rows:
-            return self._render_hint(width)
+            shown = (
+                width,
+                self.read_only,
+                self.read_only_reason,
+                self.status,
+                self._scroll,
+                len(self._emulator.screen.history) if self._scroll else 0,
+                self._notice,
+                self.detach_key,
+                self._style_generation,
+            )
+            if self._hint is None or self._hint[0] != shown:
+                self._hint = (shown, self._render_hint(width))
+            return self._hint[1]
         if y > rows or width <= 0:
             return Strip.blank(width, self._base_style())
         self._sync()
@@ -684,7 +704,8 @@ class TerminalWidget(Widget, can_focus=True):
         return list(range(first, first + count))
 
     def _flush(self) -> None:
-        """Timer (~30 fps): repaint only the regions of rows that changed."""
+        """Timer (~30 fps), or a feed after a quiet frame: repaint only the rows that changed."""
+        self._last_flush = time.monotonic()
         self._sync()
         if self._pending_full:
             now = time.monotonic()

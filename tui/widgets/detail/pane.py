@@ -11,13 +11,13 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import TabbedContent, TabPane, Tabs
 
-from tui.widgets.detail_base import DetailData, DetailView
-from tui.widgets.detail_history import HistoryView
-from tui.widgets.detail_network import NetworkView
-from tui.widgets.detail_overview import OverviewView
-from tui.widgets.detail_shares import SharesView
-from tui.widgets.detail_storage import StorageView
-from tui.widgets.detail_units import UnitsView
+from tui.widgets.detail.base import DetailData, DetailView
+from tui.widgets.detail.history import HistoryView
+from tui.widgets.detail.network import NetworkView
+from tui.widgets.detail.overview import OverviewView
+from tui.widgets.detail.shares import SharesView
+from tui.widgets.detail.storage import StorageView
+from tui.widgets.detail.units import UnitsView
 from tui.widgets.format import clean
 from tui.widgets.levels import level_classes, level_css, level_style
 from tui.widgets.text_line import TextLine

@@ -6,7 +6,7 @@ from rich.text import Text
 
 from tui.host.crashloop import LOOP_RESTARTS, LOOP_WINDOW_S
 from tui.host.model import PENDING, UnitState
-from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
+from tui.widgets.detail.base import Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH
 from tui.widgets.wrap import PathCell
 

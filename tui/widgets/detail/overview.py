@@ -6,7 +6,7 @@ from rich.text import Text
 
 from tui.host.model import PENDING, VM
 from tui.host.sampling import VMSample
-from tui.widgets.detail_base import KV, Block, DetailData, DetailView, Grid, Note
+from tui.widgets.detail.base import KV, Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH, clean, duration, percent, rate, size, why
 from tui.widgets.vm_state import drift_badge, vm_state
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
+from tui.widgets.detail.base import Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH, rate
 
 

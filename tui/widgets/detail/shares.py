@@ -3,7 +3,7 @@ whether a virtiofsd serves them."""
 
 from __future__ import annotations
 
-from tui.widgets.detail_base import Block, DetailData, DetailView, Grid, Note
+from tui.widgets.detail.base import Block, DetailData, DetailView, Grid, Note
 from tui.widgets.format import DASH, size
 
 

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from tui.widgets.detail_base import DetailData
+from tui.widgets.detail.base import DetailData
 from tui.widgets.format import clean, duration, percent, size
 from tui.widgets.history_graph import HistoryGraph
 from tui.widgets.levels import level_classes, level_css, level_style

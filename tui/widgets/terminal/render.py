@@ -1,6 +1,6 @@
 """Turn emulator lines (style runs) into Textual strips, and into text for search and copy.
 
-Everything that reaches a Segment went through :func:`terminal_emulator.line_runs`, which
+Everything that reaches a Segment went through :func:`tui.vt.line_runs`, which
 sanitizes cell data; :func:`safe_text` is for the few strings that did not (status, title).
 """
 
@@ -16,7 +16,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from tui.host.text import sanitise
-from tui.widgets.terminal_emulator import AttrKey, Runs
+from tui.vt import AttrKey, Runs
 
 _NAMED = {
     "black": 0,
@@ -71,9 +71,22 @@ def cell_style(base: Style, key: AttrKey) -> Style:
 
 
 def runs_to_strip(runs: Runs, width: int, base: Style) -> Strip:
-    """A strip exactly ``width`` cells wide."""
+    """A strip exactly ``width`` cells wide.
+
+    Runs of ASCII text (sanitised by :func:`~tui.vt.line_runs`: printable, one cell per
+    character) are measured by their length, sparing Rich's per-segment cell measuring during
+    a flood; the padding is what ``Strip.adjust_cell_length`` would add."""
     segments = [Segment(text, cell_style(base, key)) for text, key in runs if text]
-    return Strip(segments).adjust_cell_length(width, base)
+    cells = 0
+    for text, _key in runs:
+        if not text.isascii():
+            return Strip(segments).adjust_cell_length(width, base)
+        cells += len(text)
+    if cells > width:
+        return Strip(segments, cells).adjust_cell_length(width, base)
+    if cells < width:
+        segments.append(Segment(" " * (width - cells), base))
+    return Strip(segments, width)
 
 
 def restyle(strip: Strip, start: int, end: int, transform: Callable[[Style], Style]) -> Strip:
