@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from textual.binding import Binding
-
+from tui.bindings import Scoped, class_bindings
 from tui.keynames import normalize
 
 
@@ -28,23 +27,6 @@ class _Bound:
     remapped: bool
     default_keys: frozenset[str]
     keys: frozenset[str]  # with the keymap applied
-
-
-# A binding in a scope: its identity (its id; without one, "DeclaringClass.action", which no
-# id of ours looks like) and the binding.
-Scoped = tuple[str, Binding]
-
-
-def class_bindings(cls: type) -> list[Scoped]:
-    """CLS's bindings, its own and inherited (``BINDINGS`` along the MRO), one per key."""
-    out: list[Scoped] = []
-    for klass in reversed(cls.__mro__):
-        declared = klass.__dict__.get("BINDINGS")
-        if declared:
-            out += [
-                (b.id or f"{klass.__name__}.{b.action}", b) for b in Binding.make_bindings(declared)
-            ]
-    return out
 
 
 def scopes() -> dict[str, list[Scoped]]:

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from tui.actions.app_mixin import ReadOnlyTooltips
 from tui.host.logs.summary import ProblemCounts
 from tui.source import Snapshot
 from tui.widgets.detail_base import DetailData
@@ -27,7 +28,7 @@ SPARK_POINTS = 8
 W = TypeVar("W", bound=Widget)
 
 
-class MainScreen(Screen[None]):
+class MainScreen(ReadOnlyTooltips, Screen[None]):
     """Shows the app's latest ``Snapshot``; the app calls ``show`` after every poll."""
 
     DEFAULT_CSS = """
