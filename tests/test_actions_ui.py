@@ -32,9 +32,9 @@ from tests.test_actions_ui_support import (
 from tui.actions import ACTIONS, ActionId, confirmation, refusal, restart_offer
 from tui.bindings import bindings_map
 from tui.commands import MonitorCommands
+from tui.host.actions import plan as action_plan
 from tui.host.actions.jobs import Job, JobState
 from tui.host.actions.nixlog import parse_log
-from tui.host.actions import plan as action_plan
 from tui.host.actions.operations import Outcome
 from tui.host.settings import HostSettings
 from tui.screens.confirm import ConfirmScreen

@@ -18,10 +18,10 @@ from textual.widgets import Static
 
 from tests.test_actions_ui_support import DIFF, NIX_LOGS, fake_vms
 from tui.actions import confirmation, restart_offer
+from tui.host.actions import plan as action_plan
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobState
 from tui.host.actions.nixlog import NixLogParser, Progress
-from tui.host.actions import plan as action_plan
 from tui.host.actions.operations import Outcome
 from tui.host.settings import HostSettings
 from tui.screens.create import CreateScreen

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
-from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.screen import Screen
 

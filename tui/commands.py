@@ -1,8 +1,8 @@
 """The command palette: every bound action, plus sorting by each column and each detail tab.
 
-Built from the bindings themselves (``tui.bindings.collect``, the app's from the action
-registry), so a new binding shows up here without being listed twice. An action on a VM names it ("Restart web"); one that is off
-(read-only) says why when chosen instead of doing nothing.
+Built from the bindings themselves (``tui.bindings.collect``; the app's come from the action
+registry), so a new binding shows up here without being listed twice. An action on a VM names
+it ("Restart web"); one that is off (read-only) says why when chosen instead of doing nothing.
 """
 
 from __future__ import annotations

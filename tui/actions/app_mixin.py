@@ -83,4 +83,3 @@ class ReadOnlyTooltips:
             else active
             for key, active in bindings.items()
         }
-
