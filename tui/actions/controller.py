@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,10 @@ def confirmation(
     spec = action if isinstance(action, ActionSpec) else spec_of(action)
     if spec is None or spec.dialog is None:
         raise ValueError(f"no confirmation for {action!r}")
-    return spec.dialog(DialogInput(vm, plan(vm, settings), update_restart))
+    confirm = spec.dialog(DialogInput(vm, plan(vm, settings), update_restart))
+    if spec.typed_name:  # destructive: a red dialog that wants the VM's name typed
+        confirm = replace(confirm, typed_name=vm.name, danger=True)
+    return confirm
 
 
 def most_used_flake(vms: Iterable[VM]) -> str | None:

@@ -2,7 +2,8 @@
 facts ``tui.host.actions.plan.plan`` read from the host (no file-system look here).
 
 Everything from outside (names, paths, flake references) passes ``sanitise`` first; the body
-is a ``Text`` and never parsed as markup.
+is a ``Text`` and never parsed as markup. Whether the VM's name must be typed comes from the
+action's ``typed_name`` in the registry (``controller.confirmation`` adds it).
 """
 
 from __future__ import annotations
@@ -150,9 +151,7 @@ def force_stop(d: DialogInput) -> Confirmation:
         "need a check at the next boot.",
         style="bold",
     )
-    return Confirmation(
-        f"Force stop {d.name}?", body, "Force stop", typed_name=d.vm.name, danger=True
-    )
+    return Confirmation(f"Force stop {d.name}?", body, "Force stop")
 
 
 def delete(d: DialogInput) -> Confirmation:
@@ -176,7 +175,7 @@ def delete(d: DialogInput) -> Confirmation:
         "This cannot be undone. The runners stay in the Nix store until garbage-collected.",
         style="bold",
     )
-    return Confirmation(f"Delete {name}?", body, "Delete", typed_name=vm.name, danger=True)
+    return Confirmation(f"Delete {name}?", body, "Delete")
 
 
 def restart_offer(job: Job, plan: ActionPlan | None) -> Confirmation:
