@@ -7,10 +7,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tui.actions import ACTIONS, CHANGING_IDS, CHANGING_METHODS, ActionId, Scope, bindings
+from textual.binding import Binding
+
+from tui.actions import ACTIONS, CHANGING_IDS, CHANGING_METHODS, ActionId, Scope
 from tui.app import MicroVMApp
 from tui.bindings import bindings_map
 from tui.host.actions.operations import ACTIONS as JOB_RUNNER_ACTIONS
+from tui.screens.main import MainScreen
 
 TUI = Path(__file__).resolve().parent.parent / "tui"
 REGISTRY = TUI / "actions" / "registry.py"
@@ -48,7 +51,7 @@ def _spelled(tree: ast.AST, words: set[str]) -> list[tuple[int, str]]:
 
 
 def test_no_ui_module_spells_an_action_id() -> None:
-    words = {s.id.value for s in ACTIONS.values()} | {s.method for s in ACTIONS.values()}
+    words = {str(s.id) for s in ACTIONS.values()} | {s.method for s in ACTIONS.values()}
     found = []
     for path in sorted(TUI.rglob("*.py")):
         if path == REGISTRY or any(path.is_relative_to(d) for d in NOT_UI):
@@ -70,22 +73,26 @@ def test_every_job_runner_operation_is_a_host_changing_action_and_back() -> None
     list, independent of the registry's flag)."""
     assert set(JOB_RUNNER_ACTIONS) == CHANGING_IDS
     for spec in ACTIONS.values():
-        assert spec.changes_host == (spec.id.value in JOB_RUNNER_ACTIONS), spec.id
+        assert spec.changes_host == (spec.id in JOB_RUNNER_ACTIONS), spec.id
         if spec.needs_vm and spec.changes_host:
             assert spec.dialog is not None, spec.id
     assert {"vm_action", "create_vm"} == CHANGING_METHODS
 
 
-def test_the_app_binds_every_registry_action_by_its_id() -> None:
-    app_bindings = {b.id: b for _key, b in bindings_map(MicroVMApp) if b.id}
-    for spec in ACTIONS.values():
-        if spec.scope is Scope.APP:
-            b = app_bindings[spec.id.value]
-            assert (b.key, b.action, b.description, b.show) == (
+def test_each_scope_binds_its_registry_actions_by_their_ids_in_order() -> None:
+    for scope, cls in ((Scope.APP, MicroVMApp), (Scope.MAIN, MainScreen)):
+        specs = [s for s in ACTIONS.values() if s.scope is scope]
+        ours = [b for b in cls.BINDINGS if isinstance(b, Binding)]
+        assert [b.id for b in ours] == [str(s.id) for s in specs], scope
+        merged = {b.id: b for _key, b in bindings_map(cls) if b.id}
+        for spec in specs:
+            b = merged[str(spec.id)]
+            assert (b.key, b.action, b.description, b.show, b.key_display) == (
                 spec.keys,
                 spec.method,
                 spec.description,
                 spec.in_footer,
+                spec.key_display,
             )
-    assert [b.id for b in bindings(Scope.APP)] == [s.id.value for s in ACTIONS.values()]
+    assert {s.scope for s in ACTIONS.values()} == set(Scope)
     assert ActionId("force-stop") is ActionId.FORCE_STOP

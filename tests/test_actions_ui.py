@@ -144,7 +144,7 @@ def test_refusals_before_any_dialog() -> None:
 
 
 def test_bindings_have_ids_and_do_not_clash_with_the_app() -> None:
-    keys = {s.keys: s.id for s in ACTIONS.values() if s.changes_host or s.id is ActionId.JOBS}
+    keys = {s.keys: s.id for s in ACTIONS.values() if s.changes_host or s.id == ActionId.JOBS}
     assert keys == {
         "t": "start",
         "T": "stop",

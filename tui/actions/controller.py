@@ -159,7 +159,7 @@ class ActionsController:
         spec = spec_of(job.action)
         if spec is None or not spec.offers_restart:
             return
-        if spec.id is ActionId.UPDATE and self.update_restart == "never":
+        if spec.id == ActionId.UPDATE and self.update_restart == "never":
             return
         vm = self._vm_named(job.vm)
         offer = restart_offer(job, plan(vm, self.host) if vm is not None else None)
@@ -180,7 +180,7 @@ class ActionsController:
         """Ask for ACTION on VM (default: the selected one); the dialog shown, or None when
         it was refused (the reason is notified)."""
         spec = _spec(action)
-        if spec.id is ActionId.CREATE:
+        if spec.id == ActionId.CREATE:
             return self.request_create()
         if spec.dialog is None:
             raise ValueError(f"{spec.id} is not an action on a VM")
@@ -234,7 +234,7 @@ class ActionsController:
         spec = _spec(action)
         if self.refuse_read_only(spec):
             return None
-        job = self.runner.submit(spec.id.value, name, **options)
+        job = self.runner.submit(str(spec.id), name, **options)
         self._on_job(job)
         if not job.state.finished:
             notify_outside(

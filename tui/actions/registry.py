@@ -18,6 +18,7 @@ from textual.binding import Binding
 
 from tui.actions import dialogs
 from tui.actions.dialogs import Dialog
+from tui.widgets.detail_pane import TAB_IDS
 
 
 class ActionId(StrEnum):
@@ -36,12 +37,21 @@ class ActionId(StrEnum):
     DELETE = "delete"
     JOBS = "jobs"
     COMMAND_PALETTE = "command_palette"
+    FILTER = "filter"
+    SORT = "sort"
+    SORT_REVERSE = "sort_reverse"
+    TOGGLE_DETAIL = "toggle_detail"
+    NEXT_TAB = "next_tab"
+    PREV_TAB = "prev_tab"
+    CLEAR_FILTER = "clear_filter"
+    # and one "tab_TAB" per detail tab (tab_id), made from the detail pane's list of tabs
 
 
 class Scope(Enum):
     """Where an action's binding lives (and so which screens it acts on)."""
 
     APP = "app"  # the App: the monitor, and (priority bindings only) above modal screens
+    MAIN = "main"  # the monitor's screen (MainScreen)
 
 
 class Needs(Enum):
@@ -56,7 +66,7 @@ class Needs(Enum):
 
 @dataclass(frozen=True)
 class ActionSpec:
-    id: ActionId  # also the binding id ([keys] remaps by it) and the job runner's name
+    id: str  # an ActionId (or tab_id): the binding id [keys] remaps, the job runner's name
     _: KW_ONLY
     label: str  # a verb, capitalised: the dialog's button, "Label: not done"
     description: str  # the footer's and the help screen's words
@@ -90,8 +100,13 @@ class ActionSpec:
             key_display=self.key_display,
             priority=self.priority,
             tooltip=self.help if tooltip is None else tooltip,
-            id=self.id.value,
+            id=str(self.id),
         )
+
+
+def tab_id(tab: str) -> str:
+    """The id of the key that opens the detail tab TAB ("tab_network")."""
+    return f"tab_{tab}"
 
 
 def _on_vm(ident: ActionId) -> str:
@@ -100,10 +115,10 @@ def _on_vm(ident: ActionId) -> str:
     return f"vm_action({ident.value!r})"
 
 
-# In the app's binding order (the footer shows them so). Keys are chosen not to clash with the
+# In each scope's binding order (the footer shows them so). Keys are chosen not to clash with the
 # main screen's / (filter), s / S (sort), d (detail), [ ] and digits (tabs): start is t
 # ("sTart"), stop T.
-ACTIONS: dict[ActionId, ActionSpec] = {
+ACTIONS: dict[str, ActionSpec] = {
     spec.id: spec
     for spec in (
         ActionSpec(
@@ -270,20 +285,101 @@ ACTIONS: dict[ActionId, ActionSpec] = {
             priority=True,
             in_footer=False,
         ),
+        # The monitor's own moves.
+        ActionSpec(
+            ActionId.FILTER,
+            label="Filter",
+            description="Filter",
+            keys="slash",
+            key_display="/",
+            help="Show only the VMs whose name has the text typed",
+            method="filter",
+            scope=Scope.MAIN,
+        ),
+        ActionSpec(
+            ActionId.SORT,
+            label="Sort",
+            description="Sort",
+            keys="s",
+            help="Sort the table by the next column",
+            method="sort_next",
+            scope=Scope.MAIN,
+        ),
+        ActionSpec(
+            ActionId.SORT_REVERSE,
+            label="Reverse sort",
+            description="Reverse sort",
+            keys="S",
+            help="Reverse the table's order",
+            method="sort_reverse",
+            scope=Scope.MAIN,
+            in_footer=False,
+        ),
+        ActionSpec(
+            ActionId.TOGGLE_DETAIL,
+            label="Detail",
+            description="Detail",
+            keys="d",
+            help="Show or hide the selected VM's detail",
+            method="toggle_detail",
+            scope=Scope.MAIN,
+        ),
+        ActionSpec(
+            ActionId.NEXT_TAB,
+            label="Next tab",
+            description="Next tab",
+            keys="right_square_bracket",
+            key_display="]",
+            help="The detail's next tab",
+            method="next_tab",
+            scope=Scope.MAIN,
+        ),
+        ActionSpec(
+            ActionId.PREV_TAB,
+            label="Previous tab",
+            description="Previous tab",
+            keys="left_square_bracket",
+            key_display="[",
+            help="The detail's previous tab",
+            method="prev_tab",
+            scope=Scope.MAIN,
+            in_footer=False,
+        ),
+        *(
+            ActionSpec(
+                tab_id(tab),
+                label=f"{tab.title()} tab",
+                description=f"{tab.title()} tab",
+                keys=str(i),
+                help=f"The detail's {tab.title()} tab",
+                method=f"show_tab({tab!r})",
+                scope=Scope.MAIN,
+                in_footer=False,
+            )
+            for i, tab in enumerate(TAB_IDS, 1)
+        ),
+        # The filter line's own Esc clears while typing; this one clears a kept filter.
+        ActionSpec(
+            ActionId.CLEAR_FILTER,
+            label="Clear filter",
+            description="Clear filter",
+            keys="escape",
+            help="Show every VM again",
+            method="clear_filter",
+            scope=Scope.MAIN,
+            in_footer=False,
+        ),
     )
 }
 
 # What read-only mode turns off, as Textual action names and as binding ids.
 CHANGING_METHODS = frozenset(s.method_name for s in ACTIONS.values() if s.changes_host)
-CHANGING_IDS = frozenset(s.id.value for s in ACTIONS.values() if s.changes_host)
+CHANGING_IDS = frozenset(str(s.id) for s in ACTIONS.values() if s.changes_host)
 
 
 def spec_of(ident: str) -> ActionSpec | None:
     """The action whose id (or binding id) is IDENT."""
-    try:
-        return ACTIONS[ActionId(ident)]
-    except ValueError:
-        return None
+    return ACTIONS.get(ident)
 
 
 def spec_for_call(method: str, parameters: tuple[object, ...] = ()) -> ActionSpec | None:
