@@ -9,7 +9,6 @@ by that name; the ids of host-changing actions are the names the job runner know
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import KW_ONLY, dataclass
 from enum import Enum, StrEnum
 
@@ -394,8 +393,3 @@ def spec_for_call(method: str, parameters: tuple[object, ...] = ()) -> ActionSpe
 def bindings(scope: Scope) -> list[Binding]:
     """The bindings of SCOPE's node, for its ``BINDINGS``."""
     return [spec.binding() for spec in ACTIONS.values() if spec.scope is scope]
-
-
-def vm_actions() -> Iterator[ActionSpec]:
-    """The actions on the selected VM that change the host (each has a dialog)."""
-    return (s for s in ACTIONS.values() if s.needs_vm and s.changes_host)
