@@ -31,9 +31,10 @@ class _Bound:
 
 def scopes() -> dict[str, list[Scoped]]:
     """Every scope of the app (see the module's doc) -> its bindings."""
-    from textual.widgets import Tabs
+    from textual.widgets import DataTable, Tabs
 
     from tui.app import MicroVMApp
+    from tui.screens.checks import ChecksScreen
     from tui.screens.console import ConsoleScreen
     from tui.screens.help import HelpScreen
     from tui.screens.jobs import JobsScreen
@@ -58,6 +59,7 @@ def scopes() -> dict[str, list[Scoped]]:
         "the help screen": [*app_priority, *of(HelpScreen)],
         "the logs view": [*app, *of(LogsScreen, LogView)],
         "the console": [*app_priority, *of(ConsoleScreen)],
+        "the checks screen": [*app_priority, *of(ChecksScreen, DataTable)],
     }
 
 
