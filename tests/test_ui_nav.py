@@ -11,7 +11,7 @@ from textual.widgets import Static, Tabs
 
 from tests.monitor_support import SIZE, frames, make_app, replay, until
 from tests.test_actions_ui_support import Gate, runner_with
-from tui.actions_ui import ActionsController
+from tui.actions import ActionsController
 from tui.app import MicroVMApp
 from tui.bindings import collect, collect_for_help
 from tui.commands import MonitorCommands

@@ -9,6 +9,7 @@ from textual.containers import Vertical
 from tui.widgets.detail.base import DetailData
 from tui.widgets.format import clean, duration, percent, size
 from tui.widgets.history_graph import HistoryGraph
+from tui.widgets.kept_styles import KeptStyles
 from tui.widgets.levels import level_classes, level_css, level_style
 from tui.widgets.text_line import TextLine
 
@@ -19,7 +20,7 @@ def _mib_label(v: float) -> str:
     return f"{v / 2**20:.0f}M"
 
 
-class HistoryView(Vertical):
+class HistoryView(KeptStyles, Vertical):
     DEFAULT_CSS = """
     HistoryView {
         height: auto;

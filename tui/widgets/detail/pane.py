@@ -19,6 +19,7 @@ from tui.widgets.detail.shares import SharesView
 from tui.widgets.detail.storage import StorageView
 from tui.widgets.detail.units import UnitsView
 from tui.widgets.format import clean
+from tui.widgets.kept_styles import KeptStyles
 from tui.widgets.levels import level_classes, level_css, level_style
 from tui.widgets.text_line import TextLine
 from tui.widgets.vm_state import vm_state
@@ -36,7 +37,7 @@ TABS = (
 TAB_IDS = tuple(t[0] for t in TABS)
 
 
-class DetailPane(Vertical):
+class DetailPane(KeptStyles, Vertical):
     DEFAULT_CSS = """
     DetailPane {
         height: 1fr;
