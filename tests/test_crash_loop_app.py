@@ -52,7 +52,7 @@ class CrashyCycle:
         return Snapshot(
             inventory=Inventory(state_dir=self.settings.state_dir, vms=[vm]),
             samples=samples,
-            crash_looping=sorted(self.sampler.crash_looping),
+            crash_looping=sorted(self.sampler.timeline.crash_looping),
         )
 
     def close(self) -> None:

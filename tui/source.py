@@ -102,8 +102,8 @@ class LiveSource:
         t0 = time.perf_counter()
         inv = self.listing()
         samples = self.sample(inv, focus)
-        history = {name: h.points() for name, h in self.sampler.history.items()}
-        looping = sorted(self.sampler.crash_looping)
+        history = self.sampler.timeline.points()
+        looping = sorted(self.sampler.timeline.crash_looping)
         failing = {vm.name for vm in inv.vms if vm.unit and vm.unit.active == "failed"}
         self.journal.poll(failing | set(looping))  # starts a refresh when due; never waits
         counts, last_errors, journal_error = self.journal.snapshot()
