@@ -154,7 +154,7 @@ def poll_cost(settings: object, polls: int = 20) -> dict[str, float]:
     """In-process cost of the app's poll, split: the listing (state dirs, one systemctl,
     links) and the sampler (cgroups, /proc, QMP; the listing's links). CPU counts every
     thread."""
-    from tui.source import LiveSource
+    from tui.feed import LiveSource
 
     source = LiveSource(settings)  # type: ignore[arg-type]
     try:

@@ -337,7 +337,7 @@ def test_the_sampler_takes_the_listings_links(monkeypatch: pytest.MonkeyPatch) -
 def test_listing_and_sampler_share_one_read_per_poll(
     host: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui.source import LiveSource
+    from tui.feed import LiveSource
 
     source = LiveSource(settings_for(host))
     reads: list[list[str]] = []
@@ -659,7 +659,7 @@ def test_pipelined_hung_socket_has_the_same_reason(tmp_path: Path) -> None:
 
 @pytest.mark.lab
 def test_the_lab_is_watched_through_one_held_socket(lab: Any) -> None:
-    from tui.source import LiveSource
+    from tui.feed import LiveSource
 
     source = LiveSource(lab.settings)
     try:

@@ -25,9 +25,9 @@ import pytest
 from tests.monitor_support import SIZE, until
 from tui.app import MicroVMApp
 from tui.config import load_settings
+from tui.feed import REMOTE_EVERY, LiveSource
 from tui.host.inventory import list_vms
 from tui.host.model import Inventory, UnitState
-from tui.source import REMOTE_EVERY, LiveSource
 from tui.widgets.vm_table import VMTable
 
 pytestmark = pytest.mark.lab

@@ -305,11 +305,11 @@ def test_timeline_keeps_the_last_points_and_forgets_vms_gone() -> None:
     for i in range(5):
         s = VMSample(name="a", pid=1, hypervisor=None, t=float(i))
         s.cpu_pct_of_vcpus, s.mem_host_bytes = float(i * 10), i * 100
-        timeline.record(["a", "b"], [s])
+        timeline.record(["a", "b"], {"a": s})
     points = timeline.points()["a"]
     assert [p.cpu_pct for p in points] == [20.0, 30.0, 40.0]
     assert [p.mem_bytes for p in points[-2:]] == [300, 400] and points[-1].t == 4.0
-    timeline.record(["a"], [VMSample(name="a", pid=1, hypervisor=None, t=5.0)])  # a gap
+    timeline.record(["a"], {"a": VMSample(name="a", pid=1, hypervisor=None, t=5.0)})  # a gap
     assert timeline.points()["a"][-1].cpu_pct is None and len(timeline.points()["a"]) == 3
-    timeline.record(["b"], [])
+    timeline.record(["b"], {})
     assert timeline.points() == {}

@@ -18,7 +18,7 @@ def _settings(state: Path, tmp_path: Path, cache_dir: Path | None = None) -> Hos
 
 
 def test_a_host_that_grows_is_parsed_once_not_at_every_poll(tmp_path: Path) -> None:
-    from tui.source import LiveSource
+    from tui.feed import LiveSource
 
     state = make_host(tmp_path, 10)
     source = LiveSource(_settings(state, tmp_path))
@@ -39,8 +39,8 @@ def test_a_host_that_grows_is_parsed_once_not_at_every_poll(tmp_path: Path) -> N
 
 def test_the_parses_on_disk_are_all_taken_at_start(tmp_path: Path) -> None:
     """`list` keeps every parse on disk; the monitor starts from all of them, not 256."""
+    from tui.feed import LiveSource
     from tui.host.inventory import list_vms
-    from tui.source import LiveSource
 
     state = make_host(tmp_path, 300, nix_store=True)
     cache = tmp_path / "cache"

@@ -31,12 +31,12 @@ from textual.widgets import TabbedContent
 
 from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
 from tui.config import Settings
+from tui.feed import LiveSource, Snapshot, Source
 from tui.host.actions.jobs import Job
 from tui.host.console import ConsoleManager
 from tui.host.model import VM
 from tui.host.uistate import UIStateStore
 from tui.screens.main import MainScreen
-from tui.source import LiveSource, Snapshot, Source
 from tui.widgets.outside import notify_outside
 from tui.widgets.vm_table import VMTable
 

@@ -239,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print(f"microvm-tui: {'; '.join(problems)}", file=sys.stderr)
             return EXIT_USAGE
-    # The first poll runs while Textual loads (tui.source does not import it).
-    from tui.source import LiveSource, Prefetched
+    # The first poll runs while Textual loads (tui.feed does not import it).
+    from tui.feed import LiveSource, Prefetched
 
     source = Prefetched(LiveSource(settings.host))
     from tui.app import run_app

@@ -282,7 +282,7 @@ class Sampler:
                 crash_looping,
                 links_t,
             )
-        self.timeline.record([vm.name for vm in vms], samples.values())
+        self.timeline.record([vm.name for vm in vms], samples)
         return samples
 
     # -- pool plumbing -------------------------------------------------------------------

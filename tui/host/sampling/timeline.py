@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from tui.host.crashloop import LOOP_WINDOW_S, CrashLoopTracker
@@ -41,15 +41,15 @@ class Timeline:
         self.crash_looping = self._loops.update(units, now, time.time_ns() // 1000)
         return self.crash_looping
 
-    def record(self, names: Collection[str], samples: Iterable[VMSample]) -> None:
+    def record(self, names: Collection[str], samples: Mapping[str, VMSample]) -> None:
         """One poll: NAMES are the VMs that exist now (the others are forgotten), SAMPLES the
-        figures of those that run."""
+        figures of those that run, by name."""
         for gone in set(self.history) - set(names):
             del self.history[gone]
-        for s in samples:
-            points = self.history.get(s.name)
+        for name, s in samples.items():
+            points = self.history.get(name)
             if points is None:
-                points = self.history[s.name] = deque(maxlen=self.history_len)
+                points = self.history[name] = deque(maxlen=self.history_len)
             points.append(Point(s.t, s.cpu_pct_of_vcpus, s.mem_host_bytes))
 
     def replace(self, history: dict[str, list[Point]]) -> None:
