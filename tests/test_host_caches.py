@@ -26,6 +26,7 @@ from tui.host.inventory import list_vms, read_inventory
 from tui.host.links import Link, LinkReader, LinkTable, dump_links, links_from_pyroute2
 from tui.host.model import VM, Interface, UnitState
 from tui.host.sampling import Sampler
+from tui.host.sampling import assemble as assemble_mod
 from tui.host.sampling import sampler as sampler_mod
 from tui.host.sampling.qmp import query_qemu
 from tui.host.sampling.reading import RemoteInfo
@@ -415,7 +416,7 @@ def test_vcpus_and_memory_size_are_asked_every_few_polls(fake_qmp: FakeQMPServer
     with Sampler() as sampler:
         first = sampler.sample([vm], HostSettings())["q"]
         assert sorted(asked_sizes(fake_qmp)) == sorted(SIZES)
-        for _ in range(sampler_mod.SIZES_EVERY - 1):
+        for _ in range(assemble_mod.SIZES_EVERY - 1):
             later = sampler.sample([vm], HostSettings())["q"]
             assert asked_sizes(fake_qmp) == []
             # QMP's figures, kept: not the runner's (3 vCPUs, 48 MiB).
