@@ -26,7 +26,6 @@ class ReplaySource:
         self.frames = list(frames)
         self.timeline = Timeline(history_len)  # as the live sampler builds it
         self.index = 0
-        self.polls = 0
         self._last: Snapshot | None = None
         if start_at_last:
             for frame in self.frames[:-1]:
@@ -42,7 +41,6 @@ class ReplaySource:
         return dataclasses.replace(frame, history=self.timeline.points())
 
     def poll(self, focus: str | None = None) -> Snapshot:
-        self.polls += 1
         if self.index >= len(self.frames) and self._last is not None:
             return self._last  # the end of the recording: nothing new, the history stays
         frame = self.frames[min(self.index, len(self.frames) - 1)]

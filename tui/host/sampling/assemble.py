@@ -94,7 +94,6 @@ def assemble(
     links: dict[str, Link],
     links_reason: str | None,
     bound: dict[int, set[str] | str],
-    crash_looping: set[str],
     links_t: float | None,
     *,
     ncpu: int,
@@ -109,8 +108,6 @@ def assemble(
     pid = unit.main_pid
     s = VMSample(name=vm.name, pid=pid, hypervisor=vm.hypervisor, t=now)
     reasons = s.reasons
-    s.restarts = unit.restarts
-    s.crash_looping = vm.name in crash_looping
     s.remote_ms = info.elapsed_s * 1000 if info.elapsed_s else None
 
     # State and sizes from the control socket.

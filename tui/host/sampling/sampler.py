@@ -132,7 +132,7 @@ class Sampler:
         focus: frozenset[str] | set[str] = frozenset(),
     ) -> dict[str, VMSample]:
         now = self.clock()
-        crash_looping = self.timeline.track_units(vms, now)
+        self.timeline.track_units(vms, now)
         running = [vm for vm in vms if vm.unit is not None and vm.unit.main_pid]
         for gone in set(self._state) - {vm.name for vm in running}:
             del self._state[gone]
@@ -211,7 +211,6 @@ class Sampler:
                 links,
                 links_reason,
                 bound,
-                crash_looping,
                 links_t,
                 ncpu=self.ncpu,
                 clock=self.clock,

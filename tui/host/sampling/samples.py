@@ -88,8 +88,6 @@ class VMSample:
     volume_open: dict[str, bool] | None = None  # image -> held open; None = not asked
     uptime_s: float | None = None
     process_name: str | None = None
-    restarts: int | None = None
-    crash_looping: bool = False
     remote_ms: float | None = None  # how long the control socket took this poll
     remote_age: int = 0  # polls since its control socket was asked (0: this one)
     reasons: dict[str, Reason] = field(default_factory=dict)
