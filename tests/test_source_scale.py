@@ -26,7 +26,7 @@ def test_a_host_that_grows_is_parsed_once_not_at_every_poll(tmp_path: Path) -> N
     try:
         source.listing()
         make_host(tmp_path, 300)  # 290 more VMs while the monitor runs
-        first = source.listing()
+        first, _ = source.listing()
         assert len(first.vms) == 300 and all(vm.vcpu == 2 for vm in first.vms)
         parsed = source.runners.misses
         assert parsed == 300
@@ -48,7 +48,7 @@ def test_the_parses_on_disk_are_all_taken_at_start(tmp_path: Path) -> None:
     source = LiveSource(_settings(state, tmp_path, cache))
     try:
         assert len(source.runners) == 300
-        inv = source.listing()
+        inv, _ = source.listing()
         assert len(inv.vms) == 300 and source.runners.misses == 0
     finally:
         source.close()
