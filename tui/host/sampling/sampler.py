@@ -42,7 +42,7 @@ from tui.host.sampling.local import (
 )
 from tui.host.sampling.qmp import query_qemu, timeout_reason
 from tui.host.sampling.reading import RemoteInfo
-from tui.host.sampling.samples import Reason, VMSample, Why
+from tui.host.sampling.samples import Reason, VMSample
 from tui.host.sampling.timeline import Timeline
 from tui.host.settings import HostSettings
 
@@ -150,11 +150,11 @@ class Sampler:
         # 2. Start everything that may block. VMs that answered last time go first, so a crowd
         # of hung ones cannot keep the pool from the healthy ones for more than one poll.
         deadline = self.clock() + self.timeout + self.grace
-        remote: dict[str, cf.Future[RemoteInfo] | Why] = {}
+        remote: dict[str, cf.Future[RemoteInfo] | str] = {}
         reused: set[str] = set()  # VMs whose last answer stands this poll
         stats_requested: dict[str, bool] = {}
         sizes_requested: dict[str, bool] = {}
-        fs: dict[str, cf.Future[FsResult] | Why] = {}
+        fs: dict[str, cf.Future[FsResult] | str] = {}
         for vm in sorted(running, key=lambda v: self._priority.get(v.name, 1)):
             pid = vm.unit.main_pid  # type: ignore[union-attr]
             state = self._state.get(vm.name)
@@ -178,7 +178,7 @@ class Sampler:
             if vm.shares or check_open:
                 fs[vm.name] = self._submit(vm.name, "fs", read_fs, vm, pid, check_open)
         ifnames = sorted({i.id for vm in running for i in vm.interfaces})
-        links_future: cf.Future[dict[str, Link]] | Why | None = None
+        links_future: cf.Future[dict[str, Link]] | str | None = None
         if ifnames and given_links is None:
             links_future = self._submit("", "links", read_links, ifnames, settings.netns)
 
@@ -256,7 +256,7 @@ class Sampler:
         key = (name, kind)
         previous = self._inflight.get(key)
         if previous is not None and not previous.done():
-            return Why.STILL_RUNNING
+            return "the previous poll's query is still running (hung?)"
         future = self._pool.submit(fn, *args)
         self._inflight[key] = future
         return future
@@ -300,7 +300,7 @@ class Sampler:
     ) -> RemoteInfo:
         timeout = min(self.timeout, deadline - self.grace - self.clock())
         if timeout <= 0.05:
-            return _failed_remote(Why.DEADLINE_PASSED)
+            return _failed_remote("not queried: the poll's deadline had passed")
         hv = vm.hypervisor
         if not vm.socket:
             if hv in ("kvmtool", "alioth"):

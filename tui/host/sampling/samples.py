@@ -23,8 +23,6 @@ class Why(StrEnum):
     IFACE_NOT_FOUND = "interface not found"
     NO_BYTE_COUNTERS = "no byte counters"
     NO_SHARE_SOCKET = "no socket path for this share"
-    STILL_RUNNING = "the previous poll's query is still running (hung?)"
-    DEADLINE_PASSED = "not queried: the poll's deadline had passed"
     UNKNOWN = "unknown"
 
 
