@@ -166,6 +166,14 @@ BAD = [
     ('[host]\nnetns = "../etc"', 'host.netns = "../etc": must be a network namespace name'),
     ('[host]\nsystemd_scope = "session"', 'must be one of "system", "user"'),
     ('update_restart = "sometimes"', 'must be one of "ask", "always", "never"'),
+    ('[deploy]\ncache = "-oops"', 'deploy.cache = "-oops": must be a binary cache URL'),
+    ('[deploy]\nhydra_url = "ftp://x/{name}"', "deploy.hydra_url = "),
+    ('[deploy]\nhydra_url = "https://hydra/latest"', "with {name} in it"),
+    ('[deploy]\ncheck_sigs = "no"', 'deploy.check_sigs = "no": must be true or false'),
+    ("[deploy]\nwhat = 1", "unknown key [deploy].what"),
+    ("deploy = 1", "deploy = 1: must be a table ([deploy])"),
+    ("[bulk]\nbuilds = 0", "bulk.builds = 0: must be a whole number from 1 to 64"),
+    ("[bulk]\nrestarts = 1.5", "bulk.restarts = 1.5: must be a whole number"),
     ("bogus = 1", "unknown key 'bogus'"),
     ("[host]\nwhat = 1", "unknown key [host].what"),
     ("this is = not toml [", "c.toml: "),
@@ -219,6 +227,21 @@ def test_a_bad_config_stops_list_with_one_line(
     assert main(["--config", str(files["explicit"]), "--state-dir", str(tmp_path), "list"]) == 2
     err = capsys.readouterr().err
     assert err == f"microvm-tui: {files['explicit']}: interval = -1: {SECONDS}\n"
+
+
+def test_deploy_and_bulk_tables(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[deploy]\ncache = "https://cache.example.org"\n'
+        'hydra_url = "https://hydra.example.org/job/vms/{name}/latest"\ncheck_sigs = false\n'
+        "[bulk]\nbuilds = 2\nrestarts = 8\n"
+    )
+    settings = load_file(Settings(), cfg)
+    assert settings.deploy.cache == "https://cache.example.org"
+    assert settings.deploy.hydra_url == "https://hydra.example.org/job/vms/{name}/latest"
+    assert settings.deploy.check_sigs is False
+    assert (settings.bulk_builds, settings.bulk_restarts) == (2, 8)
+    assert Settings().deploy.check_sigs is True  # nix checks signatures unless told
 
 
 def test_interval_bounds_are_inclusive(files: dict[str, Path]) -> None:

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.logs_cli import add_parser as add_logs_parser
 
     _common(add_logs_parser(sub), argparse.SUPPRESS)
+    from tui.checks_cli import add_parser as add_checks_parser
+
+    _common(add_checks_parser(sub), argparse.SUPPRESS)
     lab = sub.add_parser("lab", help="a throwaway microvm.nix host for demos and tests")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     return parser
@@ -230,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return cmd_logs(settings, args)
+        except BrokenPipeError:
+            return 0
+    if args.command == "checks":
+        from tui.checks_cli import cmd_checks
+
+        try:
+            return cmd_checks(settings, args.json)
         except BrokenPipeError:
             return 0
     if settings.keymap:  # named now: Textual would drop a clashing binding or an unknown id

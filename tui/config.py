@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui.host.settings import HostSettings, default_cache_dir
+from tui.host.settings import DeploySource, HostSettings, default_cache_dir
 from tui.host.tools import SAFE_PATH, forbidden_env
 from tui.keynames import detach_key_problem, keys_problem, normalize_list
 
@@ -54,6 +54,10 @@ class Settings:
     update_restart: str = "ask"  # after an update that needs it: "ask", "always", "never"
     console_detach_key: str = "ctrl+]"  # leaves the console pane; never sent to the guest
     console_size_key: str = "f12"  # types `stty rows R cols C` (the pane's size) into the guest
+    deploy: DeploySource = field(default_factory=DeploySource)  # [deploy]
+    # [bulk]: how many VMs of a bulk action build (update, deploy) and restart at once.
+    bulk_builds: int = 1
+    bulk_restarts: int = 4
     sources: tuple[str, ...] = ()  # which files were read, for the help screen
 
 
@@ -242,6 +246,35 @@ def size_key(value: Any) -> str:
     return text.strip()
 
 
+def cache_url(value: Any) -> str | None:
+    text = _string(value, 'a binary cache URL, e.g. "https://cache.example.org"', 1024).strip()
+    if not text:
+        return None
+    if text.startswith("-") or "://" not in text or any(c.isspace() for c in text):
+        raise Invalid('must be a binary cache URL like "https://cache.example.org" or ""')
+    return text
+
+
+def build_url(value: Any) -> str | None:
+    text = _string(value, "a URL with {name}", 1024).strip()
+    if not text:
+        return None
+    if not text.startswith(("http://", "https://")) or "{name}" not in text:
+        raise Invalid(
+            'must be an http(s) URL with {name} in it, e.g. "https://hydra/job/{name}/latest"'
+        )
+    return text
+
+
+def count(low: int, high: int) -> Decoder:
+    def decode(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise Invalid(f"must be a whole number from {low} to {high}")
+        return value
+
+    return decode
+
+
 # --- the schema ----------------------------------------------------------------------------
 
 
@@ -276,6 +309,13 @@ TOP: dict[str, Option] = {
     "keys": Option(keymap, "keymap"),
 }
 
+# Tables of their own: [deploy] fills Settings.deploy, [bulk] the bulk_* fields.
+DEPLOY: dict[str, Decoder] = {"cache": cache_url, "hydra_url": build_url, "check_sigs": boolean}
+BULK: dict[str, Option] = {
+    "builds": Option(count(1, 64), "bulk_builds"),
+    "restarts": Option(count(1, 256), "bulk_restarts"),
+}
+
 
 def _decode(decoder: Decoder, key: str, value: Any, where: str) -> Any:
     try:
@@ -295,6 +335,7 @@ def _flag(decoder: Decoder, flag: str, value: Any) -> Any:
 
 def _apply(settings: Settings, data: Mapping[str, Any], where: str) -> Settings:
     host_changes: dict[str, Any] = {}
+    deploy_changes: dict[str, Any] = {}
     changes: dict[str, Any] = {}
     for key, value in data.items():
         if key == "host":
@@ -307,9 +348,26 @@ def _apply(settings: Settings, data: Mapping[str, Any], where: str) -> Settings:
                     )
                 host_changes[hkey] = _decode(HOST[hkey], f"host.{hkey}", hvalue, where)
             continue
+        if key in ("deploy", "bulk"):
+            table = DEPLOY if key == "deploy" else BULK
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} = {show(value)}: must be a table ([{key}])")
+            for tkey, tvalue in value.items():
+                if tkey not in table:
+                    raise ConfigError(
+                        f"{where}: unknown key [{key}].{printable(tkey)}"
+                        f" (known: {', '.join(table)})"
+                    )
+                if key == "deploy":
+                    decoded = _decode(DEPLOY[tkey], f"deploy.{tkey}", tvalue, where)
+                    deploy_changes[tkey] = decoded
+                else:
+                    option = BULK[tkey]
+                    changes[option.target] = _decode(option.decode, f"bulk.{tkey}", tvalue, where)
+            continue
         option = TOP.get(key)
         if option is None:
-            known = ", ".join([*TOP, "[host]"])
+            known = ", ".join([*TOP, "[host]", "[deploy]", "[bulk]"])
             raise ConfigError(f"{where}: unknown key '{printable(key)}' (known: {known})")
         decoded = _decode(option.decode, key, value, where)
         if option.target.startswith("host."):
@@ -319,7 +377,8 @@ def _apply(settings: Settings, data: Mapping[str, Any], where: str) -> Settings:
         else:
             changes[option.target] = decoded
     host = dataclasses.replace(settings.host, **host_changes)
-    return dataclasses.replace(settings, host=host, **changes)
+    deploy = dataclasses.replace(settings.deploy, **deploy_changes)
+    return dataclasses.replace(settings, host=host, deploy=deploy, **changes)
 
 
 def load_file(settings: Settings, path: Path, *, missing_ok: bool = True) -> Settings:

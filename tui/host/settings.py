@@ -52,6 +52,15 @@ class HostSettings:
         return tools.child_env(self.systemd_env)
 
 
+@dataclass(frozen=True)
+class DeploySource:
+    """Where deploys of prebuilt runners come from (``[deploy]`` in the config)."""
+
+    cache: str | None = None  # a binary cache URL for `nix copy --from`
+    hydra_url: str | None = None  # a URL template, {name} replaced, answering Hydra's JSON
+    check_sigs: bool = True  # False: `nix copy --no-check-sigs` (the admin's choice only)
+
+
 def default_cache_dir() -> Path | None:
     """$XDG_CACHE_HOME/microvm-tui, else ~/.cache/microvm-tui; None without a home."""
     base = os.environ.get("XDG_CACHE_HOME")

@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tui.host.console.journal import parse_journal_line
-from tui.host.settings import HostSettings
+from tui.host.settings import DeploySource, HostSettings
 from tui.lab import flake, guest, guest_journal, netns, nix, systemd
+from tui.lab.buildserver import BuildServer
 from tui.lab.config import write_config
 from tui.lab.prereq import missing_prerequisites
 from tui.lab.vms import UPLINK, VmSpec, default_vms, guest_journal_source
@@ -54,6 +55,7 @@ class Lab:
         self.run_dir = self.root / "run"
         self.shares_dir = self.root / "shares"
         self.tmp_dir = self.root / "tmp"
+        self.buildserver = BuildServer(self.root)
         self.manager = systemd.UserManager(
             runtime_dir=self.run_dir,
             config_home=self.root / "config",
@@ -85,7 +87,14 @@ class Lab:
             netns=self.netns,
             journal_dir=self.journal_dir,
             gcroots_dir=self.gcroots_dir,
-            nix_options=nix.NIX_OPTIONS,
+            nix_options=(*nix.NIX_OPTIONS, *self.buildserver.nix_options()),
+        )
+
+    @property
+    def deploy_source(self) -> DeploySource:
+        """The lab's CI: its signed cache and its Hydra-shaped build server."""
+        return DeploySource(
+            cache=self.buildserver.cache_url, hydra_url=self.buildserver.hydra_url()
         )
 
     def spec(self, name: str) -> VmSpec:
@@ -188,7 +197,10 @@ class Lab:
         self._wait_running(running, deadline)
         step("waiting for the guests to boot")
         self._wait_booted([s.name for s in booting if not s.serial_socket], since, deadline)
-        write_config(self.config_path, self.settings)
+        step("starting the build server (a signed cache and Hydra's JSON on 127.0.0.1)")
+        self.buildserver.ensure_key()
+        self.buildserver.start()
+        write_config(self.config_path, self.settings, self.deploy_source)
         step("up")
 
     def down(self) -> None:
@@ -201,6 +213,7 @@ class Lab:
 
     def _down(self) -> None:
         t0 = time.monotonic()
+        self.buildserver.stop()
         self.manager.stop()
         log.info("%5.1fs manager and VMs stopped", time.monotonic() - t0)
         self._kill_netns_processes()

@@ -159,7 +159,8 @@ def unit_files(
                 ("ExecStart", f"{vm}/current/bin/virtiofsd-run"),
                 ("LimitNOFILE", "1048576"),
                 ("NotifyAccess", "all"),
-                ("PrivateTmp", "yes"),
+                # microvm.nix sets PrivateTmp=yes; not here: it hides /var/tmp, where the
+                # lab (and so the runner's virtiofsd-run) lives.
                 ("Restart", "always"),
                 ("RestartSec", restart_sec),
                 ("SyslogIdentifier", "microvm-virtiofsd@%i"),
