@@ -27,6 +27,15 @@ class ActionsAppMixin:
             return None
         return next((vm for vm in self.known_vms() if vm.name == name), None)
 
+    def marked_vms(self) -> list[VM]:
+        """The VMs marked in the default screen's table (``marks``) that the last
+        ``snapshot.inventory`` still has."""
+        stack = self.screen_stack  # type: ignore[attr-defined]
+        marks = getattr(stack[0], "marks", None) if stack else None
+        if not marks:
+            return []
+        return [vm for vm in self.known_vms() if vm.name in marks]
+
     def known_vms(self) -> list[VM]:
         snapshot = getattr(self, "snapshot", None)
         return list(snapshot.inventory.vms) if snapshot is not None else []

@@ -26,19 +26,21 @@ from textual.app import App
 from textual.dom import DOMNode
 from textual.signal import Signal
 
-from tui.actions import read_only
+from tui.actions import dialogs, read_only
 from tui.actions.confirmation import Confirmation
 from tui.actions.dialogs import UPDATE_RESTART_CHOICES, DialogInput, restart_offer
 from tui.actions.refusals import refusal
 from tui.actions.registry import ACTIONS, ActionId, ActionSpec, spec_of
+from tui.host.actions.bulk import BulkPlan, plan_bulk
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobRunner, JobState
 from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
 from tui.host.actions.plan import plan
 from tui.host.model import VM
-from tui.host.settings import HostSettings
+from tui.host.settings import DeploySource, HostSettings
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.create import CreateRequest, CreateScreen
+from tui.screens.deploy import DeployScreen
 from tui.screens.jobs import CommandEntry, JobsScreen, JobUpdate
 from tui.widgets.outside import notify_outside, sanitise
 
@@ -47,13 +49,17 @@ if TYPE_CHECKING:
 
 
 def confirmation(
-    action: ActionSpec | str, vm: VM, settings: HostSettings, update_restart: str = "ask"
+    action: ActionSpec | str,
+    vm: VM,
+    settings: HostSettings,
+    update_restart: str = "ask",
+    deploy: DeploySource | None = None,
 ) -> Confirmation:
     """The dialog for ACTION on VM: what exactly will happen."""
     spec = action if isinstance(action, ActionSpec) else spec_of(action)
     if spec is None or spec.dialog is None:
         raise ValueError(f"no confirmation for {action!r}")
-    confirm = spec.dialog(DialogInput(vm, plan(vm, settings), update_restart))
+    confirm = spec.dialog(DialogInput(vm, plan(vm, settings), update_restart, deploy))
     if spec.typed_name:  # destructive: a red dialog that wants the VM's name typed
         confirm = replace(confirm, typed_name=vm.name, danger=True)
     return confirm
@@ -83,6 +89,7 @@ class ActionsController:
         read_only_reason: str | None = None,
         selected_vm: Callable[[], VM | None] | None = None,
         known_vms: Callable[[], Iterable[VM]] | None = None,
+        marked_vms: Callable[[], Iterable[VM]] | None = None,
         on_change: Callable[[Job], None] | None = None,
         update_restart: str | None = None,
         runner: JobRunner | None = None,
@@ -97,6 +104,11 @@ class ActionsController:
         # Defaults: the app's own (ActionsAppMixin has both).
         self.selected_vm = selected_vm or getattr(app, "selected_vm", None) or (lambda: None)
         self.known_vms = known_vms or getattr(app, "known_vms", None) or (lambda: ())
+        # The VMs marked in the table: with any, the bulk actions apply to them.
+        self.marked_vms = marked_vms or getattr(app, "marked_vms", None) or (lambda: ())
+        self.deploy_source: DeploySource = getattr(settings, "deploy", None) or DeploySource()
+        self.bulk_builds: int = getattr(settings, "bulk_builds", 1)
+        self.bulk_restarts: int = getattr(settings, "bulk_restarts", 4)
         self.on_change = on_change
         policy = update_restart or getattr(settings, "update_restart", None) or "ask"
         if policy not in UPDATE_RESTART_CHOICES:
@@ -141,6 +153,8 @@ class ActionsController:
             self._finished(job)
 
     def _finished(self, job: Job) -> None:
+        if job.parent is not None:
+            return  # a bulk job's child: the parent's summary says how it ended
         result = job.result or str(job.state)
         if job.state is JobState.SUCCEEDED:
             notify_outside(self.app, result, title=f"✔ {job.title}", timeout=6)
@@ -154,12 +168,12 @@ class ActionsController:
 
     def _after_success(self, job: Job) -> None:
         outcome: Outcome | None = job.outcome
-        if outcome is None or not outcome.restart_needed:
+        if outcome is None or not outcome.restart_needed or job.parent is not None:
             return
         spec = spec_of(job.action)
         if spec is None or not spec.offers_restart:
             return
-        if spec.id == ActionId.UPDATE and self.update_restart == "never":
+        if spec.id in (ActionId.UPDATE, ActionId.DEPLOY) and self.update_restart == "never":
             return
         vm = self._vm_named(job.vm)
         offer = restart_offer(job, plan(vm, self.host) if vm is not None else None)
@@ -177,8 +191,9 @@ class ActionsController:
     def request(
         self, action: ActionSpec | str, vm: VM | None = None
     ) -> ConfirmScreen | CreateScreen | None:
-        """Ask for ACTION on VM (default: the selected one); the dialog shown, or None when
-        it was refused (the reason is notified)."""
+        """Ask for ACTION on VM (default: the selected one, or with VMs marked and a bulk
+        action, the marked ones); the dialog shown, or None when it was refused (the reason
+        is notified)."""
         spec = _spec(action)
         if spec.id == ActionId.CREATE:
             return self.request_create()
@@ -186,6 +201,10 @@ class ActionsController:
             raise ValueError(f"{spec.id} is not an action on a VM")
         if self.refuse_read_only(spec):
             return None
+        if vm is None and spec.bulk:
+            marked = list(self.marked_vms())
+            if marked:
+                return self.request_bulk(spec, marked)
         if vm is None:
             vm = self.selected_vm()
         busy = self.runner.active_on(vm.name) if vm is not None else None
@@ -194,10 +213,94 @@ class ActionsController:
             self._refuse(spec, problem)
             return None
         assert vm is not None
-        confirm = confirmation(spec, vm, self.host, self.update_restart)
+        confirm = confirmation(spec, vm, self.host, self.update_restart, self.deploy_source)
+        if spec.id == ActionId.DEPLOY:
+            deploy_screen = DeployScreen(
+                confirm.title, confirm.body, has_url=bool(self.deploy_source.hydra_url)
+            )
+            self.app.push_screen(
+                deploy_screen, partial(self._deploy_answer, vm.name, confirm.options)
+            )
+            return deploy_screen
         screen = confirm.screen()
         self.app.push_screen(screen, partial(self._confirmed, spec, vm.name, confirm.options))
         return screen
+
+    def _deploy_answer(self, name: str, options: dict, store_path: str | None) -> None:
+        if store_path is not None:
+            self.submit(
+                ActionId.DEPLOY,
+                name,
+                source=self.deploy_source,
+                store_path=store_path or None,
+                **options,
+            )
+
+    # --- bulk: the marked VMs -----------------------------------------------------------------
+
+    def bulk_plan(self, spec: ActionSpec, vms: Iterable[VM]) -> BulkPlan:
+        """What SPEC would do to each of VMS (and which are refused, and why): the host's
+        plan, with the VMs another job is busy with refused too."""
+        builds = spec.id in (ActionId.UPDATE, ActionId.DEPLOY, ActionId.ROLLBACK)
+        options: dict[str, object] = {}
+        if spec.id == ActionId.DEPLOY:
+            options["source"] = self.deploy_source
+        bulk = plan_bulk(
+            str(spec.id),
+            list(vms),
+            restart=builds and self.update_restart == "always",
+            options=options,
+        )
+        items = []
+        for item in bulk.items:
+            busy = self.runner.active_on(item.vm)
+            if item.refused is None and busy is not None:
+                item = replace(item, refused=f"busy: {busy.title} (job {busy.id})")
+            items.append(item)
+        return replace(bulk, items=tuple(items))
+
+    def request_bulk(self, spec: ActionSpec, vms: Iterable[VM]) -> ConfirmScreen | None:
+        """One confirmation for SPEC on VMS, then one parent job with a child per VM."""
+        if self.refuse_read_only(spec):
+            return None
+        bulk = self.bulk_plan(spec, vms)
+        if spec.id == ActionId.DEPLOY and not self.deploy_source.hydra_url:
+            self._refuse(
+                spec,
+                "A deploy to marked VMs takes each VM's latest build from [deploy] hydra_url, "
+                "which is not set: set it, or clear the marks (A) and type a store path.",
+            )
+            return None
+        if not bulk.runs:
+            reasons = "; ".join(f"{sanitise(i.vm)}: {i.refused}" for i in bulk.skipped)
+            self._refuse(spec, f"None of the marked VMs can be done ({reasons}).")
+            return None
+        confirm = dialogs.bulk(
+            spec.label,
+            bulk,
+            builds=self.bulk_builds,
+            restarts=self.bulk_restarts,
+            source=self.deploy_source,
+        )
+        screen = confirm.screen()
+        self.app.push_screen(screen, partial(self._bulk_confirmed, bulk))
+        return screen
+
+    def _bulk_confirmed(self, bulk: BulkPlan, confirmed: bool | None) -> None:
+        if confirmed:
+            self.submit_bulk(bulk)
+
+    def submit_bulk(self, bulk: BulkPlan) -> Job | None:
+        """Start BULK now, as one parent job (no questions: the caller asked them)."""
+        spec = _spec(bulk.action)
+        if self.refuse_read_only(spec):
+            return None
+        job = self.runner.submit_bulk(bulk, builds=self.bulk_builds, restarts=self.bulk_restarts)
+        self._on_job(job)
+        notify_outside(
+            self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
+        )
+        return job
 
     def _refuse(self, spec: ActionSpec, reason: str) -> None:
         notify_outside(
@@ -244,7 +347,11 @@ class ActionsController:
 
     def running_on(self) -> dict[str, str]:
         """VM name -> title of the job running on it now."""
-        return {job.vm: job.title for job in self._jobs.values() if not job.state.finished}
+        return {
+            job.vm: job.title
+            for job in self._jobs.values()
+            if not job.state.finished and "bulk" not in job.options  # a parent: no VM
+        }
 
     def quit_question(self) -> Confirmation | None:
         """The question before quitting while jobs run (None: nothing runs)."""

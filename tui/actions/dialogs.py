@@ -15,11 +15,13 @@ from pathlib import Path
 from rich.text import Text
 
 from tui.actions.confirmation import Confirmation
+from tui.host.actions.bulk import BUILDS, BulkPlan
 from tui.host.actions.jobs import Job
 from tui.host.actions.operations import runner_installable
 from tui.host.actions.plan import ActionPlan
 from tui.host.model import VM
 from tui.host.names import unit_name
+from tui.host.settings import DeploySource
 from tui.widgets.outside import sanitise
 
 UPDATE_RESTART_CHOICES = ("ask", "always", "never")
@@ -32,6 +34,7 @@ class DialogInput:
     vm: VM
     plan: ActionPlan
     update_restart: str = "ask"  # see UPDATE_RESTART_CHOICES
+    deploy: DeploySource | None = None  # [deploy]: where deploys come from
 
     @property
     def name(self) -> str:
@@ -108,17 +111,103 @@ def update(d: DialogInput) -> Confirmation:
         "current → the new build, each in one atomic rename. "
         "A failed or cancelled build changes nothing.\n\n"
     )
-    if d.update_restart == "always":
+    _restart_words(body, unit, d.update_restart)
+    return Confirmation(
+        f"Update {name}?", body, "Update", options={"restart": d.update_restart == "always"}
+    )
+
+
+def _restart_words(body: Text, unit: str, update_restart: str, done: str = "built") -> None:
+    """What happens to the running VM after a build switched its runner (update, deploy)."""
+    if update_restart == "always":
         body.append(f"Then {unit} is restarted at once if it runs an older runner.")
-    elif d.update_restart == "never":
+    elif update_restart == "never":
         body.append(f"The running VM is not touched: restart {unit} yourself to apply it.")
     else:
         body.append(
-            "The running VM is not touched: once built, you see the "
+            f"The running VM is not touched: once {done}, you see the "
             "`nix store diff-closures` and choose whether to restart it."
         )
+
+
+def source_words(source: DeploySource | None) -> str:
+    """Where a deploy copies from and whether nix checks signatures, in one sentence."""
+    source = source or DeploySource()
+    cache = sanitise(source.cache) if source.cache else "no cache set ([deploy] cache)"
+    sigs = (
+        "nix checks its signatures against the host's trusted keys (an unsigned or "
+        "untrusted path is refused)"
+        if source.check_sigs
+        else "signatures are NOT checked ([deploy] check_sigs = false)"
+    )
+    return f"Copied with `nix copy --from {cache}`; {sigs}."
+
+
+def deploy(d: DialogInput) -> Confirmation:
+    """The deploy dialog's words; the store path is typed in the dialog
+    (``tui.screens.deploy``), or left empty for the latest build from [deploy] hydra_url."""
+    source = d.deploy or DeploySource()
+    body = Text()
+    body.append(f"Deploy a prebuilt runner to {d.name}: ", style="bold")
+    if source.hydra_url:
+        url = sanitise(source.hydra_url.replace("{name}", d.vm.name))
+        body.append(f"the store path typed below, or if empty the latest build from {url}.\n\n")
+    else:
+        body.append("the store path typed below ([deploy] hydra_url is not set).\n\n")
+    body.append(source_words(source) + "\n\n")
+    body.append(
+        f"If the runner changed: old → {_path(d.vm.runner)} (current now), "
+        "current → the deployed runner, each in one atomic rename. "
+        "A failed or cancelled copy changes nothing.\n\n"
+    )
+    _restart_words(body, d.unit, d.update_restart, "deployed")
     return Confirmation(
-        f"Update {name}?", body, "Update", options={"restart": d.update_restart == "always"}
+        f"Deploy to {d.name}?", body, "Deploy", options={"restart": d.update_restart == "always"}
+    )
+
+
+def bulk(
+    label: str, plan: BulkPlan, *, builds: int, restarts: int, source: DeploySource | None
+) -> Confirmation:
+    """One confirmation for LABEL (the action's verb) on the marked VMs: what will happen to
+    each, which are skipped and why, and how many run at once."""
+    runs, skipped = plan.runs, plan.skipped
+    build = plan.action in BUILDS
+    body = Text()
+    at_once = builds if build else restarts
+    n = len(runs)
+    body.append(f"{label} {n} VM{'s' if n != 1 else ''}, {at_once} at a time", style="bold")
+    body.append(
+        " (one job in the jobs panel, a child job per VM; cancelling it cancels the rest).\n"
+    )
+    if plan.action == "deploy":
+        body.append(
+            "Each gets the latest build from "
+            + sanitise((source or DeploySource()).hydra_url or "?")
+            + ". "
+            + source_words(source)
+            + "\n"
+        )
+    if build or plan.action == "rollback":
+        if plan.restart:
+            body.append(f"Those that need it are restarted after, {restarts} at a time.\n")
+        else:
+            body.append("Running VMs are not restarted: restart them yourself to apply it.\n")
+    body.append("\n")
+    width = max((len(sanitise(i.vm)) for i in plan.items), default=0)
+    for item in plan.items:
+        name = sanitise(item.vm).ljust(width)
+        if item.refused is None:
+            body.append(f"  ✔ {name}  ")
+            body.append(sanitise(item.will) + "\n")
+        else:
+            body.append(f"  ✖ {name}  ", style="bold")
+            body.append("skipped: " + sanitise(item.refused) + "\n", style="italic")
+    return Confirmation(
+        f"{label} {n} marked VM{'s' if n != 1 else ''}?"
+        + (f" ({len(skipped)} skipped)" if skipped else ""),
+        body,
+        f"{label} {n}",
     )
 
 

@@ -31,6 +31,7 @@ class ActionId(StrEnum):
     RESTART = "restart"
     UPDATE = "update"
     ROLLBACK = "rollback"
+    DEPLOY = "deploy"
     CREATE = "create"
     FORCE_STOP = "force-stop"
     DELETE = "delete"
@@ -43,6 +44,9 @@ class ActionId(StrEnum):
     NEXT_TAB = "next_tab"
     PREV_TAB = "prev_tab"
     CLEAR_FILTER = "clear_filter"
+    MARK = "mark"
+    MARK_SHOWN = "mark_shown"
+    CLEAR_MARKS = "clear_marks"
     # and one "tab_TAB" per detail tab (tab_id), made from the detail pane's list of tabs
 
 
@@ -79,7 +83,7 @@ class ActionSpec:
     typed_name: bool = False  # destructive: the VM's name must be typed to confirm
     in_footer: bool = True
     priority: bool = False
-    bulk: bool = False  # may apply to several VMs with one confirmation (not built yet)
+    bulk: bool = False  # with VMs marked, applies to the marked VMs (one confirmation)
     needs: frozenset[Needs] = frozenset()
     past: str = ""  # "updated": the declarative refusal's word (with Needs.IMPERATIVE)
     offers_restart: bool = False  # a success that leaves an older runner running offers one
@@ -115,8 +119,8 @@ def _on_vm(ident: ActionId) -> str:
 
 
 # In each scope's binding order (the footer shows them so). Keys are chosen not to clash with the
-# main screen's / (filter), s / S (sort), d (detail), [ ] and digits (tabs): start is t
-# ("sTart"), stop T.
+# main screen's / (filter), s / S (sort), d (detail), [ ] and digits (tabs), space / a / A
+# (marks): start is t ("sTart"), stop T, deploy P ("Prebuilt").
 ACTIONS: dict[str, ActionSpec] = {
     spec.id: spec
     for spec in (
@@ -223,10 +227,28 @@ ACTIONS: dict[str, ActionSpec] = {
             method=_on_vm(ActionId.ROLLBACK),
             changes_host=True,
             needs_vm=True,
+            bulk=True,
             needs=frozenset({Needs.IMPERATIVE, Needs.OLD}),
             past="rolled back",
             offers_restart=True,
             dialog=dialogs.rollback,
+        ),
+        # Its dialog asks for a store path (``tui.screens.deploy``); ``dialogs.deploy`` says
+        # where the runner comes from.
+        ActionSpec(
+            ActionId.DEPLOY,
+            label="Deploy",
+            description="Deploy",
+            keys="P",
+            help="Install a prebuilt runner from the binary cache ([deploy])",
+            method=_on_vm(ActionId.DEPLOY),
+            changes_host=True,
+            needs_vm=True,
+            bulk=True,
+            needs=frozenset({Needs.IMPERATIVE}),
+            past="deployed",
+            offers_restart=True,
+            dialog=dialogs.deploy,
         ),
         ActionSpec(
             ActionId.CREATE,
@@ -365,6 +387,37 @@ ACTIONS: dict[str, ActionSpec] = {
             keys="escape",
             help="Show every VM again",
             method="clear_filter",
+            scope=Scope.MAIN,
+            in_footer=False,
+        ),
+        # Marks: with VMs marked, the bulk actions apply to them (tui/actions/bulk.py).
+        ActionSpec(
+            ActionId.MARK,
+            label="Mark",
+            description="Mark",
+            keys="space",
+            key_display="space",
+            help="Mark or unmark the selected VM (the bulk actions apply to the marked VMs)",
+            method="toggle_mark",
+            scope=Scope.MAIN,
+        ),
+        ActionSpec(
+            ActionId.MARK_SHOWN,
+            label="Mark shown",
+            description="Mark all",
+            keys="a",
+            help="Mark every VM the filter shows",
+            method="mark_shown",
+            scope=Scope.MAIN,
+            in_footer=False,
+        ),
+        ActionSpec(
+            ActionId.CLEAR_MARKS,
+            label="Clear marks",
+            description="Clear marks",
+            keys="A",
+            help="Unmark every VM",
+            method="clear_marks",
             scope=Scope.MAIN,
             in_footer=False,
         ),

@@ -69,6 +69,7 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
         self._empty_text = ""
         self._widgets: dict[str, Widget] = {}  # composed once: found once, not every poll
         self.busy: dict[str, str] = {}  # VM name -> title of the job running on it
+        self.marks: set[str] = set()  # VM names marked for a bulk action
         # Remembered from the last run (the app's state file), applied once mounted.
         self.initial_sort: tuple[str | None, bool | None] = (None, None)
         self.initial_tab: str | None = None
@@ -120,6 +121,7 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
         self.snapshot = snapshot
         self.error = error
         self.views = per_vm(snapshot)
+        self.marks &= self.views.keys()  # a VM gone from the host is no longer marked
         rows = [
             RowData(
                 vm=view.vm,
@@ -127,6 +129,7 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
                 cpu_history=[p.cpu_pct for p in view.history[-SPARK_POINTS:]],
                 crash_looping=view.crash_looping,
                 busy=self.busy.get(name),
+                marked=name in self.marks,
                 log=view.log,
             )
             for name, view in self.views.items()
@@ -156,6 +159,7 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
                 error=self.error,
                 shown=self.table.matched if self.table.filter_text else None,
                 jobs_running=len(self.busy),
+                marked=len(self.marks),
             )
         )
 
@@ -244,6 +248,32 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
         self.query_one(DetailPane).focus_tabs()
 
     # --- sorting ---------------------------------------------------------------------------
+
+    # --- marks (the bulk actions apply to the marked VMs) ----------------------------------
+
+    def _set_marks(self, marks: set[str]) -> None:
+        if marks == self.marks:
+            return
+        self.marks = marks
+        if self.snapshot is not None:
+            self.show(self.snapshot, self.error)
+        else:
+            self._show_header()
+
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the VM under the cursor, and move to the next row (space, space…
+        marks a run of VMs)."""
+        name = self.selected_name
+        if name is None:
+            return
+        self._set_marks(self.marks ^ {name})
+        self.table.action_cursor_down()
+
+    def action_mark_shown(self) -> None:
+        self._set_marks(self.marks | set(self.table.order))
+
+    def action_clear_marks(self) -> None:
+        self._set_marks(set())
 
     def action_sort_next(self) -> None:
         self.table.cycle_sort()

@@ -29,6 +29,7 @@ class HeaderData:
     error: str | None = None  # the last poll failed as a whole
     shown: int | None = None  # VMs the filter lets through (None: no filter)
     jobs_running: int = 0
+    marked: int = 0  # VMs marked for a bulk action
 
 
 class HostHeader(LinesWidget):
@@ -102,6 +103,8 @@ class HostHeader(LinesWidget):
             n = len(inv.vms)
             of = f"{data.shown} of " if data.shown is not None else ""
             add(f"{of}{n} VM{'s' if n != 1 else ''}", self._s("bold"))
+            if data.marked:
+                add(f"  ✓ {data.marked} marked", self._s("accent"))
             if data.jobs_running:
                 add(f"  ⚙ {data.jobs_running} busy", self._s("accent"))
             for badge, count in counts_by_state(inv.vms, data.samples, data.crash_looping):

@@ -35,7 +35,10 @@ def row_cells(job: Job, now: float) -> dict[str, object]:
     result_style = "red" if job.state == "failed" else ("dim" if job.state.finished else "")
     return {
         "id": Text(str(job.id), style="dim"),
-        "action": Text(job.action, style="bold"),
+        # A bulk job's children sit under it, indented (``update_jobs`` orders them so).
+        "action": Text(f"  └ {job.action}", style="")
+        if job.parent is not None
+        else Text(job.action, style="bold"),
         "vm": Text(clean(job.vm)),  # a str cell would be parsed as markup
         "started": format_clock(job.started if job.started is not None else job.created),
         "elapsed": format_elapsed(elapsed(job, now)),
@@ -78,10 +81,25 @@ class JobsTable(DataTable):
                     self.update_cell(key, column, value, update_width=True)
         else:
             self.add_row(*cells.values(), key=key)
+            if job.parent is not None:
+                self._group()
 
     def update_jobs(self, jobs: Iterable[Job]) -> None:
         for job in sorted(jobs, key=lambda j: j.id):
             self.update_job(job)
+
+    def _group(self) -> None:
+        """Order the rows by job, each bulk job's children right after it (the cursor stays
+        on its job)."""
+
+        def key(id_cell: Text) -> tuple[int, int]:
+            job = self._jobs[int(id_cell.plain)]
+            return (job.parent if job.parent is not None else job.id, job.id)
+
+        selected = self.selected_id
+        self.sort("id", key=key)
+        if selected is not None:
+            self.select_id(selected)
 
     def tick(self) -> None:
         """Move the elapsed time and the spinner of the jobs that are not finished."""

@@ -35,6 +35,7 @@ NAME_WIDTH = 24  # a longer name is cut with "…" (the detail pane's title show
 NARROW = 120  # below this many columns the low-value columns are left out
 ARROW = " ▲"  # the sort arrow; every label keeps room for it so sorting never hides it
 BUSY_MARK = "⚙"  # after the name while a job runs on the VM
+MARK = "✓"  # before the name of a marked VM (the bulk actions apply to the marked VMs)
 REPAINT_CELLS = 64  # more changed cells than this in one update: repaint the whole table
 
 
@@ -92,6 +93,7 @@ class RowData:
     cpu_history: list[float | None] | None = None
     crash_looping: bool = False
     busy: str | None = None  # the title of a job running on the VM
+    marked: bool = False  # marked for a bulk action
     # err/warning lines its units logged in the last hour; None: the journal not read yet
     log: ProblemCounts | None = None
 
@@ -114,6 +116,7 @@ def row_signature(row: RowData) -> tuple[Any, ...] | None:
         tuple(vm.problems),
         bool(vm.interfaces),
         row.busy,
+        row.marked,
         row.log,
     )
 
@@ -209,6 +212,8 @@ class VMTable(KeptComponentStyles, DataTable):
         state = vm_state(vm, s, row.crash_looping)
         name = NameText(_cut(clean(vm.name), NAME_WIDTH), end="")
         name.stylize(self._style("bold"))
+        if row.marked:
+            name = NameText.assemble((f"{MARK} ", self._style("accent")), name, end="")
         if row.busy:
             name.append(f" {BUSY_MARK}", self._style("accent"))
         name.vm = vm.name
