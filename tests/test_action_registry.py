@@ -12,7 +12,7 @@ from textual.binding import Binding
 from tui.actions import ACTIONS, CHANGING_IDS, CHANGING_METHODS, ActionId, Scope
 from tui.app import MicroVMApp
 from tui.bindings import bindings_map
-from tui.host.actions.operations import ACTIONS as JOB_RUNNER_ACTIONS
+from tui.host.actions.jobs import default_actions
 from tui.screens.main import MainScreen
 
 TUI = Path(__file__).resolve().parent.parent / "tui"
@@ -28,6 +28,7 @@ OTHER_MEANINGS = {
     ("keynames.py", "delete"): "a key name",
     ("cli.py", "logs"): "the CLI's subcommand",
     ("logs_cli.py", "logs"): "the CLI's subcommand",
+    ("config.py", "deploy"): "the config's [deploy] table",
 }
 
 
@@ -71,6 +72,7 @@ def test_the_check_sees_a_bare_id() -> None:
 def test_every_job_runner_operation_is_a_host_changing_action_and_back() -> None:
     """Read-only mode turns off exactly what can reach the job runner (the host layer's own
     list, independent of the registry's flag)."""
+    JOB_RUNNER_ACTIONS = default_actions()  # noqa: N806 - the runner's operations and deploy
     assert set(JOB_RUNNER_ACTIONS) == CHANGING_IDS
     for spec in ACTIONS.values():
         assert spec.changes_host == (spec.id in JOB_RUNNER_ACTIONS), spec.id

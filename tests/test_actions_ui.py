@@ -151,6 +151,7 @@ def test_bindings_have_ids_and_do_not_clash_with_the_app() -> None:
         "R": "restart",
         "u": "update",
         "b": "rollback",
+        "P": "deploy",
         "n": "create",
         "K": "force-stop",
         "D": "delete",

@@ -106,9 +106,9 @@ class ActionsController:
         self.known_vms = known_vms or getattr(app, "known_vms", None) or (lambda: ())
         # The VMs marked in the table: with any, the bulk actions apply to them.
         self.marked_vms = marked_vms or getattr(app, "marked_vms", None) or (lambda: ())
-        self.deploy_source: DeploySource = getattr(settings, "deploy", None) or DeploySource()
-        self.bulk_builds: int = getattr(settings, "bulk_builds", 1)
-        self.bulk_restarts: int = getattr(settings, "bulk_restarts", 4)
+        self.deploy_source: DeploySource = settings.deploy
+        self.bulk_builds: int = settings.bulk_builds
+        self.bulk_restarts: int = settings.bulk_restarts
         self.on_change = on_change
         policy = update_restart or getattr(settings, "update_restart", None) or "ask"
         if policy not in UPDATE_RESTART_CHOICES:
@@ -241,14 +241,13 @@ class ActionsController:
     def bulk_plan(self, spec: ActionSpec, vms: Iterable[VM]) -> BulkPlan:
         """What SPEC would do to each of VMS (and which are refused, and why): the host's
         plan, with the VMs another job is busy with refused too."""
-        builds = spec.id in (ActionId.UPDATE, ActionId.DEPLOY, ActionId.ROLLBACK)
         options: dict[str, object] = {}
         if spec.id == ActionId.DEPLOY:
             options["source"] = self.deploy_source
         bulk = plan_bulk(
             str(spec.id),
             list(vms),
-            restart=builds and self.update_restart == "always",
+            restart=spec.offers_restart and self.update_restart == "always",
             options=options,
         )
         items = []
@@ -280,7 +279,8 @@ class ActionsController:
             bulk,
             builds=self.bulk_builds,
             restarts=self.bulk_restarts,
-            source=self.deploy_source,
+            offers_restart=spec.offers_restart,
+            deploy_from=self.deploy_source if spec.id == ActionId.DEPLOY else None,
         )
         screen = confirm.screen()
         self.app.push_screen(screen, partial(self._bulk_confirmed, bulk))

@@ -167,10 +167,18 @@ def deploy(d: DialogInput) -> Confirmation:
 
 
 def bulk(
-    label: str, plan: BulkPlan, *, builds: int, restarts: int, source: DeploySource | None
+    label: str,
+    plan: BulkPlan,
+    *,
+    builds: int,
+    restarts: int,
+    offers_restart: bool = False,
+    deploy_from: DeploySource | None = None,
 ) -> Confirmation:
     """One confirmation for LABEL (the action's verb) on the marked VMs: what will happen to
-    each, which are skipped and why, and how many run at once."""
+    each, which are skipped and why, and how many run at once. OFFERS_RESTART: the action
+    can leave a VM on an older runner (update, rollback, deploy); DEPLOY_FROM: a deploy's
+    source."""
     runs, skipped = plan.runs, plan.skipped
     build = plan.action in BUILDS
     body = Text()
@@ -180,15 +188,15 @@ def bulk(
     body.append(
         " (one job in the jobs panel, a child job per VM; cancelling it cancels the rest).\n"
     )
-    if plan.action == "deploy":
+    if deploy_from is not None:
         body.append(
             "Each gets the latest build from "
-            + sanitise((source or DeploySource()).hydra_url or "?")
+            + sanitise(deploy_from.hydra_url or "?")
             + ". "
-            + source_words(source)
+            + source_words(deploy_from)
             + "\n"
         )
-    if build or plan.action == "rollback":
+    if offers_restart:
         if plan.restart:
             body.append(f"Those that need it are restarted after, {restarts} at a time.\n")
         else:
