@@ -72,7 +72,7 @@ def test_the_check_sees_a_bare_id() -> None:
 def test_every_job_runner_operation_is_a_host_changing_action_and_back() -> None:
     """Read-only mode turns off exactly what can reach the job runner (the host layer's own
     list, independent of the registry's flag)."""
-    JOB_RUNNER_ACTIONS = default_actions()  # noqa: N806 - the runner's operations and deploy
+    JOB_RUNNER_ACTIONS = default_actions()  # the operations and deploy
     assert set(JOB_RUNNER_ACTIONS) == CHANGING_IDS
     for spec in ACTIONS.values():
         assert spec.changes_host == (spec.id in JOB_RUNNER_ACTIONS), spec.id
