@@ -8,7 +8,7 @@ the screen's result is the path ("" for the latest build), or None when cancelle
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
@@ -39,7 +39,8 @@ class DeployScreen(ConfirmScreen):
                 yield Button("Deploy", id="confirm", variant="primary")
                 yield Button(self.cancel_label, id="cancel")
 
-    def on_mount(self) -> None:
+    def on_mount(self, event: events.Mount) -> None:
+        event.prevent_default()  # not ConfirmScreen's: the path line has the focus
         self.query_one("#store-path", Input).focus()
 
     @property
