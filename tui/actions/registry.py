@@ -248,6 +248,7 @@ ACTIONS: dict[str, ActionSpec] = {
             needs=frozenset({Needs.IMPERATIVE}),
             past="deployed",
             offers_restart=True,
+            in_footer=False,  # the footer is full at 80 columns; the help screen lists it
             dialog=dialogs.deploy,
         ),
         ActionSpec(
@@ -400,6 +401,7 @@ ACTIONS: dict[str, ActionSpec] = {
             help="Mark or unmark the selected VM (the bulk actions apply to the marked VMs)",
             method="toggle_mark",
             scope=Scope.MAIN,
+            in_footer=False,
         ),
         ActionSpec(
             ActionId.MARK_SHOWN,
