@@ -52,6 +52,7 @@ def systemd_host(root: Path) -> Iterator[tuple[UserManager, Path]]:
         home=root / "home",
         cgroup_name=f"mvtui-bench-{digest}",
         log_path=root / "manager.log",
+        journal_dir=root / "journal",
     )
     manager.unit_dir.mkdir(parents=True, exist_ok=True)
     for name, text in _units().items():
@@ -61,6 +62,7 @@ def systemd_host(root: Path) -> Iterator[tuple[UserManager, Path]]:
         state_dir=root / "unused",
         systemd_scope="user",
         systemd_env={"XDG_RUNTIME_DIR": str(manager.runtime_dir)},
+        journal_dir=manager.journal_dir,  # the units log to the lab's journald, as on a host
     )
     config = root / "microvm-tui.toml"
     write_config(config, settings)
