@@ -5,6 +5,12 @@ text changed are updated, new VMs are added by key, all inside one ``app.batch_u
 Sorting uses the underlying values (numbers, not the rendered text) and happens only when the
 order would change; the cursor is put back on the same VM afterwards (DataTable.sort keeps the
 cursor's row *index*, not its row).
+
+At scale (2000 VMs) the first fill is what costs: DataTable measures every cell of a new row.
+New rows go in in sort order, a screenful at once and the rest a step at a time after the
+first paint (``filling`` says rows still wait), so the table is on screen at once and keys are
+answered between steps. The cells of a row without a sample depend only on its signature
+(``row_signature``), and most stopped VMs share one: they are made once per signature.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ NARROW = 120  # below this many columns the low-value columns are left out
 ARROW = " ▲"  # the sort arrow; every label keeps room for it so sorting never hides it
 BUSY_MARK = "⚙"  # after the name while a job runs on the VM
 REPAINT_CELLS = 64  # more changed cells than this in one update: repaint the whole table
+FIRST_ROWS = 64  # new rows added at once into an empty table: more than a screenful
+ROWS_PER_STEP = 200  # then this many per step; keys are handled between steps
+SHARED_CELLS = 4096  # signatures whose cells are kept (a host has few distinct ones)
 
 
 @dataclass(frozen=True)
@@ -172,13 +181,17 @@ class VMTable(KeptComponentStyles, DataTable):
         self.filter_text = ""
         self._rows_data: list[RowData] = []
         self._sort_keys: dict[str, dict[str, Any]] = {}
-        # Per row shown: its signature and sort values when its cells were last made.
+        # Per VM shown: the signature and sort values last worked out (see update_rows).
         self._made: dict[str, tuple[tuple[Any, ...] | None, dict[str, Any]]] = {}
         self._styles: dict[str | None, Any] = {}  # level -> style, during update_rows
         self.matched = 0  # rows shown after the filter
         # During update_rows: the cells changed, whose rendered lines are dropped at its end.
         self._changed: dict[RowKey, set[Any]] | None = None
         self._generation = -1  # DataTable's _update_count when its caches were last emptied
+        # Non-name cells of rows without a sample, by signature (rows share them: never mutated).
+        self._shared_cells: dict[tuple[Any, ...], dict[str, Text]] = {}
+        self.waiting = 0  # rows to show that are not in the table yet (the fill goes on)
+        self._step_armed = False
         self.shown_columns: tuple[str, ...] = COLUMN_KEYS
 
     def on_mount(self) -> None:
@@ -206,13 +219,28 @@ class VMTable(KeptComponentStyles, DataTable):
         return Text(text, end="", spans=[Span(0, len(text), self._style(level))])
 
     def cells(self, row: RowData) -> dict[str, Text]:
-        vm, s = row.vm, row.sample
-        state = vm_state(vm, s, row.crash_looping)
-        name = NameText(_cut(clean(vm.name), NAME_WIDTH), end="")
+        signature = row_signature(row)
+        shared = self._shared_cells.get(signature) if signature is not None else None
+        if shared is None:
+            shared = self._other_cells(row)
+            if signature is not None:
+                if len(self._shared_cells) >= SHARED_CELLS:
+                    self._shared_cells.clear()
+                self._shared_cells[signature] = shared
+        return {"name": self._name_cell(row), **shared}
+
+    def _name_cell(self, row: RowData) -> NameText:
+        name = NameText(_cut(clean(row.vm.name), NAME_WIDTH), end="")
         name.stylize(self._style("bold"))
         if row.busy:
             name.append(f" {BUSY_MARK}", self._style("accent"))
-        name.vm = vm.name
+        name.vm = row.vm.name
+        return name
+
+    def _other_cells(self, row: RowData) -> dict[str, Text]:
+        """Every cell but the name's: for a row without a sample, a function of its signature."""
+        vm, s = row.vm, row.sample
+        state = vm_state(vm, s, row.crash_looping)
         vcpu = (s.vcpu_count if s else None) or vm.vcpu
 
         if s is None:
@@ -282,7 +310,6 @@ class VMTable(KeptComponentStyles, DataTable):
         )
         drift = drift_badge(vm)
         return {
-            "name": name,
             "state": self._text(state.text, state.level),
             "hypervisor": self._text(vm.hypervisor or "?", None if vm.hypervisor else "warn"),
             "vcpu": self._text(DASH if vcpu is None else str(vcpu)),
@@ -306,7 +333,10 @@ class VMTable(KeptComponentStyles, DataTable):
 
     def update_rows(self, rows: list[RowData]) -> None:
         """Diff the table against ROWS: remove gone rows, update changed cells, add new rows,
-        re-sort only when the order changed; the cursor stays on its VM."""
+        re-sort only when the order changed; the cursor stays on its VM.
+
+        New rows go in in sort order, at most ``ROWS_PER_STEP`` of them (``FIRST_ROWS`` into an
+        empty table); the rest follow in steps after the next paints (``waiting``)."""
         self._rows_data = rows
         selected = self.selected_name
         shown = [r for r in rows if self.matches(r)]
@@ -321,29 +351,36 @@ class VMTable(KeptComponentStyles, DataTable):
                         self.remove_row(key)
                         self._made.pop(key.value, None)
                 sort_keys = {}
+                new: list[RowData] = []
+                in_table = self.rows
                 for row in shown:
+                    # _made: the signature and sort values last worked out for the VM; the
+                    # cells of a row in the table were made from them.
                     name = row.vm.name
                     signature = row_signature(row)
                     made = self._made.get(name)
-                    if (
-                        signature is not None
-                        and made is not None
-                        and made[0] == signature
-                        and (name in self.rows)
-                    ):
-                        sort_keys[name] = made[1]
-                        continue
-                    sort_keys[name] = sort_values(row)
-                    self._made[name] = (signature, sort_keys[name])
-                    cells = self.cells(row)
-                    if name in self.rows:
-                        for column in self.shown_columns:
-                            value = cells[column]
-                            if self.get_cell(name, column) != value:
-                                self._set_cell(name, column, value)
+                    same = signature is not None and made is not None and made[0] == signature
+                    if same:
+                        sort_keys[name] = made[1]  # type: ignore[index]
                     else:
-                        self.add_row(*(cells[k] for k in self.shown_columns), key=name)
+                        sort_keys[name] = sort_values(row)
+                        self._made[name] = (signature, sort_keys[name])
+                    if name not in in_table:
+                        new.append(row)
+                        continue
+                    if same:
+                        continue
+                    cells = self.cells(row)
+                    for column in self.shown_columns:
+                        value = cells[column]
+                        current = self.get_cell(name, column)
+                        if current is not value and current != value:
+                            self._set_cell(name, column, value)
+                if len(self._made) > len(sort_keys):  # VMs gone or filtered out
+                    for name in [n for n in self._made if n not in sort_keys]:
+                        del self._made[name]
                 self._sort_keys = sort_keys
+                self._add_new(new)
                 changed, self._changed = self._changed, None
                 self._forget_rendered(changed)
                 self._repaint(changed)
@@ -352,6 +389,31 @@ class VMTable(KeptComponentStyles, DataTable):
                     self.select_name(selected)
         finally:
             self._changed = None
+
+    def _add_new(self, new: list[RowData]) -> None:
+        """Add NEW rows (not in the table) in sort order, as many as one step takes; arm the
+        next step for the rest. Each row added costs DataTable a measure of every cell."""
+        budget = FIRST_ROWS if not self.rows else ROWS_PER_STEP
+        if len(new) > budget:
+            key = self._row_key_fn()
+            new.sort(key=lambda row: key(row.vm.name), reverse=self.sort_reverse)
+        for row in new[:budget]:
+            cells = self.cells(row)
+            self.add_row(*(cells[k] for k in self.shown_columns), key=row.vm.name)
+        self.waiting = max(0, len(new) - budget)
+        if self.waiting and not self._step_armed:
+            self._step_armed = True
+            self.call_after_refresh(self._fill_step)
+
+    def _fill_step(self) -> None:
+        self._step_armed = False
+        if self.waiting:
+            self.update_rows(self._rows_data)
+
+    @property
+    def filling(self) -> bool:
+        """Rows to show are still being added (the first fill of a big host)."""
+        return self.waiting > 0
 
     def _set_cell(self, row: str, column: str, value: Text) -> None:
         """Update one cell and repaint just that cell.
@@ -477,6 +539,7 @@ class VMTable(KeptComponentStyles, DataTable):
     def _restyle(self) -> None:
         # Cell styles come from the theme: redraw every cell in the new colours.
         self._made.clear()
+        self._shared_cells.clear()
         self.update_rows(self._rows_data)
 
     # --- sorting ---------------------------------------------------------------------------
