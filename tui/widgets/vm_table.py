@@ -505,6 +505,13 @@ class VMTable(KeptComponentStyles, DataTable):
             for key in doomed:
                 cache.discard(key)
 
+    def _forget_all_rendered(self) -> None:
+        """Drop everything DataTable rendered (what a change of its own does)."""
+        if hasattr(self, "_update_count"):
+            self._update_count += 1
+        else:  # not where this Textual version keeps it: a full re-measure does it too
+            self._require_update_dimensions = True
+
     def _column_index(self, key: str) -> int:
         return self.shown_columns.index(key)
 
@@ -560,15 +567,18 @@ class VMTable(KeptComponentStyles, DataTable):
 
         return key
 
-    def _apply_sort(self) -> None:
+    def _apply_sort(self) -> bool:
+        """Re-sort when the order changed (True then); the cursor stays on its VM."""
         key = self._row_key_fn()
         current = [row.key.value for row in self.ordered_rows]
         wanted = sorted(current, key=key, reverse=self.sort_reverse)  # type: ignore[arg-type]
-        if wanted != current:
-            selected = self.selected_name
-            self.sort("name", key=lambda cell: key(cell.vm), reverse=self.sort_reverse)
-            if selected is not None:
-                self.select_name(selected)
+        if wanted == current:
+            return False
+        selected = self.selected_name
+        self.sort("name", key=lambda cell: key(cell.vm), reverse=self.sort_reverse)
+        if selected is not None:
+            self.select_name(selected)
+        return True
 
     def set_sort(self, column: str, reverse: bool | None = None) -> None:
         """Sort by COLUMN; REVERSE None = the column's natural direction."""
@@ -581,9 +591,13 @@ class VMTable(KeptComponentStyles, DataTable):
         for key in {old, column}:
             if key in self.shown_columns:
                 self.columns[self._column_key(key)].label = self._label(COLUMN_BY_KEY[key])
-        self._require_update_dimensions = True
+        # A label keeps room for the arrow, so the columns keep their widths: no new
+        # dimensions (asking for them put off scrolling to the cursor by a frame, and the
+        # table was drawn twice). The labels are drawn from DataTable's render caches, which
+        # a re-sort empties; when the order stays, they are emptied here.
+        if not self._apply_sort():
+            self._forget_all_rendered()
         self.refresh()
-        self._apply_sort()
         self.post_message(self.SortChanged(self.sort_column, self.sort_reverse))
 
     def cycle_sort(self) -> None:
