@@ -10,7 +10,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from tests.monitor_support import SIZE, make_app, until
-from tui.host.model import Drift, Inventory, UnitState, VM
+from tui.host.model import VM, Drift, Inventory, UnitState
 from tui.source import ReplaySource, Snapshot
 from tui.widgets.vm_table import FIRST_ROWS, VMTable
 
