@@ -22,7 +22,9 @@ from typing import Any
 from rich.text import Span, Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
@@ -45,6 +47,7 @@ BUSY_MARK = "⚙"  # after the name while a job runs on the VM
 REPAINT_CELLS = 64  # more changed cells than this in one update: repaint the whole table
 FIRST_ROWS = 64  # new rows added at once into an empty table: more than a screenful
 ROWS_PER_STEP = 200  # then this many per step; keys are handled between steps
+STEP_PAUSE_S = 0.02  # after a paint of the table, before the next step: room for keys
 SHARED_CELLS = 4096  # signatures whose cells are kept (a host has few distinct ones)
 
 
@@ -191,6 +194,7 @@ class VMTable(KeptComponentStyles, DataTable):
         # Non-name cells of rows without a sample, by signature (rows share them: never mutated).
         self._shared_cells: dict[tuple[Any, ...], dict[str, Text]] = {}
         self.waiting = 0  # rows to show that are not in the table yet (the fill goes on)
+        self._step_due = False  # a step is to be armed at the next paint
         self._step_armed = False
         self.shown_columns: tuple[str, ...] = COLUMN_KEYS
 
@@ -401,9 +405,18 @@ class VMTable(KeptComponentStyles, DataTable):
             cells = self.cells(row)
             self.add_row(*(cells[k] for k in self.shown_columns), key=row.vm.name)
         self.waiting = max(0, len(new) - budget)
-        if self.waiting and not self._step_armed:
-            self._step_armed = True
-            self.call_after_refresh(self._fill_step)
+        # The next step is armed by the next paint of the table (render_lines): the rows
+        # added are on screen before more are added (DataTable lays new rows out only once
+        # idle, and a step armed for after the refresh ran before that paint).
+        self._step_armed = False
+        self._step_due = self.waiting > 0
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        lines = super().render_lines(crop)
+        if self._step_due and not self._step_armed:
+            self._step_due, self._step_armed = False, True
+            self.set_timer(STEP_PAUSE_S, self._fill_step, name="fill-step")
+        return lines
 
     def _fill_step(self) -> None:
         self._step_armed = False
