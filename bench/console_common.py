@@ -22,11 +22,12 @@ from textual.binding import Binding  # noqa: E402
 from tui.host.console import ConsoleManager  # noqa: E402
 from tui.host.inventory import list_vms  # noqa: E402
 from tui.host.model import VM  # noqa: E402
+from tui.host.settings import HostSettings  # noqa: E402
 from tui.lab import Lab  # noqa: E402
 from tui.screens.console import ConsoleScreen  # noqa: E402
+from tui.vt import line_runs  # noqa: E402
 from tui.widgets.terminal import TerminalWidget  # noqa: E402
-from tui.widgets.terminal_emulator import line_runs  # noqa: E402
-from tui.widgets.terminal_render import run_cells  # noqa: E402
+from tui.widgets.terminal.render import run_cells  # noqa: E402
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -63,32 +64,34 @@ class BenchApp(App[None]):
 
     BINDINGS = [Binding("f9", "ping", "ping", priority=True)]
 
-    def __init__(self, vm: VM, lab: Lab, manager: ConsoleManager) -> None:
+    def __init__(self, vm: VM, settings: HostSettings, manager: ConsoleManager) -> None:
         super().__init__()
-        self.vm, self.lab, self.manager = vm, lab, manager
+        self.vm, self.settings, self.manager = vm, settings, manager
         self.pings: list[float] = []
         self.screen_: ConsoleScreen | None = None
 
     def on_mount(self) -> None:
-        self.screen_ = ConsoleScreen(self.vm, self.lab.settings, self.manager)
+        self.screen_ = ConsoleScreen(self.vm, self.settings, self.manager)
         self.push_screen(self.screen_)
 
     def action_ping(self) -> None:
         self.pings.append(time.perf_counter())
 
 
-def screen_lines(term: TerminalWidget) -> list[str]:
+def screen_lines(term: TerminalWidget, rows: range | None = None) -> list[str]:
+    """The emulated screen's rows as text (ROWS of them: all by default)."""
     screen = term.emulator.screen
+    ys = rows if rows is not None else range(screen.lines)
     return [
         "".join(run_cells(line_runs(cells, screen.columns))).rstrip()
         if (cells := _row(term, y)) is not None
         else ""
-        for y in range(screen.lines)
+        for y in ys
     ]
 
 
 def _row(term: TerminalWidget, y: int):  # type: ignore[no-untyped-def]
-    from tui.widgets.terminal_emulator import line_cells
+    from tui.vt import line_cells
 
     screen = term.emulator.screen
     row = screen.buffer.get(y)

@@ -1,6 +1,14 @@
-"""Console echo latency at idle: a key press to the echoed character on screen.
+"""Console key latency: during a flood as fast as the app can take it, and echo at idle.
 
-    .venv/bin/python bench/console_latency.py [--lab DIR] [--keys 100]
+    .venv/bin/python bench/console_latency.py [--lab DIR] [--keys 100] [--flood-mb 4.7] [--no-lab]
+
+First, a flood (no lab needed): a FakeFloodConsole (tests/fakes/flood_console.py) pumps
+--flood-mb of a real boot log (the lab's web guest, with colours) into the console screen as fast
+as the app reads it, while a letter key is posted to the app every 100 ms: the time from posting
+the key to the fake receiving it. Also printed: how long the pane took to show the flood's end
+marker, and that every byte was fed to the emulator (none skipped).
+
+Then, echo at idle, on the lab's `console` VM (skipped with --no-lab):
 
 The `console` VM's shell echoes what is typed. For each of N keys (letters; the line is cleared
 with ctrl+U every 40 keys, not timed):
@@ -17,11 +25,13 @@ All three run in the same process one after the other (the socket serves one cli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import socket
 import string
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,10 +48,14 @@ from console_common import (
 )
 from textual import events
 
-from tui.host.console import ConsoleManager
+from tests.fakes.flood_console import FakeFloodConsole
+from tui.host.console import ConsoleConnection, ConsoleEndpoint, ConsoleManager, EndpointKind
+from tui.host.model import VM
+from tui.host.settings import HostSettings
 from tui.lab import Lab
 
 LETTERS = string.ascii_lowercase
+FLOOD_KEYS = "kqwvjzxy"  # letters no terminal reply holds
 CLEAR_EVERY = 40
 
 
@@ -49,10 +63,89 @@ def key_char(i: int) -> str:
     return LETTERS[i % len(LETTERS)]
 
 
+BOOT_LOG = Path(__file__).resolve().parent.parent / "tests/fixtures/console_streams/web_history.bin"
+
+
+def boot_log() -> bytes:
+    return BOOT_LOG.read_bytes().replace(b"\x1bc", b"")  # no full resets: keep it scrolling
+
+
+async def pane_flood(total: int) -> dict[str, object]:
+    """Keys posted every 100 ms while a fake console floods the pane; latency to the fake."""
+    folder = Path(tempfile.mkdtemp(prefix="mvtui-flood-"))
+    path = str(folder / "flood.sock")
+    fake = FakeFloodConsole(path, boot_log(), total, hold=True)
+    vm = VM(name="flood", path=folder)
+    settings = HostSettings()
+    endpoint = ConsoleEndpoint(vm="flood", kind=EndpointKind.UNIX, path=path, interactive=True)
+    manager = ConsoleManager(
+        settings, factory=lambda v, s: ConsoleConnection(v, s, discover=lambda *_: endpoint)
+    )
+    app = BenchApp(vm, settings, manager)
+    sent: list[tuple[float, str]] = []
+    try:
+        async with app.run_test(size=(120, 40)):
+            deadline = time.monotonic() + 30
+            while not (
+                app.screen_
+                and app.screen_.console_status
+                and app.screen_.console_status.interactive
+            ):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("attach")
+                await asyncio.sleep(0.01)
+            screen = app.screen_
+            term = screen.terminal
+            fake.go.set()
+            fake.started.wait(10)
+            t0 = time.perf_counter()
+            cpu0 = time.process_time()
+            i = 0
+            next_key = t0 + 0.1
+            total = fake.total + len(fake.done_marker)
+            # Cheap to poll (reading the whole pane every 10 ms would cost the app's CPU).
+            while screen.bytes_fed < total or "FLOOD-DONE" not in "\n".join(screen_lines(term)):
+                now = time.perf_counter()
+                if now - t0 > 300:
+                    raise TimeoutError("flood did not finish")
+                if now >= next_key:
+                    ch = FLOOD_KEYS[i % len(FLOOD_KEYS)]
+                    i += 1
+                    sent.append((time.perf_counter(), ch))
+                    app.post_message(events.Key(ch, ch))
+                    next_key = now + 0.1
+                await asyncio.sleep(0.01)
+            wall = time.perf_counter() - t0
+            cpu = time.process_time() - cpu0
+            fed = screen.bytes_fed
+    finally:
+        manager.close_all()
+        fake.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            os.rmdir(folder)
+    # The app also answers the log's terminal queries (digits, ;, R, c): the keys are letters
+    # no reply holds, each matched to its first arrival after it was posted.
+    lat = []
+    for posted, ch in sent:
+        got = fake.wait_for(ch.encode(), 0, after=posted)
+        if got is not None:
+            lat.append(got - posted)
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "fed": fed,
+        "sent": fake.sent + len(fake.done_marker),
+        "keys": len(sent),
+        "arrived": len(lat),
+        "lat": lat,
+    }
+
+
 async def pane_echo(lab: Lab, keys: int) -> tuple[list[float], list[float]]:
     vm = vm_named(lab, "console")
     manager = ConsoleManager(lab.settings)
-    app = BenchApp(vm, lab, manager)
+    app = BenchApp(vm, lab.settings, manager)
     fed_lat: list[float] = []
     paint_lat: list[float] = []
     try:
@@ -196,8 +289,23 @@ def socat_echo(path: str, keys: int) -> list[float]:
 def main() -> int:
     p = parser(__doc__ or "")
     p.add_argument("--keys", type=int, default=100)
+    p.add_argument("--flood-mb", type=float, default=4.7)
+    p.add_argument("--no-lab", action="store_true", help="only the flood (no lab)")
     args = p.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores shared; qemu runs TCG)")
+    flood = asyncio.run(pane_flood(int(args.flood_mb * 1e6)))
+    lat: list[float] = flood["lat"]  # type: ignore[assignment]
+    print(
+        f"keys during a {flood['sent'] / 1e6:.1f} MB fake flood, post to the fake: "  # type: ignore[operator]
+        f"{summary(lat)} ({flood['arrived']}/{flood['keys']} arrived)"
+    )
+    print(
+        f"  the flood through the pane: {flood['wall']:.2f} s "
+        f"(app CPU {flood['cpu']:.1f} s); bytes fed to the emulator: {flood['fed']} of "
+        f"{flood['sent']} sent"
+    )
+    if args.no_lab:
+        return 0
     with lab_for(args.lab) as lab:
         path = str(lab.settings.state_dir / "console" / "console-console.sock")
         fed, painted = asyncio.run(pane_echo(lab, args.keys))

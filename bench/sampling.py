@@ -1,6 +1,7 @@
 """Per-VM cost of one monitor poll (``Sampler.sample``) over N fake or real QMP VMs.
 
 Usage: python bench/sampling.py [--fake 10,50,100] [--real 4] [--hung 0] [--polls 10]
+                                [--sessions 300]
 
 --fake N: N FakeQMPServer sockets (tests/fakes/qmp.py) served by a separate helper process,
   so the CPU figure counts only the sampler's own work; each fake VM's MainPID is a `sleep`
@@ -11,6 +12,10 @@ Usage: python bench/sampling.py [--fake 10,50,100] [--real 4] [--hung 0] [--poll
   never more).
 Printed per run: median wall time of one poll, that divided by N ("wall ms/VM"), the sampler
 process's CPU time per VM per poll, and the median/p95 time one control-socket session took.
+--sessions S: first, S QMP sessions one after another (``query_qemu``, what the sampler runs
+  for one VM) against one real qemu and one fake, pipelined (qemu) and one command at a time
+  (stratovirt), with and without the size queries; printed: this process's CPU time per session
+  (every thread: the host loop's too) and the wall time per session.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from fakes.qmp import HungQMPListener  # noqa: E402
 
 from tui.host.model import VM, UnitState  # noqa: E402
 from tui.host.sampling import Sampler  # noqa: E402
+from tui.host.sampling.qmp import query_qemu  # noqa: E402
 from tui.host.settings import HostSettings  # noqa: E402
 
 SERVE = """
@@ -74,13 +80,55 @@ def run(vms: list[VM], polls: int, label: str, n: int, hung: int) -> None:
     )
 
 
+def sessions(kind: str, path: str, count: int) -> None:
+    """COUNT sessions of one kind; the per-session CPU and wall time."""
+    for pipeline in (True, False):
+        for sizes in (False, True):
+            query_qemu(path, pipeline=pipeline, sizes=sizes)  # warm-up
+            c0, t0 = time.process_time(), time.perf_counter()
+            for _ in range(count):
+                info = query_qemu(path, pipeline=pipeline, sizes=sizes)
+                assert info.error is None, info.error
+            cpu = (time.process_time() - c0) * 1000 / count
+            wall = (time.perf_counter() - t0) * 1000 / count
+            mode = ("pipelined" if pipeline else "one by one") + (" +sizes" if sizes else "")
+            print(f"{kind:>6} {mode:>20} {cpu:>12.3f} {wall:>12.3f}")
+
+
+def session_bench(tmp: str, count: int) -> None:
+    print(f"{'kind':>6} {'QMP session':>20} {'cpu ms/sess':>12} {'wall ms/sess':>12}")
+    sock = f"{tmp}/session-fake.sock"
+    helper = subprocess.Popen(
+        [sys.executable, "-c", SERVE.format(tests=str(ROOT / "tests")), sock],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert helper.stdout is not None and helper.stdout.readline().strip()
+        sessions("fake", sock, count)
+    finally:
+        assert helper.stdin is not None
+        helper.stdin.close()
+        helper.wait(10)
+    qemu = start_qemu(f"{tmp}/session-q.sock")
+    try:
+        sessions("real", qemu.socket_path, count)
+    finally:
+        qemu.stop()
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fake", default="10,50,100")
     parser.add_argument("--real", type=int, default=4)
     parser.add_argument("--hung", type=int, default=0)
     parser.add_argument("--polls", type=int, default=10)
+    parser.add_argument("--sessions", type=int, default=300)
     args = parser.parse_args()
+    if args.sessions:
+        with tempfile.TemporaryDirectory(prefix="mvb-", dir="/tmp") as tmp:
+            session_bench(tmp, args.sessions)
     print(
         f"{'kind':>6} {'VMs':>5} {'+hung':>6} {'poll ms':>9} {'wall/VM':>9} {'cpu/VM':>9}"
         f" {'qmp med':>9} {'qmp p95':>9} {'answered':>8}"

@@ -2,12 +2,14 @@
 
 Run: .venv/bin/python bench/terminal_throughput.py [megabytes]
 
-Two streams, each about 2 MB:
+Three streams, each about 2 MB:
 
 * mixed: boot-log-like output (timestamps, systemd colours, 256/true colour, wrapped lines,
   progress bars with CR, UTF-8);
 * short lines: what ``seq 1 260000`` prints (numbers, CR LF), where the cost per line feed
-  dominates.
+  dominates;
+* non-ASCII lines: log lines in other scripts (accents, Cyrillic, CJK), which take the
+  emulator's per-character path.
 
 A reader thread feeds each through ``app.call_from_thread`` in 16 KiB chunks, as the console
 socket reader will. Printed, per stream:
@@ -40,8 +42,8 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
+from tui.vt import TerminalEmulator
 from tui.widgets.terminal import TerminalWidget
-from tui.widgets.terminal_emulator import TerminalEmulator
 
 END_MARKER = "END-OF-FLOOD"
 CHUNK = 16 * 1024
@@ -114,6 +116,24 @@ def short_lines(size: int) -> bytes:
         line = f"{n}\r\n"
         parts.append(line)
         total += len(line)
+    parts.append(f"\x1b[1m{END_MARKER}\x1b[0m\r\n")
+    return "".join(parts).encode()
+
+
+def non_ascii_lines(size: int, seed: int = 11) -> bytes:
+    """Log lines in other scripts (accents, Cyrillic, CJK wide characters, symbols), about
+    ``size`` bytes: the emulator's per-character path instead of its ASCII fast path."""
+    rng = random.Random(seed)
+    words = ["état", "démarré", "запущен", "устройство", "网络", "已启动", "✓", "▸", "→", "München"]
+    parts: list[str] = []
+    total = 0
+    t = 0.0
+    while total < size:
+        t += rng.random() / 10
+        line = f"[{t:12.6f}] " + " ".join(rng.choice(words) for _ in range(rng.randint(4, 12)))
+        line += "\r\n"
+        parts.append(line)
+        total += len(line.encode())
     parts.append(f"\x1b[1m{END_MARKER}\x1b[0m\r\n")
     return "".join(parts).encode()
 
@@ -229,6 +249,7 @@ def main() -> None:
     size = int(megabytes * 1_000_000)
     run("mixed console output", console_output(size))
     run("short lines (seq)", short_lines(size))
+    run("non-ASCII lines", non_ascii_lines(size))
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ from tests.test_actions_ui_support import (
     runner_with,
     wait_until,
 )
-from tui import actions_ui
-from tui.actions_ui import ACTION_BINDINGS, confirmation, refusal, restart_offer
+from tui.actions import ACTIONS, ActionId, confirmation, refusal, restart_offer
+from tui.bindings import bindings_map
+from tui.commands import MonitorCommands
+from tui.host.actions import plan as action_plan
 from tui.host.actions.jobs import Job, JobState
 from tui.host.actions.nixlog import parse_log
 from tui.host.actions.operations import Outcome
@@ -47,7 +49,7 @@ from tui.widgets.jobs_table import JobsTable
 @pytest.fixture(autouse=True)
 def shutdown_script(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fake runners 'have' bin/microvm-shutdown, like every qemu runner with a socket."""
-    monkeypatch.setattr(actions_ui, "has_shutdown_script", lambda runner: True)
+    monkeypatch.setattr(action_plan, "has_shutdown_script", lambda runner: True)
 
 
 def vm(name: str):
@@ -72,7 +74,7 @@ def test_confirmation_texts_name_exactly_what_happens() -> None:
     host = HostSettings()
     web = vm("web")
     text = {
-        a: str(confirmation(a, web, host).body) for a in actions_ui.ACTIONS_INFO if a != "create"
+        a: str(confirmation(a, web, host).body) for a in ACTIONS if ACTIONS[a].dialog is not None
     }
     assert text["restart"] == (
         "Restart microvm@web.service: the guest is shut down via microvm-shutdown and started "
@@ -142,7 +144,7 @@ def test_refusals_before_any_dialog() -> None:
 
 
 def test_bindings_have_ids_and_do_not_clash_with_the_app() -> None:
-    keys = {b.key: b.id for b in ACTION_BINDINGS}
+    keys = {s.keys: s.id for s in ACTIONS.values() if s.changes_host or s.id == ActionId.JOBS}
     assert keys == {
         "t": "start",
         "T": "stop",
@@ -155,7 +157,7 @@ def test_bindings_have_ids_and_do_not_clash_with_the_app() -> None:
         "j": "jobs",
     }
     taken = {"r", "q", "question_mark", "ctrl+p", "c"}  # the app's (c: the console)
-    taken |= {key for key, _ in MainScreen._merged_bindings}  # s/S sort, d, /, [, ], digits
+    taken |= {key for key, _ in bindings_map(MainScreen)}  # s/S sort, d, /, [, ], digits
     assert not set(keys) & taken
 
 
@@ -265,8 +267,16 @@ async def test_read_only_disables_every_change_and_says_why() -> None:
         assert app.actions.request("restart") is None
         await pilot.pause()
         assert any(n.message == f"read-only: {reason}." for n in app._notifications)
-        commands = list(app.actions.system_commands())
-        assert {c.help for c in commands if c.title != "Jobs"} == {f"read-only: {reason}"}
+        provider = MonitorCommands(app.screen)  # the palette: chosen, each says why
+        for spec in ACTIONS.values():
+            if not spec.changes_host:
+                continue
+            title = f"{spec.label} web" if spec.needs_vm else spec.description
+            app.clear_notifications()
+            await provider._runner(next(c for c in provider.commands() if c.title == title))()
+            await pilot.pause()
+            assert not isinstance(app.screen, (ConfirmScreen, CreateScreen)), title
+            assert [n.message for n in app._notifications] == [f"read-only: {reason}."], title
         await pilot.press("j")  # looking is still fine
         assert isinstance(app.screen, JobsScreen)
     assert calls == []
@@ -358,7 +368,7 @@ def test_restart_offer_without_package_changes() -> None:
         state=JobState.SUCCEEDED,
         outcome=Outcome("rolled web back", changed=True, restart_needed=True, out_path=WEB_OLD),
     )
-    offer = restart_offer(job, vm("web"))
+    offer = restart_offer(job, action_plan.plan(vm("web"), HostSettings()))
     assert offer.details is None
     assert f"started again from current ({WEB_OLD})" in str(offer.body)
     job.outcome = Outcome("updated", changed=True, restart_needed=True, diff="", out_path=WEB_OLD)
@@ -577,20 +587,21 @@ async def test_command_palette_lists_the_actions_for_the_selected_vm() -> None:
         await ready(pilot)
         app.select("idle")
         await pilot.pause()
-        commands = {c.title: c for c in app.actions.system_commands(app.screen)}
+        provider = MonitorCommands(app.screen)
+        commands = {c.title: c for c in provider.commands()}
         assert {
-            "Start VM",
-            "Stop VM",
-            "Restart VM",
-            "Update VM",
-            "Rollback VM",
-            "Force stop VM",
-            "Delete VM",
-            "Create a VM",
+            "Start idle",
+            "Stop idle",
+            "Restart idle",
+            "Update idle",
+            "Rollback idle",
+            "Force stop idle",
+            "Delete idle",
+            "New VM",
             "Jobs",
         } <= set(commands)
-        assert commands["Start VM"].help.endswith("(idle)")
-        commands["Start VM"].callback()
+        assert commands["Start idle"].help.endswith(" · key t")
+        await provider._runner(commands["Start idle"])()
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.title_text == "Start idle?"

@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from tests.test_actions_ui_support import DIFF, NIX_LOGS, fake_vms
-from tui import actions_ui
-from tui.actions_ui import confirmation, restart_offer
+from tui.actions import confirmation, restart_offer
+from tui.host.actions import plan as action_plan
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobState
 from tui.host.actions.nixlog import NixLogParser, Progress
@@ -34,7 +34,7 @@ SIZE = (100, 32)
 
 @pytest.fixture(autouse=True)
 def fixed_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(actions_ui, "has_shutdown_script", lambda runner: True)
+    monkeypatch.setattr(action_plan, "has_shutdown_script", lambda runner: True)
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield
@@ -100,7 +100,7 @@ def test_update_done_shows_the_diff_and_asks_to_restart(snap_compare) -> None:
             out_path="/nix/store/4f5g6h7j8k9l0m1n2p3q4r5s6t7v8w9x-microvm-qemu-web",
         ),
     )
-    screen = lambda: restart_offer(job, vm("web")).screen()  # noqa: E731
+    screen = lambda: restart_offer(job, action_plan.plan(vm("web"), HostSettings())).screen()  # noqa: E731
     assert snap_compare(Backdrop(screen), terminal_size=SIZE, run_before=settle)
 
 
@@ -181,8 +181,8 @@ class FixedSource:
     def cancel_job(self, job_id: int) -> bool:
         return False
 
-    def subscribe(self, listener):
-        return lambda: None
+    def subscribe(self, node, listener) -> None:
+        pass
 
 
 def fixed_commands() -> list[tuple[int | None, CommandRecord]]:

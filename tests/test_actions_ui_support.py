@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
-from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.screen import Screen
 
 from tests.conftest import until_in_app
-from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
+from tui.actions import ACTIONS, ActionId, ActionsAppMixin, ActionsController
 from tui.config import Settings
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.commands import CommandRecord
@@ -106,10 +105,11 @@ class ActionsTestApp(ActionsAppMixin, App[None]):
     """What the real app mounts (its MainScreen, fed a Snapshot of VMS), with the actions
     wired the way the report says to wire them into tui/app.py."""
 
+    # The registry's bindings this app has actions for (not help, console, logs, the palette).
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("r", "refresh", "Refresh", id="refresh"),
-        *ACTION_BINDINGS,
+        spec.binding()
+        for spec in ACTIONS.values()
+        if spec.changes_host or spec.id in (ActionId.QUIT, ActionId.REFRESH, ActionId.JOBS)
     ]
 
     def __init__(

@@ -165,7 +165,19 @@ BAD = [
     ("[host]\nnix_options = [1]", "host.nix_options = a list: must be a list of strings"),
     ('[host]\nnetns = "../etc"', 'host.netns = "../etc": must be a network namespace name'),
     ('[host]\nsystemd_scope = "session"', 'must be one of "system", "user"'),
+    ('[host]\nsystemd_bus = "session"', 'host.systemd_bus = "session": must be "auto"'),
+    ('[host]\nsystemd_bus = "unix:path=run/bus"', "unix:path=/absolute/socket"),
+    ('[host]\nsystemd_bus = "unix:path=/run/x,guid=1"', 'host.systemd_bus = "unix:path=/run/x,'),
+    ("[host]\nsystemd_bus = 1", "host.systemd_bus = 1: must be"),
     ('update_restart = "sometimes"', 'must be one of "ask", "always", "never"'),
+    ('[deploy]\ncache = "-oops"', 'deploy.cache = "-oops": must be a binary cache URL'),
+    ('[deploy]\nhydra_url = "ftp://x/{name}"', "deploy.hydra_url = "),
+    ('[deploy]\nhydra_url = "https://hydra/latest"', "with {name} in it"),
+    ('[deploy]\ncheck_sigs = "no"', 'deploy.check_sigs = "no": must be true or false'),
+    ("[deploy]\nwhat = 1", "unknown key [deploy].what"),
+    ("deploy = 1", "deploy = 1: must be a table ([deploy])"),
+    ("[bulk]\nbuilds = 0", "bulk.builds = 0: must be a whole number from 1 to 64"),
+    ("[bulk]\nrestarts = 1.5", "bulk.restarts = 1.5: must be a whole number"),
     ("bogus = 1", "unknown key 'bogus'"),
     ("[host]\nwhat = 1", "unknown key [host].what"),
     ("this is = not toml [", "c.toml: "),
@@ -221,6 +233,21 @@ def test_a_bad_config_stops_list_with_one_line(
     assert err == f"microvm-tui: {files['explicit']}: interval = -1: {SECONDS}\n"
 
 
+def test_deploy_and_bulk_tables(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[deploy]\ncache = "https://cache.example.org"\n'
+        'hydra_url = "https://hydra.example.org/job/vms/{name}/latest"\ncheck_sigs = false\n'
+        "[bulk]\nbuilds = 2\nrestarts = 8\n"
+    )
+    settings = load_file(Settings(), cfg)
+    assert settings.deploy.cache == "https://cache.example.org"
+    assert settings.deploy.hydra_url == "https://hydra.example.org/job/vms/{name}/latest"
+    assert settings.deploy.check_sigs is False
+    assert (settings.bulk_builds, settings.bulk_restarts) == (2, 8)
+    assert Settings().deploy.check_sigs is True  # nix checks signatures unless told
+
+
 def test_interval_bounds_are_inclusive(files: dict[str, Path]) -> None:
     for ok in (0.2, 1, 3600):
         files["explicit"].write_text(f"interval = {ok}\n")
@@ -261,3 +288,24 @@ def test_the_labs_config_file_loads_as_written(files: dict[str, Path], tmp_path:
     write_config(lab.config_path, lab.settings)
     expected = replace(lab.settings, cache_dir=default_cache_dir())
     assert load_settings(lab.config_path).host == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "scope", "socket"),
+    [
+        ('"auto"', "system", ("/run/dbus/system_bus_socket", True)),
+        ('"system"', "user", ("/run/dbus/system_bus_socket", True)),
+        ('"private"', "system", ("/run/systemd/private", False)),
+        ('"unix:path=/var/tmp/lab/run/bus"', "user", ("/var/tmp/lab/run/bus", True)),
+        ('"systemctl"', "system", None),
+    ],
+)
+def test_systemd_bus_names_the_socket_the_monitor_uses(
+    tmp_path: Path, text: str, scope: str, socket: tuple[str, bool] | None
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[host]\nsystemd_scope = "{scope}"\nsystemd_bus = {text}\n')
+    host = load_file(Settings(), cfg).host
+    found = host.bus_socket()
+    assert (None if found is None else (str(found[0]), found[1])) == socket
+    assert f'"{host.systemd_bus}"' == text  # what the lab's config writer writes back

@@ -20,6 +20,7 @@ from textual.strip import Strip
 from textual.widgets import Input as TextInput
 
 from tests.conftest import until_in_app
+from tests.fakes.flood_console import FakeFloodConsole
 from tests.monitor_support import SIZE, make_app, replay
 from tests.test_console_connection import Server
 from tui import app as app_module
@@ -281,6 +282,59 @@ async def test_size_key_types_stty_for_the_pane_and_resize_queries_are_answered(
         server.send(b"\x1b[18t")
         report = f"\x1b[8;{pane_rows};{pane_cols}t".encode()
         await until(pilot, lambda: bytes(server.received) == report, what="the 18t report")
+
+
+# --- 8b: a flood never starves the keyboard -----------------------------------------------------
+
+FLOOD_BYTES = 4_000_000
+
+
+async def test_a_key_reaches_the_guest_while_a_flood_runs_and_no_byte_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A "guest" printing a boot log as fast as the app reads it (far faster than the
+    emulator): a key typed meanwhile is handled within a few slices of emulation (the feeder
+    yields the event loop between slices) and goes out while the flood still runs; afterwards
+    every byte of the flood has gone through the emulator."""
+    log = (Path(__file__).parent / "fixtures/console_streams/web_history.bin").read_bytes()
+    fake = FakeFloodConsole(
+        str(tmp_path / "serial.sock"), log.replace(b"\x1bc", b""), FLOOD_BYTES, hold=True
+    )
+    endpoints = Endpoints()
+    endpoints.by_name["console"] = unix("console", fake.path)
+    app = console_app(endpoints)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            term = await open_console(pilot, app, "console")
+            screen = console(app)
+            assert screen is not None
+            await until(pilot, lambda: not term.read_only)
+            # How far the emulator had got when the screen handed the key to the connection.
+            handed: list[int] = []
+            write = ConsoleConnection.write
+
+            def spy(self: ConsoleConnection, data: bytes) -> bool:
+                if b"k" in data:  # a letter no terminal reply to the log's queries holds
+                    handed.append(screen.bytes_fed)
+                return write(self, data)
+
+            monkeypatch.setattr(ConsoleConnection, "write", spy)
+            fake.go.set()
+            await until(pilot, lambda: screen.bytes_fed > 256 * 1024, what="the flood")
+            fed_at_press = screen.bytes_fed
+            await pilot.press("k")
+            await until(pilot, lambda: b"k" in fake.received, timeout=30, what="the key")
+            assert handed[0] - fed_at_press < 256 * 1024, (
+                f"{handed[0] - fed_at_press} bytes emulated before the key was handled"
+            )
+            sent_then = next(sent for _, data, sent in fake.arrivals if b"k" in data)
+            assert sent_then < FLOOD_BYTES, "the key went out only after the whole flood"
+            total = FLOOD_BYTES + len(fake.done_marker)
+            await until(pilot, lambda: screen.bytes_fed >= total, timeout=120, what="the end")
+            assert screen.bytes_fed == total
+            assert "FLOOD-DONE" in "\n".join(rows(term))
+    finally:
+        fake.stop()
 
 
 # --- 9: the takeover question, once -------------------------------------------------------------

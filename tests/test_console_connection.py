@@ -11,9 +11,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import wait_for
+from tui.host import tools
 from tui.host.console import (
     ConnectionState,
     ConsoleConnection,
@@ -145,7 +147,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv.stop()
 
 
-def test_typed_bytes_reach_the_guest_and_its_output_comes_back(server: Server) -> None:
+def relay_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children() if p.name() == "cat"]
+
+
+@pytest.mark.parametrize("relay", [True, False], ids=["cat-relay", "read-in-thread"])
+def test_typed_bytes_reach_the_guest_and_its_output_comes_back(
+    server: Server, relay: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not relay:  # a host without cat: the reader thread reads the socket itself
+        monkeypatch.setattr(tools, "find", lambda name: None)
     conn, rec = connect(unix(server.path))
     try:
         wait_for(lambda: conn.status.interactive, 5, what="connected")
@@ -157,6 +168,25 @@ def test_typed_bytes_reach_the_guest_and_its_output_comes_back(server: Server) -
         conn.close()
     assert conn.status.state is ConnectionState.CLOSED
     assert not conn.write(b"x")
+
+
+def test_the_relay_drains_the_socket_and_ends_with_the_connection(server: Server) -> None:
+    """The serial socket is read by a cat of ours (by absolute path) into a pipe: the guest
+    never waits for the UI. Closing the connection ends it by its pid."""
+    conn, rec = connect(unix(server.path))
+    try:
+        wait_for(lambda: conn.status.interactive and server.client is not None, 5)
+        wait_for(lambda: len(relay_children()) == 1, 5, what="the relay")
+        (relay,) = relay_children()
+        assert relay.exe() == tools.find("cat") and os.path.isabs(relay.exe())
+        # Single-byte sends, as QEMU's UART makes them, through the relay's pipe.
+        for byte in b"x" * 2000:
+            server.send(bytes([byte]))
+        wait_for(lambda: rec.has(b"x" * 2000), 5, what="the bytes")
+    finally:
+        conn.close()
+    assert not relay.is_running() or relay.status() == psutil.STATUS_ZOMBIE
+    assert relay_children() == []
 
 
 def test_buffer_is_bounded_and_attaching_later_misses_nothing(server: Server) -> None:
@@ -179,6 +209,42 @@ def test_buffer_is_bounded_and_attaching_later_misses_nothing(server: Server) ->
         assert len(conn.buffer()) <= 64 * 1024
         conn.detach(sub.token)
         assert conn.attached == 1
+    finally:
+        conn.close()
+
+
+def test_a_full_subscriber_holds_the_reading_but_typed_bytes_still_go_out(
+    server: Server,
+) -> None:
+    """Back-pressure instead of loss: while the subscriber says it is full the guest's output
+    stays in the socket (the guest waits), keys are still sent; resume() reads on at once."""
+    asked = threading.Semaphore(0)
+    holding = threading.Event()
+    holding.set()
+
+    def full() -> bool:
+        asked.release()  # one look per turn of the reader's loop
+        return holding.is_set()
+
+    endpoint = unix(server.path)
+    conn = ConsoleConnection(
+        vm(path=Path(server.path).parent), SETTINGS, discover=Discovery(endpoint)
+    )
+    rec = Recorder()
+    conn.attach(rec.on_data, rec.on_status, full=full)
+    conn.start()
+    try:
+        wait_for(lambda: conn.status.interactive and server.client is not None, 5)
+        assert conn.write(b"typed while held\r")
+        wait_for(lambda: server.received == b"typed while held\r", 5, what="the key")
+        # The server echoed at once; the reader looks at its subscriber each turn, and turns
+        # on its 10 ms hold poll: after a few more turns the echo would have been read.
+        for _ in range(5):
+            assert asked.acquire(timeout=5)
+        assert not rec.has(b"TYPED"), "read while the subscriber was full"
+        holding.clear()
+        conn.resume()
+        wait_for(lambda: rec.has(b"TYPED WHILE HELD\r"), 5, what="the held output")
     finally:
         conn.close()
 

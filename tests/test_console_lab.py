@@ -36,9 +36,9 @@ from tui.host.model import VM
 from tui.lab import Lab
 from tui.lab.lab import guest_booted
 from tui.screens.console import ConsoleScreen, TakeoverScreen
+from tui.vt import line_runs
 from tui.widgets.terminal import TerminalWidget
-from tui.widgets.terminal_emulator import line_runs
-from tui.widgets.terminal_render import run_cells
+from tui.widgets.terminal.render import run_cells
 
 pytestmark = pytest.mark.lab
 

@@ -56,13 +56,18 @@ class FakeConnection:
         self.written = bytearray()
         self.on_data: Any = None
         self.on_status: Any = None
+        self.full: Any = None  # the screen's "hold the reading" question
+        self.resumed = 0
         self.detached = False
         self.confirmed = 0
         self.takeover_declined = False
 
-    def attach(self, on_data, on_status=None) -> Subscription:  # type: ignore[no-untyped-def]
-        self.on_data, self.on_status = on_data, on_status
+    def attach(self, on_data, on_status=None, full=None) -> Subscription:  # type: ignore[no-untyped-def]
+        self.on_data, self.on_status, self.full = on_data, on_status, full
         return Subscription(1, self.history, self.status)
+
+    def resume(self) -> None:
+        self.resumed += 1
 
     def detach(self, token: int) -> None:
         self.detached = True
@@ -239,9 +244,10 @@ async def test_view_only_screen_neither_asks_nor_types_even_if_offered() -> None
         assert conn.written == b"" and app.hits == []
 
 
-async def test_a_flood_far_ahead_of_the_screen_is_skipped_to_the_newest(monkeypatch) -> None:
-    monkeypatch.setattr(console_screen, "PENDING_LIMIT", 64 * 1024)
-    monkeypatch.setattr(console_screen, "PENDING_KEEP", 16 * 1024)
+async def test_a_flood_far_ahead_of_the_screen_holds_the_reading_and_loses_no_byte(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(console_screen, "HOLD_AT", 64 * 1024)
     conn = FakeConnection(CONNECTED)
     app = HostApp(conn)
     async with app.run_test() as pilot:
@@ -250,9 +256,10 @@ async def test_a_flood_far_ahead_of_the_screen_is_skipped_to_the_newest(monkeypa
         lines = [b"line %06d\r\n" % i for i in range(20_000)]
         # All of it arrives while the UI thread is busy (in this very test step).
         conn.from_thread(*lines)
+        assert conn.full(), "220 KB waiting: the connection is asked to hold its reading"
         await until(pilot, lambda: "line 019999" in text(screen))
-        assert screen.bytes_skipped > 0
-        assert screen.bytes_fed < sum(map(len, lines))
+        assert screen.bytes_fed == sum(map(len, lines))  # every byte, none skipped
+        assert not conn.full() and conn.resumed == 1  # caught up: reading goes on at once
 
 
 def test_short_path() -> None:

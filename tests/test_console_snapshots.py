@@ -45,7 +45,7 @@ class RecordedConnection:
     def status(self) -> ConsoleStatus:
         return self._status
 
-    def attach(self, on_data, on_status=None) -> Subscription:  # type: ignore[no-untyped-def]
+    def attach(self, on_data, on_status=None, full=None) -> Subscription:  # type: ignore[no-untyped-def]
         return Subscription(1, self.history, self._status)
 
     def detach(self, token: int) -> None:

@@ -19,17 +19,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
+from tests.fakes.qmp import json_stream
 from tests.fuzz_support import Clock, assert_clean, mixed_text, special_text, strings_in
 from tui.host.actions.nixlog import NixLogParser
-from tui.host.sampling.qmp import QMPError, QMPSession, query_qemu
-from tui.widgets.terminal_emulator import (
-    MAX_CELL_LEN,
-    MAX_RESPONSES,
-    MAX_TITLE_LEN,
-    TerminalEmulator,
-    line_cells,
-    line_runs,
-)
+from tui.host.qmp import QMPError, qmp_execute
+from tui.host.sampling.qmp import query_qemu
+from tui.vt import TerminalEmulator, line_cells, line_runs
+from tui.vt.limits import MAX_CELL_LEN, MAX_RESPONSES, MAX_TITLE_LEN
 
 pytestmark = pytest.mark.fuzz
 
@@ -102,7 +98,8 @@ replies = st.one_of(
 
 
 class HostileQMP:
-    """A unix-socket server that greets, then answers each request line from REPLIES."""
+    """A unix-socket server that greets, then answers each request (a JSON stream, as qemu
+    reads it) from REPLIES."""
 
     def __init__(self, path: Path, greeting: bytes, answers: list[tuple[str, Any]]) -> None:
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -121,12 +118,8 @@ class HostileQMP:
             conn.settimeout(2)
             try:
                 conn.sendall(self.greeting)
-                reader = conn.makefile("rb")
-                for line in reader:
-                    try:
-                        msg_id = json.loads(line).get("id")
-                    except ValueError:
-                        msg_id = None
+                for request in json_stream(conn):
+                    msg_id = request.get("id")
                     kind, value = self.answers.pop(0) if self.answers else ("return", {})
                     if kind == "raw":
                         out = value + b"\n"
@@ -175,20 +168,55 @@ def test_qmp_reader_never_raises_and_says_why_in_clean_text(
         assert_clean(text, "a QMP reason")
 
 
+class RawServer:
+    """A unix-socket server that sends DATA to its one client, then ends its side."""
+
+    def __init__(self, path: Path, data: bytes) -> None:
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(1)
+        self.data = data
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        try:
+            conn, _ = self.server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(2)
+            try:
+                conn.sendall(self.data)
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(5)
+
+
 @given(st.binary(max_size=300))
 @example(b"[" * 100000 + b"\n")
-def test_qmp_session_raises_only_qmp_error(data: bytes) -> None:
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        theirs.sendall(data)
-        theirs.shutdown(socket.SHUT_WR)
-        session = QMPSession("unused", timeout=0.5)
-        session._sock = ours
-        try:
-            while True:
-                session._read_message()
-        except QMPError as e:
-            assert_clean(str(e), "a QMP error")
+@example(b'{"QMP": {"version": {}, "capabilities": []}}\n{"return": {}, "id": [1]}\n')
+@example(b'{"QMP": {"version": {}, "capabilities": []}}\n\xff\xfe\n')
+def test_qmp_session_raises_only_qmp_error(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("qmpraw") / "q.sock"
+    server = RawServer(path, data)
+    try:
+        with Clock() as clock:
+            try:
+                qmp_execute(str(path), "query-status", timeout=0.5)
+            except QMPError as e:
+                assert_clean(str(e), "a QMP error")
+    finally:
+        server.close()
+    assert clock.seconds < 0.5 + TIME_BOUND
 
 
 # --- the terminal emulator ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """What the long-running monitor keeps between polls, and does once instead of twice: runner
-parses (``RunnerCache``), one netlink socket per namespace (``LinkReader``), the links read
-once per poll for both the listing and the sampler, QMP's vCPU and memory sizes asked now and
+parses (``RunnerCache``), the links read once per poll for both the listing and the sampler
+(the links reader itself: tests/test_links.py), QMP's vCPU and memory sizes asked now and
 then, QMP queries sent in one write. Everything live must still be read every poll, and read
 the same."""
 
@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +19,8 @@ import pytest
 from tests.fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
 from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 from tests.synthetic_host import make_host
-from tui.host import links as links_mod
 from tui.host.inventory import list_vms, read_inventory
-from tui.host.links import Link, LinkReader, LinkTable, dump_links, links_from_pyroute2
+from tui.host.links import Link, LinkReader, LinkTable
 from tui.host.model import VM, Interface, UnitState
 from tui.host.sampling import Sampler
 from tui.host.sampling import sampler as sampler_mod
@@ -157,138 +154,7 @@ def test_list_without_a_cache_is_unchanged(host: Path) -> None:
     assert table is not None and table.error is None  # the taps are absent here: no links
 
 
-# --- links: the held netlink socket ----------------------------------------------------------
-
-
-def test_own_dump_matches_pyroute2() -> None:
-    from pyroute2 import IPRoute
-
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, links_mod.NETLINK_ROUTE)
-    try:
-        ours = dump_links(sock, 1)
-        ours_again = dump_links(sock, 2)  # the same socket serves poll after poll
-    finally:
-        sock.close()
-    with IPRoute() as ipr:
-        theirs = links_from_pyroute2(ipr.get_links())
-    assert set(ours) == set(theirs) == set(ours_again)
-    assert "lo" in ours
-    for name, link in ours.items():
-        other = theirs[name]
-        # Counters move between the two reads; everything else must be equal.
-        assert (link.rx_bytes is None) == (other.rx_bytes is None), name
-        assert (link.tx_bytes is None) == (other.tx_bytes is None), name
-        link.rx_bytes = other.rx_bytes
-        link.tx_bytes = other.tx_bytes
-        assert link == other
-
-
-def test_own_namespace_reads_sysfs() -> None:
-    table = LinkReader(None).read(["lo", "vm-absent"])
-    assert table.error is None and set(table.links) == {"lo"}
-    assert table.links["lo"].rx_bytes is not None
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("making a network namespace needs root and iproute2")
-    name = f"mvtui-test-{uuid.uuid4().hex[:8]}"
-    _ip("netns", "add", name)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-
-
-def test_one_socket_held_in_a_namespace_across_polls_and_threads(netns: str) -> None:
-    _ip("-n", netns, "tuntap", "add", "vm-t0", "mode", "tap")
-    _ip("-n", netns, "link", "add", "br-t", "type", "bridge")
-    _ip("-n", netns, "link", "set", "vm-t0", "master", "br-t")
-    reader = LinkReader(netns)
-    try:
-        first = reader.read([])
-        sock = reader._sock
-        assert first.error is None and set(first.links) == {"lo", "vm-t0", "br-t"}
-        tap = first.links["vm-t0"]
-        assert (tap.kind, tap.master, tap.oper_state) == ("tun", "br-t", "DOWN")
-        assert tap.mac and tap.rx_bytes == 0
-        results: list[LinkTable] = []
-        thread = threading.Thread(target=lambda: results.append(reader.read([])))
-        thread.start()
-        thread.join(10)
-        assert results and results[0].error is None and "vm-t0" in results[0].links
-        assert reader._sock is sock  # the namespace was entered once
-        # What pyroute2 sees in the namespace, counters aside.
-        theirs = links_mod.read_links_netns(netns)
-        ours = reader.read([]).links
-        assert set(ours) == set(theirs)
-        for name, link in ours.items():
-            link.rx_bytes, link.tx_bytes = theirs[name].rx_bytes, theirs[name].tx_bytes
-            assert link == theirs[name]
-    finally:
-        reader.close()
-
-
-def test_the_namespace_socket_is_made_by_a_thread_the_process_stays_home(netns: str) -> None:
-    """netns_socket: the socket lives in the namespace (our loopback's listener is not there
-    to connect to), while every thread of ours keeps the namespace it had."""
-    before = {tid: os.readlink(f"/proc/self/task/{tid}/ns/net") for tid in _tids()}
-    _ip("-n", netns, "link", "set", "lo", "up")
-    home = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    home.bind(("127.0.0.1", 0))
-    home.listen(1)
-    here = socket.create_connection(home.getsockname(), timeout=5)  # reachable from home
-    here.close()
-    away = links_mod.netns_socket(netns, socket.AF_INET, socket.SOCK_STREAM, 0)
-    try:
-        assert os.readlink("/proc/self/ns/net") == before[threading.get_native_id()]
-        after = {tid: os.readlink(f"/proc/self/task/{tid}/ns/net") for tid in _tids()}
-        assert all(after[t] == before[t] for t in after if t in before)
-        away.settimeout(5)
-        with pytest.raises(ConnectionRefusedError):  # the namespace's own 127.0.0.1
-            away.connect(home.getsockname())
-    finally:
-        away.close()
-        home.close()
-    with pytest.raises(FileNotFoundError):
-        links_mod.netns_socket("mvtui-no-such-ns", socket.AF_INET, socket.SOCK_STREAM, 0)
-
-
-def _tids() -> list[int]:
-    return [int(t) for t in os.listdir("/proc/self/task")]
-
-
-def test_a_deleted_namespace_is_said_and_a_new_one_is_entered_again(netns: str) -> None:
-    reader = LinkReader(netns)
-    try:
-        assert reader.read([]).error is None
-        old = reader._sock
-        _ip("netns", "del", netns)
-        gone = reader.read([])
-        assert gone.error == f"network namespace '{netns}' does not exist"
-        assert gone.links == {}
-        assert reader._sock is None  # not held for a namespace that is gone
-        _ip("netns", "add", netns)
-        _ip("-n", netns, "tuntap", "add", "vm-new", "mode", "tap")
-        back = reader.read([])
-        assert back.error is None and "vm-new" in back.links
-        assert reader._sock is not None and reader._sock is not old
-    finally:
-        reader.close()
-
-
-def test_a_missing_namespace_has_the_one_off_readers_reason() -> None:
-    name = f"mvtui-absent-{uuid.uuid4().hex[:8]}"
-    table = LinkReader(name).read([])
-    assert table.error == f"network namespace '{name}' does not exist"
-    with pytest.raises(links_mod.LinkReadError) as exc:
-        links_mod.read_links_netns(name)
-    assert str(exc.value) == table.error
+# --- links: the reader kept between polls is in tests/test_links.py ------------------------
 
 
 # --- the sampler uses the listing's read ----------------------------------------------------
@@ -610,7 +476,7 @@ def test_pipelined_first_contact_still_sets_up_the_balloon(qemus: tuple[Qemu, Qe
     vm = qemus[0]
     info = query_qemu(vm.socket_path, guest_stats_interval=3, pipeline=True)
     assert info.error is None
-    from tui.host.sampling.qmp import qmp_execute
+    from tui.host.qmp import qmp_execute
 
     interval = qmp_execute(
         vm.socket_path,
@@ -664,9 +530,11 @@ def test_the_lab_is_watched_through_one_held_socket(lab: Any) -> None:
     source = LiveSource(lab.settings)
     try:
         source.poll()
-        sock = source.links._sock
+        held = source.links._links
         snap = source.poll()
-        assert sock is not None and source.links._sock is sock
+        # One socket in the lab's namespace, its links dumped once, then followed.
+        assert held is not None and source.links._links is held and source.links.holds_socket
+        assert held.counts.full_dumps == 1
         assert len(source.runners) >= len(snap.samples)  # store runners: parsed once
         web = next(vm for vm in snap.inventory.vms if vm.name == "web")
         assert web.interfaces and all(i.exists for i in web.interfaces)

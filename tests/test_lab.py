@@ -242,11 +242,13 @@ def test_up_twice_is_harmless(lab: Lab) -> None:
     running = ("web", "db", "decl", "console")
     before = {n: show(lab, f"microvm@{n}.service", "MainPID")["MainPID"] for n in running}
     db_booted = os.readlink(state(lab, "db") / "booted")
+    sshd, port = lab.sshd.pid(), lab.sshd.port()
     t0 = time.monotonic()
     lab.up()
     assert time.monotonic() - t0 < 30
     after = {n: show(lab, f"microvm@{n}.service", "MainPID")["MainPID"] for n in running}
     assert after == before
+    assert sshd is not None and (lab.sshd.pid(), lab.sshd.port()) == (sshd, port)
     assert os.readlink(state(lab, "db") / "booted") == db_booted
     assert os.readlink(state(lab, "db") / "current") != db_booted
 
@@ -315,11 +317,12 @@ def test_up_repairs_after_a_crash_and_down_removes_everything() -> None:
             for n in ("web", "db", "decl", "console")
         ]
         manager = other.manager.pid()
-        assert manager and all(pids)
+        sshd = other.sshd.pid()
+        assert manager and all(pids) and sshd
         assert other.netns in netns.list_netns()
     finally:
         other.down()
-    for pid in [*pids, manager]:
+    for pid in [*pids, manager, sshd]:
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid), pid
     assert other.netns not in netns.list_netns()
     assert not other.root.exists()

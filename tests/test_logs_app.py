@@ -12,7 +12,7 @@ from tests.monitor_support import SIZE, frames, make_app
 from tui.host.logs.entry import LogLine
 from tui.host.logs.summary import ProblemCounts
 from tui.source import ReplaySource
-from tui.widgets.detail_overview import OverviewView
+from tui.widgets.detail.overview import OverviewView
 from tui.widgets.vm_table import VMTable
 
 CRASHY_ERROR = LogLine(

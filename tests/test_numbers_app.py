@@ -8,7 +8,7 @@ import copy
 from tests.monitor_support import SIZE, frames, make_app, until
 from tui.host.sampling import NetRate
 from tui.source import ReplaySource
-from tui.widgets.detail_pane import DetailPane
+from tui.widgets.detail.pane import DetailPane
 from tui.widgets.vm_table import VMTable
 
 

@@ -1,19 +1,33 @@
-"""The QMP client against real qemu processes (TCG, paused, no kernel) and QMP doubles."""
+"""The QMP client (qemu.qmp's QMPClient on the host loop) against real qemu processes (TCG,
+paused, no kernel) and QMP doubles: hung, drip-feeding, flooding, huge and broken servers."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
-from tests.fakes.qmp import FakeQMPServer, HungQMPListener
-from tui.host.sampling.qmp import QMPCommandError, QMPSession, qmp_execute, query_qemu
+from tests.fakes.qmp import FakeQMPServer, HungQMPListener, PushingQMPServer
+from tui.host.hostloop import host_loop
+from tui.host.qmp import (
+    MAX_MESSAGE,
+    MAX_SESSION_BYTES,
+    MAX_SESSION_MESSAGES,
+    QMPCommandError,
+    QMPError,
+    qmp_execute,
+)
+from tui.host.sampling.qmp import query_qemu, query_qemu_async
+from tui.host.sampling.reading import RemoteInfo
 
 pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")
 
@@ -57,11 +71,11 @@ def test_real_qemu_queries(qemu: Qemu) -> None:
     assert info.block == {}
     assert info.elapsed_s < 1.0
     # guest-stats polling was switched on, once.
-    with QMPSession(qemu.socket_path) as qmp:
-        interval = qmp.execute(
-            "qom-get",
-            {"path": "/machine/peripheral/balloon0", "property": "guest-stats-polling-interval"},
-        )
+    interval = qmp_execute(
+        qemu.socket_path,
+        "qom-get",
+        {"path": "/machine/peripheral/balloon0", "property": "guest-stats-polling-interval"},
+    )
     assert interval == 2
 
 
@@ -186,3 +200,117 @@ def test_missing_queries_become_reasons(tmp_path: Path) -> None:
     assert info.mem_configured_bytes is None
     assert info.reasons["mem_configured_bytes"].startswith("query-memory-size-summary:")
     assert info.reasons["mem_guest_visible_bytes"] == "query-balloon: weird"
+
+
+# --- hostile servers: one deadline for the whole session, bounded messages --------------------
+
+EVENT = json.dumps({"event": "NIC_RX_FILTER_CHANGED", "data": {}}).encode() + b"\r\n"
+
+
+def timed_query(path: str, timeout: float, **kw: Any) -> tuple[RemoteInfo, float]:
+    start = time.monotonic()
+    info = query_qemu(path, timeout, **kw)
+    return info, time.monotonic() - start
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_an_event_every_half_second_does_not_keep_the_session_alive(
+    tmp_path: Path, pipeline: bool
+) -> None:
+    # The deadline is the session's, not a read's: events keep coming, no reply ever does.
+    server = PushingQMPServer(str(tmp_path / "drip.sock"), EVENT, every=0.5)
+    try:
+        info, elapsed = timed_query(server.path, 1.2, pipeline=pipeline)
+    finally:
+        server.close()
+    assert info.error is not None and info.error.startswith("QMP timeout after 1.2 s"), info
+    assert server.sent >= 2 * len(EVENT)  # it did keep talking
+    assert 1.1 <= elapsed < 1.5
+
+
+BIG_EVENT = json.dumps({"event": "X", "data": {"pad": "x" * (200 << 10)}}).encode() + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (EVENT * 64, f"QMP sent more than {MAX_SESSION_MESSAGES} messages in one session"),
+        (BIG_EVENT, f"QMP sent more than {MAX_SESSION_BYTES >> 20} MiB in one session"),
+    ],
+    ids=["small-events", "big-events"],
+)
+def test_an_event_flood_ends_the_session_and_delays_no_other_vm(
+    tmp_path: Path, body: bytes, reason: str
+) -> None:
+    # Events as fast as the socket takes them, from four VMs at once, while a fifth answers.
+    flood = PushingQMPServer(str(tmp_path / "flood.sock"), body, every=0)
+    healthy = FakeQMPServer(str(tmp_path / "ok.sock"))
+
+    async def together() -> tuple[list[RemoteInfo], RemoteInfo, float]:
+        flooded = [asyncio.ensure_future(query_qemu_async(flood.path, 2.0)) for _ in range(4)]
+        start = time.monotonic()
+        ok = await query_qemu_async(healthy.path, 2.0)
+        return await asyncio.gather(*flooded), ok, time.monotonic() - start
+
+    try:
+        start = time.monotonic()
+        flooded, ok, ok_elapsed = host_loop().run(together(), 10.0)
+        elapsed = time.monotonic() - start
+    finally:
+        flood.close()
+        healthy.close()
+    for info in flooded:
+        assert info.error == reason
+    assert elapsed < 1.0  # ended by the bound, long before the 2 s deadline
+    assert ok.error is None and ok.status == "running"
+    assert ok_elapsed < 0.5, ok_elapsed
+
+
+def test_a_huge_reply_ends_the_session_at_once(tmp_path: Path) -> None:
+    huge = b'{"return": "' + b"x" * (4 * MAX_MESSAGE) + b'"}\r\n'
+    server = PushingQMPServer(str(tmp_path / "huge.sock"), huge)
+    try:
+        info, elapsed = timed_query(server.path, 2.0)
+    finally:
+        server.close()
+    assert info.error == "QMP message too large"
+    assert info.reasons["status"] == "QMP message too large"
+    assert elapsed < 1.0  # told by the reader's limit, not by the deadline
+
+
+@pytest.mark.parametrize(
+    ("greeting", "body", "reason"),
+    [
+        (PushingQMPServer.GREETING, b"{not json}\r\n", "QMP sent something that is not JSON"),
+        (PushingQMPServer.GREETING, b"[1, 2]\r\n", "QMP sent something that is not a JSON object"),
+        (PushingQMPServer.GREETING, b"[" * 100000 + b"\r\n", "QMP sent JSON nested too deeply"),
+        (b"\x1b[31mhello\r\n", b"", "QMP sent something that is not JSON"),
+        (b'{"hello": 1}\r\n', b"", "not a QMP socket (no greeting)"),
+        (b'{"QMP": {}}\r\n', b"", "not a QMP socket (no greeting)"),
+    ],
+    ids=["garbage", "array", "nested", "terminal-bytes", "no-QMP-key", "empty-QMP"],
+)
+def test_bad_json_is_a_reason(tmp_path: Path, greeting: bytes, body: bytes, reason: str) -> None:
+    server = PushingQMPServer(str(tmp_path / "bad.sock"), body, greeting=greeting)
+    try:
+        info, elapsed = timed_query(server.path, 2.0)
+        with pytest.raises(QMPError) as err:
+            qmp_execute(server.path, "query-status", timeout=2.0)
+    finally:
+        server.close()
+    assert info.error == reason == str(err.value)
+    assert elapsed < 1.0
+
+
+def test_a_hostile_error_text_is_sanitised(tmp_path: Path) -> None:
+    server = FakeQMPServer(str(tmp_path / "evil.sock"))
+    server.errors["query-balloon"] = {"class": "Generic\x1b]0;x\x07", "desc": "\x1b[2J\u202eboom"}
+    try:
+        info = query_qemu(server.path)
+        with pytest.raises(QMPCommandError) as err:
+            qmp_execute(server.path, "query-balloon")
+    finally:
+        server.close()
+    assert info.reasons["mem_guest_visible_bytes"] == "query-balloon: \u241b[2J?boom"
+    assert err.value.error_class == "Generic\u241b]0;x\u2407"
+    assert str(err.value).isprintable()

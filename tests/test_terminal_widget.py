@@ -18,13 +18,9 @@ from textual.strip import Strip
 from textual.widgets import Input as TextInput
 
 from tests.test_text_sanitiser import UNSAFE_RE
+from tui.vt import TerminalEmulator, TerminalScreen, line_cells
+from tui.vt.limits import MAX_OSC_LEN
 from tui.widgets.terminal import TerminalWidget
-from tui.widgets.terminal_emulator import (
-    MAX_OSC_LEN,
-    TerminalEmulator,
-    TerminalScreen,
-    line_cells,
-)
 
 CONTROL = UNSAFE_RE  # controls, and bidi and other format characters too
 

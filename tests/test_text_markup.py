@@ -23,7 +23,7 @@ from tests.hostile_host import (
 )
 from tests.monitor_support import SIZE, make_app, replay, until
 from tests.test_text_sanitiser import assert_safe
-from tui.actions_ui import confirmation
+from tui.actions import confirmation
 from tui.app import MicroVMApp
 from tui.host.console import ConsoleEndpoint, EndpointKind
 from tui.host.model import VM, Drift, UnitState, Volume

@@ -19,7 +19,7 @@ from tui.host.inventory import list_vms
 from tui.host.jsonout import inventory_to_json
 from tui.host.settings import HostSettings
 from tui.host.text import is_clean, sanitise
-from tui.widgets.terminal_emulator import TerminalEmulator, line_cells, line_runs
+from tui.vt import TerminalEmulator, line_cells, line_runs
 
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 # For searching rendered text quickly: C0, DEL, C1, soft hyphen, the bidi marks, overrides and

@@ -11,7 +11,7 @@ from textual.widgets import Static, Tabs
 
 from tests.monitor_support import SIZE, frames, make_app, replay, until
 from tests.test_actions_ui_support import Gate, runner_with
-from tui.actions_ui import ActionsController
+from tui.actions import ActionsController
 from tui.app import MicroVMApp
 from tui.bindings import collect, collect_for_help
 from tui.commands import MonitorCommands
@@ -21,7 +21,7 @@ from tui.screens.help import HelpScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.main import MainScreen
 from tui.source import ReplaySource
-from tui.widgets.detail_pane import DetailPane
+from tui.widgets.detail.pane import DetailPane
 from tui.widgets.host_header import HostHeader
 from tui.widgets.jobs_table import JobsTable
 from tui.widgets.vm_table import COLUMN_KEYS, NAME_WIDTH, VMTable

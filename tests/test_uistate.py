@@ -12,7 +12,7 @@ import pytest
 
 from tests.monitor_support import SIZE, make_app, replay, until
 from tui.host.uistate import FILE_NAME, READ_LIMIT, UIState, UIStateStore, default_dir
-from tui.widgets.detail_pane import DetailPane
+from tui.widgets.detail.pane import DetailPane
 from tui.widgets.vm_table import VMTable
 
 

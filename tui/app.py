@@ -23,13 +23,13 @@ from collections.abc import Iterable
 
 from textual import on
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import TabbedContent
 
-from tui.actions_ui import ACTION_BINDINGS, ActionsAppMixin, ActionsController
+from tui.actions import ActionsAppMixin, ActionsController, Scope, bindings
+from tui.actions.read_only import read_only_reason
 from tui.config import Settings
 from tui.host.actions.jobs import Job
 from tui.host.console import ConsoleManager
@@ -53,28 +53,10 @@ def _monitor_commands() -> type:
     return MonitorCommands
 
 
-def read_only_reason(settings: Settings) -> str | None:
-    if settings.read_only:
-        return "started with --read-only"
-    if os.geteuid() != 0:
-        return "not running as root"
-    return None
-
-
 class MicroVMApp(ActionsAppMixin, App[int]):
     TITLE = "microvm-tui"
     COMMANDS = App.COMMANDS | {_monitor_commands}
-    BINDINGS = [
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("question_mark", "help", "Help", id="help", key_display="?"),
-        Binding("r", "refresh", "Refresh", id="refresh"),
-        Binding("c", "console", "Console", id="console"),
-        Binding("l", "logs", "Logs", id="logs"),
-        *ACTION_BINDINGS,
-        Binding(
-            "ctrl+p", "command_palette", "Commands", id="command_palette", priority=True, show=False
-        ),
-    ]
+    BINDINGS = bindings(Scope.APP)  # tui/actions/registry.py
 
     def __init__(
         self,
@@ -83,10 +65,14 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         *,
         tty_watch: bool = True,
         ui_state: UIStateStore | None = None,
+        remote: str | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self._source = source
+        # A remote host (--host NAME): its VMs are shown; actions, consoles and logs run here
+        # on local paths, so they stay off until the agent carries them (issue 13).
+        self.remote = remote
         self.snapshot: Snapshot | None = None
         self.polls = 0  # finished polls (tests wait on this)
         self.poll_errors = 0
@@ -96,7 +82,9 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self._next_poll: Timer | None = None
         self._stopping = False
         self._quit_asked = False  # the "jobs running: quit?" question is on screen
-        self.read_only_reason = read_only_reason(settings)
+        self.read_only_reason = read_only_reason(settings.read_only)
+        if remote is not None:
+            self.read_only_reason = f"remote host {remote}: actions over the agent come later"
         # Console connections outlive visits to the console screen (bounded by the manager);
         # read-only means view only there too: no takeover, no keys to a guest.
         self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
@@ -135,13 +123,6 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         store = self.ui_state
         if store is not None and not store.update(**changes) and store.problem:
             self.notify(store.problem, severity="warning", timeout=8)
-
-    # --- for the actions (issue 5) -----------------------------------------------------------
-
-    @property
-    def actions_enabled(self) -> bool:
-        """Whether state-changing actions may run; when False, ``read_only_reason`` says why."""
-        return self.read_only_reason is None
 
     # --- screens -----------------------------------------------------------------------------
 
@@ -286,6 +267,12 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         the main screen only; None (said, when nothing is selected) otherwise."""
         if not isinstance(self.screen, MainScreen):
             return None
+        if self.remote is not None:
+            self.notify(
+                f"Consoles and logs of {self.remote}'s VMs are not available yet.",
+                severity="warning",
+            )
+            return None
         vm = self.selected_vm()
         if vm is None:
             self.notify("No VM selected.", severity="warning")
@@ -372,8 +359,8 @@ def terminal_gone(ttys: dict[int, str | None]) -> bool:
     return False
 
 
-def run_app(settings: Settings, source: Source | None = None) -> int:
-    result = MicroVMApp(settings, source, ui_state=UIStateStore()).run() or 0
+def run_app(settings: Settings, source: Source | None = None, remote: str | None = None) -> int:
+    result = MicroVMApp(settings, source, ui_state=UIStateStore(), remote=remote).run() or 0
     leave_if_threads_busy(result)
     return result
 

@@ -8,6 +8,7 @@ table's cursor keys) would bury them; the moves a user needs are one line per sc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from textual.app import App
@@ -49,6 +50,43 @@ class BindingInfo:
     node: DOMNode | None  # None: a key of another screen, or not a binding
 
 
+# A binding with where it was declared: its identity (its id; without one,
+# "DeclaringClass.action", which no id of ours looks like) and the binding.
+Scoped = tuple[str, Binding]
+
+
+def class_bindings(cls: type) -> list[Scoped]:
+    """CLS's bindings, its own and inherited (``BINDINGS`` along the MRO, as Textual merges
+    them), one per key."""
+    out: list[Scoped] = []
+    for klass in reversed(cls.__mro__):
+        declared = klass.__dict__.get("BINDINGS")
+        if declared:
+            out += [
+                (b.id or f"{klass.__name__}.{b.action}", b) for b in Binding.make_bindings(declared)
+            ]
+    return out
+
+
+def bindings_map(cls: type) -> BindingsMap:
+    """CLS's bindings as Textual merges them for a new instance: along the MRO, a class's
+    bindings of a key replace its bases' ones. (No class whose bindings are read here turns
+    ``inherit_bindings`` off.)"""
+    keys: dict[str, list[Binding]] = {}
+    for klass in reversed(cls.__mro__):
+        declared = klass.__dict__.get("BINDINGS")
+        if declared:
+            keys.update(BindingsMap(declared).key_to_bindings)
+    return BindingsMap.from_keys(keys)
+
+
+def keymap_of(app: App) -> Mapping[str, str]:
+    """The user's keymap (binding id -> keys) the app applied with ``App.set_keymap``: the
+    settings' ``[keys]`` table."""
+    settings = getattr(app, "settings", None)
+    return getattr(settings, "keymap", None) or {}
+
+
 def _section(node: DOMNode | type) -> str:
     cls = node if isinstance(node, type) else type(node)
     for klass in cls.__mro__:
@@ -69,7 +107,7 @@ def collect(app: App, nodes: list[DOMNode] | None = None) -> list[BindingInfo]:
         if type(node) in seen_classes:
             continue
         seen_classes.add(type(node))
-        _add(out, app, node._bindings, _section(node), node)
+        _add(out, app, bindings_map(type(node)), _section(node), node)
     return _ordered(out.values())
 
 
@@ -80,8 +118,8 @@ def collect_for_help(app: App) -> list[BindingInfo]:
     from tui.screens.logs import LogsScreen
 
     out: dict[tuple[str, str], BindingInfo] = {(b.section, b.action): b for b in collect(app)}
-    _add(out, app, JobsScreen._merged_bindings or BindingsMap(), "Jobs panel", None)
-    _add(out, app, LogsScreen._merged_bindings or BindingsMap(), "Logs view", None)
+    _add(out, app, bindings_map(JobsScreen), "Jobs panel", None)
+    _add(out, app, bindings_map(LogsScreen), "Logs view", None)
     settings = getattr(app, "settings", None)
     detach = getattr(settings, "console_detach_key", None) or "ctrl+]"
     fixed = [("Console", (detach,), DETACH_DESCRIPTION), *FIXED_KEYS]
@@ -97,9 +135,9 @@ def _add(
     section: str,
     node: DOMNode | None,
 ) -> None:
-    bindings = bindings.copy()
-    keymap = getattr(app, "_keymap", {})
+    keymap = keymap_of(app)
     if keymap:
+        bindings = bindings.copy()
         bindings.apply_keymap(keymap)
     for key, binding in bindings:
         if not binding.description or binding.system or not binding.id:

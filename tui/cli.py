@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from tui.config import TOP, ConfigError, Invalid, Settings, load_settings, show
+from tui.agent.hosts import RemoteHost
+from tui.config import LOCAL_HOST, TOP, ConfigError, Invalid, Settings, load_settings, show
 from tui.host.signals import let_sigint_reach_children
 from tui.host.text import sanitise
 
@@ -59,6 +60,12 @@ def _common(parser: argparse.ArgumentParser, default: object = None) -> None:
         default=default,
         help="a TOML config file read after the standard ones",
     )
+    parser.add_argument(
+        "--host",
+        default=default,
+        metavar="NAME",
+        help="a host of the config's [hosts.NAME] tables (over ssh), or local (the default)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,9 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the VMs (a fast `microvm -l`)")
     _common(ls, argparse.SUPPRESS)
     ls.add_argument("--json", action="store_true", help="print one JSON object")
+    ls.add_argument(
+        "--all-hosts",
+        action="store_true",
+        help="every host of the config and this one: one object per host, its VMs or its error",
+    )
     from tui.logs_cli import add_parser as add_logs_parser
 
     _common(add_logs_parser(sub), argparse.SUPPRESS)
+    agent = sub.add_parser(
+        "agent", help="the host side of `--host`: snapshots as JSON lines on stdin/stdout"
+    )
+    _common(agent, argparse.SUPPRESS)
+    from tui.checks_cli import add_parser as add_checks_parser
+
+    _common(add_checks_parser(sub), argparse.SUPPRESS)
     lab = sub.add_parser("lab", help="a throwaway microvm.nix host for demos and tests")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     return parser
@@ -199,6 +218,73 @@ def cmd_list(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+# --- many hosts ---------------------------------------------------------------------------
+
+
+def pick_host(settings: Settings, name: str | None) -> RemoteHost | None:
+    """The configured host NAME (None: this machine); ``ConfigError`` for an unknown name."""
+    if name is None or name == LOCAL_HOST:
+        return None
+    host = settings.hosts.get(name)
+    if host is None:
+        known = ", ".join([LOCAL_HOST, *settings.hosts])
+        raise ConfigError(f"--host {show(name)}: no such host in the config (known: {known})")
+    return host
+
+
+def host_listing(settings: Settings, hosts: list[RemoteHost | None]) -> list[dict]:
+    """One object per host: its VMs (the `list --json` schema) or its error. Remote hosts are
+    asked all at once, each over its own ssh session; none waits for another."""
+    from tui.agent.client import RemoteHostError, RemoteSource
+    from tui.host.jsonout import inventory_to_json
+
+    remote = [h for h in hosts if h is not None]
+    sources = {}
+    if remote:
+        sources = {h.name: RemoteSource(h, persist="no") for h in remote}
+    out = []
+    try:
+        for host in hosts:
+            entry: dict = {"host": LOCAL_HOST if host is None else host.name}
+            if host is None:
+                from tui.host.inventory import list_vms
+
+                inv = list_vms(settings.host)
+                entry["ssh"] = None
+            else:
+                entry["ssh"] = list(host.ssh)
+                try:
+                    inv = sources[host.name].poll_complete().inventory
+                except RemoteHostError as exc:  # one line, sanitised
+                    out.append({**entry, "error": sanitise(exc.reason)})
+                    continue
+            if inv.error:
+                out.append({**entry, "error": sanitise(inv.error)})
+                continue
+            out.append({**entry, "error": None, **inventory_to_json(inv)})
+    finally:
+        for source in sources.values():
+            source.close()
+    return out
+
+
+def cmd_list_hosts(settings: Settings, hosts: list[RemoteHost | None], as_json: bool) -> int:
+    listing = host_listing(settings, hosts)
+    if as_json:
+        text = json.dumps({"hosts": listing}, indent=2 if sys.stdout.isatty() else None)
+        sys.stdout.write(text + "\n")
+    else:
+        tty = sys.stdout.isatty()
+        colour = tty and not os.environ.get("NO_COLOR")
+        for i, entry in enumerate(listing):
+            print(("" if i == 0 else "\n") + _paint(f"== {entry['host']}", "bold", colour))
+            if entry["error"]:
+                print(_paint(f"unreachable: {entry['error']}", "red", colour))
+            else:
+                print(format_table(entry, colour, legend=tty))
+    return 1 if any(entry["error"] for entry in listing) else 0
+
+
 # --- entry --------------------------------------------------------------------------------
 
 
@@ -220,16 +306,36 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"microvm-tui: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        host = pick_host(settings, getattr(args, "host", None))
+    except ConfigError as exc:
+        print(f"microvm-tui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "list":
         try:
+            if args.all_hosts:
+                return cmd_list_hosts(settings, [None, *settings.hosts.values()], args.json)
+            if host is not None:
+                return cmd_list_hosts(settings, [host], args.json)
             return cmd_list(settings, args.json)
         except BrokenPipeError:  # `microvm-tui list | head`
             return 0
+    if args.command == "agent":
+        from tui.agent.server import run_agent
+
+        return run_agent(settings)
     if args.command == "logs":
         from tui.logs_cli import cmd_logs
 
         try:
             return cmd_logs(settings, args)
+        except BrokenPipeError:
+            return 0
+    if args.command == "checks":
+        from tui.checks_cli import cmd_checks
+
+        try:
+            return cmd_checks(settings, args.json)
         except BrokenPipeError:
             return 0
     if settings.keymap:  # named now: Textual would drop a clashing binding or an unknown id
@@ -240,9 +346,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"microvm-tui: {'; '.join(problems)}", file=sys.stderr)
             return EXIT_USAGE
     # The first poll runs while Textual loads (tui.source does not import it).
-    from tui.source import LiveSource, Prefetched
+    from tui.source import LiveSource, Prefetched, Source
 
-    source = Prefetched(LiveSource(settings.host))
+    if host is not None:
+        from tui.agent.client import RemoteSource
+
+        source: Source = RemoteSource(host, interval=settings.interval)
+    else:
+        source = Prefetched(LiveSource(settings.host))
     from tui.app import run_app
 
-    return run_app(settings, source)
+    return run_app(settings, source, remote=None if host is None else host.name)

@@ -1,8 +1,8 @@
 """The command palette: every bound action, plus sorting by each column and each detail tab.
 
-Built from the bindings themselves (``tui.bindings.collect``), so a new binding shows up here
-without being listed twice. An action on a VM names it ("Restart web"); one that is off
-(read-only) says why when chosen instead of doing nothing.
+Built from the bindings themselves (``tui.bindings.collect``; the app's come from the action
+registry), so a new binding shows up here without being listed twice. An action on a VM names
+it ("Restart web"); one that is off (read-only) says why when chosen instead of doing nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
 
-from tui.actions_ui import ACTIONS_INFO
+from tui.actions.registry import ActionId, spec_of
 from tui.bindings import collect
-from tui.widgets.detail_pane import TABS
+from tui.widgets.detail.pane import TABS
 from tui.widgets.format import clean
 from tui.widgets.outside import outside_markup
 from tui.widgets.vm_table import COLUMNS
@@ -36,9 +36,9 @@ class MonitorCommands(Provider):
         out: list[Command] = []
         titles: set[str] = set()
         for b in collect(app):
-            if b.action in ("command_palette",) or b.node is None:
+            if b.id == ActionId.COMMAND_PALETTE or b.node is None:
                 continue
-            title = self._title(b.action, b.description)
+            title = self._title(b.id, b.description)
             if title in titles:
                 title = f"{b.description} ({b.section})"
             titles.add(title)
@@ -54,15 +54,13 @@ class MonitorCommands(Provider):
             )
         return out
 
-    def _title(self, action: str, description: str) -> str:
+    def _title(self, binding_id: str | None, description: str) -> str:
         """ "Restart web" for an action on the selected VM, else the binding's description."""
-        from textual.actions import parse
-
-        _target, name, params = parse(action)
-        if name != "vm_action" or not params or params[0] not in ACTIONS_INFO:
+        spec = spec_of(binding_id or "")
+        if spec is None or not spec.needs_vm:
             return description
         vm = getattr(self.app, "selected_vm", lambda: None)()
-        label = ACTIONS_INFO[str(params[0])].label
+        label = spec.label
         return f"{label} {clean(vm.name)}" if vm is not None else f"{label} (no VM selected)"
 
     def _runner(self, command: Command) -> Callable[[], object]:

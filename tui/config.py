@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui.host.settings import HostSettings, default_cache_dir
+from tui.agent.hosts import DEFAULT_AGENT, RemoteHost
+from tui.agent.ssh import hostkey_check_disabled
+from tui.host.settings import DeploySource, HostSettings, SystemdBus, default_cache_dir
 from tui.host.tools import SAFE_PATH, forbidden_env
 from tui.keynames import detach_key_problem, keys_problem, normalize_list
 
@@ -54,7 +56,13 @@ class Settings:
     update_restart: str = "ask"  # after an update that needs it: "ask", "always", "never"
     console_detach_key: str = "ctrl+]"  # leaves the console pane; never sent to the guest
     console_size_key: str = "f12"  # types `stty rows R cols C` (the pane's size) into the guest
+    deploy: DeploySource = field(default_factory=DeploySource)  # [deploy]
+    # [bulk]: how many VMs of a bulk action build (update, deploy) and restart at once.
+    bulk_builds: int = 1
+    bulk_restarts: int = 4
     sources: tuple[str, ...] = ()  # which files were read, for the help screen
+    # Other hosts, reached over ssh with an agent there ([hosts.NAME]); by name, in file order.
+    hosts: dict[str, RemoteHost] = field(default_factory=dict)
 
 
 class ConfigError(Exception):
@@ -174,6 +182,17 @@ def string_list(value: Any) -> tuple[str, ...]:
     return tuple(_string(v, "a list of strings") for v in value)
 
 
+def systemd_bus(value: Any) -> SystemdBus:
+    what = '"auto", "system", "private", "systemctl" or "unix:path=/absolute/socket"'
+    text = _string(value, what, 1024)
+    if text in ("auto", "system", "private", "systemctl"):
+        return SystemdBus(text)
+    path = text.removeprefix("unix:path=")
+    if path == text or not path.startswith("/") or not path.isprintable() or "," in path:
+        raise Invalid(f"must be {what}")
+    return SystemdBus("path", Path(path))
+
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -242,6 +261,99 @@ def size_key(value: Any) -> str:
     return text.strip()
 
 
+LOCAL_HOST = "local"  # the name of this machine among the hosts
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+HOST_KEYS = ("ssh", "agent")
+
+
+def remote_host(name: str, value: Any) -> RemoteHost:
+    """One [hosts.NAME] table. ``ssh``: "user@host" or a list of ssh arguments (options, then
+    the destination); ``agent``: the remote command (default "microvm-tui agent")."""
+    if not isinstance(value, dict):
+        raise Invalid("must be a table ([hosts.NAME] with ssh = ...)")
+    unknown = [k for k in value if k not in HOST_KEYS]
+    if unknown:
+        raise Invalid(f"unknown key (known: {', '.join(HOST_KEYS)})", unknown[0], value[unknown[0]])
+    if "ssh" not in value:
+        raise Invalid('needs ssh = "user@host" (or a list of ssh arguments)')
+    raw = value["ssh"]
+    try:
+        if isinstance(raw, str):
+            dest = _string(raw, '"user@host"', 256)
+            if not dest or dest.startswith("-") or any(c.isspace() for c in dest):
+                raise Invalid('must be "user@host" (no spaces, not starting with -) or a list')
+            args: tuple[str, ...] = (dest,)
+        else:
+            args = string_list(raw)
+            if not args or args[-1].startswith("-"):
+                raise Invalid("must end with the destination (user@host)")
+    except Invalid as exc:
+        raise Invalid(str(exc), "ssh", raw) from None
+    bad = hostkey_check_disabled(args)
+    if bad is not None:
+        raise Invalid(f"{printable(bad)} turns host-key checking off: not allowed", "ssh", raw)
+    agent = value.get("agent", DEFAULT_AGENT)
+    if isinstance(agent, list):
+        import shlex
+
+        agent = shlex.join(string_list(agent))
+    try:
+        agent = _string(agent, "a command line", 1024)
+    except Invalid as exc:
+        raise Invalid(str(exc), "agent", agent) from None
+    if not agent.strip() or not agent.isprintable():
+        raise Invalid("must be a command line (printable, not empty)", "agent", agent)
+    return RemoteHost(name=name, ssh=args, agent=agent)
+
+
+def hosts_table(value: Any) -> dict[str, RemoteHost]:
+    if not isinstance(value, dict) or len(value) > 256:
+        raise Invalid("must be tables [hosts.NAME] (at most 256)")
+    out: dict[str, RemoteHost] = {}
+    for name, table in value.items():
+        if not _HOST_NAME.fullmatch(name) or name == LOCAL_HOST:
+            raise Invalid(
+                f"not a host name (letters, digits, _ . -; {LOCAL_HOST!r} is this machine)",
+                name,
+                table,
+            )
+        try:
+            out[name] = remote_host(name, table)
+        except Invalid as exc:
+            sub = name if exc.sub is None else f"{name}.{exc.sub}"
+            raise Invalid(str(exc), sub, table if exc.sub is None else exc.value) from None
+    return out
+
+
+def cache_url(value: Any) -> str | None:
+    text = _string(value, 'a binary cache URL, e.g. "https://cache.example.org"', 1024).strip()
+    if not text:
+        return None
+    if text.startswith("-") or "://" not in text or any(c.isspace() for c in text):
+        raise Invalid('must be a binary cache URL like "https://cache.example.org" or ""')
+    return text
+
+
+def build_url(value: Any) -> str | None:
+    text = _string(value, "a URL with {name}", 1024).strip()
+    if not text:
+        return None
+    if not text.startswith(("http://", "https://")) or "{name}" not in text:
+        raise Invalid(
+            'must be an http(s) URL with {name} in it, e.g. "https://hydra/job/{name}/latest"'
+        )
+    return text
+
+
+def count(low: int, high: int) -> Decoder:
+    def decode(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise Invalid(f"must be a whole number from {low} to {high}")
+        return value
+
+    return decode
+
+
 # --- the schema ----------------------------------------------------------------------------
 
 
@@ -262,6 +374,7 @@ HOST: dict[str, Decoder] = {
     "nix_options": string_list,
     "cache_dir": absolute_path(True),
     "timeout": seconds(*TIMEOUT_RANGE),
+    "systemd_bus": systemd_bus,
 }
 assert set(HOST) == {f.name for f in dataclasses.fields(HostSettings)}
 
@@ -274,6 +387,14 @@ TOP: dict[str, Option] = {
     "console_detach_key": Option(detach_key, "console_detach_key"),
     "console_size_key": Option(size_key, "console_size_key"),
     "keys": Option(keymap, "keymap"),
+    "hosts": Option(hosts_table, "hosts"),
+}
+
+# Tables of their own: [deploy] fills Settings.deploy, [bulk] the bulk_* fields.
+DEPLOY: dict[str, Decoder] = {"cache": cache_url, "hydra_url": build_url, "check_sigs": boolean}
+BULK: dict[str, Option] = {
+    "builds": Option(count(1, 64), "bulk_builds"),
+    "restarts": Option(count(1, 256), "bulk_restarts"),
 }
 
 
@@ -295,6 +416,7 @@ def _flag(decoder: Decoder, flag: str, value: Any) -> Any:
 
 def _apply(settings: Settings, data: Mapping[str, Any], where: str) -> Settings:
     host_changes: dict[str, Any] = {}
+    deploy_changes: dict[str, Any] = {}
     changes: dict[str, Any] = {}
     for key, value in data.items():
         if key == "host":
@@ -307,19 +429,39 @@ def _apply(settings: Settings, data: Mapping[str, Any], where: str) -> Settings:
                     )
                 host_changes[hkey] = _decode(HOST[hkey], f"host.{hkey}", hvalue, where)
             continue
+        if key in ("deploy", "bulk"):
+            table = DEPLOY if key == "deploy" else BULK
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} = {show(value)}: must be a table ([{key}])")
+            for tkey, tvalue in value.items():
+                if tkey not in table:
+                    raise ConfigError(
+                        f"{where}: unknown key [{key}].{printable(tkey)}"
+                        f" (known: {', '.join(table)})"
+                    )
+                if key == "deploy":
+                    decoded = _decode(DEPLOY[tkey], f"deploy.{tkey}", tvalue, where)
+                    deploy_changes[tkey] = decoded
+                else:
+                    option = BULK[tkey]
+                    changes[option.target] = _decode(option.decode, f"bulk.{tkey}", tvalue, where)
+            continue
         option = TOP.get(key)
         if option is None:
-            known = ", ".join([*TOP, "[host]"])
+            known = ", ".join([*TOP, "[host]", "[deploy]", "[bulk]"])
             raise ConfigError(f"{where}: unknown key '{printable(key)}' (known: {known})")
         decoded = _decode(option.decode, key, value, where)
         if option.target.startswith("host."):
             host_changes[option.target[5:]] = decoded
         elif option.target == "keymap":
             changes["keymap"] = {**settings.keymap, **decoded}  # later files remap more
+        elif option.target == "hosts":
+            changes["hosts"] = {**settings.hosts, **decoded}  # later files add hosts
         else:
             changes[option.target] = decoded
     host = dataclasses.replace(settings.host, **host_changes)
-    return dataclasses.replace(settings, host=host, **changes)
+    deploy = dataclasses.replace(settings.deploy, **deploy_changes)
+    return dataclasses.replace(settings, host=host, deploy=deploy, **changes)
 
 
 def load_file(settings: Settings, path: Path, *, missing_ok: bool = True) -> Settings:

@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from textual.binding import Binding
-
+from tui.bindings import Scoped, class_bindings
 from tui.keynames import normalize
 
 
@@ -30,34 +29,18 @@ class _Bound:
     keys: frozenset[str]  # with the keymap applied
 
 
-# A binding in a scope: its identity (its id; without one, "DeclaringClass.action", which no
-# id of ours looks like) and the binding.
-Scoped = tuple[str, Binding]
-
-
-def class_bindings(cls: type) -> list[Scoped]:
-    """CLS's bindings, its own and inherited (``BINDINGS`` along the MRO), one per key."""
-    out: list[Scoped] = []
-    for klass in reversed(cls.__mro__):
-        declared = klass.__dict__.get("BINDINGS")
-        if declared:
-            out += [
-                (b.id or f"{klass.__name__}.{b.action}", b) for b in Binding.make_bindings(declared)
-            ]
-    return out
-
-
 def scopes() -> dict[str, list[Scoped]]:
     """Every scope of the app (see the module's doc) -> its bindings."""
-    from textual.widgets import Tabs
+    from textual.widgets import DataTable, Tabs
 
     from tui.app import MicroVMApp
+    from tui.screens.checks import ChecksScreen
     from tui.screens.console import ConsoleScreen
     from tui.screens.help import HelpScreen
     from tui.screens.jobs import JobsScreen
     from tui.screens.logs import LogsScreen
     from tui.screens.main import MainScreen
-    from tui.widgets.detail_pane import DetailPane
+    from tui.widgets.detail.pane import DetailPane
     from tui.widgets.filter_bar import FilterBar
     from tui.widgets.jobs_table import JobsTable
     from tui.widgets.log_view import LogView
@@ -76,6 +59,7 @@ def scopes() -> dict[str, list[Scoped]]:
         "the help screen": [*app_priority, *of(HelpScreen)],
         "the logs view": [*app, *of(LogsScreen, LogView)],
         "the console": [*app_priority, *of(ConsoleScreen)],
+        "the checks screen": [*app_priority, *of(ChecksScreen, DataTable)],
     }
 
 

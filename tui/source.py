@@ -36,6 +36,7 @@ from tui.host.model import Inventory
 from tui.host.sampling import HostSample, Point, Sampler, VMSample
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache
+from tui.host.systemd_bus import systemd_client
 
 
 @dataclass
@@ -89,6 +90,7 @@ class LiveSource:
         with contextlib.suppress(OSError):  # room for the parses on disk (read below)
             self.runners.room_for(len(vm_dirs(settings.state_dir)))
         self.links = LinkReader(settings.netns, timeout=settings.timeout)
+        self.systemd = systemd_client(settings)  # follows the units; a poll reads its table
         self.hostname = socket.gethostname()
         self.journal = JournalSummary(settings)
         self._links: LinkTable | None = None  # the last listing's read, for its sampling
@@ -125,7 +127,7 @@ class LiveSource:
         units): a ``partial`` snapshot. systemd is asked meanwhile; the next ``poll`` waits
         for that answer and finishes this listing instead of reading the state dirs again."""
         t0 = time.perf_counter()
-        self._started = start_listing(self.settings, runners=self.runners)
+        self._started = start_listing(self.settings, runners=self.runners, client=self.systemd)
         return Snapshot(
             inventory=pending_view(self._started.inv),
             poll_ms=(time.perf_counter() - t0) * 1000,
@@ -137,7 +139,7 @@ class LiveSource:
         """The state dir with unit and link states (one ``list_vms``)."""
         started, self._started = self._started, None
         if started is None:
-            started = start_listing(self.settings, runners=self.runners)
+            started = start_listing(self.settings, runners=self.runners, client=self.systemd)
         inv, self._links = finish_listing(self.settings, started, link_reader=self.links)
         if self._persist and inv.error is None and self.settings.cache_dir is not None:
             self._persist = False
@@ -161,6 +163,9 @@ class LiveSource:
     def close(self) -> None:
         self.sampler.close()
         self.links.close()
+        close_systemd = getattr(self.systemd, "close", None)
+        if close_systemd is not None:
+            close_systemd()
 
 
 class Prefetched:

@@ -7,6 +7,7 @@ import os
 import socket
 import socketserver
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -49,6 +50,22 @@ class HungQMPListener:
         self._sock.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+def json_stream(conn: socket.socket) -> Iterator[dict[str, Any]]:
+    """The JSON objects a client sends, as qemu's monitor reads them: a stream of objects,
+    newlines optional (qemu.qmp sends none)."""
+    decoder = json.JSONDecoder()
+    buf = ""
+    while chunk := conn.recv(65536):
+        buf += chunk.decode()
+        while buf.strip():
+            try:
+                message, end = decoder.raw_decode(buf.lstrip())
+            except ValueError:
+                break  # the rest of it is still on its way
+            buf = buf.lstrip()[end:]
+            yield message
 
 
 class FakeQMPServer:
@@ -98,10 +115,7 @@ class FakeQMPServer:
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 self._write(fake.GREETING)
-                for line in self.rfile:
-                    if not line.strip():
-                        continue
-                    request = json.loads(line)
+                for request in json_stream(self.request):
                     command = request.get("execute")
                     self._write({"event": "NIC_RX_FILTER_CHANGED", "data": {}})
                     reply: dict[str, Any]
@@ -136,5 +150,62 @@ class FakeQMPServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+class PushingQMPServer:
+    """A hostile QMP server: it greets (GREETING), then pushes BODY whatever the client asks,
+    every EVERY seconds (0: as fast as the socket takes it; None: once), until the client
+    goes. An event drip, an event flood, a huge or broken reply. ``sent`` counts the bytes
+    pushed, so a test can tell the flood really flowed."""
+
+    GREETING = json.dumps(FakeQMPServer.GREETING).encode() + b"\r\n"
+
+    def __init__(
+        self, path: str, body: bytes, *, every: float | None = None, greeting: bytes = GREETING
+    ) -> None:
+        self.path, self.body, self.every, self.greeting = path, body, every, greeting
+        self.sent = 0
+        if os.path.exists(path):
+            os.unlink(path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        self._sock.listen(8)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._push, args=(conn,), daemon=True).start()
+
+    def _push(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.sendall(self.greeting)
+                while not self._stop.is_set():
+                    conn.sendall(self.body)
+                    self.sent += len(self.body)
+                    if self.every is None:
+                        while conn.recv(1 << 16):  # held open until the client goes
+                            pass
+                        return
+                    if self.every:
+                        self._stop.wait(self.every)
+            except OSError:  # the client went away: what a client must do
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        self._thread.join(2)
         if os.path.exists(self.path):
             os.unlink(self.path)

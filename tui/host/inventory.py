@@ -173,10 +173,14 @@ class Listing:
 
 
 def start_listing(
-    settings: HostSettings, *, units: bool = True, runners: RunnerCache | None = None
+    settings: HostSettings,
+    *,
+    units: bool = True,
+    runners: RunnerCache | None = None,
+    client: SystemdClient | None = None,
 ) -> Listing:
-    """Read the state dirs, with systemd asked meanwhile (UNITS); ``finish_listing`` adds
-    the units and the links."""
+    """Read the state dirs, with systemd asked meanwhile (UNITS, through CLIENT: by default
+    systemctl); ``finish_listing`` adds the units and the links."""
     inv = Inventory(state_dir=settings.state_dir)
     try:
         dirs = vm_dirs(settings.state_dir)
@@ -189,7 +193,7 @@ def start_listing(
     except OSError as exc:
         inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
         return Listing(inv)
-    asked = ask_units(settings, [p.name for p in dirs]) if units else None
+    asked = ask_units(settings, [p.name for p in dirs], client) if units else None
     if runners is not None:
         runners.room_for(len(dirs))
     for path in dirs:
@@ -220,6 +224,7 @@ def finish_listing(
         return inv, None
     if listing.asked is not None:
         inv.systemd_error = attach_units(settings, inv.vms, asked=listing.asked)
+        inv.systemd_note = listing.asked.result().note
         attach_processes(inv.vms)  # a running VM's facts: from its process, not the script
     table = attach_links(settings, inv.vms, link_reader) if links else None
     for vm in inv.vms:

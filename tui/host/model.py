@@ -200,4 +200,5 @@ class Inventory:
     state_dir: Path
     vms: list[VM] = field(default_factory=list)
     systemd_error: str | None = None  # systemd could not be asked (at all, or about some units)
+    systemd_note: str | None = None  # systemd was asked another way than usual, and why
     error: str | None = None  # set when the state dir itself cannot be read

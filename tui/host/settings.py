@@ -8,6 +8,28 @@ from pathlib import Path
 
 from tui.host import tools
 
+SYSTEM_BUS = Path("/run/dbus/system_bus_socket")
+PRIVATE_SOCKET = Path("/run/systemd/private")  # systemd's own, root only, no bus daemon
+
+
+@dataclass(frozen=True)
+class SystemdBus:
+    """Where the monitor reaches systemd over D-Bus (``[host] systemd_bus``), one of:
+
+    - "auto": the system bus for ``systemd_scope = "system"``; for "user", the user's bus
+      ($XDG_RUNTIME_DIR/bus, from ``systemd_env`` or our environment);
+    - "system": the system bus (/run/dbus/system_bus_socket);
+    - "private": systemd's private socket (/run/systemd/private: root only, no bus daemon);
+    - "unix:path=/ABS/SOCKET": a bus at that socket (the lab's);
+    - "systemctl": no D-Bus: a `systemctl` process each poll.
+    """
+
+    kind: str  # auto, system, private, path, systemctl
+    path: Path | None = None  # for "path"
+
+    def __str__(self) -> str:
+        return f"unix:path={self.path}" if self.kind == "path" else self.kind
+
 
 @dataclass(frozen=True)
 class HostSettings:
@@ -29,6 +51,8 @@ class HostSettings:
     # Where `list` keeps runner parses between runs (``parsecache``); None: parse every time.
     cache_dir: Path | None = None
     timeout: float = 5.0  # seconds for any one external command or socket query
+    # How the monitor follows systemd over D-Bus (``SystemdBus``): the system bus by default.
+    systemd_bus: SystemdBus = field(default_factory=lambda: SystemdBus("auto"))
 
     def systemctl_argv(self, *args: str) -> list[str]:
         argv = [tools.path("systemctl")]
@@ -46,10 +70,36 @@ class HostSettings:
             argv.append("--user")
         return [*argv, *args]
 
+    def bus_socket(self) -> tuple[Path, bool] | None:
+        """The socket to reach systemd over D-Bus, and whether a bus daemon is behind it
+        (False: systemd's private socket, peer to peer); None: ask systemctl instead."""
+        bus = self.systemd_bus
+        if bus.kind == "systemctl":
+            return None
+        if bus.kind == "path" and bus.path is not None:
+            return bus.path, True
+        if bus.kind == "private":
+            return PRIVATE_SOCKET, False
+        if bus.kind == "auto" and self.systemd_scope == "user":
+            runtime = self.systemd_env.get("XDG_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR")
+            if not runtime or not os.path.isabs(runtime):
+                return None
+            return Path(runtime) / "bus", True
+        return SYSTEM_BUS, True
+
     def command_env(self) -> dict[str, str]:
         """The environment for systemctl/journalctl/nix: a clean one, plus the scope's extras
         (never a PATH: ``tools`` finds the programs)."""
         return tools.child_env(self.systemd_env)
+
+
+@dataclass(frozen=True)
+class DeploySource:
+    """Where deploys of prebuilt runners come from (``[deploy]`` in the config)."""
+
+    cache: str | None = None  # a binary cache URL for `nix copy --from`
+    hydra_url: str | None = None  # a URL template, {name} replaced, answering Hydra's JSON
+    check_sigs: bool = True  # False: `nix copy --no-check-sigs` (the admin's choice only)
 
 
 def default_cache_dir() -> Path | None:

@@ -243,6 +243,7 @@ class UnitReport:
 
     units: dict[str, UnitState] = field(default_factory=dict)
     error: str | None = None
+    note: str | None = None  # how systemd was asked, when not the usual way (client's note)
 
 
 def _chunks(names: Sequence[str], size: int) -> list[Sequence[str]]:
@@ -268,7 +269,8 @@ def unit_states(
         loaded = client.list_units(PATTERNS)
     except SystemdError as exc:
         error = str(exc)
-        return UnitReport({n: unknown(n, error) for n in [*mains, *helpers]}, error)
+        note = getattr(client, "note", None)
+        return UnitReport({n: unknown(n, error) for n in [*mains, *helpers]}, error, note)
     states: dict[str, UnitState] = {}
     ask: list[str] = []
     for names, main in ((mains, True), (helpers, False)):
@@ -308,4 +310,4 @@ def unit_states(
     if errors:
         failed = sum(len(p) for p, a in answers if isinstance(a, str))
         error = f"{errors[0]} (no details for {failed} of {len(ask)} loaded units)"
-    return UnitReport(states, error)
+    return UnitReport(states, error, getattr(client, "note", None))

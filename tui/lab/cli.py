@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from tui.lab.buildserver import BuildServerError
 from tui.lab.lab import MARKER, Lab, LabError
+from tui.lab.nix import NixError
 
 
 def _recorded_extra(root: Path) -> int:
@@ -33,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("dir", type=Path)
     p_status = sub.add_parser("status", help="what is running (JSON)")
     p_status.add_argument("dir", type=Path)
+    p_pub = sub.add_parser(
+        "publish", help="as CI would: build a new runner of VM, push it to the lab's cache"
+    )
+    p_pub.add_argument("dir", type=Path)
+    p_pub.add_argument("vm")
+    p_pub.add_argument("--build", type=int, default=int(time.time()), help="the build number")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="lab: %(message)s", stream=sys.stderr)
 
@@ -48,12 +56,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lab up in {time.monotonic() - t0:.1f}s: {lab.root}")
             print(f"config: {lab.config_path}")
             print(f"run:    microvm-tui --config {lab.config_path}")
+            print(f"ssh:    ssh {' '.join(lab.sshd.ssh_args())}")
+        elif args.command == "publish":
+            path = lab.buildserver.publish(lab.flake_dir, args.vm, args.build)
+            print(f"published {path}")
+            print(f"deploy it: microvm-tui --config {lab.config_path}, then d on {args.vm}")
         elif args.command == "down":
             lab.down()
             print(f"lab down: {lab.root}")
         else:
             print(json.dumps(lab.status(), indent=2))
-    except LabError as e:
+    except (LabError, BuildServerError, NixError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tui.host.settings import HostSettings
+from tui.host.settings import DeploySource, HostSettings
 
 
 def _s(value: object) -> str:
@@ -13,12 +13,13 @@ def _s(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=True)
 
 
-def config_text(settings: HostSettings) -> str:
+def config_text(settings: HostSettings, deploy: DeploySource | None = None) -> str:
     lines = [
         f"state_dir = {_s(settings.state_dir)}",
         "",
         "[host]",
         f"systemd_scope = {_s(settings.systemd_scope)}",
+        f"systemd_bus = {_s(settings.systemd_bus)}",
     ]
     if settings.netns is not None:
         lines.append(f"netns = {_s(settings.netns)}")
@@ -28,11 +29,17 @@ def config_text(settings: HostSettings) -> str:
     lines.append("nix_options = [" + ", ".join(_s(o) for o in settings.nix_options) + "]")
     lines += ["", "[host.systemd_env]"]
     lines += [f"{k} = {_s(v)}" for k, v in sorted(settings.systemd_env.items())]
+    if deploy is not None and (deploy.cache or deploy.hydra_url):
+        lines += ["", "[deploy]"]
+        if deploy.cache:
+            lines.append(f"cache = {_s(deploy.cache)}")
+        if deploy.hydra_url:
+            lines.append(f"hydra_url = {_s(deploy.hydra_url)}")
     return "\n".join(lines) + "\n"
 
 
-def write_config(path: Path, settings: HostSettings) -> None:
+def write_config(path: Path, settings: HostSettings, deploy: DeploySource | None = None) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(config_text(settings))
+    tmp.write_text(config_text(settings, deploy))
     tmp.chmod(0o644)  # whatever the umask: the app refuses a config group or others can write
     tmp.replace(path)

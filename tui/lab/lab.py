@@ -18,10 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tui.host.console.journal import parse_journal_line
-from tui.host.settings import HostSettings
+from tui.host.settings import DeploySource, HostSettings, SystemdBus
 from tui.lab import flake, guest, guest_journal, netns, nix, systemd
+from tui.lab.buildserver import BuildServer
 from tui.lab.config import write_config
 from tui.lab.prereq import missing_prerequisites
+from tui.lab.sshd import LabSshd
 from tui.lab.vms import UPLINK, VmSpec, default_vms, guest_journal_source
 
 log = logging.getLogger("tui.lab")
@@ -54,6 +56,7 @@ class Lab:
         self.run_dir = self.root / "run"
         self.shares_dir = self.root / "shares"
         self.tmp_dir = self.root / "tmp"
+        self.buildserver = BuildServer(self.root)
         self.manager = systemd.UserManager(
             runtime_dir=self.run_dir,
             config_home=self.root / "config",
@@ -62,6 +65,8 @@ class Lab:
             log_path=self.root / "manager.log",
             journal_dir=self.journal_dir,
         )
+        # The lab host's OpenSSH server on loopback (``ssh -F LAB/ssh/ssh_config lab-HASH``).
+        self.sshd = LabSshd(self.root / "ssh", alias=f"lab-{digest}")
 
     # --- public API -------------------------------------------------------------------------
 
@@ -82,10 +87,18 @@ class Lab:
             state_dir=self.state_dir,
             systemd_scope="user",
             systemd_env={"XDG_RUNTIME_DIR": str(self.run_dir)},
+            systemd_bus=SystemdBus("path", self.manager.bus_path),
             netns=self.netns,
             journal_dir=self.journal_dir,
             gcroots_dir=self.gcroots_dir,
-            nix_options=nix.NIX_OPTIONS,
+            nix_options=(*nix.NIX_OPTIONS, *self.buildserver.nix_options()),
+        )
+
+    @property
+    def deploy_source(self) -> DeploySource:
+        """The lab's CI: its signed cache and its Hydra-shaped build server."""
+        return DeploySource(
+            cache=self.buildserver.cache_url, hydra_url=self.buildserver.hydra_url()
         )
 
     def spec(self, name: str) -> VmSpec:
@@ -176,6 +189,7 @@ class Lab:
             self.manager.start()  # its default unit is microvms.target: the VMs boot now
         elif changed:
             self.manager.systemctl("daemon-reload")
+        self.manager.ensure_bus()
         to_start = [f"microvm@{s.name}.service" for s in self.specs if s.autostart]
         self.manager.systemctl("start", "--no-block", *to_start)
 
@@ -188,7 +202,12 @@ class Lab:
         self._wait_running(running, deadline)
         step("waiting for the guests to boot")
         self._wait_booted([s.name for s in booting if not s.serial_socket], since, deadline)
-        write_config(self.config_path, self.settings)
+        step("starting the build server (a signed cache and Hydra's JSON on 127.0.0.1)")
+        self.buildserver.ensure_key()
+        self.buildserver.start()
+        write_config(self.config_path, self.settings, self.deploy_source)
+        step("starting the lab host's sshd")
+        self.sshd.start()
         step("up")
 
     def down(self) -> None:
@@ -201,6 +220,8 @@ class Lab:
 
     def _down(self) -> None:
         t0 = time.monotonic()
+        self.sshd.stop()
+        self.buildserver.stop()
         self.manager.stop()
         log.info("%5.1fs manager and VMs stopped", time.monotonic() - t0)
         self._kill_netns_processes()
@@ -250,6 +271,8 @@ class Lab:
             "netns": self.netns,
             "netns_exists": self.netns in netns.list_netns(),
             "manager_pid": pid,
+            "sshd_pid": self.sshd.pid(),
+            "ssh": ["ssh", *self.sshd.ssh_args()],
             "gcroots_dir": str(self.gcroots_dir),
             "vms": vms,
         }

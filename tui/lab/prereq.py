@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from tui.lab import guest, guest_journal
-from tui.lab.systemd import JOURNALD_BINARIES, SYSTEMD_BINARIES
+from tui.lab.sshd import SSH, SSH_KEYGEN, SSHD
+from tui.lab.systemd import DBUS_DAEMON_BINARIES, JOURNALD_BINARIES, SYSTEMD_BINARIES
 
 
 def missing_prerequisites() -> list[str]:
@@ -29,6 +30,15 @@ def missing_prerequisites() -> list[str]:
         problems.append("/lib/systemd/systemd is missing (apt-get install systemd)")
     if not any(p.exists() for p in JOURNALD_BINARIES):
         problems.append("systemd-journald is missing (apt-get install systemd)")
+    for path, pkg in (
+        (SSHD, "openssh-server"),
+        (SSH, "openssh-client"),
+        (SSH_KEYGEN, "openssh-client"),
+    ):
+        if not path.exists():
+            problems.append(f"{path} is missing (apt-get install {pkg})")
+    if not any(p.exists() for p in DBUS_DAEMON_BINARIES):
+        problems.append("dbus-daemon is missing (apt-get install dbus-daemon)")
     try:
         guest_journal.find_journal_remote()
     except FileNotFoundError as e:

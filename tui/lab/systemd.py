@@ -7,6 +7,13 @@ and unified hierarchies), so two labs never share unit cgroups. A real systemd-j
 the same mount namespace, its volatile storage (/run/log/journal) bind-mounted from the lab's
 journal dir, so the units log to a journal as on a NixOS host and `journalctl --directory`
 reads it from outside.
+
+The manager has a D-Bus of its own, as PID 1 has the system bus on a host: the lab's dbus.socket
+listens on $XDG_RUNTIME_DIR/bus and its dbus.service runs dbus-daemon there. Both are units of
+the manager on purpose: systemd connects to its API bus (and owns org.freedesktop.systemd1 on it)
+only while its own dbus.socket and dbus.service run (checked with systemd 252: a dbus-daemon
+started beside the manager, with DBUS_SESSION_BUS_ADDRESS set for it and dbus.socket masked,
+never got the manager on it). The daemon ends with the manager.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SYSTEMD_BINARIES = (Path("/lib/systemd/systemd"), Path("/usr/lib/systemd/systemd"))
+
+DBUS_DAEMON_BINARIES = (Path("/usr/bin/dbus-daemon"), Path("/bin/dbus-daemon"))
 
 JOURNALD_BINARIES = (
     Path("/lib/systemd/systemd-journald"),
@@ -159,7 +168,8 @@ def unit_files(
                 ("ExecStart", f"{vm}/current/bin/virtiofsd-run"),
                 ("LimitNOFILE", "1048576"),
                 ("NotifyAccess", "all"),
-                ("PrivateTmp", "yes"),
+                # microvm.nix sets PrivateTmp=yes; not here: it hides /var/tmp, where the
+                # lab (and so the runner's virtiofsd-run) lives.
                 ("Restart", "always"),
                 ("RestartSec", restart_sec),
                 ("SyslogIdentifier", "microvm-virtiofsd@%i"),
@@ -202,6 +212,24 @@ def unit_files(
                 ("LimitNOFILE", "1048576"),
                 ("NotifyAccess", "all"),
                 ("LimitMEMLOCK", "infinity"),
+            ],
+        }
+    )
+    dbus_daemon = next((p for p in DBUS_DAEMON_BINARIES if p.exists()), DBUS_DAEMON_BINARIES[0])
+    units["dbus.socket"] = _unit(
+        {
+            "Unit": [("Description", "The lab's D-Bus socket (a host's dbus.socket)")],
+            "Socket": [("ListenStream", "%t/bus")],
+        }
+    )
+    units["dbus.service"] = _unit(
+        {
+            "Unit": [
+                ("Description", "The lab's D-Bus (a host's dbus.service)"),
+                ("Requires", "dbus.socket"),
+            ],
+            "Service": [
+                ("ExecStart", f"{dbus_daemon} --session --address=systemd: --nofork --nopidfile"),
             ],
         }
     )
@@ -486,6 +514,52 @@ class UserManager:
                 return proc.pid
             time.sleep(0.1)
         raise SystemdError(f"the lab's systemd --user did not answer in {timeout}s")
+
+    @property
+    def bus_path(self) -> Path:
+        return self.runtime_dir / "bus"
+
+    def bus_ready(self) -> bool:
+        """The manager owns org.freedesktop.systemd1 on the lab's bus."""
+        try:
+            proc = subprocess.run(
+                [
+                    "busctl",
+                    "--user",
+                    "call",
+                    "org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus",
+                    "GetNameOwner",
+                    "s",
+                    "org.freedesktop.systemd1",
+                ],
+                env=self.client_env(),
+                capture_output=True,
+                timeout=5,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return proc.returncode == 0
+
+    def ensure_bus(self, timeout: float = 30) -> None:
+        """Start the lab's bus (dbus.socket, dbus.service) and wait for the manager on it."""
+        self.systemctl("start", "dbus.socket", "dbus.service")
+        deadline = time.monotonic() + timeout
+        while not self.bus_ready():
+            if time.monotonic() > deadline:
+                raise SystemdError(f"the lab's systemd did not join its bus in {timeout}s")
+            time.sleep(0.1)
+
+    def bus_daemon_pid(self) -> int | None:
+        """The lab bus's dbus-daemon (dbus.service's MainPID), if it runs."""
+        proc = self.systemctl("show", "-p", "MainPID", "--value", "dbus.service", check=False)
+        try:
+            pid = int(proc.stdout.strip())
+        except ValueError:
+            return None
+        return pid or None
 
     def stop(self, timeout: float = 60) -> None:
         """Stop the VMs (clean shutdown), then the manager (by its pid), then stragglers."""

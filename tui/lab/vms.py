@@ -72,9 +72,7 @@ def macvtap_index(root: Path, name: str) -> int:
 
 def default_vms(extra_running: int = 0) -> list[VmSpec]:
     vms = [
-        VmSpec(
-            "web", mem=256, balloon=True, tap=True, share=True, volume=True, guest_journal=True
-        ),
+        VmSpec("web", mem=256, balloon=True, tap=True, share=True, volume=True, guest_journal=True),
         # db's guest prints err/warning/info lines on its serial console every few seconds.
         VmSpec("db", mem=192, balloon=True, stale=True, kernel_params=(TICK_PARAM,)),
         VmSpec("decl", mem=160, vcpu=2, tap=True, declarative=True),

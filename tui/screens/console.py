@@ -10,21 +10,28 @@ turns them into sanitized text; nothing from the guest is ever written to the re
 Threading: the connection calls back on its own thread. The screen appends the bytes to a
 pending buffer and, unless a hand-over is already on its way, posts itself a message
 (``post_message`` is thread-safe and does not wait): everything that arrives meanwhile is
-coalesced into that one hand-over. On the UI thread the pending bytes are fed to the widget in
-chunks of at most 64 KiB, one message per chunk, so keys are handled between them.
+coalesced into that one hand-over, which wakes the screen's feeder (a worker on the UI's event
+loop). The feeder gives the emulator :data:`FEED_SLICE` bytes at a time and, while more wait,
+leaves the event loop free for as long as the slice took (:data:`FEED_SHARE`), so keys, timers
+and repaints get their turn during any flood: a message handler that fed chunk after chunk
+held the loop (Textual's message pump only yields when its queue is empty), and a flood faster
+than the emulator then delayed keys by most of a second. Half the UI's time still emulates
+1-5 MB/s, far more than a serial line gives. The widget repaints changed rows at its frame
+rate, whatever the bytes do.
 
 Why not ``app.call_from_thread`` for the bytes: it blocks the connection's thread until the UI
-has fed them, so reading from the guest and emulating would take turns (measured with a 2 MB
-flood in the lab: the pane took twice as long as the guest needed to print). With a non-blocking
-hand-over the guest prints while the UI emulates. If the UI falls more than
-:data:`PENDING_LIMIT` behind, the oldest pending bytes are skipped (said in the pane): the
-emulator then catches up with the newest output instead of lagging ever further.
+has fed them, so reading from the guest and emulating would take turns. With a non-blocking
+hand-over the guest prints while the UI emulates. No byte is ever dropped: when more than
+:data:`HOLD_AT` bytes wait (only a flood faster than the emulator does that; a guest's serial
+line is far slower), the connection holds its reading until the feeder has caught up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import time
 
 from textual import on
 from textual.app import ComposeResult
@@ -36,16 +43,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from tui.host.console import ConsoleConnection, ConsoleEndpoint, ConsoleManager, ConsoleStatus
-from tui.host.console.connection import BUFFER_LIMIT, note
 from tui.host.console.endpoints import EndpointKind
 from tui.host.model import VM
 from tui.host.settings import HostSettings
 from tui.widgets.outside import notify_outside, outside_text
 from tui.widgets.terminal import TerminalWidget
 
-FEED_CHUNK = 64 * 1024
-PENDING_LIMIT = 1024 * 1024  # this far behind a flood, the UI skips to the newest output
-PENDING_KEEP = BUFFER_LIMIT  # ... keeping this much (what a reattach would show anyway)
+FEED_SLICE = 8 * 1024  # fed to the emulator per event-loop turn (1-4 ms of work)
+FEED_SHARE = 0.5  # during a flood, the feeder takes at most this share of the UI's time
+HOLD_AT = 1024 * 1024  # this many bytes waiting: the connection holds its reading
 
 
 def short_path(path: str | None, limit: int = 48) -> str:
@@ -230,11 +236,12 @@ class ConsoleScreen(ModalScreen[None]):
         self._pending = bytearray()
         self._pending_lock = threading.Lock()
         self._flush_scheduled = False
+        self._ready: asyncio.Event | None = None  # wakes the feeder
+        self._held = False  # we told the connection we were full
         self._gone = False
         self._asked = False
         self._dialog_open = False
         self.bytes_fed = 0  # for benchmarks and tests
-        self.bytes_skipped = 0
 
     # --- layout -------------------------------------------------------------------------
 
@@ -254,8 +261,10 @@ class ConsoleScreen(ModalScreen[None]):
         return self.query_one("#console-terminal", TerminalWidget)
 
     def on_mount(self) -> None:
+        self._ready = asyncio.Event()
+        self.run_worker(self._feeder(), name="console-feeder", group="console-feeder")
         self.connection = self.manager.open(self.vm)
-        subscription = self.connection.attach(self._on_data, self._on_status)
+        subscription = self.connection.attach(self._on_data, self._on_status, full=self._full)
         self._token = subscription.token
         self._feed(subscription.history)
         self._apply_status(subscription.status)
@@ -273,15 +282,7 @@ class ConsoleScreen(ModalScreen[None]):
         if self._gone:
             return
         with self._pending_lock:
-            pending = self._pending
-            pending += data
-            if len(pending) > PENDING_LIMIT:
-                cut = len(pending) - PENDING_KEEP
-                newline = pending.find(b"\n", cut, cut + 4096)
-                cut = newline + 1 if newline >= 0 else cut
-                del pending[:cut]
-                self.bytes_skipped += cut
-                pending[:0] = note(f"{cut} bytes skipped: the screen fell behind the guest")
+            self._pending += data
             if self._flush_scheduled:
                 return  # coalesced into the hand-over already on its way
             self._flush_scheduled = True
@@ -291,22 +292,64 @@ class ConsoleScreen(ModalScreen[None]):
         if not self._gone:
             self.post_message(self._StatusChanged(status))
 
+    def _full(self) -> bool:
+        """Asked by the connection's thread: hold the reading, we are this far behind."""
+        with self._pending_lock:
+            if len(self._pending) >= HOLD_AT:
+                self._held = True
+            return self._held
+
     # --- on the UI thread ---------------------------------------------------------------
 
     @on(_Arrived)
-    def _flush(self, message: Message) -> None:
+    def _wake_feeder(self, message: Message) -> None:
         message.stop()
+        if self._gone:
+            return
+        # The first slice here (an echo is then on screen within this message); the rest, if
+        # any, by the feeder.
+        data, more = self._take_slice()
+        if data:
+            self._feed(data)
+        if more and self._ready is not None:
+            self._ready.set()
+
+    def _take_slice(self) -> tuple[bytes, bool]:
+        """The next :data:`FEED_SLICE` pending bytes, and whether more wait. Lets the
+        connection read on once we have caught up with a hold."""
+        resume = False
         with self._pending_lock:
-            data = bytes(self._pending[:FEED_CHUNK])
-            del self._pending[:FEED_CHUNK]
+            data = bytes(self._pending[:FEED_SLICE])
+            del self._pending[:FEED_SLICE]
             more = bool(self._pending)
             if not more:
                 self._flush_scheduled = False
-        if self._gone:
-            return
-        self._feed(data)
-        if more:
-            self.post_message(self._Arrived())  # the next chunk after what is queued (keys)
+            if self._held and len(self._pending) < HOLD_AT // 2:
+                self._held = False
+                resume = True
+        if resume and self.connection is not None:
+            self.connection.resume()
+        return data, more
+
+    async def _feeder(self) -> None:
+        """Feed pending bytes a slice per event-loop turn until none are left; then wait."""
+        ready = self._ready
+        assert ready is not None
+        while not self._gone:
+            await ready.wait()
+            ready.clear()
+            while not self._gone:
+                data, more = self._take_slice()
+                spent = 0.0
+                if data:
+                    started = time.thread_time()
+                    self._feed(data)
+                    spent = time.thread_time() - started  # CPU: a busy host stretches wall time
+                if not more:
+                    break
+                # Keys, timers and repaints before the next slice: the loop is ours at most
+                # FEED_SHARE of the time while a flood lasts.
+                await asyncio.sleep(min(0.05, spent * (1 - FEED_SHARE) / FEED_SHARE))
 
     @on(_StatusChanged)
     def _status_changed(self, message: _StatusChanged) -> None:
@@ -315,8 +358,8 @@ class ConsoleScreen(ModalScreen[None]):
 
     def _feed(self, data: bytes) -> None:
         terminal = self.terminal
-        for start in range(0, len(data), FEED_CHUNK):
-            terminal.feed(data[start : start + FEED_CHUNK])
+        for start in range(0, len(data), FEED_SLICE):
+            terminal.feed(data[start : start + FEED_SLICE])
         self.bytes_fed += len(data)
 
     def _apply_status(self, status: ConsoleStatus) -> None:

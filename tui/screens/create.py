@@ -6,7 +6,6 @@ will become); its result is a ``CreateRequest`` or None.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from tui.host.actions.operations import DEFAULT_FLAKE, flake_problem, runner_installable
+from tui.host.actions.plan import name_taken
 from tui.host.names import name_problem
 from tui.widgets.outside import outside_text
 
@@ -42,7 +42,7 @@ def create_problem(
     problem = name_problem(name)
     if problem:
         return _sentence(problem)
-    if name in existing or os.path.lexists(state_dir / name):
+    if name in existing or name_taken(state_dir, name):
         return f"{state_dir / name} already exists: pick another name."
     problem = flake_problem(flake)
     if problem:

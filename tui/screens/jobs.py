@@ -1,20 +1,22 @@
 """The jobs panel: every job of this session, the selected one's progress and full log, and the
 command log (every external command the jobs ran, with exit status and duration).
 
-It only shows what a ``JobsSource`` (``tui.actions_ui.ActionsController``) hands it; closing
-the panel leaves the jobs running.
+It only shows what a ``JobsSource`` (``tui.actions.ActionsController``) hands it, and follows
+its job updates (a Textual ``Signal``: the subscription ends with the panel); closing the panel
+leaves the jobs running.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Log, Static, TabbedContent, TabPane
 
@@ -26,7 +28,13 @@ from tui.widgets.jobs_table import JobsTable
 from tui.widgets.outside import notify_outside
 
 CommandEntry = tuple[int | None, CommandRecord]
-JobListener = Callable[[Job, list[CommandEntry]], None]
+
+
+class JobUpdate(NamedTuple):
+    """A job's new state and the commands it ran since its last update."""
+
+    job: Job
+    commands: list[CommandEntry]
 
 
 class JobsSource(Protocol):
@@ -36,7 +44,8 @@ class JobsSource(Protocol):
 
     def cancel_job(self, job_id: int) -> bool: ...
 
-    def subscribe(self, listener: JobListener) -> Callable[[], None]: ...
+    def subscribe(self, node: DOMNode, listener: Callable[[JobUpdate], object]) -> None:
+        """Call LISTENER with every job update while NODE is mounted."""
 
 
 class JobsScreen(ModalScreen[None]):
@@ -89,7 +98,6 @@ class JobsScreen(ModalScreen[None]):
         self._jobs: dict[int, Job] = {}
         self._shown_id: int | None = None
         self._shown_lines = 0  # lines of the shown job's log written so far (dropped included)
-        self._unsubscribe: Callable[[], None] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Jobs", id="jobs-title")
@@ -117,7 +125,7 @@ class JobsScreen(ModalScreen[None]):
         commands = self.query_one(CommandLog)
         for job_id, record in self.source.command_log():
             commands.add_command(job_id, record)
-        self._unsubscribe = self.source.subscribe(self._job_changed)
+        self.source.subscribe(self, self._job_changed)
         if self._jobs:
             newest = max(self._jobs)
             table.select_id(newest)
@@ -126,11 +134,6 @@ class JobsScreen(ModalScreen[None]):
         table.focus()
         if self.animate:
             self.set_interval(TICK, table.tick)
-
-    def on_unmount(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
 
     def _update_summary(self) -> None:
         self.query_one("#no-jobs").display = not self._jobs
@@ -146,9 +149,10 @@ class JobsScreen(ModalScreen[None]):
 
     # --- updates from the source (on the UI thread) -----------------------------------------
 
-    def _job_changed(self, job: Job, commands: list[CommandEntry]) -> None:
+    def _job_changed(self, update: JobUpdate) -> None:
         if not self.is_mounted:  # being dismissed
             return
+        job, commands = update
         new = job.id not in self._jobs
         self._jobs[job.id] = job
         table = self.query_one(JobsTable)

@@ -6,15 +6,16 @@ from typing import TypeVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
+from tui.actions.app_mixin import ReadOnlyTooltips
+from tui.actions.registry import Scope, bindings
 from tui.host.logs.summary import ProblemCounts
 from tui.source import Snapshot
-from tui.widgets.detail_base import DetailData
-from tui.widgets.detail_pane import TAB_IDS, DetailPane
+from tui.widgets.detail.base import DetailData
+from tui.widgets.detail.pane import TAB_IDS, DetailPane
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.format import clean
 from tui.widgets.host_header import HeaderData, HostHeader
@@ -27,7 +28,7 @@ SPARK_POINTS = 8
 W = TypeVar("W", bound=Widget)
 
 
-class MainScreen(Screen[None]):
+class MainScreen(ReadOnlyTooltips, Screen[None]):
     """Shows the app's latest ``Snapshot``; the app calls ``show`` after every poll."""
 
     DEFAULT_CSS = """
@@ -59,27 +60,7 @@ class MainScreen(Screen[None]):
     }
     """
 
-    BINDINGS = [
-        Binding("slash", "filter", "Filter", id="filter", key_display="/"),
-        Binding("s", "sort_next", "Sort", id="sort"),
-        Binding("S", "sort_reverse", "Reverse sort", id="sort_reverse", show=False),
-        Binding("d", "toggle_detail", "Detail", id="toggle_detail"),
-        Binding("right_square_bracket", "next_tab", "Next tab", id="next_tab", key_display="]"),
-        Binding(
-            "left_square_bracket",
-            "prev_tab",
-            "Previous tab",
-            id="prev_tab",
-            key_display="[",
-            show=False,
-        ),
-        *(
-            Binding(str(i), f"show_tab('{tab}')", f"{tab.title()} tab", id=f"tab_{tab}", show=False)
-            for i, tab in enumerate(TAB_IDS, 1)
-        ),
-        # The filter line's own Esc clears while typing; this one clears a kept filter.
-        Binding("escape", "clear_filter", "Clear filter", id="clear_filter", show=False),
-    ]
+    BINDINGS = bindings(Scope.MAIN)  # tui/actions/registry.py
 
     def __init__(self) -> None:
         super().__init__()

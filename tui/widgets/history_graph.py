@@ -20,6 +20,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from tui.widgets.format import BLOCKS
+from tui.widgets.kept_styles import KeptStyles
 from tui.widgets.levels import level_classes, level_css, level_style
 
 PREFIX = "history-graph"
@@ -27,7 +28,7 @@ FULL = "█"
 AXIS = 8  # the label column's width
 
 
-class HistoryGraph(Widget):
+class HistoryGraph(KeptStyles, Widget):
     DEFAULT_CSS = """
     HistoryGraph {
         height: 5;

@@ -110,6 +110,8 @@ class HostHeader(LinesWidget):
             add(f"  · {clean(inv.state_dir)}", self._s("muted"))
             if inv.systemd_error:
                 add(f"  · ✖ systemd: {clean(inv.systemd_error)}", self._s("error"))
+            elif inv.systemd_note:
+                add(f"  · {clean(inv.systemd_note)}", self._s("muted"))
         return text
 
     def show(self, data: HeaderData) -> None:

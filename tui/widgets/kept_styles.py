@@ -1,19 +1,31 @@
-"""Component styles worked out once per CSS application, for widgets that ask per line.
+"""Styles worked out once per CSS application, for widgets that ask per line.
 
 DataTable asks ``get_component_styles(...).rich_style`` and its own ``rich_style`` for every
 line it renders (the header style, the row style, the base style), and each ask builds a
-styles object and walks the widget's ancestors.
-Textual replaces a widget's component styles objects whenever CSS is applied to it again
-(theme, focus, hover, classes, of it or an ancestor), so an answer kept while those objects
-are the same ones stays right; the same rule as ``levels.level_style``.
+styles object and walks the widget's ancestors; ``levels.level_style`` asks per cell. Textual
+forgets its own cache at every repaint, and these widgets repaint every poll. Here what was
+worked out is kept until Textual applies CSS to the widget again (theme, focus, hover,
+classes, of it or an ancestor), which it tells the widget through ``notify_style_update``:
+the hook Textual's own widgets (Log, DataTable) clear their caches in.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.style import Style
 from textual.css.styles import RenderStyles
+
+# The memos a KeptStyles widget holds in its __dict__ (tests drop them to compare).
+MEMOS = ("_kept_rich_style", "_kept_component_styles", "_level_styles")
+
+
+class KeptStyles:
+    """Mixin for a Textual widget: its style memos (``levels.level_style``'s and
+    ``KeptComponentStyles``') live until its styles are updated."""
+
+    def notify_style_update(self) -> None:
+        for memo in MEMOS:
+            self.__dict__.pop(memo, None)
+        super().notify_style_update()  # type: ignore[misc]
 
 
 class _KeptRenderStyles(RenderStyles):
@@ -28,40 +40,22 @@ class _KeptRenderStyles(RenderStyles):
         return self._kept
 
 
-def _same(kept: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
-    """The very same component styles objects as when the answer was kept."""
-    return len(kept) == len(now) and all(a is b for a, b in zip(kept, now, strict=True))
-
-
-class KeptComponentStyles:
-    """Mixin for a Textual widget: ``get_component_styles`` answers from a memo while the
-    widget's component styles are the same objects."""
-
-    _component_styles: dict[str, RenderStyles]
+class KeptComponentStyles(KeptStyles):
+    """Mixin for a Textual widget: ``rich_style`` and ``get_component_styles`` answer from a
+    memo until the widget's styles are updated."""
 
     @property
     def rich_style(self) -> Style:
-        # The component styles are made anew with every application of CSS to the widget,
-        # which also happens whenever an ancestor's CSS changes (Textual restyles the subtree).
-        components = tuple(self._component_styles.values())
-        kept = self.__dict__.get("_kept_rich_style")
-        if kept is not None and _same(kept[0], components):
-            return kept[1]
-        style: Style = super().rich_style  # type: ignore[misc]
-        if components:
-            self.__dict__["_kept_rich_style"] = (components, style)
-        return style
+        kept: Style | None = self.__dict__.get("_kept_rich_style")
+        if kept is None:
+            kept = self.__dict__["_kept_rich_style"] = super().rich_style  # type: ignore[misc]
+        return kept
 
     def get_component_styles(self, *names: str) -> RenderStyles:
-        components = tuple(self._component_styles.get(name) for name in names)
-        memo: dict[tuple[str, ...], tuple[tuple[Any, ...], RenderStyles]]
+        memo: dict[tuple[str, ...], RenderStyles]
         memo = self.__dict__.setdefault("_kept_component_styles", {})
         kept = memo.get(names)
-        if kept is not None and _same(kept[0], components):
-            return kept[1]
-        styles = super().get_component_styles(*names)  # type: ignore[misc]
-        frozen = _KeptRenderStyles.__new__(_KeptRenderStyles)
-        frozen.__dict__.update(styles.__dict__)
-        if all(c is not None for c in components):
-            memo[names] = (components, frozen)
-        return frozen
+        if kept is None:
+            styles: RenderStyles = super().get_component_styles(*names)  # type: ignore[misc]
+            kept = memo[names] = _KeptRenderStyles(styles.node, styles.base, styles.inline)
+        return kept

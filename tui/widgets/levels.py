@@ -11,6 +11,8 @@ from __future__ import annotations
 from rich.style import Style
 from textual.widget import Widget
 
+from tui.widgets.kept_styles import KeptStyles
+
 LEVELS = {
     "ok": "color: $text-success;",
     "warn": "color: $text-warning;",
@@ -36,19 +38,19 @@ def level_style(widget: Widget, prefix: str, level: str | None) -> Style:
         return Style.null()
     name = f"{prefix}--{level}"
     # Textual forgets its own rich-style cache at every repaint of the widget, and these
-    # widgets repaint every poll. The component's styles object is replaced whenever CSS is
-    # applied to the widget again (theme, focus, hover, classes, of it or an ancestor): the
-    # style worked out for that object stays right as long as the object is the same.
-    component = getattr(widget, "_component_styles", {}).get(name)
-    memo: dict[str, tuple[object, Style]] = widget.__dict__.setdefault("_level_styles", {})
-    kept = memo.get(name)
-    if kept is not None and component is not None and kept[0] is component:
-        return kept[1]
+    # widgets repaint every poll: a KeptStyles widget keeps the answer until its styles are
+    # updated (theme, focus, hover, classes, of it or an ancestor).
+    memo: dict[str, Style] | None = None
+    if isinstance(widget, KeptStyles):
+        memo = widget.__dict__.setdefault("_level_styles", {})
+        kept = memo.get(name)
+        if kept is not None:
+            return kept
     # The full style has colours with alpha ($text-muted) blended over the widget's own
     # background; keep its colour and attributes, not its background (cells sit on zebra
     # stripes and the cursor).
     full = widget.get_component_rich_style(name)
     style = Style(color=full.color, bold=full.bold, dim=full.dim, italic=full.italic)
-    if component is not None:
-        memo[name] = (component, style)
+    if memo is not None:
+        memo[name] = style
     return style

@@ -16,8 +16,10 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tui.widgets.kept_styles import KeptStyles
 
-class LinesWidget(Widget):
+
+class LinesWidget(KeptStyles, Widget):
     DEFAULT_CSS = """
     LinesWidget {
         height: auto;

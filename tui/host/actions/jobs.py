@@ -23,13 +23,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.errors import ActionError, Busy, Cancelled
 from tui.host.actions.nixlog import Progress
 from tui.host.actions.operations import ACTIONS, Outcome, Reporter
+
+if TYPE_CHECKING:
+    from tui.host.actions.bulk import BulkPlan
 from tui.host.safefs import describe
 from tui.host.settings import HostSettings
 
@@ -66,6 +69,7 @@ class Job:
     result: str | None = None  # the closing message: what was done, or why not
     outcome: Outcome | None = None  # set when the job succeeded
     cancel_requested: bool = False
+    parent: int | None = None  # the bulk job this one is a child of
     version: int = 0  # counts changes; a later snapshot of a job has a higher version
 
     @property
@@ -87,6 +91,17 @@ class Job:
 Listener = Callable[[Job], None]
 
 
+def _started(job: Job) -> None:
+    job.state = JobState.RUNNING
+    job.started = time.time()
+
+
+def default_actions() -> dict[str, Callable[..., Outcome]]:
+    from tui.host.actions.deploy import deploy
+
+    return {**ACTIONS, "deploy": deploy}
+
+
 class JobRunner:
     """Runs actions in threads. ``max_parallel`` (None = no limit) bounds how many run at
     once; the others wait in the queued state."""
@@ -104,7 +119,7 @@ class JobRunner:
         self.settings = settings
         self.listener = listener
         self.max_parallel = max_parallel
-        self.actions = dict(actions if actions is not None else ACTIONS)
+        self.actions = dict(actions if actions is not None else default_actions())
         self.max_log_lines = max_log_lines
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -118,6 +133,7 @@ class JobRunner:
         # into one fresh snapshot), drained by one thread.
         self.notify_interval = notify_interval
         self._wakeup = threading.Condition(self._lock)
+        self._ended = threading.Condition(self._lock)  # a job finished (``wait_any``)
         self._outbox: deque[Job | int] = deque()
         self._pending: set[int] = set()
         self._urgent = False
@@ -143,23 +159,57 @@ class JobRunner:
             return job.snapshot() if job else None
 
     def _active_on(self, vm: str) -> Job | None:
-        return next((j for j in self._jobs.values() if j.vm == vm and not j.state.finished), None)
+        return next(
+            (
+                j
+                for j in self._jobs.values()
+                if j.vm == vm and not j.state.finished and "bulk" not in j.options
+            ),
+            None,
+        )
 
     # -- control ------------------------------------------------------------------------
 
-    def submit(self, action: str, vm: str, **options: Any) -> Job:
-        """Start ACTION on VM in a new thread; return its first snapshot."""
+    def submit(self, action: str, vm: str, *, parent: int | None = None, **options: Any) -> Job:
+        """Start ACTION on VM in a new thread; return its first snapshot. PARENT: the bulk
+        job it belongs to."""
         if action not in self.actions:
             raise ValueError(f"unknown action {action!r}")
+        return self._start(action, vm, options, parent, self._work)
+
+    def submit_bulk(self, plan: BulkPlan, *, builds: int, restarts: int) -> Job:
+        """Start PLAN as one parent job whose children are ordinary jobs (``bulk``)."""
+        label = f"{len(plan.runs)} VMs" if len(plan.runs) != 1 else "1 VM"
+        options = {"bulk": plan, "builds": builds, "restarts": restarts}
+        return self._start(f"bulk {plan.action}", label, options, None, self._work_bulk)
+
+    def wait_any(self, job_ids: list[int], timeout: float | None = None) -> list[int]:
+        """Wait until one of JOB_IDS has finished (or TIMEOUT); the finished ones."""
+        with self._ended:
+
+            def done() -> list[int]:
+                return [i for i in job_ids if self._done[i].is_set()]
+
+            self._ended.wait_for(done, timeout)
+            return done()
+
+    def _start(
+        self,
+        action: str,
+        vm: str,
+        options: dict[str, Any],
+        parent: int | None,
+        work: Callable[[Job, CancelToken], None],
+    ) -> Job:
         token = CancelToken()
         thread: threading.Thread | None = None
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job runner has been shut down")
             self._start_notifier()
-            job = Job(id=next(self._ids), action=action, vm=vm, options=options)
+            job = Job(id=next(self._ids), action=action, vm=vm, options=options, parent=parent)
             job.created = time.time()
-            busy = self._active_on(vm)
+            busy = self._active_on(vm) if "bulk" not in options else None
             self._jobs[job.id] = job
             self._tokens[job.id] = token
             self._done[job.id] = threading.Event()
@@ -170,7 +220,7 @@ class JobRunner:
                 self._done[job.id].set()
             else:
                 thread = threading.Thread(
-                    target=self._work, args=(job, token), name=f"job-{job.id}", daemon=True
+                    target=work, args=(job, token), name=f"job-{job.id}", daemon=True
                 )
                 self._threads[job.id] = thread
             self._post(job, state_change=True)
@@ -338,19 +388,52 @@ class JobRunner:
             finally:
                 self._free_slot()
         finally:
+            self._mark_done(job)
+
+    def _mark_done(self, job: Job) -> None:
+        with self._ended:
             self._done[job.id].set()
+            self._ended.notify_all()
 
-    def _run(self, job: Job, token: CancelToken) -> None:
-        def start(j: Job) -> None:
-            j.state = JobState.RUNNING
-            j.started = time.time()
+    def _work_bulk(self, job: Job, token: CancelToken) -> None:
+        """A parent job: takes no slot (its children do), runs the plan's queue."""
+        from tui.host.actions.bulk import run_bulk
 
-        self._update(job, start, state_change=True)
-        reporter = Reporter(
+        try:
+            self._update(job, _started, state_change=True)
+            plan = job.options["bulk"]
+            try:
+                summary = run_bulk(
+                    self,
+                    job.id,
+                    plan,
+                    self._reporter(job),
+                    token,
+                    builds=job.options["builds"],
+                    restarts=job.options["restarts"],
+                )
+            except Cancelled as exc:
+                self._finish(job, JobState.CANCELLED, str(exc))
+            except Exception as exc:
+                for line in traceback.format_exc().splitlines():
+                    self._add_line(job, line)
+                self._finish(job, JobState.FAILED, f"internal error: {exc!r}")
+            else:
+                failed = " failed (" in summary
+                self._finish(job, JobState.FAILED if failed else JobState.SUCCEEDED, summary)
+        finally:
+            self._mark_done(job)
+
+    def _reporter(self, job: Job) -> Reporter:
+        return Reporter(
             log=lambda line: self._add_line(job, line),
             progress=lambda progress: self._set_progress(job, progress),
             command=lambda record: self._add_command(job, record),
         )
+
+    def _run(self, job: Job, token: CancelToken) -> None:
+        self._update(job, _started, state_change=True)
+        reporter = self._reporter(job)
         action = self.actions[job.action]
         try:
             outcome = action(self.settings, job.vm, reporter, token, **job.options)

@@ -481,48 +481,65 @@ def update(
             new = built.out_path
             reporter.log(f"built {new}")
             cancel.check("update")
-            if previous is not None and _same_target(str(vm_dir / "current"), new):
-                stale = _restart_needed(vm_dir, new)
-                message = f"{name} is up to date: nothing to do"
-                if stale:
-                    message += " (it runs an older runner: restart it to apply the current one)"
-                return Outcome(message, changed=False, restart_needed=stale, out_path=new)
-
-            base = read_link(vm_dir / "booted") or previous
-            diff: str | None = None
-            if base is not None:
-                try:
-                    diff = nix.diff_closures(
-                        settings, base, new, log=reporter.command, cancel=cancel
-                    )
-                except CommandFailed as exc:
-                    reporter.log(f"note: {exc}")
-                if diff is not None:
-                    for line in diff.splitlines() or ["(no package changes)"]:
-                        reporter.log(f"diff: {line}")
-            cancel.check("update")  # last point where nothing has changed
-
-            _add_gcroots(settings, name, vm_dir, reporter, (name, f"booted-{name}", f"old-{name}"))
-            changes = [("current", new)]
-            if previous is not None:
-                changes.insert(0, ("old", previous))
-            _switch(vm_dir, changes)
-            reporter.log(f"current -> {new}" + (f", old -> {previous}" if previous else ""))
+            return install_runner(
+                settings, name, vm_dir, previous, new, reporter, cancel, restart=restart
+            )
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(out_link)
 
-        restart_needed = _restart_needed(vm_dir, new)
-        message = f"updated {name}: {_label(previous)} -> {_label(new)}"
-        if restart_needed and restart:
-            _unit_verb(settings, name, "restart", reporter, cancel)
-            message += "; restarted it"
-            restart_needed = False
-        elif restart_needed:
-            message += f"; restart {unit_name(name)} to run it"
-        return Outcome(
-            message, changed=True, restart_needed=restart_needed, diff=diff, out_path=new
-        )
+
+def install_runner(
+    settings: HostSettings,
+    name: str,
+    vm_dir: Path,
+    previous: str | None,
+    new: str,
+    reporter: Reporter,
+    cancel: CancelToken,
+    *,
+    restart: bool = False,
+    verb: str = "updated",
+) -> Outcome:
+    """Make NEW (a runner in the store, rooted by the caller until this returns) the VM's
+    ``current``, keeping PREVIOUS as ``old``: the closure diff against ``booted`` (or
+    PREVIOUS) in the job log, GC roots for all three, one atomic two-link switch, and the
+    restart if asked. The caller holds the VM's lock. Shared by update and deploy."""
+    if previous is not None and _same_target(str(vm_dir / "current"), new):
+        stale = _restart_needed(vm_dir, new)
+        message = f"{name} is up to date: nothing to do"
+        if stale:
+            message += " (it runs an older runner: restart it to apply the current one)"
+        return Outcome(message, changed=False, restart_needed=stale, out_path=new)
+
+    base = read_link(vm_dir / "booted") or previous
+    diff: str | None = None
+    if base is not None:
+        try:
+            diff = nix.diff_closures(settings, base, new, log=reporter.command, cancel=cancel)
+        except CommandFailed as exc:
+            reporter.log(f"note: {exc}")
+        if diff is not None:
+            for line in diff.splitlines() or ["(no package changes)"]:
+                reporter.log(f"diff: {line}")
+    cancel.check(verb)  # last point where nothing has changed
+
+    _add_gcroots(settings, name, vm_dir, reporter, (name, f"booted-{name}", f"old-{name}"))
+    changes = [("current", new)]
+    if previous is not None:
+        changes.insert(0, ("old", previous))
+    _switch(vm_dir, changes)
+    reporter.log(f"current -> {new}" + (f", old -> {previous}" if previous else ""))
+
+    restart_needed = _restart_needed(vm_dir, new)
+    message = f"{verb} {name}: {_label(previous)} -> {_label(new)}"
+    if restart_needed and restart:
+        _unit_verb(settings, name, "restart", reporter, cancel)
+        message += "; restarted it"
+        restart_needed = False
+    elif restart_needed:
+        message += f"; restart {unit_name(name)} to run it"
+    return Outcome(message, changed=True, restart_needed=restart_needed, diff=diff, out_path=new)
 
 
 def rollback(

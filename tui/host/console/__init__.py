@@ -1,17 +1,11 @@
-"""Serial consoles of MicroVMs: where they are (endpoints), how to read them (connections).
+"""Serial consoles of MicroVMs: where they are (endpoints), the bytes (sources), one VM's
+connection kept open (connection, status) and several VMs' at once (pool).
 
 No Textual here: the console screen (tui/screens/console.py) subscribes to a
 :class:`ConsoleConnection` and feeds a terminal widget.
 """
 
-from tui.host.console.connection import (
-    BUFFER_LIMIT,
-    ConnectionState,
-    ConsoleConnection,
-    ConsoleManager,
-    ConsoleStatus,
-    Subscription,
-)
+from tui.host.console.connection import BUFFER_LIMIT, ConsoleConnection
 from tui.host.console.endpoints import (
     ConsoleEndpoint,
     EndpointKind,
@@ -21,6 +15,8 @@ from tui.host.console.endpoints import (
     take_over,
 )
 from tui.host.console.journal import JournalDecoder, JournalEntry, parse_journal_line
+from tui.host.console.pool import ConsoleManager
+from tui.host.console.status import ConnectionState, ConsoleStatus, Subscription
 
 __all__ = [
     "BUFFER_LIMIT",

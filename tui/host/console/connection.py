@@ -13,29 +13,26 @@ while no client is connected), rediscovering now and then, until it is back or t
 to be stopped. A takeover does not survive a restart: after it, discovery finds the serial on
 stdio again, the connection falls back to read-only history and says so.
 
-A :class:`ConsoleManager` keeps several VMs' connections open at once (bounded, least recently
-used idle ones are closed first) and closes them all on exit. The only processes started here
-are ``journalctl`` followers; each is ended by its own pid on close. No Textual here.
+The bytes come from :mod:`tui.host.console.sources`; several VMs' connections are kept by
+:class:`~tui.host.console.pool.ConsoleManager`. The only processes started are ``journalctl``
+followers (a :class:`~tui.host.console.sources.JournalSource`) and the ``cat`` relay that drains
+a serial socket (:class:`~tui.host.console.sources.SocketSource`); each is ended by its own pid
+on close. No Textual here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import select
-import socket
 import stat
-import subprocess
 import threading
 import time
-import tty
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 
+from tui.host import tools
 from tui.host.console.endpoints import (
     ConsoleEndpoint,
     EndpointKind,
@@ -44,22 +41,37 @@ from tui.host.console.endpoints import (
     read_marker,
     take_over,
 )
-from tui.host.console.journal import JournalDecoder, lines_to_terminal
-from tui.host.console.trust import UntrustedEndpoint, open_pty, socket_address
+from tui.host.console.sources import (
+    FILE_POLL,
+    HISTORY_BYTES,
+    FileSource,
+    JournalSource,
+    PtySource,
+    SocketSource,
+    Source,
+    tail_start,
+)
+from tui.host.console.status import (
+    ConnectionState,
+    ConsoleStatus,
+    DataCallback,
+    StatusCallback,
+    Subscription,
+    note,
+    short_reason,
+    where,
+)
+from tui.host.console.trust import UntrustedEndpoint, socket_address
 from tui.host.model import VM
-from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix
 from tui.host.settings import HostSettings
-from tui.host.text import sanitise
+from tui.host.unixsock import SocketError, connect_unix
 
 log = logging.getLogger(__name__)
 
 BUFFER_LIMIT = 256 * 1024  # recent output kept per connection
 TRIM_SLACK = 64 * 1024  # the buffer may exceed BUFFER_LIMIT by this much between trims
-READ_CHUNK = 64 * 1024  # at most this much per delivery (the widget wants <= 64 KiB)
-HISTORY_BYTES = 128 * 1024  # tail of a log file / transcript shown on first attach
 OUT_LIMIT = 64 * 1024  # typed bytes queued while the guest does not read
-FILE_POLL = 0.1  # seconds between looks at a followed file
-COALESCE = 0.004  # seconds: during a flood, reads at most this often (never after a pause)
+HOLD_POLL = 0.01  # seconds between looks at a subscriber that asked us to hold the reading
 FAST_RETRY = 0.05  # seconds between reconnects to a socket that just went away
 FAST_WINDOW = 30.0  # how long to retry a vanished socket fast (a VM restart)
 RECHECK_READ_ONLY = 10.0  # rediscover while showing read-only history of a running VM
@@ -68,292 +80,10 @@ RECHECK_TRANSIENT = 0.5  # ... while it is starting or stopping
 RECHECK_QMP = 3.0  # ... while QMP does not answer (read-only history meanwhile)
 
 
-class ConnectionState(StrEnum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"  # interactive
-    READ_ONLY = "read-only"  # following history (log file / journal)
-    WAITING = "waiting"  # nothing to attach to now; looking again now and then
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class ConsoleStatus:
-    state: ConnectionState
-    text: str  # for a status line: "connected to …/console.sock", "reconnecting…"
-    endpoint: ConsoleEndpoint | None = None
-    read_only_reason: str = ""  # short, for a hint bar, whenever not interactive
-    takeover_available: bool = False  # confirm_takeover() would take the console over now
-    takeover_ended: bool = False  # the VM restarted after our takeover
-    discovered: ConsoleEndpoint | None = None  # discovery's full answer (explanation, hint)
-
-    @property
-    def interactive(self) -> bool:
-        return self.state is ConnectionState.CONNECTED
-
-
-DataCallback = Callable[[bytes], None]
-StatusCallback = Callable[[ConsoleStatus], None]
-
-
-@dataclass(frozen=True)
-class Subscription:
-    token: int
-    history: bytes  # the buffer at the moment of attaching; live data follows it exactly
-    status: ConsoleStatus
-
-
-def note(text: str) -> bytes:
-    """A line of our own in the console stream (dim), e.g. "-- reconnected --"."""
-    clean = sanitise(text)
-    return b"\r\n\x1b[0;2m-- " + clean.encode("utf-8", "replace") + b" --\x1b[0m\r\n"
-
-
-# --- sources ------------------------------------------------------------------------------
-
-
-class _Source:
-    interactive = False
-
-    def fileno(self) -> int | None:
-        """For select(); None: poll with :data:`FILE_POLL`."""
-        return None
-
-    def read(self) -> bytes | None:
-        """Bytes available now (maybe b""), or None at EOF (the source is gone)."""
-        raise NotImplementedError
-
-    def write(self, data: bytes) -> int:
-        return len(data)  # read-only sources swallow nothing: callers check `interactive`
-
-    def close(self) -> None:
-        pass
-
-
-class _SocketSource(_Source):
-    interactive = True
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        sock.setblocking(False)
-
-    def fileno(self) -> int | None:
-        return self.sock.fileno()
-
-    def read(self) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        while size < READ_CHUNK:
-            try:
-                data = self.sock.recv(READ_CHUNK - size)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                return b"".join(chunks) or None
-            if not data:
-                return b"".join(chunks) or None
-            chunks.append(data)
-            size += len(data)
-        return b"".join(chunks)
-
-    def write(self, data: bytes) -> int:
-        try:
-            return self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            return 0
-
-    def close(self) -> None:
-        close_quietly(self.sock)
-
-
-class _PtySource(_Source):
-    interactive = True
-
-    def __init__(self, path: str, pid: int | None) -> None:
-        # Only /dev/pts/N that the hypervisor PID holds open (QMP named it: untrusted).
-        self.fd = open_pty(path, pid)
-        try:
-            if os.isatty(self.fd):
-                tty.setraw(self.fd)  # no echo, no CR/LF translation on our side
-        except OSError:
-            pass
-
-    def fileno(self) -> int | None:
-        return self.fd
-
-    def read(self) -> bytes | None:
-        try:
-            data = os.read(self.fd, READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return b""
-        except OSError as exc:
-            if exc.errno == errno.EIO:  # the hypervisor closed its side
-                return None
-            raise
-        return data if data else None
-
-    def write(self, data: bytes) -> int:
-        try:
-            return os.write(self.fd, data)
-        except (BlockingIOError, InterruptedError):
-            return 0
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-def _tail_start(fd: int, size: int, history: int) -> int:
-    """Where to start reading to show the last HISTORY bytes, from a line start."""
-    if size <= history:
-        return 0
-    start = size - history
-    os.lseek(fd, start, os.SEEK_SET)
-    head = os.read(fd, 4096)
-    newline = head.find(b"\n")
-    return start + newline + 1 if newline >= 0 else start
-
-
-class _FileSource(_Source):
-    """Follow a file that something appends to (``tail -F``): survives truncation and
-    replacement, waits for a missing file to appear. A log file is lines: bare LFs are shown
-    as line ends (:func:`lines_to_terminal`)."""
-
-    def __init__(
-        self, path: str, history: int = HISTORY_BYTES, resume: tuple[int, int] | None = None
-    ) -> None:
-        self.path = path
-        self.fd: int | None = None
-        self.ino: int | None = None
-        self.pos = 0
-        self._open(history, resume)
-
-    def _open(self, history: int, resume: tuple[int, int] | None = None) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            return
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # a FIFO or /dev/zero here is not a log: ignore it
-            os.close(fd)
-            return
-        self.fd, self.ino = fd, st.st_ino
-        if resume is not None and resume[0] == st.st_ino and resume[1] <= st.st_size:
-            self.pos = resume[1]  # the same file: go on where we left it
-        elif history <= 0:
-            self.pos = 0
-        else:
-            self.pos = _tail_start(fd, st.st_size, history)
-        os.lseek(fd, self.pos, os.SEEK_SET)
-
-    def read(self) -> bytes | None:
-        if self.fd is None:
-            self._open(HISTORY_BYTES)
-            if self.fd is None:
-                return b""
-        assert self.fd is not None
-        data = os.read(self.fd, READ_CHUNK)
-        if data:
-            self.pos += len(data)
-            return lines_to_terminal(data)
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return b""  # removed: keep what we have, wait for a new one
-        try:
-            deleted = os.fstat(self.fd).st_nlink == 0  # (its inode number may be reused)
-        except OSError:
-            deleted = True
-        if deleted or st.st_ino != self.ino:
-            self.close()
-            self._open(0)  # replaced: the new file from its start
-        elif st.st_size < self.pos:
-            self.pos = 0  # truncated
-            os.lseek(self.fd, 0, os.SEEK_SET)
-        return b""
-
-    def close(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = None
-
-
-class _JournalSource(_Source):
-    """``journalctl -o json -f`` as a child process; ended by its pid on close."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,  # a Ctrl-C meant for the app does not reach it
-        )
-        assert self.proc.stdout is not None
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        self.decoder = JournalDecoder()
-
-    def fileno(self) -> int | None:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.fileno()
-
-    def read(self) -> bytes | None:
-        assert self.proc.stdout is not None
-        try:
-            data = os.read(self.proc.stdout.fileno(), READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            return b""
-        if not data:
-            return None
-        return self.decoder.feed(data)
-
-    def error_text(self) -> str:
-        """What journalctl said on stderr (after it exited)."""
-        if self.proc.poll() is None or self.proc.stderr is None:
-            return ""
-        try:
-            text = self.proc.stderr.read(4096).decode("utf-8", "replace").strip()
-        except (OSError, ValueError):
-            return ""
-        return text.splitlines()[-1] if text else f"exit status {self.proc.returncode}"
-
-    def close(self) -> None:
-        proc = self.proc
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()  # our child, by its pid
-            try:
-                proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(timeout=2)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-
-
-# --- the connection -----------------------------------------------------------------------
-
-
 def _key(endpoint: ConsoleEndpoint | None) -> tuple[object, ...]:
     if endpoint is None:
         return ()
     return (endpoint.kind, endpoint.path, endpoint.source, endpoint.interactive)
-
-
-def _short_reason(endpoint: ConsoleEndpoint, offer: bool = True) -> str:
-    """One line for the hint bar: why it is read-only."""
-    match endpoint.kind:
-        case EndpointKind.TAKEOVER:
-            history = "serial on stdio, showing its history"
-            return f"{history} · t: take over" if offer else history
-        case EndpointKind.LOGFILE | EndpointKind.JOURNAL:
-            return "no interactive serial endpoint, showing its history"
-    return endpoint.explanation
 
 
 class ConsoleConnection:
@@ -383,8 +113,8 @@ class ConsoleConnection:
         self._takeover_fn = takeover or (lambda v, s, e: take_over(v, s, e))
         self._lock = threading.Lock()  # buffer, subscribers, status
         self._buffer = bytearray()
-        self.deliveries = 0  # reads handed to subscribers (for benchmarks)
         self._subscribers: dict[int, tuple[DataCallback, StatusCallback | None]] = {}
+        self._holds: dict[int, Callable[[], bool]] = {}  # token -> "my backlog is full"
         self._tokens = 0
         self._status = ConsoleStatus(ConnectionState.CONNECTING, f"looking for {vm.name}'s console")
         self._out_lock = threading.Lock()  # typed bytes
@@ -392,7 +122,7 @@ class ConsoleConnection:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
-        self._source: _Source | None = None
+        self._source: Source | None = None
         self._confirmed_pid: int | bool | None = False  # False: no takeover confirmed
         self._took_over_pid: int | None = None
         self._replayed: set[str] = set()
@@ -440,20 +170,35 @@ class ConsoleConnection:
         return bytes(buf[newline + 1 if newline >= 0 else excess :])
 
     def attach(
-        self, on_data: DataCallback, on_status: StatusCallback | None = None
+        self,
+        on_data: DataCallback,
+        on_status: StatusCallback | None = None,
+        *,
+        full: Callable[[], bool] | None = None,
     ) -> Subscription:
-        """Subscribe. The callbacks run on the connection's thread, after ``history``."""
+        """Subscribe. The callbacks run on the connection's thread, after ``history``.
+
+        ``full`` (called on the connection's thread) says the subscriber has more bytes waiting
+        than it wants: reading then pauses (typed bytes still go out) until it returns False,
+        looked at every :data:`HOLD_POLL` seconds or at once after :meth:`resume`. A subscriber
+        that cannot keep up thus slows the source down instead of losing bytes; a real guest's
+        serial line is far slower than the emulator, so this holds only a flood faster than it.
+        """
         with self._lock:
             self._tokens += 1
             token = self._tokens
             self._subscribers[token] = (on_data, on_status)
+            if full is not None:
+                self._holds[token] = full
             self.last_used = time.monotonic()
             return Subscription(token, self._recent(), self._status)
 
     def detach(self, token: int) -> None:
         with self._lock:
             self._subscribers.pop(token, None)
+            self._holds.pop(token, None)
             self.last_used = time.monotonic()
+        self._wake()  # a hold it had ends with it
 
     @property
     def attached(self) -> int:
@@ -471,6 +216,10 @@ class ConsoleConnection:
             self._out += data
         self._wake()
         return True
+
+    def resume(self) -> None:
+        """A subscriber that was full has room again: look now rather than at the next poll."""
+        self._wake()
 
     def confirm_takeover(self) -> bool:
         """The admin agreed to the takeover that the status offers. False if none is offered."""
@@ -500,11 +249,12 @@ class ConsoleConnection:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         source = self._source
-        if isinstance(source, _JournalSource):
+        if isinstance(source, JournalSource):
             source.close()  # the thread did not get to it (stuck in a callback)
         self._set_status(ConsoleStatus(ConnectionState.CLOSED, "closed"))
         with self._lock:
             self._subscribers.clear()
+            self._holds.clear()
         if thread is None or not thread.is_alive():
             self._close_wake_pipe()
 
@@ -523,7 +273,6 @@ class ConsoleConnection:
         if not data:
             return
         with self._lock:
-            self.deliveries += 1
             buf = self._buffer
             buf += data
             excess = len(buf) - self.buffer_limit
@@ -538,6 +287,18 @@ class ConsoleConnection:
                 callback(data)
             except Exception:  # a subscriber's bug must not end the connection
                 log.exception("console %s: data callback failed", self.name)
+
+    def _held(self) -> bool:
+        """A subscriber asked to pause reading (its backlog is full)."""
+        with self._lock:
+            holds = list(self._holds.values())
+        for full in holds:
+            try:
+                if full():
+                    return True
+            except Exception:
+                log.exception("console %s: hold callback failed", self.name)
+        return False
 
     def _set_status(self, status: ConsoleStatus) -> None:
         if status.discovered is None and self.discovered is not None:
@@ -653,7 +414,7 @@ class ConsoleConnection:
                     continue
             elif outcome == "eof":
                 why = ""
-                if isinstance(source, _JournalSource):
+                if isinstance(source, JournalSource):
                     why = source.error_text()
                 self._set_status(
                     ConsoleStatus(
@@ -718,26 +479,26 @@ class ConsoleConnection:
         if takeover_ended:
             reason = (
                 f"{self.name} restarted: the takeover ended with it; serial output goes to "
-                f"{_where(target)} again"
+                f"{where(target)} again"
             )
             if offer:
                 reason += " · t: take over again"
         elif discovered.kind is EndpointKind.NONE:
             reason = discovered.explanation
         else:
-            reason = _short_reason(discovered, offer)
+            reason = short_reason(discovered, offer)
         if error:
             reason = f"{error} · {reason}"
         return ConsoleStatus(
             ConnectionState.READ_ONLY,
-            f"following {_where(target)}",
+            f"following {where(target)}",
             endpoint=target,
             read_only_reason=reason,
             takeover_available=offer,
             takeover_ended=takeover_ended,
         )
 
-    def _open(self, target: ConsoleEndpoint) -> tuple[_Source | None, str]:
+    def _open(self, target: ConsoleEndpoint) -> tuple[Source | None, str]:
         try:
             match target.kind:
                 case EndpointKind.UNIX:
@@ -750,15 +511,13 @@ class ConsoleConnection:
                         sock = connect_unix(address, time.monotonic() + 2.0)
                     if target.source == "takeover":
                         self._remember_takeover(target)
-                    return _SocketSource(sock), ""
+                    return SocketSource(sock, tools.find("cat")), ""
                 case EndpointKind.PTY:
                     assert target.path
-                    return _PtySource(target.path, target.main_pid), ""
+                    return PtySource(target.path, target.main_pid), ""
                 case EndpointKind.LOGFILE:
                     assert target.path
-                    return _FileSource(
-                        target.path, resume=self._file_positions.get(target.path)
-                    ), ""
+                    return FileSource(target.path, resume=self._file_positions.get(target.path)), ""
                 case EndpointKind.JOURNAL:
                     argv = list(target.argv)
                     if self._journal_cursor:
@@ -769,7 +528,7 @@ class ConsoleConnection:
                         # Back from a takeover: what the journal got since then (the new boot).
                         argv = [a for a in argv if not a.startswith("--lines")]
                         argv.append(f"--since=@{int(self._journal_since)}")
-                    return _JournalSource(argv, self.settings.command_env()), ""
+                    return JournalSource(argv, self.settings.command_env()), ""
         except (SocketError, UntrustedEndpoint) as exc:
             return None, str(exc)
         except TimeoutError:
@@ -793,12 +552,12 @@ class ConsoleConnection:
         if marker.taken_at and self._journal_cursor is None:
             self._journal_since = marker.taken_at
 
-    def _close_source(self, source: _Source) -> None:
+    def _close_source(self, source: Source) -> None:
         """Close, remembering where a file or the journal was, so reopening goes on from there
         instead of repeating history."""
-        if isinstance(source, _FileSource) and source.ino is not None:
+        if isinstance(source, FileSource) and source.ino is not None:
             self._file_positions[source.path] = (source.ino, source.pos)
-        if isinstance(source, _JournalSource) and source.decoder.last_cursor:
+        if isinstance(source, JournalSource) and source.decoder.last_cursor:
             self._journal_cursor = source.decoder.last_cursor
         source.close()
 
@@ -814,7 +573,7 @@ class ConsoleConnection:
             if not stat.S_ISREG(st.st_mode):
                 return
             size = st.st_size
-            os.lseek(fd, _tail_start(fd, size, HISTORY_BYTES), os.SEEK_SET)
+            os.lseek(fd, tail_start(fd, size, HISTORY_BYTES), os.SEEK_SET)
             data = os.read(fd, HISTORY_BYTES + 1)
         except OSError:
             data = b""
@@ -825,13 +584,12 @@ class ConsoleConnection:
             self._deliver(data)
             self._deliver(note("live"))
 
-    def _pump(self, source: _Source, target: ConsoleEndpoint, discovered: ConsoleEndpoint) -> str:
+    def _pump(self, source: Source, target: ConsoleEndpoint, discovered: ConsoleEndpoint) -> str:
         """Move bytes until EOF ("eof"), a change of endpoint ("changed"), or close."""
         self._interrupt = False
         with self._out_lock:
             self._out.clear()  # keys typed for an earlier connection are not for this one
         fd = source.fileno()
-        last_read = 0.0
         recheck = None
         if not source.interactive:
             recheck = time.monotonic() + _recheck_after(discovered)
@@ -840,9 +598,11 @@ class ConsoleConnection:
                 return "changed"
             with self._out_lock:
                 pending = bool(self._out)
-            readers = [self._wake_r] if fd is None else [self._wake_r, fd]
-            writers = [fd] if pending and fd is not None and source.interactive else []
-            timeout = FILE_POLL if fd is None else 1.0
+            held = self._held()
+            readers = [self._wake_r] if fd is None or held else [self._wake_r, fd]
+            wfd = source.write_fileno()
+            writers = [wfd] if pending and wfd is not None and source.interactive else []
+            timeout = HOLD_POLL if held else FILE_POLL if fd is None else 1.0
             if recheck is not None:
                 timeout = max(0.0, min(timeout, recheck - time.monotonic()))
             try:
@@ -855,11 +615,8 @@ class ConsoleConnection:
                 with self._out_lock:
                     sent = source.write(bytes(self._out))
                     del self._out[:sent]
-            if fd is None or fd in readable:
-                if fd is not None:
-                    self._coalesce(last_read)
+            if (fd is None and not held) or (fd is not None and fd in readable):
                 data = source.read()
-                last_read = time.monotonic()
                 if data is None:
                     return "eof"
                 self._deliver(data)
@@ -873,20 +630,6 @@ class ConsoleConnection:
                     return "changed"
                 recheck = time.monotonic() + _recheck_after(again)
         return "closed"
-
-    def _coalesce(self, last_read: float) -> None:
-        """During a flood a serial line hands over a dozen bytes per read: when the previous
-        read was less than :data:`COALESCE` ago, let the next one gather more first (cuts the
-        per-read cost ~30x on a 2 MB flood). A key typed meanwhile ends the wait at once;
-        output after a pause (an echo) is never delayed."""
-        wait = COALESCE - (time.monotonic() - last_read)
-        if wait <= 0:
-            return
-        with self._out_lock:
-            if self._out:
-                return
-        with contextlib.suppress(InterruptedError, OSError):
-            select.select([self._wake_r], [], [], wait)
 
     def _fast_reconnect(self, target: ConsoleEndpoint) -> bool:
         """The socket went away (the VM is restarting?): retry it quickly so the new boot's
@@ -911,7 +654,7 @@ class ConsoleConnection:
                 sock = None
             if sock is not None:
                 self._deliver(note(f"reconnected to {target.path}"))
-                source = _SocketSource(sock)
+                source = SocketSource(sock, tools.find("cat"))
                 self._source = source
                 discovered = self.discovered or target
                 self._set_status(self._status_for(target, discovered))
@@ -946,99 +689,10 @@ def _effective(endpoint: ConsoleEndpoint) -> ConsoleEndpoint | None:
     return endpoint
 
 
-def _where(endpoint: ConsoleEndpoint) -> str:
-    if endpoint.kind is EndpointKind.LOGFILE:
-        return str(endpoint.path)
-    if endpoint.kind is EndpointKind.JOURNAL:
-        return f"the journal of microvm@{endpoint.vm}"
-    return str(endpoint.path or endpoint.describe())
-
-
-# --- several VMs --------------------------------------------------------------------------
-
-
-class ConsoleManager:
-    """Open consoles by VM name; at most LIMIT at once (idle ones closed first)."""
-
-    def __init__(
-        self,
-        settings: HostSettings,
-        *,
-        limit: int = 8,
-        factory: Callable[[VM, HostSettings], ConsoleConnection] | None = None,
-        read_only: bool = False,
-    ) -> None:
-        self.settings = settings
-        self.limit = max(1, limit)
-        self.read_only = read_only  # every connection view only (see ConsoleConnection)
-        self._factory = factory or (lambda vm, s: ConsoleConnection(vm, s, read_only=read_only))
-        self._connections: OrderedDict[str, ConsoleConnection] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def open(self, vm: VM) -> ConsoleConnection:
-        """The VM's connection, opened (and started) if needed."""
-        evicted: list[ConsoleConnection] = []
-        with self._lock:
-            conn = self._connections.get(vm.name)
-            if conn is not None and conn.closed:
-                del self._connections[vm.name]
-                conn = None
-            if conn is None:
-                conn = self._factory(vm, self.settings)
-                self._connections[vm.name] = conn
-                conn.start()
-            else:
-                conn.update_vm(vm)
-            self._connections.move_to_end(vm.name)
-            conn.last_used = time.monotonic()
-            while len(self._connections) > self.limit:
-                idle = [c for c in self._connections.values() if not c.attached and c is not conn]
-                if not idle:
-                    break
-                victim = min(idle, key=lambda c: c.last_used)
-                del self._connections[victim.name]
-                evicted.append(victim)
-        for victim in evicted:
-            victim.close()
-        return conn
-
-    def get(self, name: str) -> ConsoleConnection | None:
-        with self._lock:
-            return self._connections.get(name)
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return list(self._connections)
-
-    def close(self, name: str) -> None:
-        with self._lock:
-            conn = self._connections.pop(name, None)
-        if conn is not None:
-            conn.close()
-
-    def close_all(self, timeout: float = 2.0) -> None:
-        with self._lock:
-            conns = list(self._connections.values())
-            self._connections.clear()
-        for conn in conns:
-            conn.close(timeout)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._connections)
-
-    def __enter__(self) -> ConsoleManager:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close_all()
-
-
 __all__ = [
     "BUFFER_LIMIT",
     "ConnectionState",
     "ConsoleConnection",
-    "ConsoleManager",
     "ConsoleStatus",
     "Subscription",
     "note",

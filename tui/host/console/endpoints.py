@@ -35,8 +35,8 @@ from tui.host.console.trust import pty_problem, socket_problem
 from tui.host.logs.query import LogQuery, journal_argv
 from tui.host.model import VM, Drift, UnitState
 from tui.host.names import unit_name
+from tui.host.qmp import QMPCommandError, QMPError, qmp_execute
 from tui.host.safefs import read_regular, write_file
-from tui.host.sampling.qmp import QMPCommandError, QMPError, qmp_execute
 from tui.host.settings import HostSettings
 from tui.host.systemd import Systemctl, unit_states
 

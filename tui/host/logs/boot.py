@@ -25,9 +25,11 @@ def boot_start_usec(settings: HostSettings, vm: str) -> tuple[int | None, str]:
     try:
         # `show` loads a unit it is asked about: only the loaded ones are asked.
         loaded = [u for u in units if u in client.list_units(units)]
-        found = client.properties(
-            loaded, ("ActiveState", "InactiveExitTimestamp", "InvocationID")
-        ) if loaded else {}
+        found = (
+            client.properties(loaded, ("ActiveState", "InactiveExitTimestamp", "InvocationID"))
+            if loaded
+            else {}
+        )
     except SystemdError as exc:
         return None, f"systemd could not be asked: {exc}"
     main = found.get(units[0], {})

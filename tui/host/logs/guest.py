@@ -78,6 +78,16 @@ def _machine_ids(dir_fd: int) -> list[str]:
     return found
 
 
+def machine_id_dirs(source: str) -> list[str]:
+    """The machine-id directories in a journal share's SOURCE (opened without following a
+    link at its last component). Raises OSError."""
+    fd = os.open(source, _OPEN_DIR)
+    try:
+        return _machine_ids(fd)
+    finally:
+        os.close(fd)
+
+
 def find_guest_journal(vm: VM) -> tuple[GuestJournal | None, str]:
     """The VM's guest journal, or None and why not (one line, or the FAQ hint)."""
     seen: list[str] = []

@@ -116,4 +116,3 @@ class JournalSummary:
     def snapshot(self) -> tuple[dict[str, ProblemCounts], dict[str, LogLine], str | None]:
         with self._lock:
             return dict(self.counts), dict(self.last_errors), self.error
-

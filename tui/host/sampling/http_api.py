@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.host.sampling.reading import BlockCounters, RemoteInfo
-from tui.host.sampling.unixsock import SocketError, close_quietly, connect_unix, remaining
+from tui.host.unixsock import SocketError, close_quietly, connect_unix, remaining
 
 DEFAULT_TIMEOUT = 1.0
 MAX_RESPONSE = 8 << 20

@@ -5,16 +5,17 @@ steal, memory (configured, guest-visible, guest-used, host footprint), state, bl
 rates, share free space, virtiofsd liveness, uptime. Host totals go to ``Sampler.host``.
 
 Time: local reads (/proc, /sys) run in the caller's thread, first; everything that may block
-(control sockets, statvfs of share sources, netlink) then runs in a small thread pool with a
-per-VM deadline, and ``sample()`` waits for the pool at most until the poll's deadline. A VM
-that did not answer gets a reason ("QMP timeout after 1.0 s"); the others return normally. A
-task still running from an earlier poll (a share on a dead NFS server) is not started again
-while it hangs.
+then runs with a per-VM deadline, QMP sessions on the host loop (``tui.host.hostloop``) and the
+rest (the other control sockets, statvfs of share sources, netlink) in a small thread pool;
+``sample()`` waits for them at most until the poll's deadline. A VM that did not answer gets a
+reason ("QMP timeout after 1.0 s"); the others return normally. A task still running from an
+earlier poll (a share on a dead NFS server) is not started again while it hangs.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import inspect
 import os
 import threading
 import time
@@ -23,17 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.host.crashloop import LOOP_WINDOW_S, CrashLoopTracker
+from tui.host.hostloop import host_loop
 from tui.host.links import Link, LinkReadError, LinkTable, read_links
 from tui.host.model import VM
+from tui.host.qmp import timeout_reason
 from tui.host.sampling import cgroup, process
 from tui.host.sampling.crosvm import query_crosvm
 from tui.host.sampling.history import History
 from tui.host.sampling.host import HostCPU, HostSample, host_ncpu, sample_host
 from tui.host.sampling.http_api import query_cloud_hypervisor, query_firecracker
-from tui.host.sampling.qmp import query_qemu, timeout_reason
+from tui.host.sampling.qmp import query_qemu_async
 from tui.host.sampling.reading import BlockCounters, Reading, RemoteInfo
-from tui.host.sampling.unixsock import bound_unix_paths
 from tui.host.settings import HostSettings
+from tui.host.unixsock import bound_unix_paths
 
 MIB = 1 << 20
 NEEDS_TWO = "needs a second sample"
@@ -290,8 +293,9 @@ class Sampler:
                 state.remote_age += 1
                 reused.add(vm.name)
             else:
+                query = self._query_qmp if vm.hypervisor in QMP_HYPERVISORS else self._query_remote
                 remote[vm.name] = self._submit(
-                    vm.name, "remote", self._query_remote, vm, deadline, enable_stats, sizes
+                    vm.name, "remote", query, vm, deadline, enable_stats, sizes
                 )
             check_open = vm.name in open_files_for and bool(vm.volumes)
             if vm.shares or check_open:
@@ -373,7 +377,10 @@ class Sampler:
         previous = self._inflight.get(key)
         if previous is not None and not previous.done():
             return "the previous poll's query is still running (hung?)"
-        future = self._pool.submit(fn, *args)
+        if inspect.iscoroutinefunction(fn):  # a session on the host loop (QMP)
+            future = host_loop().submit(fn(*args))
+        else:
+            future = self._pool.submit(fn, *args)
         self._inflight[key] = future
         return future
 
@@ -396,27 +403,41 @@ class Sampler:
             return timeout_reason(self.timeout)
         return f"API timeout after {self.timeout:.1f} s"
 
-    # -- workers (run in the pool; no shared state is written here) ----------------------
+    # -- workers (in the pool or on the host loop; no shared state is written here) ------
+
+    def _remote_timeout(self, vm: VM, deadline: float) -> float | RemoteInfo:
+        """The time VM's control socket may take this poll, or why it is not asked."""
+        timeout = min(self.timeout, deadline - self.grace - self.clock())
+        if timeout <= 0.05:
+            return _failed_remote("not queried: the poll's deadline had passed")
+        if not vm.socket:
+            if vm.hypervisor in ("kvmtool", "alioth"):
+                return _failed_remote(f"{vm.hypervisor} has no control socket")
+            return _failed_remote("no control socket configured")
+        return timeout
+
+    async def _query_qmp(
+        self, vm: VM, deadline: float, enable_stats: bool, sizes: bool = True
+    ) -> RemoteInfo:
+        """A QMP session (qemu, stratovirt), on the host loop."""
+        timeout = self._remote_timeout(vm, deadline)
+        if isinstance(timeout, RemoteInfo):
+            return timeout
+        return await query_qemu_async(
+            vm.socket,
+            timeout,
+            guest_stats_interval=self.guest_stats_interval if enable_stats else None,
+            sizes=sizes,
+            pipeline=vm.hypervisor == "qemu",  # stratovirt's server: one command at a time
+        )
 
     def _query_remote(
         self, vm: VM, deadline: float, enable_stats: bool, sizes: bool = True
     ) -> RemoteInfo:
-        timeout = min(self.timeout, deadline - self.grace - self.clock())
-        if timeout <= 0.05:
-            return _failed_remote("not queried: the poll's deadline had passed")
+        timeout = self._remote_timeout(vm, deadline)
+        if isinstance(timeout, RemoteInfo):
+            return timeout
         hv = vm.hypervisor
-        if not vm.socket:
-            if hv in ("kvmtool", "alioth"):
-                return _failed_remote(f"{hv} has no control socket")
-            return _failed_remote("no control socket configured")
-        if hv in QMP_HYPERVISORS:
-            return query_qemu(
-                vm.socket,
-                timeout,
-                guest_stats_interval=self.guest_stats_interval if enable_stats else None,
-                sizes=sizes,
-                pipeline=hv == "qemu",  # stratovirt's server: one command at a time
-            )
         if hv == "cloud-hypervisor":
             return query_cloud_hypervisor(vm.socket, timeout)
         if hv == "firecracker":

@@ -1,0 +1,97 @@
+"""[hosts.NAME] tables in the typed config (tui/config.py) and --host (tui/cli.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tui import cli
+from tui.agent.hosts import DEFAULT_AGENT, RemoteHost
+from tui.config import ConfigError, Settings, load_file
+
+
+def write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(0o644)
+    return path
+
+
+def test_hosts_string_and_list_forms(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[hosts.alpha]\nssh = "root@alpha"\n'
+        '[hosts.beta]\nssh = ["-p", "2222", "-J", "jump", "admin@beta"]\n'
+        'agent = ["/run/current-system/sw/bin/microvm-tui", "agent"]\n',
+    )
+    s = load_file(Settings(), path)
+    assert s.hosts == {
+        "alpha": RemoteHost("alpha", ("root@alpha",), DEFAULT_AGENT),
+        "beta": RemoteHost(
+            "beta",
+            ("-p", "2222", "-J", "jump", "admin@beta"),
+            "/run/current-system/sw/bin/microvm-tui agent",
+        ),
+    }
+
+
+def test_later_files_add_hosts(tmp_path: Path) -> None:
+    first = write(tmp_path, '[hosts.a]\nssh = "a"\n[hosts.b]\nssh = "b"\n', "1.toml")
+    second = write(tmp_path, '[hosts.b]\nssh = "root@b2"\n[hosts.c]\nssh = "c"\n', "2.toml")
+    s = load_file(load_file(Settings(), first), second)
+    assert [(h.name, h.ssh) for h in s.hosts.values()] == [
+        ("a", ("a",)),
+        ("b", ("root@b2",)),
+        ("c", ("c",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[hosts.a]\nssh = ["-o", "StrictHostKeyChecking=no", "a"]',
+            "hosts.a.ssh = a list: StrictHostKeyChecking=no turns host-key checking off",
+        ),
+        (
+            '[hosts.a]\nssh = ["-oUserKnownHostsFile=/dev/null", "a"]',
+            "-oUserKnownHostsFile=/dev/null turns host-key checking off",
+        ),
+        ('[hosts.a]\nssh = "-oProxyCommand=evil"', 'must be "user@host"'),
+        ('[hosts.a]\nssh = "root@a b"', 'must be "user@host"'),
+        ('[hosts.a]\nagent = "x"', "hosts.a = a table: needs ssh"),
+        ('[hosts.a]\nssh = "a"\nport = 22', "hosts.a.port = 22: unknown key (known: ssh, agent)"),
+        ('[hosts.local]\nssh = "a"', "'local' is this machine"),
+        ('[hosts."a b"]\nssh = "a"', "not a host name"),
+        ("[hosts.a]\nssh = []", "must end with the destination"),
+        ('[hosts.a]\nssh = "a"\nagent = "\\u001b[2J"', "hosts.a.agent"),
+        ("hosts = 3", "must be tables [hosts.NAME]"),
+    ],
+)
+def test_bad_hosts_are_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_file(Settings(), path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
+
+
+def test_unknown_host_flag_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, '[hosts.alpha]\nssh = "root@alpha"\n')
+    assert cli.main(["--config", str(path), "--host", "nope", "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == 'microvm-tui: --host "nope": no such host in the config (known: local, alpha)'
+
+
+def test_list_all_hosts_without_hosts_is_the_local_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "vms" / "alpha").mkdir(parents=True)
+    code = cli.main(["--state-dir", str(tmp_path / "vms"), "list", "--json", "--all-hosts"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    [local] = data["hosts"]
+    assert local["host"] == "local" and local["error"] is None and local["ssh"] is None
+    assert [vm["name"] for vm in local["vms"]] == ["alpha"]

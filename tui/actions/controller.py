@@ -1,0 +1,319 @@
+"""The glue between the app and the host actions: requests, confirmations, jobs.
+
+``ActionsController(app, settings)`` owns a ``JobRunner``. Every job snapshot the runner hands
+its listener (from the runner's notifier thread) is posted onto the app's message queue with
+``app.call_later`` (thread-safe and never blocking, so a closing app cannot deadlock the
+notifier), then kept, published on ``job_updates`` (a Textual ``Signal``: the jobs panel
+subscribes, and its subscription ends with it) and, when the job ends, told as a notification.
+
+``request(action, vm)`` refuses what cannot work (read-only, another job on the VM, a
+declarative VM, nothing to roll back to) with the reason, else shows the action's confirmation
+(``tui.actions.dialogs``; the destructive ones need the VM's name typed) and submits the job.
+An update that changed the runner shows the ``nix store diff-closures`` and asks before
+restarting (``update_restart``: "ask", or "always" / "never" to not ask).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.app import App
+from textual.dom import DOMNode
+from textual.signal import Signal
+
+from tui.actions import read_only
+from tui.actions.confirmation import Confirmation
+from tui.actions.dialogs import UPDATE_RESTART_CHOICES, DialogInput, restart_offer
+from tui.actions.refusals import refusal
+from tui.actions.registry import ACTIONS, ActionId, ActionSpec, spec_of
+from tui.host.actions.commands import CommandRecord
+from tui.host.actions.jobs import Job, JobRunner, JobState
+from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
+from tui.host.actions.plan import plan
+from tui.host.model import VM
+from tui.host.settings import HostSettings
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.create import CreateRequest, CreateScreen
+from tui.screens.jobs import CommandEntry, JobsScreen, JobUpdate
+from tui.widgets.outside import notify_outside, sanitise
+
+if TYPE_CHECKING:
+    from tui.config import Settings
+
+
+def confirmation(
+    action: ActionSpec | str, vm: VM, settings: HostSettings, update_restart: str = "ask"
+) -> Confirmation:
+    """The dialog for ACTION on VM: what exactly will happen."""
+    spec = action if isinstance(action, ActionSpec) else spec_of(action)
+    if spec is None or spec.dialog is None:
+        raise ValueError(f"no confirmation for {action!r}")
+    confirm = spec.dialog(DialogInput(vm, plan(vm, settings), update_restart))
+    if spec.typed_name:  # destructive: a red dialog that wants the VM's name typed
+        confirm = replace(confirm, typed_name=vm.name, danger=True)
+    return confirm
+
+
+def most_used_flake(vms: Iterable[VM]) -> str | None:
+    """The flake reference most VMs were built from (ties: the first seen), or None."""
+    counts = Counter(vm.flake for vm in vms if vm.flake and vm.flake.isprintable())
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _spec(action: ActionSpec | str) -> ActionSpec:
+    spec = action if isinstance(action, ActionSpec) else spec_of(action)
+    if spec is None:
+        raise ValueError(f"unknown action {action!r}")
+    return spec
+
+
+class ActionsController:
+    """Owns the JobRunner; everything here runs on the app's thread except ``_listener``."""
+
+    def __init__(
+        self,
+        app: App,
+        settings: Settings,
+        *,
+        read_only_reason: str | None = None,
+        selected_vm: Callable[[], VM | None] | None = None,
+        known_vms: Callable[[], Iterable[VM]] | None = None,
+        on_change: Callable[[Job], None] | None = None,
+        update_restart: str | None = None,
+        runner: JobRunner | None = None,
+        default_flake: str = DEFAULT_FLAKE,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.host: HostSettings = settings.host
+        if read_only_reason is None and settings.read_only:
+            read_only_reason = read_only.read_only_reason(True)
+        self.read_only_reason = read_only_reason
+        # Defaults: the app's own (ActionsAppMixin has both).
+        self.selected_vm = selected_vm or getattr(app, "selected_vm", None) or (lambda: None)
+        self.known_vms = known_vms or getattr(app, "known_vms", None) or (lambda: ())
+        self.on_change = on_change
+        policy = update_restart or getattr(settings, "update_restart", None) or "ask"
+        if policy not in UPDATE_RESTART_CHOICES:
+            raise ValueError(f"update_restart must be one of {UPDATE_RESTART_CHOICES}")
+        self.update_restart = policy
+        self.default_flake = default_flake
+        self.last_flake: str | None = None  # the flake of the last VM created (remembered)
+        self.on_flake_used: Callable[[str], None] | None = None
+        self.runner = runner if runner is not None else JobRunner(self.host)
+        self.runner.listener = self._listener
+        self._jobs: dict[int, Job] = {}
+        self._commands: list[CommandEntry] = []
+        self._commands_seen: dict[int, int] = {}
+        self.job_updates: Signal[JobUpdate] = Signal(app, "job-updates")
+        self._closed = False
+
+    # --- the runner's side (notifier thread) ---------------------------------------------------
+
+    def _listener(self, job: Job) -> None:
+        if self._closed:
+            return
+        self.app.call_later(self._on_job, job)
+
+    # --- the UI thread ---------------------------------------------------------------------------
+
+    def _on_job(self, job: Job) -> None:
+        if self._closed:
+            return
+        previous = self._jobs.get(job.id)
+        if previous is not None and previous.version >= job.version:
+            return
+        self._jobs[job.id] = job
+        seen = self._commands_seen.get(job.id, 0)
+        fresh = [(job.id, record) for record in job.commands[seen:]]
+        self._commands_seen[job.id] = len(job.commands)
+        self._commands.extend(fresh)
+        self.job_updates.publish(JobUpdate(job, fresh))
+        state_changed = previous is None or previous.state != job.state
+        if state_changed and self.on_change is not None:
+            self.on_change(job)
+        if state_changed and job.state.finished:
+            self._finished(job)
+
+    def _finished(self, job: Job) -> None:
+        result = job.result or str(job.state)
+        if job.state is JobState.SUCCEEDED:
+            notify_outside(self.app, result, title=f"✔ {job.title}", timeout=6)
+            self._after_success(job)
+        elif job.state is JobState.CANCELLED:
+            notify_outside(self.app, result, title=f"■ {job.title} cancelled", severity="warning")
+        else:
+            notify_outside(
+                self.app, result, title=f"✖ {job.title} failed", severity="error", timeout=12
+            )
+
+    def _after_success(self, job: Job) -> None:
+        outcome: Outcome | None = job.outcome
+        if outcome is None or not outcome.restart_needed:
+            return
+        spec = spec_of(job.action)
+        if spec is None or not spec.offers_restart:
+            return
+        if spec.id == ActionId.UPDATE and self.update_restart == "never":
+            return
+        vm = self._vm_named(job.vm)
+        offer = restart_offer(job, plan(vm, self.host) if vm is not None else None)
+        self.app.push_screen(offer.screen(), partial(self._restart_answer, job.vm))
+
+    def _restart_answer(self, name: str, confirmed: bool | None) -> None:
+        if confirmed:
+            self.submit(ActionId.RESTART, name)
+
+    def _vm_named(self, name: str) -> VM | None:
+        return next((vm for vm in self.known_vms() if vm.name == name), None)
+
+    # --- requests from keys and the command palette ------------------------------------------
+
+    def request(
+        self, action: ActionSpec | str, vm: VM | None = None
+    ) -> ConfirmScreen | CreateScreen | None:
+        """Ask for ACTION on VM (default: the selected one); the dialog shown, or None when
+        it was refused (the reason is notified)."""
+        spec = _spec(action)
+        if spec.id == ActionId.CREATE:
+            return self.request_create()
+        if spec.dialog is None:
+            raise ValueError(f"{spec.id} is not an action on a VM")
+        if self.refuse_read_only(spec):
+            return None
+        if vm is None:
+            vm = self.selected_vm()
+        busy = self.runner.active_on(vm.name) if vm is not None else None
+        problem = refusal(spec, vm, busy)
+        if problem:
+            self._refuse(spec, problem)
+            return None
+        assert vm is not None
+        confirm = confirmation(spec, vm, self.host, self.update_restart)
+        screen = confirm.screen()
+        self.app.push_screen(screen, partial(self._confirmed, spec, vm.name, confirm.options))
+        return screen
+
+    def _refuse(self, spec: ActionSpec, reason: str) -> None:
+        notify_outside(
+            self.app, reason, title=f"{spec.label}: not done", severity="error", timeout=8
+        )
+
+    def _confirmed(
+        self, spec: ActionSpec, name: str, options: dict, confirmed: bool | None
+    ) -> None:
+        if confirmed:
+            self.submit(spec, name, **options)
+
+    def request_create(self) -> CreateScreen | None:
+        if self.refuse_read_only(ACTIONS[ActionId.CREATE]):
+            return None
+        known = list(self.known_vms())
+        screen = CreateScreen(
+            self.host.state_dir,
+            [vm.name for vm in known],
+            flake=self.last_flake or most_used_flake(known) or self.default_flake,
+        )
+        self.app.push_screen(screen, self._create_answer)
+        return screen
+
+    def _create_answer(self, request: CreateRequest | None) -> None:
+        if request is not None:
+            self.last_flake = request.flake
+            if self.on_flake_used is not None:
+                self.on_flake_used(request.flake)
+            self.submit(ActionId.CREATE, request.name, flake=request.flake, start=request.start)
+
+    def submit(self, action: ActionSpec | str, name: str, **options: Any) -> Job | None:
+        """Start the job now (no questions: the caller asked them)."""
+        spec = _spec(action)
+        if self.refuse_read_only(spec):
+            return None
+        job = self.runner.submit(str(spec.id), name, **options)
+        self._on_job(job)
+        if not job.state.finished:
+            notify_outside(
+                self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
+            )
+        return job
+
+    def running_on(self) -> dict[str, str]:
+        """VM name -> title of the job running on it now."""
+        return {job.vm: job.title for job in self._jobs.values() if not job.state.finished}
+
+    def quit_question(self) -> Confirmation | None:
+        """The question before quitting while jobs run (None: nothing runs)."""
+        running = [job for job in self.jobs() if not job.state.finished]
+        if not running:
+            return None
+        n = len(running)
+        titles = ", ".join(sanitise(job.title) for job in running[:3])
+        more = f" and {n - 3} more" if n > 3 else ""
+        body = Text()
+        body.append(f"Quitting cancels {'it' if n == 1 else 'them'}: ", style="bold")
+        body.append(
+            "each job is cancelled as the jobs panel's x does (a build is interrupted and what "
+            "it made is removed; current and old stay as they were), and the app waits for that "
+            "cleanup before it exits."
+        )
+        return Confirmation(
+            f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit and cancel "
+            f"{'it' if n == 1 else 'them'}?",
+            body,
+            "Quit",
+            danger=True,
+        )
+
+    def refuse_read_only(self, spec: ActionSpec) -> bool:
+        """In read-only mode, say why SPEC (one that changes the host) is off; True if it was."""
+        if not self.read_only_reason or not spec.changes_host:
+            return False
+        self._refuse(spec, read_only.refused(self.read_only_reason))
+        return True
+
+    def show_jobs(self) -> JobsScreen:
+        screen = JobsScreen(self)
+        self.app.push_screen(screen)
+        return screen
+
+    # --- JobsSource, for the jobs panel ------------------------------------------------------
+
+    def jobs(self) -> list[Job]:
+        return [self._jobs[i] for i in sorted(self._jobs)]
+
+    def job(self, job_id: int) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def command_log(self) -> list[CommandEntry]:
+        return list(self._commands)
+
+    def add_command(self, record: CommandRecord) -> None:
+        """Record a command the app ran outside a job (it shows in the command log)."""
+        entry: CommandEntry = (None, record)
+        self._commands.append(entry)
+
+    def cancel_job(self, job_id: int) -> bool:
+        return self.runner.cancel(job_id)
+
+    def subscribe(self, node: DOMNode, listener: Callable[[JobUpdate], object]) -> None:
+        """Call LISTENER with every job update while NODE is mounted (at once, on the UI
+        thread: the update is as fresh as ``jobs()``)."""
+        self.job_updates.subscribe(node, listener, immediate=True)
+
+    # --- what the app delegates ----------------------------------------------------------------
+
+    def check_action(self, spec: ActionSpec) -> bool | None:
+        """For App.check_action: None (shown, disabled) for changes in read-only mode."""
+        if spec.changes_host and self.read_only_reason:
+            return None
+        return True
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel the running jobs and wait for them (on app exit)."""
+        self._closed = True
+        self.runner.shutdown(timeout)
