@@ -17,7 +17,7 @@ from textual.binding import Binding
 
 from tui.actions import dialogs
 from tui.actions.dialogs import Dialog
-from tui.widgets.detail_pane import TAB_IDS
+from tui.widgets.detail.pane import TAB_IDS
 
 
 class ActionId(StrEnum):
