@@ -237,7 +237,7 @@ def poll_cost(settings: object, polls: int = 20) -> dict[str, float]:
     """In-process cost of the app's poll, split: the listing (state dirs, one systemctl,
     links) and the sampler (cgroups, /proc, QMP; the listing's links). CPU counts every
     thread."""
-    from tui.source import LiveSource
+    from tui.feed import LiveSource
 
     source = LiveSource(settings)  # type: ignore[arg-type]
     try:
@@ -246,9 +246,9 @@ def poll_cost(settings: object, polls: int = 20) -> dict[str, float]:
         for _ in range(polls):
             t0 = time.perf_counter()
             c0 = time.process_time()
-            inv = source.listing()
+            inv, links = source.listing()
             c1 = time.process_time()
-            samples = source.sample(inv, "web")
+            samples = source.sample(inv, links, "web")
             c2 = time.process_time()
             walls.append(time.perf_counter() - t0)
             list_cpu.append(c1 - c0)

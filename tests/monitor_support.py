@@ -12,9 +12,9 @@ from textual.pilot import Pilot
 from tests.conftest import until_in_app
 from tui.app import MicroVMApp
 from tui.config import Settings
+from tui.feed import ReplaySource, Snapshot
+from tui.feed.recording import load_frames
 from tui.host.model import Inventory
-from tui.recording import load_frames
-from tui.source import ReplaySource, Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures" / "monitor"
 SIZE = (160, 48)

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from tests.conftest import until_in_app
 from tui.actions import ACTIONS, ActionId, ActionsAppMixin, ActionsController
 from tui.config import Settings
+from tui.feed import Snapshot
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.errors import Cancelled, CommandFailed
@@ -26,7 +27,6 @@ from tui.host.actions.operations import Outcome, Reporter
 from tui.host.model import VM, Drift, Inventory, UnitState, Volume
 from tui.host.settings import HostSettings
 from tui.screens.main import MainScreen
-from tui.source import Snapshot
 
 NIX_LOGS = Path(__file__).parent / "fixtures" / "nix"
 STATE = Path("/var/lib/microvms")

@@ -13,8 +13,8 @@ import pytest
 
 from tui.agent import codec, protocol
 from tui.agent.codec import CodecError, apply_patch, diff, snapshot_from_wire, snapshot_to_wire
+from tui.feed.recording import load_frames
 from tui.host.model import Drift
-from tui.recording import load_frames
 
 FIXTURES = Path(__file__).parent / "fixtures" / "monitor"
 

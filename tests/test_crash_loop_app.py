@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 
 from tests.monitor_support import SIZE, make_app, until
+from tui.feed import Snapshot
 from tui.host.model import VM, Drift, Inventory, UnitState
 from tui.host.sampling import Sampler
 from tui.host.settings import HostSettings
-from tui.source import Snapshot
 from tui.widgets.vm_table import VMTable
 
 # (active, sub, running?) per poll; NRestarts grows by one at each auto-restart.
@@ -52,7 +52,7 @@ class CrashyCycle:
         return Snapshot(
             inventory=Inventory(state_dir=self.settings.state_dir, vms=[vm]),
             samples=samples,
-            crash_looping=sorted(self.sampler.crash_looping),
+            crash_looping=sorted(self.sampler.timeline.crash_looping),
         )
 
     def close(self) -> None:

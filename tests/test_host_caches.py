@@ -23,6 +23,7 @@ from tui.host.inventory import list_vms, read_inventory
 from tui.host.links import Link, LinkReader, LinkTable
 from tui.host.model import VM, Interface, UnitState
 from tui.host.sampling import Sampler
+from tui.host.sampling import assemble as assemble_mod
 from tui.host.sampling import sampler as sampler_mod
 from tui.host.sampling.qmp import query_qemu
 from tui.host.sampling.reading import RemoteInfo
@@ -203,7 +204,7 @@ def test_the_sampler_takes_the_listings_links(monkeypatch: pytest.MonkeyPatch) -
 def test_listing_and_sampler_share_one_read_per_poll(
     host: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui.source import LiveSource
+    from tui.feed import LiveSource
 
     source = LiveSource(settings_for(host))
     reads: list[list[str]] = []
@@ -281,7 +282,7 @@ def test_vcpus_and_memory_size_are_asked_every_few_polls(fake_qmp: FakeQMPServer
     with Sampler() as sampler:
         first = sampler.sample([vm], HostSettings())["q"]
         assert sorted(asked_sizes(fake_qmp)) == sorted(SIZES)
-        for _ in range(sampler_mod.SIZES_EVERY - 1):
+        for _ in range(assemble_mod.SIZES_EVERY - 1):
             later = sampler.sample([vm], HostSettings())["q"]
             assert asked_sizes(fake_qmp) == []
             # QMP's figures, kept: not the runner's (3 vCPUs, 48 MiB).
@@ -525,7 +526,7 @@ def test_pipelined_hung_socket_has_the_same_reason(tmp_path: Path) -> None:
 
 @pytest.mark.lab
 def test_the_lab_is_watched_through_one_held_socket(lab: Any) -> None:
-    from tui.source import LiveSource
+    from tui.feed import LiveSource
 
     source = LiveSource(lab.settings)
     try:

@@ -23,6 +23,7 @@ def test_import_contracts_hold() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " 0 broken" in proc.stdout
     assert "The VT emulator (parser, screen model) imports no Textual and no UI KEPT" in proc.stdout
+    assert "The data feed (snapshots, sources) builds on the host layer" in proc.stdout
 
 
 def test_the_contract_catches_a_textual_import_in_host(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import dataclasses
 
 from tests.conftest import until_in_app
 from tests.monitor_support import SIZE, frames, make_app
+from tui.feed import ReplaySource
 from tui.host.logs.entry import LogLine
 from tui.host.logs.summary import ProblemCounts
-from tui.source import ReplaySource
 from tui.widgets.detail.overview import OverviewView
 from tui.widgets.vm_table import VMTable
 

@@ -20,9 +20,9 @@ from tests.monitor_support import (
     until,
 )
 from tui.app import MicroVMApp
+from tui.feed import ReplaySource, Snapshot
 from tui.screens.help import HelpScreen
 from tui.screens.main import MainScreen
-from tui.source import ReplaySource, Snapshot
 from tui.widgets.detail.pane import DetailPane
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.host_header import HostHeader
@@ -537,7 +537,7 @@ async def test_an_unknown_theme_falls_back_and_says_so() -> None:
 
 
 def test_recording_round_trips(tmp_path: Path) -> None:
-    from tui.recording import dump_frames, load_frames
+    from tui.feed.recording import dump_frames, load_frames
 
     original = frames()
     dump_frames(original, tmp_path / "again.json")

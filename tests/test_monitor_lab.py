@@ -25,9 +25,10 @@ import pytest
 from tests.monitor_support import SIZE, until
 from tui.app import MicroVMApp
 from tui.config import load_settings
+from tui.feed import REMOTE_EVERY, LiveSource
 from tui.host.inventory import list_vms
+from tui.host.links import LinkTable
 from tui.host.model import Inventory, UnitState
-from tui.source import REMOTE_EVERY, LiveSource
 from tui.widgets.vm_table import VMTable
 
 pytestmark = pytest.mark.lab
@@ -147,15 +148,15 @@ class WithFakeRunning(LiveSource):
         super().__init__(settings)
         self.pid = pid
 
-    def listing(self) -> Inventory:
-        inv = super().listing()
+    def listing(self) -> tuple[Inventory, LinkTable | None]:
+        inv, links = super().listing()
         for vm in inv.vms:
             if vm.name == "hung":
                 vm.unit = UnitState(
                     name="microvm@hung.service", load="loaded", active="active",
                     sub="running", main_pid=self.pid, restarts=0,
                 )  # fmt: skip
-        return inv
+        return inv, links
 
 
 @pytest.fixture

@@ -49,8 +49,8 @@ import os, signal, sys
 sys.path.insert(0, {root!r})
 from tui.app import MicroVMApp
 from tui.config import Settings
-from tui.recording import load_frames
-from tui.source import ReplaySource
+from tui.feed.recording import load_frames
+from tui.feed import ReplaySource
 if {ignore_hup}:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     MicroVMApp._loop_signal = lambda self, signum: None  # only the tty watch can notice

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 
 from tests.monitor_support import SIZE, frames, make_app, until
+from tui.feed import ReplaySource
 from tui.host.sampling import NetRate
-from tui.source import ReplaySource
 from tui.widgets.detail.pane import DetailPane
 from tui.widgets.vm_table import VMTable
 

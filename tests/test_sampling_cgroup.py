@@ -187,6 +187,21 @@ def test_reasons(tmp_path: Path) -> None:
     assert not cgroup.read_memory_bytes("/x.service", cgroup.CgroupLayout()).ok
 
 
+def test_the_most_telling_reason_wins_whatever_the_order(tmp_path: Path) -> None:
+    # The unit is nowhere in the v2 tree (asked first); v1 has its cgroup, and what is wrong
+    # there says more: a file that cannot be read over a missing controller file.
+    cg = "/microvm@web.service"
+    (tmp_path / "unified").mkdir()
+    (tmp_path / f"cpuacct{cg}").mkdir(parents=True)
+    layout = cgroup.CgroupLayout(unified=tmp_path / "unified", v1={"cpuacct": tmp_path / "cpuacct"})
+    lacking = cgroup.read_cpu_usage_ns(cg, layout).reason
+    assert lacking == f"cpuacct.usage missing: controller not enabled in {tmp_path}/cpuacct{cg}"
+    (tmp_path / f"cpuacct{cg}/cpuacct.usage").mkdir()  # unreadable as a file
+    unreadable = cgroup.read_cpu_usage_ns(cg, layout).reason
+    assert unreadable is not None
+    assert unreadable.startswith(f"cannot read {tmp_path}/cpuacct{cg}/cpuacct.usage: ")
+
+
 def test_v1_memory_cgroup_under_another_root_is_found_by_the_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,8 +16,9 @@ import pytest
 from tests.fakes.qemu import QEMU, Qemu, start_qemu
 from tests.fakes.qmp import FakeQMPServer, HungQMPListener
 from tui.host.model import VM, Interface, Share, UnitState, Volume
-from tui.host.sampling import History, Sampler
-from tui.host.sampling import sampler as sampler_mod
+from tui.host.sampling import Sampler, Timeline, VMSample
+from tui.host.sampling import local as local_mod
+from tui.host.sampling.local import socket_bound
 from tui.host.settings import HostSettings
 
 SETTINGS = HostSettings()
@@ -194,9 +195,9 @@ def test_shares_virtiofsd_and_volumes(tmp_path: Path) -> None:
 
 def test_virtiofsd_socket_bound_by_a_relative_path() -> None:
     bound = {"web-virtiofs-home.sock", "/run/other.sock"}
-    assert sampler_mod._socket_bound("/var/lib/microvms/web/web-virtiofs-home.sock",
+    assert socket_bound("/var/lib/microvms/web/web-virtiofs-home.sock",
                                      "/var/lib/microvms/web", bound)  # fmt: skip
-    assert not sampler_mod._socket_bound("/var/lib/microvms/db/web-virtiofs-home.sock",
+    assert not socket_bound("/var/lib/microvms/db/web-virtiofs-home.sock",
                                          "/var/lib/microvms/web", bound)  # fmt: skip
 
 
@@ -211,7 +212,7 @@ def test_a_hung_share_does_not_block_the_poll(
             release.wait(10)  # a dead NFS server
         return real_statvfs(path)
 
-    monkeypatch.setattr(sampler_mod.os, "statvfs", stuck_statvfs)
+    monkeypatch.setattr(local_mod.os, "statvfs", stuck_statvfs)
     server = FakeQMPServer(str(tmp_path / "fake.sock"))
     vm = make_vm(
         "nfs",
@@ -255,22 +256,21 @@ def test_crash_looping_needs_three_restarts_in_five_minutes() -> None:
         for vm in (looping, steady):
             vm.unit.active = "active"  # type: ignore[union-attr]
         sampler.sample([looping, steady], SETTINGS)
-        assert sampler.crash_looping == set()
+        assert sampler.timeline.crash_looping == set()
         clock.now += 6
         steady.unit.restarts = 2  # type: ignore[union-attr]  # one restart: not a loop
         looping.unit.restarts = 5  # type: ignore[union-attr]  # two
-        result = sampler.sample([looping, steady], SETTINGS)
-        assert sampler.crash_looping == set()
-        assert result["steady"].crash_looping is False
+        sampler.sample([looping, steady], SETTINGS)
+        assert sampler.timeline.crash_looping == set()
         clock.now += 6
         looping.unit.restarts = 6  # type: ignore[union-attr]  # the third within the window
         looping.unit.active, looping.unit.sub = "activating", "auto-restart"  # type: ignore[union-attr]
         result = sampler.sample([looping, steady], SETTINGS)
-        assert sampler.crash_looping == {"loop"}
+        assert sampler.timeline.crash_looping == {"loop"}
         assert "loop" not in result  # not running: flagged, not sampled
         clock.now += 300  # no restart since: the window has moved past all three
         sampler.sample([looping, steady], SETTINGS)
-        assert sampler.crash_looping == set()
+        assert sampler.timeline.crash_looping == set()
     finally:
         sampler.close()
 
@@ -294,19 +294,21 @@ def test_only_running_vms_are_sampled_and_pid_change_resets() -> None:
         running.unit.main_pid = os.getppid()  # type: ignore[union-attr]  # "restarted"
         result = sampler.sample([stopped, running], SETTINGS)
         assert result["running"].reasons["cpu_pct_of_vcpus"] == "needs a second sample"
-        assert len(sampler.history["running"]) == 3
+        assert len(sampler.timeline.history["running"]) == 3
         sampler.sample([stopped], SETTINGS)
-        assert "running" not in sampler.history
+        assert "running" not in sampler.timeline.history
 
 
-def test_history_ring_buffer() -> None:
-    hist = History(maxlen=3)
+def test_timeline_keeps_the_last_points_and_forgets_vms_gone() -> None:
+    timeline = Timeline(history_len=3)
     for i in range(5):
-        hist.append(float(i), float(i * 10), i * 100)
-    assert len(hist) == 3 and hist.maxlen == 3
-    assert hist.cpu() == [20.0, 30.0, 40.0]
-    assert hist.mem(last=2) == [300, 400]
-    latest = hist.latest()
-    assert latest is not None and latest.t == 4.0
-    hist.append(5.0, None, None)  # a gap
-    assert hist.cpu()[-1] is None
+        s = VMSample(name="a", pid=1, hypervisor=None, t=float(i))
+        s.cpu_pct_of_vcpus, s.mem_host_bytes = float(i * 10), i * 100
+        timeline.record(["a", "b"], {"a": s})
+    points = timeline.points()["a"]
+    assert [p.cpu_pct for p in points] == [20.0, 30.0, 40.0]
+    assert [p.mem_bytes for p in points[-2:]] == [300, 400] and points[-1].t == 4.0
+    timeline.record(["a"], {"a": VMSample(name="a", pid=1, hypervisor=None, t=5.0)})  # a gap
+    assert timeline.points()["a"][-1].cpu_pct is None and len(timeline.points()["a"]) == 3
+    timeline.record(["b"], {})
+    assert timeline.points() == {}

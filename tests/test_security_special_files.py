@@ -223,7 +223,7 @@ import concurrent.futures as cf, os, sys
 sys.path.insert(0, {root!r})
 from tui.app import run_app
 from tui.config import Settings
-from tui.recording import load_frames
+from tui.feed.recording import load_frames
 frames = load_frames({root!r} + "/tests/fixtures/monitor/lab.json")
 pool = cf.ThreadPoolExecutor(1, thread_name_prefix="sampler")
 

@@ -18,7 +18,7 @@ def _settings(state: Path, tmp_path: Path, cache_dir: Path | None = None) -> Hos
 
 
 def test_a_host_that_grows_is_parsed_once_not_at_every_poll(tmp_path: Path) -> None:
-    from tui.source import LiveSource
+    from tui.feed import LiveSource
 
     state = make_host(tmp_path, 10)
     source = LiveSource(_settings(state, tmp_path))
@@ -26,7 +26,7 @@ def test_a_host_that_grows_is_parsed_once_not_at_every_poll(tmp_path: Path) -> N
     try:
         source.listing()
         make_host(tmp_path, 300)  # 290 more VMs while the monitor runs
-        first = source.listing()
+        first, _ = source.listing()
         assert len(first.vms) == 300 and all(vm.vcpu == 2 for vm in first.vms)
         parsed = source.runners.misses
         assert parsed == 300
@@ -39,8 +39,8 @@ def test_a_host_that_grows_is_parsed_once_not_at_every_poll(tmp_path: Path) -> N
 
 def test_the_parses_on_disk_are_all_taken_at_start(tmp_path: Path) -> None:
     """`list` keeps every parse on disk; the monitor starts from all of them, not 256."""
+    from tui.feed import LiveSource
     from tui.host.inventory import list_vms
-    from tui.source import LiveSource
 
     state = make_host(tmp_path, 300, nix_store=True)
     cache = tmp_path / "cache"
@@ -48,7 +48,7 @@ def test_the_parses_on_disk_are_all_taken_at_start(tmp_path: Path) -> None:
     source = LiveSource(_settings(state, tmp_path, cache))
     try:
         assert len(source.runners) == 300
-        inv = source.listing()
+        inv, _ = source.listing()
         assert len(inv.vms) == 300 and source.runners.misses == 0
     finally:
         source.close()

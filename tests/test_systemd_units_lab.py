@@ -176,7 +176,7 @@ async def test_the_app_shows_the_state_dirs_while_systemd_is_slow(lab: Any) -> N
     the unit states fill in."""
     from tui.app import MicroVMApp
     from tui.config import Settings
-    from tui.source import LiveSource, Prefetched
+    from tui.feed import LiveSource, Prefetched
     from tui.widgets.vm_table import VMTable
 
     pid = lab.manager.pid()

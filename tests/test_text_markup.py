@@ -25,6 +25,7 @@ from tests.monitor_support import SIZE, make_app, replay, until
 from tests.test_text_sanitiser import assert_safe
 from tui.actions import confirmation
 from tui.app import MicroVMApp
+from tui.feed import LiveSource
 from tui.host.console import ConsoleEndpoint, EndpointKind
 from tui.host.model import VM, Drift, UnitState, Volume
 from tui.host.settings import HostSettings
@@ -32,7 +33,6 @@ from tui.host.text import sanitise
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.console import TakeoverScreen
 from tui.screens.jobs import JobsScreen
-from tui.source import LiveSource
 from tui.widgets.vm_table import VMTable
 
 

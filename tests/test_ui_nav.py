@@ -15,12 +15,12 @@ from tui.actions import ActionsController
 from tui.app import MicroVMApp
 from tui.bindings import collect, collect_for_help
 from tui.commands import MonitorCommands
+from tui.feed import ReplaySource
 from tui.host.actions.jobs import Job, JobState
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.main import MainScreen
-from tui.source import ReplaySource
 from tui.widgets.detail.pane import DetailPane
 from tui.widgets.host_header import HostHeader
 from tui.widgets.jobs_table import JobsTable

@@ -7,8 +7,8 @@ from __future__ import annotations
 import copy
 
 from tests.monitor_support import SIZE, frames, make_app, until
+from tui.feed import ReplaySource, Snapshot
 from tui.host.model import PENDING, Drift, UnitState
-from tui.source import ReplaySource, Snapshot
 from tui.widgets.vm_table import VMTable
 
 

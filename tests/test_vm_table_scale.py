@@ -10,8 +10,8 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from tests.monitor_support import SIZE, make_app, until
+from tui.feed import ReplaySource, Snapshot
 from tui.host.model import VM, Drift, Inventory, UnitState
-from tui.source import ReplaySource, Snapshot
 from tui.widgets.vm_table import FIRST_ROWS, VMTable
 
 N = 2000

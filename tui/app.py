@@ -31,12 +31,12 @@ from textual.widgets import TabbedContent
 from tui.actions import ActionsAppMixin, ActionsController, Scope, bindings
 from tui.actions.read_only import read_only_reason
 from tui.config import Settings
+from tui.feed import LiveSource, Snapshot, Source
 from tui.host.actions.jobs import Job
 from tui.host.console import ConsoleManager
 from tui.host.model import VM
 from tui.host.uistate import UIStateStore
 from tui.screens.main import MainScreen
-from tui.source import LiveSource, Snapshot, Source
 from tui.widgets.outside import notify_outside
 from tui.widgets.vm_table import VMTable
 

@@ -345,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print(f"microvm-tui: {'; '.join(problems)}", file=sys.stderr)
             return EXIT_USAGE
-    # The first poll runs while Textual loads (tui.source does not import it).
-    from tui.source import LiveSource, Prefetched, Source
+    # The first poll runs while Textual loads (tui.feed does not import it).
+    from tui.feed import LiveSource, Prefetched, Source
 
     if host is not None:
         from tui.agent.client import RemoteSource

@@ -26,11 +26,11 @@ from typing import Any
 from tui.agent import codec, protocol
 from tui.agent.hosts import RemoteHost
 from tui.agent.ssh import ControlDirError, control_dir, ssh_argv, ssh_reason
+from tui.feed import Snapshot
 from tui.host.hostloop import HostLoop, host_loop
-from tui.host.sampling import History
+from tui.host.sampling.timeline import Timeline
 from tui.host.text import sanitise
 from tui.host.tools import child_env
-from tui.source import Snapshot
 
 CONNECT_TIMEOUT_S = 10.0  # ssh's ConnectTimeout
 HELLO_GRACE_S = 20.0  # after connecting: the remote login and the agent's start
@@ -91,7 +91,7 @@ class RemoteSource:
         self._errors = 0  # errors recorded (all sessions)
         self._errors_seen = 0
         self._focus: str | None = None
-        self._history: dict[str, History] = {}
+        self._timeline = Timeline(HISTORY_LEN)
         self._proc: asyncio.subprocess.Process | None = None
         self._closed = False
         self._loop = loop or host_loop()
@@ -143,14 +143,14 @@ class RemoteSource:
 
     def _with_history(self, snap: Snapshot) -> Snapshot:
         names = {vm.name for vm in snap.inventory.vms}
-        for gone in set(self._history) - names:
-            del self._history[gone]
-        for name, s in snap.samples.items():
-            history = self._history.setdefault(name, History(HISTORY_LEN))
-            latest = history.latest()
-            if latest is None or latest.t != s.t:
-                history.append(s.t, s.cpu_pct_of_vcpus, s.mem_host_bytes)
-        snap.history = {name: h.points() for name, h in self._history.items()}
+        history = self._timeline.history
+        fresh = {  # a patch without new figures repeats the last sample: not a new point
+            name: s
+            for name, s in snap.samples.items()
+            if not history.get(name) or history[name][-1].t != s.t
+        }
+        self._timeline.record(names, fresh)
+        snap.history = self._timeline.points()
         return snap
 
     # --- the host loop's side ---------------------------------------------------------------

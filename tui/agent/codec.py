@@ -26,9 +26,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tui.feed import Snapshot
 from tui.host.model import VM, Inventory
 from tui.host.text import sanitise
-from tui.source import Snapshot
 
 MAX_TEXT = 16384  # characters in one string (a store path, a log line, a problem)
 MAX_ITEMS = 100_000  # entries in one list or object

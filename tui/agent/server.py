@@ -151,7 +151,7 @@ class Agent:
         self._wake.set()
 
     def _poll_loop(self) -> None:
-        from tui.source import LiveSource
+        from tui.feed import LiveSource
 
         try:
             source = LiveSource(self.settings.host)

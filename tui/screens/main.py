@@ -12,8 +12,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui.actions.app_mixin import ReadOnlyTooltips
 from tui.actions.registry import Scope, bindings
-from tui.host.logs.summary import ProblemCounts
-from tui.source import Snapshot
+from tui.feed import Snapshot, VMView, per_vm
 from tui.widgets.detail.base import DetailData
 from tui.widgets.detail.pane import TAB_IDS, DetailPane
 from tui.widgets.filter_bar import FilterBar
@@ -21,8 +20,6 @@ from tui.widgets.format import clean
 from tui.widgets.host_header import HeaderData, HostHeader
 from tui.widgets.outside import outside_text
 from tui.widgets.vm_table import COLUMN_BY_KEY, RowData, VMTable
-
-NO_PROBLEMS = ProblemCounts()  # a VM the journal summary has no err/warning lines for
 
 SPARK_POINTS = 8
 W = TypeVar("W", bound=Widget)
@@ -65,6 +62,7 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.snapshot: Snapshot | None = None
+        self.views: dict[str, VMView] = {}  # the snapshot's VMs, joined once per show
         self.read_only_reason: str | None = None
         self.interval = 1.0
         self.error: str | None = None
@@ -121,22 +119,17 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
     def show(self, snapshot: Snapshot, error: str | None = None) -> None:
         self.snapshot = snapshot
         self.error = error
-        inv = snapshot.inventory
-        looping = set(snapshot.crash_looping)
+        self.views = per_vm(snapshot)
         rows = [
             RowData(
-                vm=vm,
-                sample=snapshot.samples.get(vm.name),
-                cpu_history=[p.cpu_pct for p in snapshot.history.get(vm.name, [])[-SPARK_POINTS:]],
-                crash_looping=vm.name in looping,
-                busy=self.busy.get(vm.name),
-                log=(
-                    None
-                    if snapshot.log_counts is None
-                    else snapshot.log_counts.get(vm.name, NO_PROBLEMS)
-                ),
+                vm=view.vm,
+                sample=view.sample,
+                cpu_history=[p.cpu_pct for p in view.history[-SPARK_POINTS:]],
+                crash_looping=view.crash_looping,
+                busy=self.busy.get(name),
+                log=view.log,
             )
-            for vm in inv.vms
+            for name, view in self.views.items()
         ]
         with self.app.batch_update():
             self._show_header()
@@ -202,20 +195,18 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
             empty.set_class(bool(text), "-shown")
 
     def _show_detail(self) -> None:
-        snap = self.snapshot
         name = self.selected_name
+        view = self.views.get(name) if name is not None else None
         data = DetailData(interval=self.interval)
-        if snap is not None and name is not None:
-            vm = next((v for v in snap.inventory.vms if v.name == name), None)
-            if vm is not None:
-                data = DetailData(
-                    vm=vm,
-                    sample=snap.samples.get(name),
-                    history=snap.history.get(name, []),
-                    crash_looping=name in snap.crash_looping,
-                    interval=self.interval,
-                    last_error=snap.last_errors.get(name),
-                )
+        if view is not None:
+            data = DetailData(
+                vm=view.vm,
+                sample=view.sample,
+                history=view.history,
+                crash_looping=view.crash_looping,
+                interval=self.interval,
+                last_error=view.last_error,
+            )
         self._one(DetailPane).show(data)
 
     @on(DataTable.RowHighlighted, "#vms")

@@ -30,14 +30,13 @@ from textual.widgets.data_table import RowKey
 
 from tui.host.logs.summary import ProblemCounts
 from tui.host.model import VM
-from tui.host.sampling import VMSample
+from tui.host.sampling import VMSample, Why
 from tui.widgets.format import DASH, clean, percent, rate, sparkline
 from tui.widgets.kept_styles import KeptComponentStyles
 from tui.widgets.levels import level_classes, level_css, level_style
 from tui.widgets.vm_state import drift_badge, vm_state
 
 PREFIX = "vm-table"
-NEEDS_TWO = "second sample"  # the sampler's "needs a second sample" reason
 SPARK_WIDTH = 8
 PROBLEM_WIDTH = 30  # the first problem, cut; the detail pane lists them all
 NAME_WIDTH = 24  # a longer name is cut with "…" (the detail pane's title shows it whole)
@@ -256,7 +255,7 @@ class VMTable(KeptComponentStyles, DataTable):
             cpu = Text(end="")
             if pct is None:
                 # "…" = wait for the next poll; "?" = cannot be read (the detail says why).
-                waiting = NEEDS_TWO in s.reasons.get("cpu_pct_of_vcpus", "")
+                waiting = s.reasons.get("cpu_pct_of_vcpus") == Why.NEEDS_TWO
                 cpu.append(
                     f"{'…' if waiting else '?':>6}", self._style("muted" if waiting else "warn")
                 )
@@ -281,7 +280,7 @@ class VMTable(KeptComponentStyles, DataTable):
             tx = sum(r.guest_tx_bps for r in s.net.values())
             net = self._text(f"↓{rate(rx)} ↑{rate(tx)}")
         else:
-            waiting = all(NEEDS_TWO in s.reasons.get(f"net:{i.id}", "") for i in vm.interfaces)
+            waiting = all(s.reasons.get(f"net:{i.id}") == Why.NEEDS_TWO for i in vm.interfaces)
             net = self._text("…" if waiting else "?", "muted" if waiting else "warn")
 
         restarts_n = vm.unit.restarts if vm.unit else None

@@ -178,19 +178,26 @@ def v1_memory_bytes(memory_stat: dict[str, int], kmem_usage: int | None = None) 
 # --- reading ------------------------------------------------------------------------------
 
 
-def _why(exc: OSError, path: Path) -> str:
+# How telling a reason is (lower: more): no permission, then an unreadable file, then a cgroup
+# that exists but lacks the controller; a cgroup that is nowhere (unit stopped, stale
+# ControlGroup) last.
+DENIED, UNREADABLE, NO_CONTROLLER, NOT_FOUND = range(4)
+
+
+def _why(exc: OSError, path: Path) -> tuple[int, str]:
+    """Why PATH could not be read, and how telling that is (``DENIED`` ... ``NOT_FOUND``)."""
     if isinstance(exc, PermissionError):
-        return f"permission denied: {path}"
+        return DENIED, f"permission denied: {path}"
     if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENODEV:
         if path.parent.is_dir():
-            return f"{path.name} missing: controller not enabled in {path.parent}"
-        return f"cgroup not found: {path.parent}"
-    return f"cannot read {path}: {exc.strerror or exc}"
+            return NO_CONTROLLER, f"{path.name} missing: controller not enabled in {path.parent}"
+        return NOT_FOUND, f"cgroup not found: {path.parent}"
+    return UNREADABLE, f"cannot read {path}: {exc.strerror or exc}"
 
 
 def _first(candidates: Iterable[tuple[Path | None, str]]) -> tuple[Path, str, str] | str:
     """The first candidate file that reads, as (path, text, label); else the best reason."""
-    reasons: list[str] = []
+    reasons: list[tuple[int, str]] = []
     for path, label in candidates:
         if path is None:
             continue
@@ -200,13 +207,7 @@ def _first(candidates: Iterable[tuple[Path | None, str]]) -> tuple[Path, str, st
             reasons.append(_why(exc, path))
     if not reasons:
         return "no cgroup hierarchy with this controller is mounted"
-    # Most telling first: no permission, then an unreadable file, then a cgroup that exists
-    # but lacks the controller; a cgroup that is nowhere (unit stopped, stale ControlGroup) last.
-    for marker in ("permission denied", "cannot read", "controller not enabled"):
-        for reason in reasons:
-            if marker in reason:
-                return reason
-    return reasons[0]
+    return min(reasons, key=lambda r: r[0])[1]  # the most telling; the first of equals
 
 
 def read_cpu_usage_ns(

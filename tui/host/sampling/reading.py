@@ -69,6 +69,9 @@ class RemoteInfo:
     mem_guest_used_bytes: int | None = None  # from balloon guest statistics, when valid
     block: dict[str, BlockCounters] | None = None
     error: str | None = None
+    # The session failed after using all the time it had (a server that hangs): such a VM is
+    # served last next poll. Set by the sampler, never read from ``error``'s words.
+    timed_out: bool = False
     reasons: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
     read_at: float = 0.0  # time.monotonic() when the answers were in (for block rates)

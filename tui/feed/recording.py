@@ -10,6 +10,7 @@ from an older recording.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import types
@@ -19,8 +20,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tui.feed.snapshot import Snapshot
 from tui.host.safefs import read_regular, write_file
-from tui.source import Snapshot
 
 VERSION = 1
 MAX_RECORDING_BYTES = 256 << 20  # a long lab recording is a few MB
@@ -57,7 +58,13 @@ def decode(tp: Any, data: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return decode(args[0], data) if len(args) == 1 else data
+        if len(args) == 1:
+            return decode(args[0], data)
+        for arg in args:  # ``Why | str``: the enum member when the text is one
+            if isinstance(arg, type) and issubclass(arg, Enum):
+                with contextlib.suppress(ValueError):
+                    return arg(data)
+        return data
     if origin in (list, tuple, set, frozenset):
         (arg, *_) = typing.get_args(tp) or (Any,)
         items = [decode(arg, v) for v in data]
