@@ -3,8 +3,9 @@
 A qemu ``-qmp unix:...,server`` socket serves one client at a time, and microvm-shutdown and
 microvm-balloon need it too; so every exchange is one short session that never holds the
 socket: :func:`qmp_session` connects, the caller asks, and the session is closed again, all
-under one hard deadline for the whole session (``asyncio.wait_for`` around the connect and
-the greeting, ``asyncio.timeout_at`` the session's deadline around each command). A server that
+under one hard deadline for the whole session (``asyncio.timeout_at`` the session's deadline
+around the connect and the greeting, and around each command: a timer on the session's task,
+where ``wait_for`` would make a task per step). A server that
 accepts and never greets, or greets and then sends only events, ends at that deadline: the
 deadline is per session, never per message read. Sessions are coroutines on the host layer's
 one event loop (``tui.host.hostloop``), so one hung VM never delays another; the blocking
