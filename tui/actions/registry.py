@@ -35,6 +35,7 @@ class ActionId(StrEnum):
     FORCE_STOP = "force-stop"
     DELETE = "delete"
     JOBS = "jobs"
+    CHECKS = "checks"
     COMMAND_PALETTE = "command_palette"
     FILTER = "filter"
     SORT = "sort"
@@ -273,6 +274,16 @@ ACTIONS: dict[str, ActionSpec] = {
             keys="j",
             help="The jobs panel: progress, logs, commands",
             method="jobs",
+        ),
+        ActionSpec(
+            ActionId.CHECKS,
+            label="Host checks",
+            description="Checks",
+            keys="exclamation_mark",
+            key_display="!",
+            help="The host checks: FAQ problems and leftovers, with the fix and a clean step",
+            method="checks",
+            in_footer=False,
         ),
         ActionSpec(
             ActionId.COMMAND_PALETTE,
