@@ -17,8 +17,8 @@ process's CPU time per VM per poll, and the median/p95 time one control-socket s
   (stratovirt), with and without the size queries; printed: this process's CPU time per session
   (every thread: the host loop's too) and the wall time per session.
 --profile P: then P such sessions (real qemu, pipelined, no size queries) on an event loop in
-  this thread under cProfile: the turns of the loop and the function calls per session, and
-  the top of the profile (where a session's CPU goes).
+  this thread under cProfile (CPU time): the turns of the loop and the function calls per
+  session, and the top of the profile (where a session's CPU goes).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def profile_sessions(tmp: str, count: int) -> None:
         c0 = time.process_time()
         loop.run_until_complete(run(count))
         cpu = (time.process_time() - c0) * 1000 / count
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)  # CPU, not time spent descheduled
         profiler.enable()
         loop.run_until_complete(run(count))
         profiler.disable()
