@@ -33,7 +33,7 @@ OTHER_MEANINGS = {
     ("keynames.py", "delete"): "a key name",
     ("cli.py", "logs"): "the CLI's subcommand",
     ("logs_cli.py", "logs"): "the CLI's subcommand",
-    ("config.py", "deploy"): "the config's [deploy] table",
+    ("config/loader.py", "deploy"): "the config's [deploy] table",
 }
 
 
