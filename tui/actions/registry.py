@@ -35,6 +35,7 @@ class ActionId(StrEnum):
     FORCE_STOP = "force-stop"
     DELETE = "delete"
     JOBS = "jobs"
+    HOSTS = "hosts"
     COMMAND_PALETTE = "command_palette"
     FILTER = "filter"
     SORT = "sort"
@@ -273,6 +274,15 @@ ACTIONS: dict[str, ActionSpec] = {
             keys="j",
             help="The jobs panel: progress, logs, commands",
             method="jobs",
+        ),
+        ActionSpec(
+            ActionId.HOSTS,
+            label="Hosts",
+            description="Hosts",
+            keys="colon",
+            key_display=":",
+            help="The fleet view (--all-hosts): every host's VMs, and a host to show",
+            method="hosts",
         ),
         ActionSpec(
             ActionId.COMMAND_PALETTE,
