@@ -105,8 +105,10 @@ SORTS = ("host", "name", "state", "cpu", "memory")
 
 def fleet_rows(snap: FleetSnapshot) -> list[FleetRow]:
     rows = []
+    order = {s.name: i for i, s in enumerate(snap.hosts)}  # the config's order, this host first
     for vm in snap.inventory.vms:
         host, name = snap.members.get(vm.name, ("?", vm.name))
+        at = order.get(host, len(order))
         sample = snap.samples.get(vm.name)
         badge = vm_state(vm, sample, vm.name in snap.crash_looping)
         drift = drift_badge(vm)
@@ -126,11 +128,11 @@ def fleet_rows(snap: FleetSnapshot) -> list[FleetRow]:
                     _text(size(mem) if mem is not None else DASH),
                 ),
                 sort={
-                    "host": (host, name),
-                    "name": (name, host),
-                    "state": (badge.rank, host, name),
-                    "cpu": (-(cpu or 0.0), host, name),
-                    "memory": (-(mem or 0), host, name),
+                    "host": (at, name),
+                    "name": (name, at),
+                    "state": (badge.rank, at, name),
+                    "cpu": (-(cpu or 0.0), at, name),
+                    "memory": (-(mem or 0), at, name),
                 },
             )
         )
