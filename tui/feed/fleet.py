@@ -94,7 +94,10 @@ class _Member:
             try:
                 snapshot = self.source.poll(self.focus)
             except Exception as exc:  # one host's failure is that host's line, never the fleet's
-                error = sanitise(str(exc) or type(exc).__name__, 400)
+                # A remote host's reason without its name (the host row names it).
+                why = getattr(exc, "reason", None)
+                why = why if isinstance(why, str) else str(exc) or type(exc).__name__
+                error = sanitise(why, 400)
             with self.changed:
                 status = self.status
                 if snapshot is not None:

@@ -54,24 +54,24 @@ def host_cells(status: HostStatus) -> list[Text]:
         if snap.host is not None:
             cpu = percent(snap.host.cpu_pct)
             mem = f"{size(snap.host.mem_used_bytes)}/{size(snap.host.mem_total_bytes)}"
-    return [
+    return [  # the reason last: a long ssh line is what gets cut at the right edge
         _text(status.name + (" (this host)" if status.local else "")),
-        reach,
         _text(rtt),
         _text(states),
         _text(drift, "warn" if drift not in (DASH, "all current") else None),
         _text(cpu),
         _text(mem),
+        reach,
     ]
 
 
-HOST_COLUMNS = ("Host", "Reachable", "RTT", "VMs", "Drift", "CPU", "Memory")
+HOST_COLUMNS = ("Host", "RTT", "VMs", "Drift", "CPU", "Memory", "Reachable")
 
 
 class HostsTable(DataTable):
     """One row per host, in the config's order (this host first)."""
 
-    DEFAULT_CSS = "HostsTable { height: auto; max-height: 12; }"
+    DEFAULT_CSS = "HostsTable { height: auto; max-height: 12; overflow-x: hidden; }"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="none", zebra_stripes=False, **kwargs)
