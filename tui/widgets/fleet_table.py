@@ -22,6 +22,7 @@ from tui.host.model import Drift
 from tui.widgets.format import DASH, clean, percent, size
 from tui.widgets.vm_state import counts_by_state, drift_badge, vm_state
 
+DRIFT_SHOWN = (Drift.STALE, Drift.BROKEN)  # what a host row counts: runners to look at
 LEVEL_STYLE = {"ok": "green", "warn": "yellow", "error": "bold red", "muted": "dim", None: ""}
 
 
@@ -47,9 +48,10 @@ def host_cells(status: HostStatus) -> list[Text]:
     if snap is not None:
         vms = snap.inventory.vms
         counted = counts_by_state(vms, snap.samples, snap.crash_looping)
-        states = " ".join(f"{n} {b.label}" for b, n in counted) or "no VMs"
+        # The State column's markers, counted: "●4 ⟳1 ○2" (compact: ssh's reason needs room).
+        states = " ".join(f"{b.marker}{n}" for b, n in counted) or "no VMs"
         by_drift = Counter(vm.drift for vm in vms)
-        off = [f"{by_drift[d]} {d.value}" for d in (Drift.STALE, Drift.BROKEN) if by_drift[d]]
+        off = [f"{n} {d.value}" for d, n in ((d, by_drift[d]) for d in DRIFT_SHOWN) if n]
         drift = " ".join(off) or "all current"
         if snap.host is not None:
             cpu = percent(snap.host.cpu_pct)
