@@ -61,11 +61,13 @@ async def test_hostile_and_unreachable_hosts_beside_working_ones(
 
         await until_in_app(
             pilot,
-            lambda: (s := statuses())
-            and s["ok"].reachable
-            and s["evil"].reachable
-            and s["gone"].error
-            and s["silent"].error,
+            lambda: (
+                (s := statuses())
+                and s["ok"].reachable
+                and s["evil"].reachable
+                and s["gone"].error
+                and s["silent"].error
+            ),
             60,
             what="every host's first answer or reason",
         )
