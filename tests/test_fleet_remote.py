@@ -21,8 +21,8 @@ from tui.screens.fleet import FleetScreen
 from tui.widgets.fleet_table import FleetTable, HostsTable
 
 
-def remote(sshd: LabSshd, name: str, agent: str, ssh: list[str] | None = None) -> RemoteSource:
-    host = RemoteHost(name, tuple(ssh or sshd.ssh_args()), agent)
+def remote(server: LabSshd, name: str, agent: str, ssh: list[str] | None = None) -> RemoteSource:
+    host = RemoteHost(name, tuple(ssh or server.ssh_args()), agent)
     return RemoteSource(host, interval=0.5, persist="no", backoff_max=1.0, silence=3.0)
 
 
