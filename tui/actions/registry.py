@@ -35,7 +35,7 @@ class ActionId(StrEnum):
     FORCE_STOP = "force-stop"
     DELETE = "delete"
     JOBS = "jobs"
-    HOSTS = "hosts"
+    HOSTS = "host_switcher"
     COMMAND_PALETTE = "command_palette"
     FILTER = "filter"
     SORT = "sort"
@@ -282,7 +282,7 @@ ACTIONS: dict[str, ActionSpec] = {
             keys="colon",
             key_display=":",
             help="The fleet view (--all-hosts): every host's VMs, and a host to show",
-            method="hosts",
+            method="host_switcher",
         ),
         ActionSpec(
             ActionId.COMMAND_PALETTE,

@@ -71,9 +71,9 @@ class FleetScreen(Screen[str | None]):
     """
     BINDINGS = [
         Binding("colon", "pick_host", "Host", key_display=":", id="fleet.host"),
-        Binding("slash", "filter", "Filter", key_display="/", id="fleet.filter"),
-        Binding("s", "sort_next", "Sort", id="fleet.sort"),
-        Binding("S", "sort_reverse", "Reverse sort", id="fleet.sort_reverse"),
+        Binding("slash", "fleet_filter", "Filter", key_display="/", id="fleet.filter"),
+        Binding("s", "fleet_sort", "Sort", id="fleet.sort"),
+        Binding("S", "fleet_sort_reverse", "Reverse sort", id="fleet.sort_reverse"),
         Binding("escape", "back", "Monitor", id="fleet.back"),
     ]
 
@@ -139,7 +139,7 @@ class FleetScreen(Screen[str | None]):
 
         self.app.push_screen(HostPicker(self.snapshot, self.table.host), chosen)
 
-    def action_filter(self) -> None:
+    def action_fleet_filter(self) -> None:
         self.query_one(FilterBar).open()
 
     @on(FilterBar.Changed, "#fleet-filter")
@@ -152,11 +152,11 @@ class FleetScreen(Screen[str | None]):
     def _filter_closed(self) -> None:
         self.table.focus()
 
-    def action_sort_next(self) -> None:
+    def action_fleet_sort(self) -> None:
         self.table.cycle_sort()
         self._title()
 
-    def action_sort_reverse(self) -> None:
+    def action_fleet_sort_reverse(self) -> None:
         self.table.reverse_sort()
         self._title()
 
@@ -202,7 +202,7 @@ class FleetAppMixin:
         main.table.select_name(key)
         main.action_open_vm()
 
-    def action_hosts(self) -> None:
+    def action_host_switcher(self) -> None:
         if not self.fleet:
             self.notify(  # type: ignore[attr-defined]
                 "One host here: `microvm-tui --all-hosts` shows every host of the config.",
