@@ -24,7 +24,12 @@ NOT_UI = (TUI / "host", TUI / "lab")
 OTHER_MEANINGS = {
     ("actions/dialogs.py", "restart"): "the update's restart-after option",
     ("widgets/vm_state.py", "start"): "a systemd sub-state",
-    ("widgets/terminal_keys.py", "delete"): "a key name",
+    ("widgets/terminal/keys.py", "delete"): "a key name",
+    ("agent/protocol.py", "start"): "the agent protocol's start message",
+    ("agent/client.py", "start"): "the agent protocol's start message",
+    ("agent/server.py", "start"): "the agent protocol's start message",
+    ("cli.py", "checks"): "the CLI's subcommand",
+    ("checks_cli.py", "checks"): "the CLI's subcommand",
     ("keynames.py", "delete"): "a key name",
     ("cli.py", "logs"): "the CLI's subcommand",
     ("logs_cli.py", "logs"): "the CLI's subcommand",

@@ -34,6 +34,7 @@ from tui.config import Settings
 from tui.feed import LiveSource, Snapshot, Source
 from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE
 from tui.host.actions.jobs import Job
+from tui.host.checks.findings import CheckReport
 from tui.host.console import ConsoleManager
 from tui.host.model import VM
 from tui.host.uistate import UIStateStore
@@ -309,6 +310,22 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         vm = self._vm_to_open()
         if vm is not None:
             self.push_screen(LogsScreen(vm, self.settings.host))
+
+    def action_checks(self) -> None:
+        from tui.host.checks.report import run_checks
+        from tui.host.inventory import list_vms
+        from tui.host.sampling.cgroup import host_layout
+        from tui.screens.checks import ChecksScreen
+
+        if self.remote is not None:
+            notify_outside(self, f"{self.remote}: host checks over the agent come later.")
+            return
+        host = self.settings.host
+
+        def run() -> CheckReport:
+            return run_checks(list_vms(host), host, host_layout())
+
+        self.push_screen(ChecksScreen(run, host, self.read_only_reason))
 
     def action_help(self) -> None:
         from tui.bindings import collect_for_help

@@ -36,6 +36,7 @@ class ActionId(StrEnum):
     DELETE = "delete"
     JOBS = "jobs"
     HOSTS = "host_switcher"
+    CHECKS = "checks"
     COMMAND_PALETTE = "command_palette"
     FILTER = "filter"
     SORT = "sort"
@@ -283,6 +284,16 @@ ACTIONS: dict[str, ActionSpec] = {
             key_display=":",
             help="The fleet view (--all-hosts): every host's VMs, and a host to show",
             method="host_switcher",
+        ),
+        ActionSpec(
+            ActionId.CHECKS,
+            label="Host checks",
+            description="Checks",
+            keys="exclamation_mark",
+            key_display="!",
+            help="The host checks: FAQ problems and leftovers, with the fix and a clean step",
+            method="checks",
+            in_footer=False,
         ),
         ActionSpec(
             ActionId.COMMAND_PALETTE,

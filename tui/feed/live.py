@@ -9,6 +9,7 @@ import time
 
 from tui.feed.snapshot import Snapshot
 from tui.host import parsecache
+from tui.host.checks.refresher import HostChecks
 from tui.host.inventory import (
     Listing,
     finish_listing,
@@ -48,6 +49,7 @@ class LiveSource:
         self.systemd = systemd_client(settings)  # follows the units; a poll reads its table
         self.hostname = socket.gethostname()
         self.journal = JournalSummary(settings)
+        self.checks = HostChecks(settings)  # once a minute, in a thread of its own
         self._started: Listing | None = None  # the first look's, finished by the next poll
         # `list`'s parses on disk make the first poll quicker; that poll's are written back.
         self._persist = settings.cache_dir is not None
@@ -63,6 +65,8 @@ class LiveSource:
         failing = {vm.name for vm in inv.vms if vm.unit and vm.unit.active == "failed"}
         self.journal.poll(failing | set(looping))  # starts a refresh when due; never waits
         counts, last_errors, journal_error = self.journal.snapshot()
+        if inv.error is None:
+            self.checks.poll(inv)  # starts a run when due; never waits
         return Snapshot(
             inventory=inv,
             samples=samples,
@@ -74,6 +78,7 @@ class LiveSource:
             log_counts=counts if self.journal.refreshes else None,
             last_errors=last_errors,
             journal_error=journal_error,
+            checks=self.checks.latest(),
         )
 
     def first_look(self) -> Snapshot:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tui.host.checks.findings import CheckReport, Finding
 from tui.host.logs.entry import LogLine
 from tui.host.logs.summary import ProblemCounts
 from tui.host.model import VM, Inventory
@@ -36,6 +37,8 @@ class Snapshot:
     journal_error: str | None = None
     poll_ms: float | None = None  # how long the poll took (None: replayed)
     hostname: str | None = None
+    # The host checks (``tui.host.checks``), run once a minute off the poll (None: not yet).
+    checks: CheckReport | None = None
     # The state dirs only: units not asked yet, nothing sampled (``LiveSource.first_look``);
     # the app polls again at once.
     partial: bool = False
@@ -59,6 +62,7 @@ class VMView:
     crash_looping: bool = False
     log: ProblemCounts | None = None  # err/warning lines in the last hour; None: not read yet
     last_error: LogLine | None = None  # a failed or crash-looping VM's last error line
+    findings: tuple[Finding, ...] = ()  # the host checks' problems of this VM
 
 
 def per_vm(snapshot: Snapshot) -> dict[str, VMView]:
@@ -74,6 +78,7 @@ def per_vm(snapshot: Snapshot) -> dict[str, VMView]:
             crash_looping=vm.name in looping,
             log=None if counts is None else counts.get(vm.name, NO_PROBLEMS),
             last_error=snapshot.last_errors.get(vm.name),
+            findings=tuple(snapshot.checks.for_vm(vm.name)) if snapshot.checks else (),
         )
         for vm in snapshot.inventory.vms
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 from tui.host.checks.clean import CleanError, clean
 from tui.host.checks.findings import CheckReport, Finding
 from tui.host.settings import HostSettings
+from tui.host.text import sanitise
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.outside import notify_outside, outside_text
 
@@ -69,7 +71,7 @@ class ChecksScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         yield Static("Host checks: running…", id="checks-title")
         table: DataTable[object] = DataTable(id="checks-table", cursor_type="row")
-        table.add_columns("Where", "Problem")
+        table.add_columns("Where", "Check", "Problem")
         yield table
         yield Static("", id="checks-detail")
         yield Static("", id="checks-errors")
@@ -85,7 +87,7 @@ class ChecksScreen(ModalScreen[None]):
         self.query_one("#checks-title", Static).update("Host checks: running…")
         self._check()
 
-    @work(thread=True, exclusive=True, group="checks")
+    @work(thread=True, exclusive=True, group="host-checks")
     def _check(self) -> None:
         report = self._run()
         self.app.call_from_thread(self._show, report)
@@ -96,7 +98,13 @@ class ChecksScreen(ModalScreen[None]):
         table.clear()
         for n, finding in enumerate(report.findings):
             where = finding.vm or "host"
-            table.add_row(outside_text(where), outside_text(finding.message), key=str(n))
+            # Text, not markup: a finding quotes paths and names anyone may have chosen.
+            table.add_row(
+                Text(sanitise(where, 64)),
+                Text(finding.kind.value),
+                Text(sanitise(finding.message, 400)),
+                key=str(n),
+            )
         found = len(report.findings)
         summary = f"{found} problem{'s' if found != 1 else ''}" if found else "no problems found"
         self.query_one("#checks-title", Static).update(

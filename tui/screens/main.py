@@ -206,6 +206,7 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
                 crash_looping=view.crash_looping,
                 interval=self.interval,
                 last_error=view.last_error,
+                findings=view.findings,
             )
         self._one(DetailPane).show(data)
 

@@ -14,6 +14,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from tui.host.checks.findings import Finding
 from tui.host.logs.entry import LogLine
 from tui.host.model import VM
 from tui.host.sampling import Point, VMSample
@@ -36,6 +37,7 @@ class DetailData:
     history: list[Point] = field(default_factory=list)
     crash_looping: bool = False
     last_error: LogLine | None = None  # a failed or crash-looping VM's last error line
+    findings: tuple[Finding, ...] = ()  # the host checks' problems of this VM, with the fix
     interval: float = 1.0  # seconds between polls (for the history's time axis)
 
 

@@ -125,6 +125,12 @@ class OverviewView(DetailView):
             blocks.append(
                 Grid(("",), tuple((self.t(f"⚠ {p}", "error"),) for p in vm.problems), "Problems")
             )
+        if data.findings:
+            rows = []
+            for f in data.findings:
+                rows.append((self.t(f"⚠ {f.message}", "warn"),))
+                rows.append((self.t(f"  fix: {f.fix}", "muted"),))
+            blocks.append(Grid(("",), tuple(rows), "Host checks (!)"))
         return blocks
 
     def _facts(self, vm: VM) -> Text | None:
