@@ -171,6 +171,11 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         order = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(4)]
         assert order == ["local/broken", "far/broken", "local/console", "far/console"]
 
+        # Console and logs are refused here in one line, not opened on a local path.
+        await pilot.press("c")
+        await until(pilot, lambda: any("not available" in n.message for n in app._notifications))
+        assert isinstance(app.screen, FleetScreen)
+
         # The host switcher: ':' and a host; only its VMs.
         await pilot.press("colon")
         await until(pilot, lambda: isinstance(app.screen, HostPicker))
@@ -198,7 +203,7 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
 
         # Read-only, in one line; a console is refused, not opened on a local path.
         await pilot.press("c")
-        await pilot.pause()
+        await until(pilot, lambda: any("fleet's VMs" in n.message for n in app._notifications))
         assert app.screen is app.main_screen
         # ':' comes back to the fleet view.
         await pilot.press("colon")

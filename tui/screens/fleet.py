@@ -22,6 +22,9 @@ from tui.widgets.format import clean
 from tui.widgets.outside import outside_text
 
 ALL_HOSTS = ""  # the picker's option id for "every host"
+NOT_OVER_AGENT = (
+    "Consoles and logs of the fleet's VMs are not available: the agent does not carry them yet."
+)
 
 
 class HostPicker(ModalScreen[str | None]):
@@ -75,6 +78,9 @@ class FleetScreen(Screen[str | None]):
         Binding("s", "fleet_sort", "Sort", id="fleet.sort"),
         Binding("S", "fleet_sort_reverse", "Reverse sort", id="fleet.sort_reverse"),
         Binding("escape", "back", "Monitor", id="fleet.back"),
+        # The app's console and logs keys would act on the monitor's selection: here, say why
+        # they are off for the fleet instead of doing nothing.
+        Binding("c,l", "not_over_agent", "Console", show=False, id="fleet.console"),
     ]
 
     def __init__(self) -> None:
@@ -162,6 +168,9 @@ class FleetScreen(Screen[str | None]):
 
     def action_back(self) -> None:
         self.dismiss(None)
+
+    def action_not_over_agent(self) -> None:
+        self.notify(NOT_OVER_AGENT, severity="warning")
 
 
 class FleetAppMixin:
