@@ -11,7 +11,7 @@ The app runs headless (Textual's test driver: layout and rendering still happen)
 interval; after the first complete snapshots (a warm-up), this process's CPU (user+system,
 its own threads only) is measured over SECONDS, alternating one local host and the fleet of 3
 for ROUNDS rounds (so a drift of the machine's load hits both). Printed per window and as
-medians: % of one core for the app, and for the fleet also its ssh clients' CPU (child
+medians: % of one core for the app, and its child processes (the ssh clients, tools: CPU of exited
 processes). The agents' CPU runs on the host (see bench/agent.py).
 """
 
@@ -104,7 +104,7 @@ async def window(lab: Lab, fleet: bool, seconds: float) -> tuple[float, float]:
     ssh_pct = (kids1 - kids0) / wall * 100
     label = "fleet of 3" if fleet else "1 local   "
     print(
-        f"  {label}: app {app_pct:5.1f}% of a core, ssh clients {ssh_pct:4.1f}%, "
+        f"  {label}: app {app_pct:5.1f}% of a core, child processes {ssh_pct:4.1f}%, "
         f"{vms} VMs in the table, {polls} polls in {wall:.0f} s",
         flush=True,
     )
@@ -125,7 +125,7 @@ def measure(lab: Lab, seconds: float, rounds: int) -> None:
     lm, fm = statistics.median(local), statistics.median(fleet)
     print(
         f"median: 1 local host {lm:.1f}% of a core; fleet of 3 hosts {fm:.1f}% "
-        f"({fm / lm:.2f}x) + ssh clients {statistics.median(ssh):.1f}%"
+        f"({fm / lm:.2f}x) + child processes (its ssh clients, tools) {statistics.median(ssh):.1f}%"
     )
 
 

@@ -232,8 +232,8 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                 assert snapshot is not None
                 self.snapshot = snapshot
                 self.polls += 1
-                self.main_screen.show(self.snapshot)
-                self.show_fleet(self.snapshot)
+                if not self.show_fleet(self.snapshot):  # the fleet view alone is drawn
+                    self.main_screen.show(self.snapshot)
                 if self.snapshot.partial and not self._stopping:
                     # The state dirs only: on screen first, then systemd's answer at once.
                     self._poll_again = False

@@ -199,15 +199,23 @@ class FleetAppMixin:
                 self.call_after_refresh(screen.show, snap)  # type: ignore[attr-defined]
         return screen
 
-    def show_fleet(self, snapshot: object) -> None:
+    def show_fleet(self, snapshot: object) -> bool:
+        """SNAPSHOT on the fleet view if it is open; True if it covers the monitor (which
+        then is not updated until it shows again: a poll draws one screen)."""
         screen = self.fleet_screen()
-        if screen is not None and isinstance(snapshot, FleetSnapshot) and screen.is_mounted:
+        if screen is None or not isinstance(snapshot, FleetSnapshot):
+            return False
+        if screen.is_mounted:
             screen.show(snapshot)
+        return self.screen is screen  # type: ignore[attr-defined]
 
     def _fleet_closed(self, key: str | None) -> None:
+        main = self.main_screen  # type: ignore[attr-defined]
+        snap = getattr(self, "snapshot", None)
+        if snap is not None:
+            main.show(snap)  # the latest, skipped while the fleet view covered it
         if key is None:
             return
-        main = self.main_screen  # type: ignore[attr-defined]
         main.table.select_name(key)
         main.action_open_vm()
 

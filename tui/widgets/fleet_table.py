@@ -30,6 +30,10 @@ def _text(value: object, level: str | None = None) -> Text:
     return Text(clean(str(value), 200), style=LEVEL_STYLE.get(level, ""), no_wrap=True)
 
 
+def _same(a: Text, b: Text) -> bool:
+    return a.plain == b.plain and a.style == b.style
+
+
 # --- hosts ----------------------------------------------------------------------------------
 
 
@@ -84,9 +88,16 @@ class HostsTable(DataTable):
             self.add_column(label, key=label)
 
     def show(self, hosts: list[HostStatus]) -> None:
-        self.clear()
-        for status in hosts:
-            self.add_row(*host_cells(status), key=status.name)
+        rows = [(status.name, host_cells(status)) for status in hosts]
+        if [key for key, _ in rows] != [key.value for key in self.rows]:
+            self.clear()
+            for key, cells in rows:
+                self.add_row(*cells, key=key)
+            return
+        for key, cells in rows:
+            for column, cell in zip(HOST_COLUMNS, cells, strict=True):
+                if not _same(self.get_cell(key, column), cell):
+                    self.update_cell(key, column, cell)
 
 
 # --- VMs of every host ----------------------------------------------------------------------
@@ -152,6 +163,8 @@ class FleetTable(DataTable):
         self.host: str | None = None
         self.sort_by = "host"
         self.reverse = False
+        self._keys: list[str] = []  # the rows on screen, in order
+        self._cells: dict[str, tuple[Text, ...]] = {}  # what each shows
 
     def on_mount(self) -> None:
         for label in VM_COLUMNS:
@@ -170,16 +183,29 @@ class FleetTable(DataTable):
         self.refill()
 
     def refill(self) -> None:
-        """The rows that match, in order; the cursor stays on its VM (by row key)."""
-        selected = self.selected_key
+        """The rows that match, in order; the cursor stays on its VM (by row key). With the
+        same rows in the same order (most polls: figures change, VMs do not) only the cells
+        that changed are set, the table is not rebuilt."""
         shown = sorted(
             (r for r in self.rows_data if self.matches(r)),
             key=lambda r: r.sort[self.sort_by],
             reverse=self.reverse,
         )
+        keys = [r.key for r in shown]
+        if keys == self._keys:
+            for row in shown:
+                before = self._cells.get(row.key)
+                for i, (column, cell) in enumerate(zip(VM_COLUMNS, row.cells, strict=True)):
+                    if before is None or not _same(before[i], cell):
+                        self.update_cell(row.key, column, cell)
+                self._cells[row.key] = row.cells
+            return
+        selected = self.selected_key
         self.clear()
         for row in shown:
             self.add_row(*row.cells, key=row.key)
+        self._keys = keys
+        self._cells = {r.key: r.cells for r in shown}
         if selected is not None and selected in self.rows:
             self.move_cursor(row=self.get_row_index(selected))
 
