@@ -11,8 +11,8 @@ The app runs headless (Textual's test driver: layout and rendering still happen)
 interval; after the first complete snapshots (a warm-up), this process's CPU (user+system,
 its own threads only) is measured over SECONDS, alternating one local host and the fleet of 3
 for ROUNDS rounds (so a drift of the machine's load hits both). Printed per window and as
-medians: % of one core for the app, and its child processes (the ssh clients, tools: CPU of exited
-processes). The agents' CPU runs on the host (see bench/agent.py).
+medians: % of one core for the app, and for its child processes alive at both ends of the
+window (the ssh clients, tools). The agents' CPU is on the host (see bench/agent.py).
 """
 
 from __future__ import annotations
