@@ -209,3 +209,13 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         await pilot.press("colon")
         await until(pilot, lambda: isinstance(app.screen, FleetScreen))
         assert app.is_running
+
+
+def test_all_hosts_flag_is_the_apps_and_lists_own() -> None:
+    from tui.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--all-hosts"]).fleet is True
+    assert parser.parse_args([]).fleet is False
+    listed = parser.parse_args(["list", "--json", "--all-hosts"])
+    assert listed.all_hosts is True and listed.fleet is False
