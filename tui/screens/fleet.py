@@ -86,6 +86,7 @@ class FleetScreen(Screen[str | None]):
     def __init__(self) -> None:
         super().__init__()
         self.snapshot: FleetSnapshot | None = None
+        self._title_text = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-title")
@@ -122,7 +123,10 @@ class FleetScreen(Screen[str | None]):
         if table.filter_text:
             parts.append(f"{table.matched} match “{table.filter_text}”")
         parts.append(f"sort: {table.sort_by}{' (reversed)' if table.reverse else ''}")
-        self.query_one("#fleet-title", Static).update(outside_text(clean(" · ".join(parts))))
+        title = " · ".join(parts)
+        if title != self._title_text:  # Static.update asks for a relayout: only on change
+            self._title_text = title
+            self.query_one("#fleet-title", Static).update(outside_text(clean(title)))
 
     def show_host(self, host: str | None) -> None:
         """Only HOST's VMs (None: every host's)."""
