@@ -108,10 +108,13 @@ def drain(master: int, seconds: float, until: bytes | None = None) -> tuple[int,
             break
         total += len(data)
         if until is not None and seen_at is None:
-            tail = (tail + data)[-4096:]
-            if until in tail:
+            # The whole chunk is searched (a frame is often bigger than any tail kept), with
+            # the end of the previous one in front for a marker split between reads.
+            window = tail + data
+            if until in window:
                 seen_at = time.monotonic()
                 return total, seen_at
+            tail = window[-len(until) :]
     return total, seen_at
 
 

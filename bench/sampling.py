@@ -16,12 +16,19 @@ process's CPU time per VM per poll, and the median/p95 time one control-socket s
   for one VM) against one real qemu and one fake, pipelined (qemu) and one command at a time
   (stratovirt), with and without the size queries; printed: this process's CPU time per session
   (every thread: the host loop's too) and the wall time per session.
+--profile P: then P such sessions (real qemu, pipelined, no size queries) on an event loop in
+  this thread under cProfile (CPU time): the turns of the loop and the function calls per
+  session, and the top of the profile (where a session's CPU goes).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import cProfile
+import io
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -38,7 +45,7 @@ from fakes.qmp import HungQMPListener  # noqa: E402
 
 from tui.host.model import VM, UnitState  # noqa: E402
 from tui.host.sampling import Sampler  # noqa: E402
-from tui.host.sampling.qmp import query_qemu  # noqa: E402
+from tui.host.sampling.qmp import query_qemu, query_qemu_async  # noqa: E402
 from tui.host.settings import HostSettings  # noqa: E402
 
 SERVE = """
@@ -118,6 +125,49 @@ def session_bench(tmp: str, count: int) -> None:
     print()
 
 
+def profile_sessions(tmp: str, count: int) -> None:
+    """COUNT sessions on a loop of this thread (cProfile sees only its own thread), profiled."""
+    qemu = start_qemu(f"{tmp}/profile-q.sock")
+    loop = asyncio.new_event_loop()
+    turns = 0
+    select = loop._selector.select  # type: ignore[attr-defined]  # the bench's own loop
+
+    def counted(timeout: float | None = None) -> object:
+        nonlocal turns
+        turns += 1
+        return select(timeout)
+
+    loop._selector.select = counted  # type: ignore[attr-defined]
+
+    async def run(n: int) -> None:
+        for _ in range(n):
+            info = await query_qemu_async(qemu.socket_path, sizes=False, pipeline=True)
+            assert info.error is None, info.error
+
+    try:
+        loop.run_until_complete(run(20))  # warm-up
+        turns = 0
+        c0 = time.process_time()
+        loop.run_until_complete(run(count))
+        cpu = (time.process_time() - c0) * 1000 / count
+        profiler = cProfile.Profile(time.process_time)  # CPU, not time spent descheduled
+        profiler.enable()
+        loop.run_until_complete(run(count))
+        profiler.disable()
+    finally:
+        loop.close()
+        qemu.stop()
+    stats = pstats.Stats(profiler, stream=(out := io.StringIO()))
+    calls = stats.total_calls / count  # type: ignore[attr-defined]
+    print(
+        f"profile: {count} sessions, {cpu:.3f} ms CPU each unprofiled, {turns / count / 2:.1f}"
+        f" loop turns and {calls:.0f} function calls each"
+    )
+    stats.sort_stats("cumulative").print_stats(r"qemu/qmp|tui/host|asyncio/(tasks|streams)", 22)
+    body = out.getvalue()
+    print(body[body.index("   ncalls") :].rstrip(), end="\n\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fake", default="10,50,100")
@@ -125,10 +175,14 @@ def main() -> None:
     parser.add_argument("--hung", type=int, default=0)
     parser.add_argument("--polls", type=int, default=10)
     parser.add_argument("--sessions", type=int, default=300)
+    parser.add_argument("--profile", type=int, default=0)
     args = parser.parse_args()
     if args.sessions:
         with tempfile.TemporaryDirectory(prefix="mvb-", dir="/tmp") as tmp:
             session_bench(tmp, args.sessions)
+    if args.profile:
+        with tempfile.TemporaryDirectory(prefix="mvb-", dir="/tmp") as tmp:
+            profile_sessions(tmp, args.profile)
     print(
         f"{'kind':>6} {'VMs':>5} {'+hung':>6} {'poll ms':>9} {'wall/VM':>9} {'cpu/VM':>9}"
         f" {'qmp med':>9} {'qmp p95':>9} {'answered':>8}"

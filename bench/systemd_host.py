@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tui.host.settings import HostSettings
+from tui.host.settings import HostSettings, SystemdBus
 from tui.lab.config import write_config
-from tui.lab.systemd import UserManager
+from tui.lab.systemd import DBUS_DAEMON_BINARIES, UserManager
 
 HELPERS = ("microvm-set-booted", "microvm-tap-interfaces")
 
@@ -38,6 +38,13 @@ def _units() -> dict[str, str]:
         "[Service]\nType=simple\nExecStart=/bin/sleep infinity\nRestart=always\nRestartSec=2s\n"
     )
     units["microvms.target"] = "[Unit]\nDescription=MicroVMs\n"
+    # The manager's own bus, as PID 1 has the system bus on a host (see tui.lab.systemd).
+    dbus_daemon = next((p for p in DBUS_DAEMON_BINARIES if p.exists()), DBUS_DAEMON_BINARIES[0])
+    units["dbus.socket"] = "[Unit]\nDescription=bench bus\n\n[Socket]\nListenStream=%t/bus\n"
+    units["dbus.service"] = (
+        "[Unit]\nDescription=bench bus\nRequires=dbus.socket\n\n[Service]\n"
+        f"ExecStart={dbus_daemon} --session --address=systemd: --nofork --nopidfile\n"
+    )
     return units
 
 
@@ -52,15 +59,19 @@ def systemd_host(root: Path) -> Iterator[tuple[UserManager, Path]]:
         home=root / "home",
         cgroup_name=f"mvtui-bench-{digest}",
         log_path=root / "manager.log",
+        journal_dir=root / "journal",
     )
     manager.unit_dir.mkdir(parents=True, exist_ok=True)
     for name, text in _units().items():
         (manager.unit_dir / name).write_text(text)
     manager.start()
+    manager.ensure_bus()
     settings = HostSettings(
         state_dir=root / "unused",
         systemd_scope="user",
         systemd_env={"XDG_RUNTIME_DIR": str(manager.runtime_dir)},
+        journal_dir=manager.journal_dir,  # the units log to the lab's journald, as on a host
+        systemd_bus=SystemdBus("path", manager.bus_path),
     )
     config = root / "microvm-tui.toml"
     write_config(config, settings)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.fakes.qemu import QEMU, Qemu, read_greeting, start_qemu
 from tests.fakes.qmp import FakeQMPServer, HungQMPListener, PushingQMPServer
+from tui.host import qmp
 from tui.host.hostloop import host_loop
 from tui.host.qmp import (
     MAX_MESSAGE,
@@ -314,3 +315,26 @@ def test_a_hostile_error_text_is_sanitised(tmp_path: Path) -> None:
     assert info.reasons["mem_guest_visible_bytes"] == "query-balloon: \u241b[2J?boom"
     assert err.value.error_class == "Generic\u241b]0;x\u2407"
     assert str(err.value).isprintable()
+
+
+def test_a_client_taken_again_starts_from_nothing(tmp_path: Path) -> None:
+    # Finished sessions leave their (idle, socketless) client for the next one: the client of
+    # a flooded session comes back with its message count past the bound, and the next
+    # session through it must count from zero, hear no old reply and hold no old socket.
+    flood = PushingQMPServer(str(tmp_path / "flood.sock"), EVENT * 64, every=0)
+    healthy = FakeQMPServer(str(tmp_path / "ok.sock"))
+    try:
+        flooded = query_qemu(flood.path, 2.0)
+        pool = qmp._pools.get(host_loop().loop, [])
+        assert pool, "the flooded session's client did not come back idle"
+        reused = pool[-1]
+        assert reused.received_messages > MAX_SESSION_MESSAGES
+        assert reused._writer is None and not reused._pending  # no socket, no reply kept
+        ok = query_qemu(healthy.path, 2.0)
+    finally:
+        flood.close()
+        healthy.close()
+    assert flooded.error == f"QMP sent more than {MAX_SESSION_MESSAGES} messages in one session"
+    assert ok.error is None and ok.status == "running", ok
+    assert reused in qmp._pools[host_loop().loop]  # it served that session and came back
+    assert reused.received_messages < 64  # this session's own, from zero

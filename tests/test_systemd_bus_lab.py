@@ -148,10 +148,11 @@ def test_restarts_grow_on_a_crash_through_signals(lab: Any, watch: UnitWatch) ->
     # crashy's hypervisor exits a second after each start: systemd restarts it (RestartSec 2s).
     grown = wait_for(lambda: restarts() >= first + 2 and restarts(), 60, what="two more restarts")
     # The counts came in signals; only the new main process's cgroup is asked, once a start
-    # (systemd counts a restart before it starts the new process: read the calls first).
+    # (systemd counts a restart before it starts the new process: read the calls first; one
+    # start may land between the two reads, and one more before ``first`` was read).
     asked = watch.calls - calls
     now = restarts()
-    assert asked <= now - first + 1, (asked, first, now)
+    assert asked <= now - first + 2, (asked, first, now)
     assert int(shown(lab, CRASHY)["NRestarts"]) >= grown
     assert watch.syncs == 1
 

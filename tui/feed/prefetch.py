@@ -10,37 +10,35 @@ from tui.feed.snapshot import Snapshot, Source
 
 
 class Prefetched:
-    """A source whose first polls start at once, in a thread, while the UI is still loading
-    (importing Textual and composing the screen take about as long as a first poll).
+    """A source whose first answer is worked out at once, in a thread, while the UI is still
+    loading (importing Textual and composing the screen take about as long as a first poll).
 
-    When the source can take a ``first_look`` (the state dirs only), that comes first and
-    the full poll follows in the same thread: the app shows the VMs while systemd answers.
+    When the source can take a ``first_look`` (the state dirs only), that is the first answer
+    (the app shows the VMs while systemd answers), and the full poll runs when the app asks for
+    it, once it has shown the first look: run beside the UI's start it slowed the first table
+    down (both are Python: one thread runs at a time). systemd was asked by the first look
+    already, so its answer is not put off.
     """
 
     def __init__(self, source: Source) -> None:
         self.source = source
         first_look: Callable[[], Snapshot] | None = getattr(source, "first_look", None)
-        steps = [lambda: source.poll(None)]
-        if first_look is not None:
-            steps.insert(0, first_look)
-        self._waiting = len(steps)  # answers the thread will hand over, in order
+        step = first_look if first_look is not None else (lambda: source.poll(None))
+        self._waiting = True  # the thread's answer is not taken yet
         self._answers: queue.SimpleQueue[Snapshot | BaseException] = queue.SimpleQueue()
-        threading.Thread(target=self._run, args=(steps,), name="first-poll", daemon=True).start()
+        threading.Thread(target=self._run, args=(step,), name="first-poll", daemon=True).start()
 
-    def _run(self, steps: list[Callable[[], Snapshot]]) -> None:
-        for step in steps:
-            try:
-                self._answers.put(step())
-            except BaseException as exc:  # handed to the app's poll worker, which reports it
-                self._answers.put(exc)
-                return
+    def _run(self, step: Callable[[], Snapshot]) -> None:
+        try:
+            self._answers.put(step())
+        except BaseException as exc:  # handed to the app's poll worker, which reports it
+            self._answers.put(exc)
 
     def poll(self, focus: str | None = None) -> Snapshot:
         if self._waiting:
-            self._waiting -= 1
+            self._waiting = False
             answer = self._answers.get()
             if isinstance(answer, BaseException):
-                self._waiting = 0  # the thread stopped: later polls go to the source
                 raise answer
             return answer
         return self.source.poll(focus)

@@ -3,8 +3,9 @@
 A qemu ``-qmp unix:...,server`` socket serves one client at a time, and microvm-shutdown and
 microvm-balloon need it too; so every exchange is one short session that never holds the
 socket: :func:`qmp_session` connects, the caller asks, and the session is closed again, all
-under one hard deadline for the whole session (``asyncio.wait_for`` around the connect and
-the greeting, ``asyncio.timeout_at`` the session's deadline around each command). A server that
+under one hard deadline for the whole session (``asyncio.timeout_at`` the session's deadline
+around the connect and the greeting, and around each command: a timer on the session's task,
+where ``wait_for`` would make a task per step). A server that
 accepts and never greets, or greets and then sends only events, ends at that deadline: the
 deadline is per session, never per message read. Sessions are coroutines on the host layer's
 one event loop (``tui.host.hostloop``), so one hung VM never delays another; the blocking
@@ -26,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from json import JSONDecodeError
 from typing import Any
@@ -52,8 +54,13 @@ DISCONNECT_S = 0.1  # a clean goodbye; past it the socket is shut down under the
 _TEXT_LIMIT = 200  # characters of a server's error text we keep
 
 # The library logs every failed connection at ERROR level, with tracebacks: the host layer
-# reports through reasons, never through a log that could reach the terminal.
-logging.getLogger("qemu.qmp").propagate = False
+# reports through reasons, never through a log that could reach the terminal. Above CRITICAL
+# no record is even made: every level check is one cached lookup, and a hung VM's timeout
+# builds no LogRecord (its debug tracebacks are still formatted: the library passes them as
+# arguments).
+_LIBRARY_LOG = logging.getLogger("qemu.qmp")
+_LIBRARY_LOG.propagate = False
+_LIBRARY_LOG.setLevel(logging.CRITICAL + 1)
 
 
 def timeout_reason(timeout: float) -> str:
@@ -87,8 +94,30 @@ class _Client(QMPClient):
 
     def __init__(self) -> None:
         super().__init__(readbuflen=MAX_MESSAGE)
+        self.negotiate = False  # ours to send (see the module's docstring)
+        # Its default listener (which cannot be removed) keeps every event it hears, in a
+        # queue and a history, for as long as the client lives: a flood of events would be a
+        # flood of memory. We want none: its filter turns every one away.
+        self.events.event_filter = _no_event
         self.received_messages = 0
         self.received_bytes = 0
+        self.unsent: list[bytes] = []
+
+    def _do_send(self, msg: Message) -> None:
+        """The library's writer task hands over every queued message in one turn of the loop
+        (a batch's commands): gathered here, they go out in one write at the end of that turn,
+        so the server's process is woken once for them (each wake-up can take this thread's
+        CPU away, and its cache), not once per message."""
+        if not self.unsent:
+            asyncio.get_running_loop().call_soon(self._write_unsent)
+        self.unsent.append(bytes(msg))
+
+    def _write_unsent(self) -> None:
+        data = b"".join(self.unsent)
+        self.unsent.clear()
+        writer = self._writer
+        if data and writer is not None and not writer.is_closing():
+            writer.write(data)  # a send error ends the transport: the reader says why
 
     def _cb_outbound(self, msg: Message) -> Message:
         return msg
@@ -105,6 +134,33 @@ class _Client(QMPClient):
 
 def _no_event(event: Message) -> bool:
     return False
+
+
+# Idle clients of finished sessions, per event loop, for the next sessions to take: a client
+# between sessions is IDLE and holds no socket, no task and no reply (``disconnect`` left it
+# so), and building one (its event listener, queues and state) is a noticeable part of a
+# session's CPU. Only a client whose goodbye ended cleanly comes back; bounded, so a burst of
+# concurrent sessions leaves no more than _POOL_MAX behind.
+_POOL_MAX = 32
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Client]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _take_client(loop: asyncio.AbstractEventLoop) -> _Client:
+    pool = _pools.get(loop)
+    client = pool.pop() if pool else _Client()
+    client.received_messages = client.received_bytes = 0
+    client.unsent.clear()  # what a session that ended before its write left: never sent
+    return client
+
+
+def _give_back(loop: asyncio.AbstractEventLoop, client: _Client) -> None:
+    if client.runstate is not Runstate.IDLE:
+        return  # its goodbye did not finish: let it go
+    pool = _pools.setdefault(loop, [])
+    if len(pool) < _POOL_MAX:
+        pool.append(client)
 
 
 def describe(exc: BaseException) -> str:
@@ -155,7 +211,8 @@ class QMPSession:
         of the session (a loaded host), at least DISCONNECT_S."""
         left = max(DISCONNECT_S, self._deadline - asyncio.get_running_loop().time())
         try:
-            await asyncio.wait_for(self._client.disconnect(), left)
+            async with asyncio.timeout(left):
+                await self._client.disconnect()
         except TimeoutError:
             return "QMP connection failed (no reason came in time)"
         except Exception as exc:  # the root cause, whatever it was
@@ -164,8 +221,14 @@ class QMPSession:
 
     async def _one(self, command: str, arguments: dict[str, Any] | None) -> Any:
         """COMMAND's "return" value; an error reply is raised as QMPCommandError."""
+        # The message built lazily (eager=False): execute() would serialize it once when made
+        # and again when arguments are added, each time thrown away (execute_msg serializes
+        # its own copy).
+        body: dict[str, Any] = {"execute": command}
+        if arguments is not None:
+            body["arguments"] = arguments
         try:
-            return await self._client.execute(command, arguments)
+            return await self._client.execute_msg(Message(body, eager=False))
         except ExecuteError as exc:
             raise QMPCommandError(command, exc.error_class, str(exc)) from None
         except BadReplyError:
@@ -220,16 +283,15 @@ async def qmp_session(
         raise QMPError(timeout_reason(timeout)) from None
     except SocketError as exc:
         raise QMPError(str(exc)) from None
-    client = _Client()
-    client.negotiate = False  # ours to send (see the module's docstring)
-    # Its default listener (which cannot be removed) keeps every event it hears, in a queue
-    # and a history, for as long as the client lives: a flood of events would be a flood of
-    # memory. We want none: its filter turns every one away.
-    client.events.event_filter = _no_event
+    client = _take_client(loop)
     session = QMPSession(client, deadline, timeout)
     try:
         try:
-            await asyncio.wait_for(client.connect(sock), session._left())
+            session._left()
+            # timeout_at, not wait_for: a timer on this task rather than a task of its own
+            # (the same hard deadline, cancelling connect() where it waits).
+            async with asyncio.timeout_at(deadline):
+                await client.connect(sock)
         except TimeoutError:
             raise QMPError(
                 timeout_reason(timeout)
@@ -248,6 +310,7 @@ async def qmp_session(
         yield session
     finally:
         await _release(client, sock)
+        _give_back(loop, client)
 
 
 async def _release(client: QMPClient, sock: socket.socket) -> None:
@@ -256,7 +319,8 @@ async def _release(client: QMPClient, sock: socket.socket) -> None:
     try:
         if client.runstate is not Runstate.IDLE:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.disconnect(), DISCONNECT_S)
+                async with asyncio.timeout(DISCONNECT_S):
+                    await client.disconnect()
     finally:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)

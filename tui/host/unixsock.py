@@ -84,7 +84,10 @@ async def connect_unix_async(path: str, timeout: float) -> socket.socket:
     try:
         if timeout <= 0:
             raise TimeoutError
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, target), timeout)
+        # A timer, not wait_for's task: a unix connect(2) is usually done at once (only a full
+        # backlog makes it wait), and a task would cost a turn of the loop each time.
+        async with asyncio.timeout(timeout):
+            await asyncio.get_running_loop().sock_connect(sock, target)
     except BaseException as exc:
         sock.close()
         if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):

@@ -5,6 +5,12 @@ text changed are updated, new VMs are added by key, all inside one ``app.batch_u
 Sorting uses the underlying values (numbers, not the rendered text) and happens only when the
 order would change; the cursor is put back on the same VM afterwards (DataTable.sort keeps the
 cursor's row *index*, not its row).
+
+At scale (2000 VMs) the first fill is what costs: DataTable measures every cell of a new row.
+New rows go in in sort order, a screenful at once and the rest a step at a time after the
+first paint (``filling`` says rows still wait), so the table is on screen at once and keys are
+answered between steps. The cells of a row without a sample depend only on its signature
+(``row_signature``), and most stopped VMs share one: they are made once per signature.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from typing import Any
 from rich.text import Span, Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
@@ -36,6 +44,10 @@ NARROW = 120  # below this many columns the low-value columns are left out
 ARROW = " ▲"  # the sort arrow; every label keeps room for it so sorting never hides it
 BUSY_MARK = "⚙"  # after the name while a job runs on the VM
 REPAINT_CELLS = 64  # more changed cells than this in one update: repaint the whole table
+FIRST_ROWS = 64  # new rows added at once into an empty table: more than a screenful
+ROWS_PER_STEP = 200  # then this many per step; keys are handled between steps
+STEP_PAUSE_S = 0.02  # after a paint of the table, before the next step: room for keys
+SHARED_CELLS = 4096  # signatures whose cells are kept (a host has few distinct ones)
 
 
 @dataclass(frozen=True)
@@ -171,13 +183,18 @@ class VMTable(KeptComponentStyles, DataTable):
         self.filter_text = ""
         self._rows_data: list[RowData] = []
         self._sort_keys: dict[str, dict[str, Any]] = {}
-        # Per row shown: its signature and sort values when its cells were last made.
+        # Per VM shown: the signature and sort values last worked out (see update_rows).
         self._made: dict[str, tuple[tuple[Any, ...] | None, dict[str, Any]]] = {}
         self._styles: dict[str | None, Any] = {}  # level -> style, during update_rows
         self.matched = 0  # rows shown after the filter
         # During update_rows: the cells changed, whose rendered lines are dropped at its end.
         self._changed: dict[RowKey, set[Any]] | None = None
         self._generation = -1  # DataTable's _update_count when its caches were last emptied
+        # Non-name cells of rows without a sample, by signature (rows share them: never mutated).
+        self._shared_cells: dict[tuple[Any, ...], dict[str, Text]] = {}
+        self.waiting = 0  # rows to show that are not in the table yet (the fill goes on)
+        self._step_due = False  # a step is to be armed at the next paint
+        self._step_armed = False
         self.shown_columns: tuple[str, ...] = COLUMN_KEYS
 
     def on_mount(self) -> None:
@@ -205,13 +222,28 @@ class VMTable(KeptComponentStyles, DataTable):
         return Text(text, end="", spans=[Span(0, len(text), self._style(level))])
 
     def cells(self, row: RowData) -> dict[str, Text]:
-        vm, s = row.vm, row.sample
-        state = vm_state(vm, s, row.crash_looping)
-        name = NameText(_cut(clean(vm.name), NAME_WIDTH), end="")
+        signature = row_signature(row)
+        shared = self._shared_cells.get(signature) if signature is not None else None
+        if shared is None:
+            shared = self._other_cells(row)
+            if signature is not None:
+                if len(self._shared_cells) >= SHARED_CELLS:
+                    self._shared_cells.clear()
+                self._shared_cells[signature] = shared
+        return {"name": self._name_cell(row), **shared}
+
+    def _name_cell(self, row: RowData) -> NameText:
+        name = NameText(_cut(clean(row.vm.name), NAME_WIDTH), end="")
         name.stylize(self._style("bold"))
         if row.busy:
             name.append(f" {BUSY_MARK}", self._style("accent"))
-        name.vm = vm.name
+        name.vm = row.vm.name
+        return name
+
+    def _other_cells(self, row: RowData) -> dict[str, Text]:
+        """Every cell but the name's: for a row without a sample, a function of its signature."""
+        vm, s = row.vm, row.sample
+        state = vm_state(vm, s, row.crash_looping)
         vcpu = (s.vcpu_count if s else None) or vm.vcpu
 
         if s is None:
@@ -281,7 +313,6 @@ class VMTable(KeptComponentStyles, DataTable):
         )
         drift = drift_badge(vm)
         return {
-            "name": name,
             "state": self._text(state.text, state.level),
             "hypervisor": self._text(vm.hypervisor or "?", None if vm.hypervisor else "warn"),
             "vcpu": self._text(DASH if vcpu is None else str(vcpu)),
@@ -305,7 +336,10 @@ class VMTable(KeptComponentStyles, DataTable):
 
     def update_rows(self, rows: list[RowData]) -> None:
         """Diff the table against ROWS: remove gone rows, update changed cells, add new rows,
-        re-sort only when the order changed; the cursor stays on its VM."""
+        re-sort only when the order changed; the cursor stays on its VM.
+
+        New rows go in in sort order, at most ``ROWS_PER_STEP`` of them (``FIRST_ROWS`` into an
+        empty table); the rest follow in steps after the next paints (``waiting``)."""
         self._rows_data = rows
         selected = self.selected_name
         shown = [r for r in rows if self.matches(r)]
@@ -320,29 +354,36 @@ class VMTable(KeptComponentStyles, DataTable):
                         self.remove_row(key)
                         self._made.pop(key.value, None)
                 sort_keys = {}
+                new: list[RowData] = []
+                in_table = self.rows
                 for row in shown:
+                    # _made: the signature and sort values last worked out for the VM; the
+                    # cells of a row in the table were made from them.
                     name = row.vm.name
                     signature = row_signature(row)
                     made = self._made.get(name)
-                    if (
-                        signature is not None
-                        and made is not None
-                        and made[0] == signature
-                        and (name in self.rows)
-                    ):
-                        sort_keys[name] = made[1]
-                        continue
-                    sort_keys[name] = sort_values(row)
-                    self._made[name] = (signature, sort_keys[name])
-                    cells = self.cells(row)
-                    if name in self.rows:
-                        for column in self.shown_columns:
-                            value = cells[column]
-                            if self.get_cell(name, column) != value:
-                                self._set_cell(name, column, value)
+                    same = signature is not None and made is not None and made[0] == signature
+                    if same:
+                        sort_keys[name] = made[1]  # type: ignore[index]
                     else:
-                        self.add_row(*(cells[k] for k in self.shown_columns), key=name)
+                        sort_keys[name] = sort_values(row)
+                        self._made[name] = (signature, sort_keys[name])
+                    if name not in in_table:
+                        new.append(row)
+                        continue
+                    if same:
+                        continue
+                    cells = self.cells(row)
+                    for column in self.shown_columns:
+                        value = cells[column]
+                        current = self.get_cell(name, column)
+                        if current is not value and current != value:
+                            self._set_cell(name, column, value)
+                if len(self._made) > len(sort_keys):  # VMs gone or filtered out
+                    for name in [n for n in self._made if n not in sort_keys]:
+                        del self._made[name]
                 self._sort_keys = sort_keys
+                self._add_new(new)
                 changed, self._changed = self._changed, None
                 self._forget_rendered(changed)
                 self._repaint(changed)
@@ -351,6 +392,40 @@ class VMTable(KeptComponentStyles, DataTable):
                     self.select_name(selected)
         finally:
             self._changed = None
+
+    def _add_new(self, new: list[RowData]) -> None:
+        """Add NEW rows (not in the table) in sort order, as many as one step takes; arm the
+        next step for the rest. Each row added costs DataTable a measure of every cell."""
+        budget = FIRST_ROWS if not self.rows else ROWS_PER_STEP
+        if len(new) > budget:
+            key = self._row_key_fn()
+            new.sort(key=lambda row: key(row.vm.name), reverse=self.sort_reverse)
+        for row in new[:budget]:
+            cells = self.cells(row)
+            self.add_row(*(cells[k] for k in self.shown_columns), key=row.vm.name)
+        self.waiting = max(0, len(new) - budget)
+        # The next step is armed by the next paint of the table (render_lines): the rows
+        # added are on screen before more are added (DataTable lays new rows out only once
+        # idle, and a step armed for after the refresh ran before that paint).
+        self._step_armed = False
+        self._step_due = self.waiting > 0
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        lines = super().render_lines(crop)
+        if self._step_due and not self._step_armed:
+            self._step_due, self._step_armed = False, True
+            self.set_timer(STEP_PAUSE_S, self._fill_step, name="fill-step")
+        return lines
+
+    def _fill_step(self) -> None:
+        self._step_armed = False
+        if self.waiting:
+            self.update_rows(self._rows_data)
+
+    @property
+    def filling(self) -> bool:
+        """Rows to show are still being added (the first fill of a big host)."""
+        return self.waiting > 0
 
     def _set_cell(self, row: str, column: str, value: Text) -> None:
         """Update one cell and repaint just that cell.
@@ -442,6 +517,13 @@ class VMTable(KeptComponentStyles, DataTable):
             for key in doomed:
                 cache.discard(key)
 
+    def _forget_all_rendered(self) -> None:
+        """Drop everything DataTable rendered (what a change of its own does)."""
+        if hasattr(self, "_update_count"):
+            self._update_count += 1
+        else:  # not where this Textual version keeps it: a full re-measure does it too
+            self._require_update_dimensions = True
+
     def _column_index(self, key: str) -> int:
         return self.shown_columns.index(key)
 
@@ -476,6 +558,7 @@ class VMTable(KeptComponentStyles, DataTable):
     def _restyle(self) -> None:
         # Cell styles come from the theme: redraw every cell in the new colours.
         self._made.clear()
+        self._shared_cells.clear()
         self.update_rows(self._rows_data)
 
     # --- sorting ---------------------------------------------------------------------------
@@ -496,15 +579,18 @@ class VMTable(KeptComponentStyles, DataTable):
 
         return key
 
-    def _apply_sort(self) -> None:
+    def _apply_sort(self) -> bool:
+        """Re-sort when the order changed (True then); the cursor stays on its VM."""
         key = self._row_key_fn()
         current = [row.key.value for row in self.ordered_rows]
         wanted = sorted(current, key=key, reverse=self.sort_reverse)  # type: ignore[arg-type]
-        if wanted != current:
-            selected = self.selected_name
-            self.sort("name", key=lambda cell: key(cell.vm), reverse=self.sort_reverse)
-            if selected is not None:
-                self.select_name(selected)
+        if wanted == current:
+            return False
+        selected = self.selected_name
+        self.sort("name", key=lambda cell: key(cell.vm), reverse=self.sort_reverse)
+        if selected is not None:
+            self.select_name(selected)
+        return True
 
     def set_sort(self, column: str, reverse: bool | None = None) -> None:
         """Sort by COLUMN; REVERSE None = the column's natural direction."""
@@ -517,9 +603,13 @@ class VMTable(KeptComponentStyles, DataTable):
         for key in {old, column}:
             if key in self.shown_columns:
                 self.columns[self._column_key(key)].label = self._label(COLUMN_BY_KEY[key])
-        self._require_update_dimensions = True
+        # A label keeps room for the arrow, so the columns keep their widths: no new
+        # dimensions (asking for them put off scrolling to the cursor by a frame, and the
+        # table was drawn twice). The labels are drawn from DataTable's render caches, which
+        # a re-sort empties; when the order stays, they are emptied here.
+        if not self._apply_sort():
+            self._forget_all_rendered()
         self.refresh()
-        self._apply_sort()
         self.post_message(self.SortChanged(self.sort_column, self.sort_reverse))
 
     def cycle_sort(self) -> None:

@@ -231,5 +231,14 @@ def _answered(
     return execute
 
 
-def _key(arguments: dict[str, Any] | None) -> str | None:
-    return None if arguments is None else json.dumps(arguments, sort_keys=True)
+def _key(arguments: dict[str, Any] | None) -> Any:
+    """A hashable key for ARGUMENTS, the same for equal ones (our own few flat ones: a sorted
+    tuple of the items; anything nested falls back to canonical JSON)."""
+    if arguments is None:
+        return None
+    try:
+        key = tuple(sorted(arguments.items()))
+        hash(key)
+        return key
+    except TypeError:  # an unhashable or unorderable value
+        return json.dumps(arguments, sort_keys=True)
