@@ -80,7 +80,7 @@ def systemd_host(root: Path) -> Iterator[tuple[UserManager, Path]]:
         yield manager, config
     finally:
         manager.stop()
-        from tui.lab.systemd import remove_cgroups
+        from tui.lab.procs import remove_cgroups
 
         remove_cgroups(manager.cgroup_name)
 

@@ -59,7 +59,7 @@ def _key(master: int, key: bytes, until: bytes, seconds: float = 30) -> float:
 
 def keys_on_pty(config: Path, state: Path, env: dict[str, str], n_vms: int) -> dict[str, float]:
     """Key to frame, whole process on the pty, every row in the table."""
-    from tui.widgets.vm_table import COLUMNS
+    from tui.widgets.vm_rows import COLUMNS
 
     proc, master = spawn(config, ["--state-dir", str(state), "--interval", "3600"], env)
     try:

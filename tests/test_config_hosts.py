@@ -1,4 +1,4 @@
-"""[hosts.NAME] tables in the typed config (tui/config.py) and --host (tui/cli.py)."""
+"""[hosts.NAME] tables in the typed config (tui/config/) and --host (tui/cli.py)."""
 
 from __future__ import annotations
 

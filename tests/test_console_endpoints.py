@@ -9,16 +9,13 @@ from pathlib import Path
 import pytest
 
 from tui.host.console.endpoints import (
-    TAKEOVER_MARKER,
     Chardev,
     EndpointKind,
-    TakeoverMarker,
     _from_chardevs,
     _from_runner,
     parse_chardevs,
-    read_marker,
-    write_marker,
 )
+from tui.host.console.marker import TAKEOVER_MARKER, TakeoverMarker, read_marker, write_marker
 from tui.host.model import VM, SerialSpec
 from tui.host.settings import HostSettings
 

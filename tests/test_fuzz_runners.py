@@ -29,14 +29,9 @@ from tests.fuzz_support import (
 from tui.host.model import RunnerSpec
 from tui.host.runners import PARSERS, apply_firecracker_config, parse_runner
 from tui.host.runners._options import OptionTable
+from tui.host.runners.runscript import extract_assignments, extract_exec, extract_fd_links
 from tui.host.runners.sharefiles import read_share_dir
-from tui.host.runners.shellwords import (
-    RunnerParseError,
-    extract_assignments,
-    extract_exec,
-    extract_fd_links,
-    split_commands,
-)
+from tui.host.runners.shellwords import RunnerParseError, split_commands
 from tui.host.statedir import parse_runner_dir
 
 pytestmark = pytest.mark.fuzz

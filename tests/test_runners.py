@@ -16,15 +16,14 @@ import pytest
 
 from tui.host.model import HYPERVISORS, NicSpec, RunnerSpec, SerialSpec, ShareSpec, VolumeSpec
 from tui.host.runners import PARSERS, apply_firecracker_config, parse_runner
-from tui.host.runners.sharefiles import hypervisor_from_package_name, read_share_dir
-from tui.host.runners.shellwords import (
-    MAX_SCRIPT_CHARS,
-    RunnerParseError,
+from tui.host.runners.runscript import (
     extract_assignments,
     extract_command,
     extract_exec,
     extract_fd_links,
 )
+from tui.host.runners.sharefiles import hypervisor_from_package_name, read_share_dir
+from tui.host.runners.shellwords import MAX_SCRIPT_CHARS, RunnerParseError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runners"
 FC_CONFIG = next((FIXTURES / "firecracker").glob("*-firecracker-fcvm.json"))

@@ -22,7 +22,7 @@ from tests.conftest import wait_for
 from tui.host.jsonout import vm_to_json
 from tui.host.model import VM, UnitState
 from tui.host.runners import parse_runner
-from tui.host.runners.shellwords import extract_exec
+from tui.host.runners.runscript import extract_exec
 from tui.host.running import (
     ProcessReadError,
     attach_processes,

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.synthetic_host import make_host
-from tui.host.console.endpoints import TakeoverMarker, read_marker, write_marker
+from tui.host.console.marker import TakeoverMarker, read_marker, write_marker
 from tui.host.statedir import read_vm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def _marker_in_child(vm_dir: Path) -> str:
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from pathlib import Path\n"
-        "from tui.host.console.endpoints import read_marker\n"
+        "from tui.host.console.marker import read_marker\n"
         "from tui.host.statedir import read_vm\n"
         f"print(read_marker(read_vm(Path({str(vm_dir)!r}))))\n"
     )

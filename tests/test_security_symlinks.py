@@ -23,7 +23,7 @@ from tui.host.actions import operations as ops
 from tui.host.actions.errors import ActionError, Busy, Refused
 from tui.host.actions.lock import lock_path, vm_lock
 from tui.host.actions.symlinks import swap_links
-from tui.host.console.endpoints import TakeoverMarker, read_marker, write_marker
+from tui.host.console.marker import TakeoverMarker, read_marker, write_marker
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache, read_vm
 

@@ -19,7 +19,7 @@ from tui.bindings import collect
 from tui.widgets.detail.pane import TABS
 from tui.widgets.format import clean
 from tui.widgets.outside import outside_markup
-from tui.widgets.vm_table import COLUMNS
+from tui.widgets.vm_rows import COLUMNS
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from tui.lab import flake, guest, guest_journal, netns, nix, systemd
 from tui.lab.buildserver import BuildServer
 from tui.lab.config import write_config
 from tui.lab.prereq import missing_prerequisites
+from tui.lab.procs import remove_cgroups, wait_gone
 from tui.lab.sshd import LabSshd
+from tui.lab.units import unit_files, unit_path, write_units
 from tui.lab.vms import UPLINK, VmSpec, default_vms, guest_journal_source
 
 log = logging.getLogger("tui.lab")
@@ -113,7 +115,7 @@ class Lab:
         if problems:
             raise LabError("the lab cannot run here:\n  " + "\n  ".join(problems))
         try:
-            systemd.unit_path(self.root)
+            unit_path(self.root)
         except ValueError as e:
             raise LabError(str(e)) from None
         if self.root.is_dir() and not (self.root / MARKER).exists() and any(self.root.iterdir()):
@@ -168,9 +170,9 @@ class Lab:
             for f in futures:
                 f.result()
 
-        changed = systemd.write_units(
+        changed = write_units(
             self.manager.unit_dir,
-            systemd.unit_files(
+            unit_files(
                 state_dir=self.state_dir,
                 netns=self.netns,
                 ip=flake.host_tools()["ip"],
@@ -226,7 +228,7 @@ class Lab:
         log.info("%5.1fs manager and VMs stopped", time.monotonic() - t0)
         self._kill_netns_processes()
         netns.delete(self.netns)
-        systemd.remove_cgroups(self.cgroup_name)
+        remove_cgroups(self.cgroup_name)
         if self.gcroots_dir.name.startswith("microvm-tui-lab-"):
             shutil.rmtree(self.gcroots_dir, ignore_errors=True)
         if (self.root / MARKER).exists():
@@ -286,7 +288,7 @@ class Lab:
         for pid in netns.pids(self.netns):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            systemd.wait_gone(pid, 5)
+            wait_gone(pid, 5)
 
     def _make_dirs(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The lab's own systemd user manager, and unit templates equivalent to microvm.nix's host module.
+"""The lab's own systemd user manager (its unit files: ``tui.lab.units``; its cgroups and
+processes: ``tui.lab.procs``).
 
 systemd is not PID 1 on these machines, but `systemd --user` runs when it believes the system was
 booted with systemd: it gets a private mount namespace with a tmpfs on /run/systemd (holding an
@@ -20,12 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tui.lab.procs import cgroup_mounts, cgroup_pids, environ_of, pid_alive, wait_gone
 
 SYSTEMD_BINARIES = (Path("/lib/systemd/systemd"), Path("/usr/lib/systemd/systemd"))
 
@@ -61,307 +63,9 @@ done
 exec "$SYSTEMD_BINARY" --user --unit=microvms.target
 """
 
-HELPERS = (
-    "microvm-tap-interfaces",
-    "microvm-macvtap-interfaces",
-    "microvm-pci-devices",
-    "microvm-virtiofsd",
-    "microvm-set-booted",
-)
-
-_UNSAFE = re.compile(r"[\s\"'\\$%;]")
-
 
 class SystemdError(RuntimeError):
     pass
-
-
-def unit_path(p: Path) -> str:
-    """A path for a unit file: we refuse anything that would need quoting."""
-    s = str(p)
-    if _UNSAFE.search(s):
-        raise ValueError(f"the lab needs a path without spaces, quotes, $, % or ; (got {s!r})")
-    return s
-
-
-def _unit(sections: dict[str, list[tuple[str, str]]]) -> str:
-    out = []
-    for section, items in sections.items():
-        out.append(f"[{section}]")
-        out += [f"{k}={v}" for k, v in items]
-        out.append("")
-    return "\n".join(out)
-
-
-def unit_files(
-    *,
-    state_dir: Path,
-    netns: str,
-    ip: str,
-    autostart: list[str],
-    restart_sec: str = "2s",
-) -> dict[str, str]:
-    """Unit templates as nixos-modules/host/default.nix defines them, for a user manager:
-    no User=/Group=, taps and hypervisor inside the lab's network namespace (`ip netns exec`
-    execs, so MainPID is still the hypervisor), output to the lab's journald, RestartSec 2s
-    (upstream 5s) to keep tests quick."""
-    st = unit_path(state_dir)
-    vm = f"{st}/%i"
-    netns_exec = f"{ip} netns exec {netns}"
-
-    def helper(
-        description: str,
-        condition: str | None,
-        after: list[str],
-        service: list[tuple[str, str]],
-    ) -> str:
-        unit = [("Description", description), ("Before", "microvm@%i.service")]
-        unit.append(("PartOf", "microvm@%i.service"))
-        if after:
-            unit.append(("After", " ".join(after)))
-        if condition:
-            unit.append(("ConditionPathExists", condition))
-        return _unit({"Unit": unit, "Service": service})
-
-    units = {
-        "microvm-tap-interfaces@.service": helper(
-            "Setup MicroVM '%i' TAP interfaces",
-            f"{vm}/current/bin/tap-up",
-            ["network.target", "microvm-set-booted@%i.service"],
-            [
-                ("Type", "oneshot"),
-                ("RemainAfterExit", "true"),
-                ("SyslogIdentifier", "microvm-tap-interfaces@%i"),
-                ("ExecStart", f"{netns_exec} {vm}/current/bin/tap-up"),
-                ("ExecStop", f"{netns_exec} {vm}/booted/bin/tap-down"),
-            ],
-        ),
-        "microvm-macvtap-interfaces@.service": helper(
-            "Setup MicroVM '%i' MACVTAP interfaces",
-            f"{vm}/current/bin/macvtap-up",
-            ["microvm-set-booted@%i.service"],
-            [
-                ("Type", "oneshot"),
-                ("RemainAfterExit", "true"),
-                ("SyslogIdentifier", "microvm-macvtap-interfaces@%i"),
-                ("ExecStart", f"{netns_exec} {vm}/current/bin/macvtap-up"),
-                ("ExecStop", f"{netns_exec} {vm}/booted/bin/macvtap-down"),
-            ],
-        ),
-        "microvm-pci-devices@.service": helper(
-            "Setup MicroVM '%i' devices for passthrough",
-            f"{vm}/current/bin/pci-setup",
-            [],
-            [
-                ("Type", "oneshot"),
-                ("RemainAfterExit", "true"),
-                ("SyslogIdentifier", "microvm-pci-devices@%i"),
-                ("ExecStart", f"{vm}/current/bin/pci-setup"),
-            ],
-        ),
-        "microvm-virtiofsd@.service": helper(
-            "VirtioFS daemons for MicroVM '%i'",
-            f"{vm}/current/bin/virtiofsd-run",
-            ["local-fs.target", "microvm-set-booted@%i.service"],
-            [
-                ("WorkingDirectory", vm),
-                ("ExecStart", f"{vm}/current/bin/virtiofsd-run"),
-                ("LimitNOFILE", "1048576"),
-                ("NotifyAccess", "all"),
-                # microvm.nix sets PrivateTmp=yes; not here: it hides /var/tmp, where the
-                # lab (and so the runner's virtiofsd-run) lives.
-                ("Restart", "always"),
-                ("RestartSec", restart_sec),
-                ("SyslogIdentifier", "microvm-virtiofsd@%i"),
-                ("Type", "notify"),
-                ("KillMode", "mixed"),
-            ],
-        ),
-        "microvm-set-booted@.service": helper(
-            "Save MicroVM '%i' booted configuration",
-            None,
-            [],
-            [
-                ("Type", "oneshot"),
-                ("RemainAfterExit", "true"),
-                ("SyslogIdentifier", "microvm-set-booted@%i"),
-                ("WorkingDirectory", vm),
-                ("ExecStart", "/bin/sh -c 'rm -f booted; ln -s \"$$(readlink current)\" booted'"),
-                ("ExecStop", "/bin/rm booted"),
-            ],
-        ),
-    }
-    helper_units = " ".join(f"{h}@%i.service" for h in HELPERS)
-    units["microvm@.service"] = _unit(
-        {
-            "Unit": [
-                ("Description", "MicroVM '%i'"),
-                ("Requires", helper_units),
-                ("After", f"network.target systemd-modules-load.service {helper_units}"),
-                ("ConditionPathExists", f"{vm}/current/bin/microvm-run"),
-            ],
-            "Service": [
-                ("Type", "simple"),
-                ("WorkingDirectory", vm),
-                ("ExecStart", f"{netns_exec} {vm}/current/bin/microvm-run"),
-                ("ExecStop", f"{vm}/booted/bin/microvm-shutdown"),
-                ("TimeoutSec", "150"),
-                ("Restart", "always"),
-                ("RestartSec", restart_sec),
-                ("SyslogIdentifier", "microvm@%i"),
-                ("LimitNOFILE", "1048576"),
-                ("NotifyAccess", "all"),
-                ("LimitMEMLOCK", "infinity"),
-            ],
-        }
-    )
-    dbus_daemon = next((p for p in DBUS_DAEMON_BINARIES if p.exists()), DBUS_DAEMON_BINARIES[0])
-    units["dbus.socket"] = _unit(
-        {
-            "Unit": [("Description", "The lab's D-Bus socket (a host's dbus.socket)")],
-            "Socket": [("ListenStream", "%t/bus")],
-        }
-    )
-    units["dbus.service"] = _unit(
-        {
-            "Unit": [
-                ("Description", "The lab's D-Bus (a host's dbus.service)"),
-                ("Requires", "dbus.socket"),
-            ],
-            "Service": [
-                ("ExecStart", f"{dbus_daemon} --session --address=systemd: --nofork --nopidfile"),
-            ],
-        }
-    )
-    units["microvms.target"] = _unit(
-        {
-            "Unit": [
-                ("Description", "MicroVMs"),
-                ("Wants", " ".join(f"microvm@{n}.service" for n in autostart)),
-            ],
-        }
-    )
-    return units
-
-
-def write_units(unit_dir: Path, units: dict[str, str]) -> bool:
-    """Write unit files, drop stale ones of ours. True if anything changed."""
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    changed = False
-    for name, text in units.items():
-        path = unit_dir / name
-        if path.is_file() and path.read_text() == text:
-            continue
-        tmp = path.with_name(name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        changed = True
-    for path in unit_dir.iterdir():
-        if path.name not in units and path.name.startswith("microvm"):
-            path.unlink()
-            changed = True
-    return changed
-
-
-# --- cgroups --------------------------------------------------------------------------------
-
-
-def _cgroup_mounts() -> list[Path]:
-    """Where the hierarchies systemd tracks units in are mounted: cgroup2 and name=systemd (v1)."""
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        pre, _, post = line.partition(" - ")
-        fields, post_fields = pre.split(), post.split()
-        if len(fields) < 5 or len(post_fields) < 3:
-            continue
-        fstype, options = post_fields[0], post_fields[2].split(",")
-        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options):
-            found.append(Path(fields[4]))
-    return found
-
-
-def all_cgroup_dirs(cgroup_name: str) -> list[Path]:
-    """The lab's cgroup in every mounted hierarchy (systemd may create it in v1 controllers too)."""
-    base = Path("/sys/fs/cgroup")
-    dirs = [m / cgroup_name for m in _cgroup_mounts()]
-    if base.is_dir():
-        for sub in base.iterdir():
-            cand = sub / cgroup_name
-            if cand.is_dir() and cand not in dirs:
-                dirs.append(cand)
-    return dirs
-
-
-def cgroup_pids(cgroup_name: str) -> set[int]:
-    pids: set[int] = set()
-    for top in all_cgroup_dirs(cgroup_name):
-        if not top.is_dir():
-            continue
-        for dirpath, _dirs, files in os.walk(top):
-            if "cgroup.procs" in files:
-                with contextlib.suppress(OSError):
-                    pids |= {int(x) for x in (Path(dirpath) / "cgroup.procs").read_text().split()}
-    return pids
-
-
-def remove_cgroups(cgroup_name: str) -> list[Path]:
-    """rmdir the lab's cgroup trees bottom-up; returns what could not be removed."""
-    left = []
-    for top in all_cgroup_dirs(cgroup_name):
-        if not top.is_dir():
-            continue
-        for dirpath, _dirs, _files in os.walk(top, topdown=False):
-            try:
-                os.rmdir(dirpath)
-            except OSError:
-                left.append(Path(dirpath))
-    return left
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        if state in ("Z", "X"):
-            _reap(pid)
-            return False
-    return True
-
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.1)
-    return not pid_alive(pid)
-
-
-def environ_of(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    env = {}
-    for item in raw.split(b"\0"):
-        k, sep, v = item.partition(b"=")
-        if sep:
-            env[k.decode(errors="replace")] = v.decode(errors="replace")
-    return env
 
 
 # --- the manager ----------------------------------------------------------------------------
@@ -464,7 +168,7 @@ class UserManager:
             with contextlib.suppress(OSError):
                 (self.runtime_dir / stale).unlink()
         cgroups = []
-        for mount in _cgroup_mounts():
+        for mount in cgroup_mounts():
             cg = mount / self.cgroup_name
             cg.mkdir(exist_ok=True)
             cgroups.append(str(cg))

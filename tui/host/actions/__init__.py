@@ -5,7 +5,9 @@ runs them in threads for the UI.
 
 - ``operations``: ``create``, ``update``, ``rollback``, ``start``, ``stop``, ``restart``,
   ``force_stop``, ``delete`` (and ``ACTIONS``, by name). Each is
-  ``action(settings, name, reporter=None, cancel=None, **options) -> Outcome``.
+  ``action(settings, name, reporter=None, cancel=None, **options) -> Outcome``. A package:
+  ``common`` (what every action shares), ``build`` (create, update, rollback), ``units``
+  (systemd), ``removal`` (delete).
 - ``jobs``: ``JobRunner`` (submit / cancel / wait / drain / shutdown) and the ``Job`` snapshots
   it hands to its listener.
 - ``nix``: ``build`` (internal-json progress, cancellable, returns the out path) and

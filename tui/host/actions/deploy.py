@@ -21,14 +21,12 @@ from tui.host.actions.commands import run
 from tui.host.actions.errors import Cancelled, CommandFailed, Refused
 from tui.host.actions.lock import vm_lock
 from tui.host.actions.nixlog import strip_ansi
-from tui.host.actions.operations import (
-    Outcome,
-    Reporter,
-    _begin,
-    _clean_debris,
-    _refuse_declarative,
-    _vm_dir,
-    install_runner,
+from tui.host.actions.operations import Outcome, Reporter, install_runner
+from tui.host.actions.operations.common import (
+    begin,
+    clean_debris,
+    existing_vm_dir,
+    refuse_declarative,
 )
 from tui.host.actions.symlinks import read_link, temp_name
 from tui.host.settings import DeploySource, HostSettings
@@ -136,13 +134,13 @@ def deploy(
     store_path: str | None = None,
     restart: bool = False,
 ) -> Outcome:
-    reporter, cancel, state = _begin(settings, name, reporter, cancel)
+    reporter, cancel, state = begin(settings, name, reporter, cancel)
     path = resolve_path(name, source, store_path)
     reporter.log(f"deploying {path}")
     with vm_lock(state, name):
-        _clean_debris(state, name, reporter)
-        vm_dir = _vm_dir(state, name)
-        _refuse_declarative(vm_dir, name, "deployed")
+        clean_debris(state, name, reporter)
+        vm_dir = existing_vm_dir(state, name)
+        refuse_declarative(vm_dir, name, "deployed")
         previous = read_link(vm_dir / "current")
         _copy(settings, source, path, reporter, cancel)
         cancel.check("deploy")

@@ -33,14 +33,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tui.host import tools
-from tui.host.console.endpoints import (
-    ConsoleEndpoint,
-    EndpointKind,
-    TakeoverError,
-    discover_endpoint,
-    read_marker,
-    take_over,
-)
+from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind, discover_endpoint
+from tui.host.console.marker import read_marker
 from tui.host.console.sources import (
     FILE_POLL,
     HISTORY_BYTES,
@@ -61,6 +55,7 @@ from tui.host.console.status import (
     short_reason,
     where,
 )
+from tui.host.console.takeover import TakeoverError, take_over
 from tui.host.console.trust import UntrustedEndpoint, socket_address
 from tui.host.model import VM
 from tui.host.settings import HostSettings

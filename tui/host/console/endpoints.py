@@ -7,9 +7,9 @@
    ``chardev-change`` of the ``stdio`` chardev to a unix socket server in the VM's state dir
    with a logfile transcript. One-way until the VM restarts (serial output stops going to the
    journal / log file), so :func:`discover_endpoint` only *proposes* it
-   (``needs_confirmation``) and :func:`take_over` does it once the admin said yes. A marker
-   file in the state dir remembers it, with the hypervisor's pid it applies to, so a later
-   attach reattaches without asking;
+   (``needs_confirmation``) and ``tui.host.console.takeover.take_over`` does it once the admin
+   said yes. A marker file in the state dir (``tui.host.console.marker``) remembers it, with
+   the hypervisor's pid it applies to, so a later attach reattaches without asking;
 3. read-only history: the journal of ``microvm@NAME`` (``journalctl -o json -f``), or, where no
    journald runs (``settings.console_log_dir``), the file the unit appends its output to.
 
@@ -19,36 +19,24 @@ a :class:`ConsoleEndpoint` whose ``explanation`` says why. No Textual here.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import socket
 import stat
-import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from tui.host.console.journal import HISTORY_LINES
+from tui.host.console.marker import STDIO_CHARDEV, read_marker, takeover_paths
 from tui.host.console.trust import pty_problem, socket_problem
 from tui.host.logs.query import LogQuery, journal_argv
 from tui.host.model import VM, Drift, UnitState
 from tui.host.names import unit_name
 from tui.host.qmp import QMPCommandError, QMPError, qmp_execute
-from tui.host.safefs import read_regular, write_file
 from tui.host.settings import HostSettings
 from tui.host.systemd import Systemctl, unit_states
 
-# Files of a takeover, in the VM's state dir. A NixOS hostName has no '.', so these can never
-# be the hypervisor's own "${hostName}.sock" (or a virtiofs "${hostName}-virtiofs-TAG.sock").
-TAKEOVER_SOCKET = "microvm-tui.console.sock"
-TAKEOVER_LOG = "microvm-tui.console.log"
-TAKEOVER_MARKER = "microvm-tui.console.json"
-MAX_MARKER_BYTES = 64 << 10  # a marker is ~300 bytes
-STDIO_CHARDEV = "stdio"  # microvm.nix: -chardev stdio,id=stdio,signal=off -serial chardev:stdio
 QMP_HYPERVISORS = ("qemu", "stratovirt")
-_SUN_PATH_MAX = 107
 
 QEMU_CONFIG_HINT = (
     "For an interactive console that needs no takeover, give the VM a serial socket:\n"
@@ -172,77 +160,6 @@ def parse_chardevs(reply: Any) -> list[Chardev]:
             opened = entry.get("frontend-open")
             found.append(Chardev(label, filename, opened if isinstance(opened, bool) else None))
     return found
-
-
-# --- the takeover marker ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TakeoverMarker:
-    socket: str
-    logfile: str
-    main_pid: int | None
-    chardev: str = STDIO_CHARDEV
-    taken_at: float = 0.0
-    # Where the history (console_log_dir/NAME.log) stood when the console was taken over, so
-    # that after the VM's restart following it again starts with the new boot.
-    history_path: str | None = None
-    history_inode: int | None = None
-    history_offset: int | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": 1,
-                "chardev": self.chardev,
-                "socket": self.socket,
-                "logfile": self.logfile,
-                "main_pid": self.main_pid,
-                "taken_at": self.taken_at,
-                "history_path": self.history_path,
-                "history_inode": self.history_inode,
-                "history_offset": self.history_offset,
-            },
-            indent=2,
-        )
-
-
-def marker_path(vm: VM) -> Path:
-    return vm.path / TAKEOVER_MARKER
-
-
-def read_marker(vm: VM) -> TakeoverMarker | None:
-    """The takeover marker, or None if absent or unreadable (a bad marker is as good as none)."""
-    try:
-        # Not through a link, never a FIFO or device, never more than the limit.
-        raw = read_regular(marker_path(vm), MAX_MARKER_BYTES)
-        data = json.loads(raw)
-        pid = data.get("main_pid")
-
-        def optional_int(key: str) -> int | None:
-            value = data.get(key)
-            return int(value) if value is not None else None
-
-        history = data.get("history_path")
-        return TakeoverMarker(
-            socket=str(data["socket"]),
-            logfile=str(data["logfile"]),
-            main_pid=int(pid) if pid is not None else None,
-            chardev=str(data.get("chardev") or STDIO_CHARDEV),
-            taken_at=float(data.get("taken_at") or 0.0),
-            history_path=str(history) if history else None,
-            history_inode=optional_int("history_inode"),
-            history_offset=optional_int("history_offset"),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def write_marker(vm: VM, marker: TakeoverMarker) -> None:
-    """Write the marker into the VM's state dir (writable by group kvm): a random temporary
-    name made exclusively at the dir's fd, renamed over the old marker; nothing planted
-    there (a link at either name) is followed."""
-    write_file(marker_path(vm), (marker.to_json() + "\n").encode("utf-8"), 0o644)
 
 
 # --- systemd ------------------------------------------------------------------------------
@@ -559,14 +476,6 @@ def _refused(
     )
 
 
-def takeover_paths(vm: VM) -> tuple[str, str]:
-    """(socket, logfile) a takeover uses: absolute, or relative to the state dir (qemu's
-    working directory under microvm@NAME) when the absolute socket path is too long."""
-    sock = vm.path / TAKEOVER_SOCKET
-    log = vm.path / TAKEOVER_LOG
-    return str(sock), str(log)
-
-
 def _takeover_proposal(
     vm: VM, settings: HostSettings, dev: Chardev, pid: int | None, hint: str
 ) -> ConsoleEndpoint:
@@ -646,107 +555,3 @@ def _from_runner(
     endpoint = history_endpoint(vm, settings, why, hint, pid)
     # QMP may just not be up yet (the VM is starting) or busy: look again soon.
     return replace(endpoint, transient=True) if qmp_problem else endpoint
-
-
-# --- the takeover -------------------------------------------------------------------------
-
-
-class TakeoverError(Exception):
-    """The takeover did not happen; ``str(exc)`` says why. Nothing was changed unless said."""
-
-
-def _clear_stale_socket(path: str) -> None:
-    """A socket file left by an earlier takeover (qemu was killed): remove it if no one
-    listens, so qemu can bind it. Anything else at that path is an error."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise TakeoverError(f"{path} exists and is not a socket; not touching it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(0.5)
-        probe.connect(path)
-    except (ConnectionRefusedError, FileNotFoundError):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    except OSError as exc:
-        raise TakeoverError(f"cannot check the old socket {path}: {exc}") from exc
-    finally:
-        probe.close()
-    raise TakeoverError(f"something already listens on {path}")
-
-
-def take_over(
-    vm: VM, settings: HostSettings, endpoint: ConsoleEndpoint, *, timeout: float | None = None
-) -> ConsoleEndpoint:
-    """Do the takeover ENDPOINT proposes (after the admin confirmed it). Returns the socket
-    endpoint; raises TakeoverError with the reason otherwise."""
-    if endpoint.kind is not EndpointKind.TAKEOVER or not endpoint.path:
-        raise TakeoverError("nothing to take over")
-    if not vm.socket:
-        raise TakeoverError(f"{vm.name} has no QMP socket")
-    qmp_timeout = timeout if timeout is not None else min(3.0, settings.timeout)
-    unit = fresh_unit(vm, settings)
-    pid = unit.main_pid if unit is not None else None
-    if endpoint.main_pid is not None and pid != endpoint.main_pid:
-        raise TakeoverError(f"{vm.name} restarted in the meantime; look again")
-    sock = endpoint.path
-    log = endpoint.transcript or str(vm.path / TAKEOVER_LOG)
-    # qemu binds the socket with its own working directory, the state dir: a relative path is
-    # fine when the absolute one is longer than sun_path allows.
-    bind = sock
-    if len(os.fsencode(sock)) > _SUN_PATH_MAX and Path(sock).parent == vm.path:
-        bind = Path(sock).name
-    _clear_stale_socket(sock)
-    history_path = history_inode = history_offset = None
-    if settings.console_log_dir is not None:
-        history = Path(settings.console_log_dir) / f"{vm.name}.log"
-        with contextlib.suppress(OSError):
-            st = history.stat()
-            history_path, history_inode, history_offset = str(history), st.st_ino, st.st_size
-    taken_at = time.time()
-    backend = {
-        "type": "socket",
-        "data": {
-            "addr": {"type": "unix", "data": {"path": bind}},
-            "server": True,
-            "wait": False,
-            "logfile": log,
-            "logappend": True,
-        },
-    }
-    chardev = endpoint.chardev or STDIO_CHARDEV
-    try:
-        qmp_execute(
-            vm.socket, "chardev-change", {"id": chardev, "backend": backend}, timeout=qmp_timeout
-        )
-    except QMPCommandError as exc:
-        raise TakeoverError(f"QMP chardev-change refused: {exc.desc or exc.error_class}") from exc
-    except QMPError as exc:
-        raise TakeoverError(f"QMP chardev-change failed: {exc}") from exc
-    marker = TakeoverMarker(
-        sock, log, pid, chardev, taken_at, history_path, history_inode, history_offset
-    )
-    try:
-        write_marker(vm, marker)
-    except OSError as exc:
-        # The takeover happened; only the memory of it failed. Say so, keep going.
-        note = f" (could not write {marker_path(vm)}: {exc.strerror or exc})"
-    else:
-        note = ""
-    return replace(
-        endpoint,
-        kind=EndpointKind.UNIX,
-        interactive=True,
-        needs_confirmation=False,
-        source="takeover",
-        main_pid=pid,
-        fallback=None,
-        explanation=(
-            f"Taken over (QMP chardev-change of '{chardev}'): the serial console stays on this "
-            f"socket until {vm.name} restarts; its transcript is {log}.{note}"
-        ),
-    )

@@ -22,12 +22,12 @@ from tui.host.runners import (
 )
 from tui.host.runners._options import short, shown
 from tui.host.runners.firecracker import apply_firecracker_config
-from tui.host.runners.shellwords import (
-    RunnerParseError,
+from tui.host.runners.runscript import (
     extract_command,  # noqa: F401  (re-exported by tui.host.runners)
     extract_exec,
     extract_fd_links,
 )
+from tui.host.runners.shellwords import RunnerParseError
 
 ConfigReader = Callable[[str], str]
 

@@ -23,7 +23,8 @@ from tui.host.runners._options import (
     short,
     unreadable,
 )
-from tui.host.runners.shellwords import RunnerParseError, extract_assignments, extract_command
+from tui.host.runners.runscript import extract_assignments, extract_command
+from tui.host.runners.shellwords import RunnerParseError
 
 VFKIT_OPTIONS = OptionTable(
     program="vfkit",

@@ -1,72 +1,21 @@
-"""Settings: one typed object from config files, environment and flags, read once at start.
-
-Files, later ones win: /etc/microvm-tui.toml, ~/.config/microvm-tui/config.toml, then the
-file named by --config or $MICROVM_TUI_CONFIG. Flags win over all files. ``[keys]`` tables
-merge (a later file remaps more bindings); every other value replaces.
-
-A file is read only if nobody but root or us can have written it (``tui.host.trustedfile``).
-Every value is decoded in one place, the schema below (``TOP`` and ``HOST``): a bad one stops
-the load with one line naming the file, the key, the value and what is allowed.
-"""
+"""The config's value decoders: a raw TOML value in, a typed value out, or ``Invalid`` saying
+what is allowed; and how a value is shown in a message (``printable``, ``show``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tui.agent.hosts import DEFAULT_AGENT, RemoteHost
 from tui.agent.ssh import hostkey_check_disabled
-from tui.host.settings import DeploySource, HostSettings, SystemdBus, default_cache_dir
+from tui.host.settings import SystemdBus
 from tui.host.tools import SAFE_PATH, forbidden_env
 from tui.keynames import detach_key_problem, keys_problem, normalize_list
 
-# The system-wide file. Tests point $MICROVM_TUI_SYSTEM_CONFIG elsewhere (tests/conftest.py) so
-# the machine's own file can never reach them; nothing else should set it.
-SYSTEM_CONFIG = Path("/etc/microvm-tui.toml")
-SYSTEM_CONFIG_ENV = "MICROVM_TUI_SYSTEM_CONFIG"
-MAX_CONFIG_BYTES = 1 << 20
-
-INTERVAL_RANGE = (0.2, 3600.0)  # seconds between polls
-TIMEOUT_RANGE = (0.1, 600.0)  # seconds for one external command or socket query
 MAX_TEXT = 4096  # characters in one path, option or environment value
-
-
-def system_config() -> Path:
-    override = os.environ.get(SYSTEM_CONFIG_ENV)
-    return Path(override) if override else SYSTEM_CONFIG
-
-
-def user_config() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return Path(base) / "microvm-tui" / "config.toml"
-
-
-@dataclass(frozen=True)
-class Settings:
-    host: HostSettings = field(default_factory=HostSettings)
-    interval: float = 1.0  # seconds between polls
-    theme: str = "textual-dark"
-    read_only: bool = False  # forced read-only even as root
-    keymap: dict[str, str] = field(default_factory=dict)  # binding id -> keys
-    update_restart: str = "ask"  # after an update that needs it: "ask", "always", "never"
-    console_detach_key: str = "ctrl+]"  # leaves the console pane; never sent to the guest
-    console_size_key: str = "f12"  # types `stty rows R cols C` (the pane's size) into the guest
-    deploy: DeploySource = field(default_factory=DeploySource)  # [deploy]
-    # [bulk]: how many VMs of a bulk action build (update, deploy) and restart at once.
-    bulk_builds: int = 1
-    bulk_restarts: int = 4
-    sources: tuple[str, ...] = ()  # which files were read, for the help screen
-    # Other hosts, reached over ssh with an agent there ([hosts.NAME]); by name, in file order.
-    hosts: dict[str, RemoteHost] = field(default_factory=dict)
-
-
-class ConfigError(Exception):
-    """A config file or flag that cannot be used. The message is one line."""
 
 
 class Invalid(ValueError):
@@ -352,175 +301,3 @@ def count(low: int, high: int) -> Decoder:
         return value
 
     return decode
-
-
-# --- the schema ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Option:
-    decode: Decoder
-    target: str  # the Settings field, or "host.FIELD"
-
-
-HOST: dict[str, Decoder] = {
-    "state_dir": absolute_path(False),
-    "systemd_scope": choice("system", "user"),
-    "systemd_env": environment,
-    "netns": netns,
-    "console_log_dir": absolute_path(True),
-    "journal_dir": absolute_path(True),
-    "gcroots_dir": absolute_path(False),
-    "nix_options": string_list,
-    "cache_dir": absolute_path(True),
-    "timeout": seconds(*TIMEOUT_RANGE),
-    "systemd_bus": systemd_bus,
-}
-assert set(HOST) == {f.name for f in dataclasses.fields(HostSettings)}
-
-TOP: dict[str, Option] = {
-    "state_dir": Option(HOST["state_dir"], "host.state_dir"),
-    "interval": Option(seconds(*INTERVAL_RANGE), "interval"),
-    "theme": Option(name_text, "theme"),
-    "read_only": Option(boolean, "read_only"),
-    "update_restart": Option(choice("ask", "always", "never"), "update_restart"),
-    "console_detach_key": Option(detach_key, "console_detach_key"),
-    "console_size_key": Option(size_key, "console_size_key"),
-    "keys": Option(keymap, "keymap"),
-    "hosts": Option(hosts_table, "hosts"),
-}
-
-# Tables of their own: [deploy] fills Settings.deploy, [bulk] the bulk_* fields.
-DEPLOY: dict[str, Decoder] = {"cache": cache_url, "hydra_url": build_url, "check_sigs": boolean}
-BULK: dict[str, Option] = {
-    "builds": Option(count(1, 64), "bulk_builds"),
-    "restarts": Option(count(1, 256), "bulk_restarts"),
-}
-
-
-def _decode(decoder: Decoder, key: str, value: Any, where: str) -> Any:
-    try:
-        return decoder(value)
-    except Invalid as exc:
-        if exc.sub is not None:
-            key, value = f"{key}.{printable(exc.sub, 64)}", exc.value
-        raise ConfigError(f"{where}: {key} = {show(value)}: {exc}") from None
-
-
-def _flag(decoder: Decoder, flag: str, value: Any) -> Any:
-    try:
-        return decoder(value)
-    except Invalid as exc:
-        raise ConfigError(f"{flag} {printable(str(value))}: {exc}") from None
-
-
-def _apply(settings: Settings, data: Mapping[str, Any], where: str) -> Settings:
-    host_changes: dict[str, Any] = {}
-    deploy_changes: dict[str, Any] = {}
-    changes: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "host":
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: host = {show(value)}: must be a table ([host])")
-            for hkey, hvalue in value.items():
-                if hkey not in HOST:
-                    raise ConfigError(
-                        f"{where}: unknown key [host].{printable(hkey)} (known: {', '.join(HOST)})"
-                    )
-                host_changes[hkey] = _decode(HOST[hkey], f"host.{hkey}", hvalue, where)
-            continue
-        if key in ("deploy", "bulk"):
-            table = DEPLOY if key == "deploy" else BULK
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: {key} = {show(value)}: must be a table ([{key}])")
-            for tkey, tvalue in value.items():
-                if tkey not in table:
-                    raise ConfigError(
-                        f"{where}: unknown key [{key}].{printable(tkey)}"
-                        f" (known: {', '.join(table)})"
-                    )
-                if key == "deploy":
-                    decoded = _decode(DEPLOY[tkey], f"deploy.{tkey}", tvalue, where)
-                    deploy_changes[tkey] = decoded
-                else:
-                    option = BULK[tkey]
-                    changes[option.target] = _decode(option.decode, f"bulk.{tkey}", tvalue, where)
-            continue
-        option = TOP.get(key)
-        if option is None:
-            known = ", ".join([*TOP, "[host]", "[deploy]", "[bulk]"])
-            raise ConfigError(f"{where}: unknown key '{printable(key)}' (known: {known})")
-        decoded = _decode(option.decode, key, value, where)
-        if option.target.startswith("host."):
-            host_changes[option.target[5:]] = decoded
-        elif option.target == "keymap":
-            changes["keymap"] = {**settings.keymap, **decoded}  # later files remap more
-        elif option.target == "hosts":
-            changes["hosts"] = {**settings.hosts, **decoded}  # later files add hosts
-        else:
-            changes[option.target] = decoded
-    host = dataclasses.replace(settings.host, **host_changes)
-    deploy = dataclasses.replace(settings.deploy, **deploy_changes)
-    return dataclasses.replace(settings, host=host, deploy=deploy, **changes)
-
-
-def load_file(settings: Settings, path: Path, *, missing_ok: bool = True) -> Settings:
-    """SETTINGS with PATH's values applied (SETTINGS itself when PATH does not exist)."""
-    from tui.host.trustedfile import UntrustedFile, read_trusted
-
-    shown = printable(str(path), 300)
-    try:
-        raw = read_trusted(path, MAX_CONFIG_BYTES)
-    except UntrustedFile as exc:
-        raise ConfigError(printable(str(exc), 400)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {shown}: {exc.strerror or exc}") from None
-    if raw is None:
-        if missing_ok:
-            return settings
-        raise ConfigError(f"the config file {shown} does not exist")
-    import tomllib  # here: most hosts have no config file, and `list` start-up time counts
-
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{shown}: not UTF-8 text ({exc.reason})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{shown}: {printable(str(exc), 200)}") from None
-    except RecursionError:  # deeply nested arrays
-        raise ConfigError(f"{shown}: nested too deeply") from None
-    settings = _apply(settings, data, shown)
-    return dataclasses.replace(settings, sources=(*settings.sources, str(path)))
-
-
-def load_settings(
-    config: Path | None = None,
-    *,
-    state_dir: Path | None = None,
-    interval: float | None = None,
-    theme: str | None = None,
-    read_only: bool | None = None,
-) -> Settings:
-    """Settings from the standard files, CONFIG (or $MICROVM_TUI_CONFIG) and flags."""
-    settings = Settings(host=HostSettings(cache_dir=default_cache_dir()))
-    explicit = config or (
-        Path(os.environ["MICROVM_TUI_CONFIG"]) if os.environ.get("MICROVM_TUI_CONFIG") else None
-    )
-    for path in (system_config(), user_config()):
-        settings = load_file(settings, path)
-    if explicit is not None:
-        settings = load_file(settings, explicit, missing_ok=False)
-    # Flags pass the same checks as the files' values.
-    host = settings.host
-    if state_dir is not None:
-        host = dataclasses.replace(
-            host, state_dir=_flag(HOST["state_dir"], "--state-dir", str(state_dir))
-        )
-    flags: dict[str, Any] = {}
-    if interval is not None:
-        flags["interval"] = _flag(TOP["interval"].decode, "--interval", interval)
-    if theme is not None:
-        flags["theme"] = _flag(TOP["theme"].decode, "--theme", theme)
-    if read_only is not None:
-        flags["read_only"] = read_only
-    return dataclasses.replace(settings, host=host, **flags)
