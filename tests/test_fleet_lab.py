@@ -106,3 +106,54 @@ def test_stopping_the_lab_sshd_is_unreachable_then_back_by_itself(lab: Lab) -> N
     finally:
         source.close()
         lab.sshd.start()
+
+
+async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: Lab) -> None:
+    """One lab reached two ways: as this host (LiveSource) and over its sshd (the agent), in
+    one fleet table; the same VM names under two host-qualified keys, both hosts' rows up,
+    and the running VMs running on both. Enter opens a remote VM's usual detail."""
+    from tests.conftest import until_in_app
+    from tui.app import MicroVMApp
+    from tui.config import load_settings
+    from tui.feed.fleet import FLEET_REMOTE, fleet_source
+    from tui.screens.fleet import FleetScreen
+    from tui.widgets.fleet_table import FleetTable
+
+    settings = load_settings(lab.config_path)
+    host = RemoteHost("lab-ssh", tuple(lab.sshd.ssh_args()), agent_command(lab))
+    source = fleet_source(settings, [host], "local")
+    app = MicroVMApp(settings, source, tty_watch=False, remote=FLEET_REMOTE)
+    names = sorted(s.name for s in lab.specs)
+    running = sorted(s.name for s in lab.specs if s.role == "running")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until_in_app(pilot, lambda: isinstance(app.screen, FleetScreen), 30, what="fleet")
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        table = screen.query_one(FleetTable)
+
+        def state(key: str) -> str:
+            return table.get_row(key)[2].plain if key in table.rows else ""
+
+        def both_up() -> bool:
+            snap = screen.snapshot
+            if snap is None or not all(s.reachable for s in snap.hosts):
+                return False
+            return all(
+                "running" in state(f"{h}/{n}") for h in ("local", "lab-ssh") for n in running
+            )
+
+        await until_in_app(pilot, both_up, 120, what="both hosts' running VMs")
+        keys = sorted(k.value for k in table.rows)
+        assert keys == sorted([f"local/{n}" for n in names] + [f"lab-ssh/{n}" for n in names])
+        snap = screen.snapshot
+        assert snap is not None
+        remote_status = next(s for s in snap.hosts if s.name == "lab-ssh")
+        assert remote_status.rtt_ms is not None and remote_status.error is None
+        assert remote_status.snapshot is not None
+        assert remote_status.snapshot.inventory.state_dir == lab.state_dir
+
+        table.move_cursor(row=table.get_row_index(f"lab-ssh/{running[0]}"))
+        table.focus()
+        await pilot.press("enter")
+        await until_in_app(pilot, lambda: app.screen is app.main_screen, 10, what="the monitor")
+        assert app.main_screen.selected_name == f"lab-ssh/{running[0]}"

@@ -32,11 +32,13 @@ from tui.actions import ActionsAppMixin, ActionsController, Scope, bindings
 from tui.actions.read_only import read_only_reason
 from tui.config import Settings
 from tui.feed import LiveSource, Snapshot, Source
+from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE
 from tui.host.actions.jobs import Job
 from tui.host.checks.findings import CheckReport
 from tui.host.console import ConsoleManager
 from tui.host.model import VM
 from tui.host.uistate import UIStateStore
+from tui.screens.fleet import FleetAppMixin
 from tui.screens.main import MainScreen
 from tui.widgets.outside import notify_outside
 from tui.widgets.vm_table import VMTable
@@ -54,7 +56,7 @@ def _monitor_commands() -> type:
     return MonitorCommands
 
 
-class MicroVMApp(ActionsAppMixin, App[int]):
+class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
     TITLE = "microvm-tui"
     COMMANDS = App.COMMANDS | {_monitor_commands}
     BINDINGS = bindings(Scope.APP)  # tui/actions/registry.py
@@ -86,6 +88,9 @@ class MicroVMApp(ActionsAppMixin, App[int]):
         self.read_only_reason = read_only_reason(settings.read_only)
         if remote is not None:
             self.read_only_reason = f"remote host {remote}: actions over the agent come later"
+        self.fleet = remote == FLEET_REMOTE  # --all-hosts (tui/screens/fleet.py)
+        if self.fleet:
+            self.read_only_reason = FLEET_READ_ONLY
         # Console connections outlive visits to the console screen (bounded by the manager);
         # read-only means view only there too: no takeover, no keys to a guest.
         self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
@@ -159,6 +164,8 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 notify_outside(self, self.ui_state.problem, severity="warning", timeout=8)
             self.theme_changed_signal.subscribe(self, lambda t: self._remember(theme=t.name))
         self.call_after_refresh(self.poll)  # once the main screen is composed
+        if self.fleet:
+            self.open_fleet()
 
     async def on_unmount(self) -> None:
         self._stopping = True
@@ -225,7 +232,8 @@ class MicroVMApp(ActionsAppMixin, App[int]):
                 assert snapshot is not None
                 self.snapshot = snapshot
                 self.polls += 1
-                self.main_screen.show(self.snapshot)
+                if not self.show_fleet(self.snapshot):  # the fleet view alone is drawn
+                    self.main_screen.show(self.snapshot)
                 if self.snapshot.partial and not self._stopping:
                     # The state dirs only: on screen first, then systemd's answer at once.
                     self._poll_again = False

@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only", action="store_true", default=None, help="never change anything"
     )
+    parser.add_argument(
+        "--all-hosts",
+        dest="fleet",
+        action="store_true",
+        help="watch every host of the config and this one (the fleet view; read-only)",
+    )
     sub = parser.add_subparsers(dest="command")
     ls = sub.add_parser("list", help="list the VMs (a fast `microvm -l`)")
     _common(ls, argparse.SUPPRESS)
@@ -348,12 +354,18 @@ def main(argv: list[str] | None = None) -> int:
     # The first poll runs while Textual loads (tui.feed does not import it).
     from tui.feed import LiveSource, Prefetched, Source
 
-    if host is not None:
+    remote = None if host is None else host.name
+    if getattr(args, "fleet", False):
+        from tui.feed.fleet import FLEET_REMOTE, fleet_source
+
+        source: Source = fleet_source(settings, list(settings.hosts.values()), LOCAL_HOST)
+        remote = FLEET_REMOTE
+    elif host is not None:
         from tui.agent.client import RemoteSource
 
-        source: Source = RemoteSource(host, interval=settings.interval)
+        source = RemoteSource(host, interval=settings.interval)
     else:
         source = Prefetched(LiveSource(settings.host))
     from tui.app import run_app
 
-    return run_app(settings, source, remote=None if host is None else host.name)
+    return run_app(settings, source, remote=remote)

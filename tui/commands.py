@@ -48,6 +48,11 @@ class MonitorCommands(Provider):
             out.append(
                 Command(f"Sort by {col.label}", "order the VM table", f"sort_by('{col.key}')", main)
             )
+        hosts = getattr(app, "fleet_hosts", list)()
+        for host in ["", *hosts] if hosts else []:  # the fleet view's host switcher
+            title = f"Host: {clean(host)}" if host else "Host: all hosts"
+            action = f"show_host({host!r})"
+            out.append(Command(title, "the fleet view: one host's VMs", action, app))
         for tab_id, title, _view in TABS:
             out.append(
                 Command(f"Show the {title} tab", "detail pane", f"show_tab('{tab_id}')", main)

@@ -36,6 +36,7 @@ def scopes() -> dict[str, list[Scoped]]:
     from tui.app import MicroVMApp
     from tui.screens.checks import ChecksScreen
     from tui.screens.console import ConsoleScreen
+    from tui.screens.fleet import FleetScreen, HostPicker
     from tui.screens.help import HelpScreen
     from tui.screens.jobs import JobsScreen
     from tui.screens.logs import LogsScreen
@@ -60,6 +61,8 @@ def scopes() -> dict[str, list[Scoped]]:
         "the logs view": [*app, *of(LogsScreen, LogView)],
         "the console": [*app_priority, *of(ConsoleScreen)],
         "the checks screen": [*app_priority, *of(ChecksScreen, DataTable)],
+        "the fleet view": [*app, *of(FleetScreen, DataTable, FilterBar)],
+        "the host picker": [*app_priority, *of(HostPicker)],
     }
 
 

@@ -36,6 +36,7 @@ class ActionId(StrEnum):
     FORCE_STOP = "force-stop"
     DELETE = "delete"
     JOBS = "jobs"
+    HOSTS = "host_switcher"
     CHECKS = "checks"
     COMMAND_PALETTE = "command_palette"
     FILTER = "filter"
@@ -297,6 +298,15 @@ ACTIONS: dict[str, ActionSpec] = {
             keys="j",
             help="The jobs panel: progress, logs, commands",
             method="jobs",
+        ),
+        ActionSpec(
+            ActionId.HOSTS,
+            label="Hosts",
+            description="Hosts",
+            keys="colon",
+            key_display=":",
+            help="The fleet view (--all-hosts): every host's VMs, and a host to show",
+            method="host_switcher",
         ),
         ActionSpec(
             ActionId.CHECKS,

@@ -1,0 +1,221 @@
+"""The fleet view (``--all-hosts``) from recorded lab data, no lab needed: ``FleetSource`` joins
+hosts under ``HOST/NAME`` keys without one host waiting for another; the app's fleet screen
+lists every host's VMs with a Host column, host rows with reachability, a host switcher (``:``
+and the palette's "Host: NAME"), filter and sort across hosts, and Enter opens the VM's usual
+detail; the fleet is read-only and says so.
+
+SVG: ``snapshots/test_fleet_view/`` (tests/snapshot_support.py); refresh with
+``--snapshot-update`` for exactly these tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from textual.pilot import Pilot
+
+from tests.monitor_support import SIZE, replay, settings, until
+from tests.snapshot_support import snapshots_in_top_level_folder  # noqa: F401
+from tui.agent.client import RemoteHostError
+from tui.app import MicroVMApp
+from tui.feed import Snapshot
+from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE, FleetSnapshot, FleetSource
+from tui.host.text import is_clean
+from tui.screens.fleet import FleetScreen, HostPicker
+from tui.widgets.fleet_table import FleetTable, HostsTable
+
+LAB_VMS = ["broken", "console", "crashy", "db", "decl", "idle", "web"]
+REFUSED = "ssh: connect to host 127.0.0.1 port 1: Connection refused"
+
+
+class FakeDownHost:
+    """A remote host whose every poll fails as an unreachable host's does (RemoteSource's
+    error, ssh's own line)."""
+
+    def __init__(self, name: str, reason: str = REFUSED) -> None:
+        self.name = name
+        self.reason = reason
+        self.polls = 0
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        self.polls += 1
+        raise RemoteHostError(self.name, self.reason)
+
+    def close(self) -> None:
+        pass
+
+
+class StuckHost:
+    """A host whose poll hangs until released (a host that never answers)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        self.release.wait(60)
+        raise RemoteHostError("stuck", "released")
+
+    def close(self) -> None:
+        self.release.set()
+
+
+def fleet(interval: float = 3600.0, **extra: object) -> FleetSource:
+    sources = {"local": replay(), "far": replay(), **extra}
+    return FleetSource(sources, local="local", interval=interval)  # type: ignore[arg-type]
+
+
+# --- the source -------------------------------------------------------------------------------
+
+
+def test_fleet_keys_are_host_qualified_and_a_down_host_says_why() -> None:
+    source = fleet(gone=FakeDownHost("gone"))
+    try:
+        snap = source.poll("far/web")
+    finally:
+        source.close()
+    assert isinstance(snap, FleetSnapshot)
+    keys = [vm.name for vm in snap.inventory.vms]
+    assert keys == [f"local/{n}" for n in LAB_VMS] + [f"far/{n}" for n in LAB_VMS]
+    assert snap.members["far/web"] == ("far", "web")
+    assert set(snap.samples) <= set(keys) and "far/web" in snap.samples
+    assert snap.samples["far/web"].name == "far/web"
+    assert all(k.startswith(("local/", "far/")) for k in snap.crash_looping)
+    assert snap.history["local/web"]  # the replayed history, under the fleet key
+    hosts = {s.name: s for s in snap.hosts}
+    assert [s.name for s in snap.hosts] == ["local", "far", "gone"]
+    assert hosts["local"].local and hosts["local"].reachable
+    assert hosts["far"].reachable and not hosts["far"].local
+    assert not hosts["gone"].reachable
+    assert hosts["gone"].error == REFUSED
+    assert source.members["far"].focus == "web" and source.members["local"].focus is None
+    assert snap.hostname == "3 hosts, 2 reachable"
+
+
+def test_a_host_that_never_answers_holds_up_no_other() -> None:
+    stuck = StuckHost()
+    down = FakeDownHost("gone")
+    source = FleetSource(
+        {"local": replay(), "stuck": stuck, "gone": down},  # type: ignore[dict-item]
+        local="local",
+        interval=0.05,
+        first_wait=0.5,
+    )
+    try:
+        t0 = time.monotonic()
+        snap = source.poll()
+        assert time.monotonic() - t0 < 5  # the first poll's bounded wait, not the stuck host's
+        hosts = {s.name: s for s in snap.hosts}
+        assert hosts["local"].reachable
+        assert not hosts["stuck"].answered and hosts["stuck"].error is None
+        first = hosts["local"].polls
+        # The others keep polling (and the down host keeps retrying) while one host hangs.
+        until_polls = time.monotonic() + 10
+        while source.members["local"].copy().polls < first + 3 or down.polls < 3:
+            assert time.monotonic() < until_polls, "the other hosts stopped polling"
+            with source.members["local"].changed:
+                source.members["local"].changed.wait(0.5)
+        assert not source.members["stuck"].copy().answered
+    finally:
+        source.close()
+
+
+# --- the app ------------------------------------------------------------------------------------
+
+
+def fleet_app(source: FleetSource) -> MicroVMApp:
+    return MicroVMApp(settings(), source, tty_watch=False, remote=FLEET_REMOTE)
+
+
+async def first_fleet(pilot: Pilot) -> FleetScreen:
+    app = pilot.app
+    await until(pilot, lambda: app.polls >= 1 and isinstance(app.screen, FleetScreen))  # type: ignore[attr-defined]
+    screen = app.screen
+    assert isinstance(screen, FleetScreen)
+    await until(pilot, lambda: screen.table.row_count > 0)
+    await pilot.pause()
+    return screen
+
+
+def test_fleet_view_snapshot(snap_compare) -> None:
+    """Three hosts: this one and a second with the same recorded VMs (same names, one table,
+    a Host column), and one down with ssh's reason; host rows with VM counts by state,
+    drift, CPU and memory."""
+    assert snap_compare(
+        fleet_app(fleet(gone=FakeDownHost("gone"))), terminal_size=SIZE, run_before=first_fleet
+    )
+
+
+async def test_fleet_view_filter_sort_switch_and_enter() -> None:
+    app = fleet_app(fleet(gone=FakeDownHost("gone", "ssh: \x1b[31mevil\x1b]0;t\x07 reason")))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await first_fleet(pilot)
+        table = screen.query_one(FleetTable)
+        assert table.row_count == 2 * len(LAB_VMS)
+        hosts = screen.query_one(HostsTable)
+        assert hosts.row_count == 3
+        gone = " ".join(c.plain for c in hosts.get_row("gone"))
+        assert "down: ssh: " in gone and "evil" in gone and is_clean(gone)
+        assert app.read_only_reason == FLEET_READ_ONLY
+
+        # The filter works across hosts: "web" is on both.
+        await pilot.press("slash", *"web", "enter")
+        await until(pilot, lambda: table.row_count == 2)
+        assert sorted(k.value for k in table.rows) == ["far/web", "local/web"]
+        screen.query_one("#fleet-filter").value = ""  # type: ignore[attr-defined]
+        await until(pilot, lambda: table.row_count == 2 * len(LAB_VMS))
+
+        # Sort: by host first, then by name across hosts (the two webs side by side).
+        assert [k.value for k in table.rows][:2] == ["local/broken", "local/console"]
+        await pilot.press("s")
+        order = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(4)]
+        assert order == ["local/broken", "far/broken", "local/console", "far/console"]
+
+        # Console and logs are refused here in one line, not opened on a local path.
+        await pilot.press("c")
+        await until(pilot, lambda: any("not available" in n.message for n in app._notifications))
+        assert isinstance(app.screen, FleetScreen)
+
+        # The host switcher: ':' and a host; only its VMs.
+        await pilot.press("colon")
+        await until(pilot, lambda: isinstance(app.screen, HostPicker))
+        await pilot.press("down", "down", "enter")  # All hosts, local, far
+        await until(pilot, lambda: table.host == "far")
+        assert table.row_count == len(LAB_VMS)
+        assert all(k.value.startswith("far/") for k in table.rows)
+
+        # The palette's "Host: NAME" entries.
+        from tui.commands import MonitorCommands
+
+        provider = MonitorCommands(app.screen)
+        titles = [c.title for c in provider.commands()]
+        assert {"Host: all hosts", "Host: local", "Host: far", "Host: gone"} <= set(titles)
+        await app.run_action("show_host('local')")
+        await until(pilot, lambda: table.host == "local")
+
+        # Enter: the VM's usual detail on the monitor, under its fleet key.
+        table.move_cursor(row=table.get_row_index("local/db"))
+        table.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, FleetScreen))
+        assert app.main_screen.selected_name == "local/db"
+        assert app.main_screen.views["local/db"].vm.name == "local/db"
+
+        # Read-only, in one line; a console is refused, not opened on a local path.
+        await pilot.press("c")
+        await until(pilot, lambda: any("fleet's VMs" in n.message for n in app._notifications))
+        assert app.screen is app.main_screen
+        # ':' comes back to the fleet view.
+        await pilot.press("colon")
+        await until(pilot, lambda: isinstance(app.screen, FleetScreen))
+        assert app.is_running
+
+
+def test_all_hosts_flag_is_the_apps_and_lists_own() -> None:
+    from tui.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--all-hosts"]).fleet is True
+    assert parser.parse_args([]).fleet is False
+    listed = parser.parse_args(["list", "--json", "--all-hosts"])
+    assert listed.all_hosts is True and listed.fleet is False
