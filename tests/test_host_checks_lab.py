@@ -5,6 +5,7 @@ lab shows none of them."""
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import shutil
@@ -227,3 +228,49 @@ def wait_for_value(fn):  # type: ignore[no-untyped-def]
     from tests.conftest import wait_for
 
     return wait_for(fn, timeout=30)
+
+
+def test_a_journal_share_with_a_second_machine_id(lab) -> None:  # type: ignore[no-untyped-def]
+    """web has the FAQ's journal share with one machine-id directory: nothing to say; a second
+    one (a guest whose machine-id changed) is the FAQ's problem."""
+
+    def journal_findings() -> list:  # type: ignore[type-arg]
+        return [
+            f
+            for f in _checks(lab).findings
+            if f.kind is CheckKind.JOURNAL_MACHINE_ID and f.vm == "web"
+        ]
+
+    assert journal_findings() == []
+    second = lab.settings.state_dir / "web" / "journal" / ("f" * 32)
+    second.mkdir()
+    try:
+        (finding,) = journal_findings()
+        assert "2 machine-id directories" in finding.message
+        assert "microvm.machineId" in finding.fix
+    finally:
+        second.rmdir()
+    assert journal_findings() == []
+
+
+def test_a_control_socket_left_by_a_stopped_vm_is_found_and_cleaned(lab) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    settings = lab.settings
+    (idle,) = [vm for vm in list_vms(settings).vms if vm.name == "idle"]
+    assert idle.unit is not None and idle.unit.active == "inactive" and idle.socket
+    path = idle.socket
+    assert not os.path.lexists(path)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(path)
+    sock.close()  # what a hypervisor killed with SIGKILL leaves behind
+    try:
+        found = [f for f in _checks(lab).findings if f.kind is CheckKind.STALE_SOCKET]
+        assert [f.vm for f in found] == ["idle"]
+        assert found[0].clean is not None
+        clean(found[0].clean, settings)
+        assert not os.path.lexists(path)
+        assert not [f for f in _checks(lab).findings if f.kind is CheckKind.STALE_SOCKET]
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
