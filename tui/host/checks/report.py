@@ -22,7 +22,7 @@ MAX_PIDS = 1024
 
 def _has_block_volume(vm: VM) -> bool:
     for volume in vm.volumes:
-        path = volume.image if os.path.isabs(volume.image) else os.path.join(vm.path, volume.image)
+        path = vm_checks.in_state_dir(vm, volume.image)
         with contextlib.suppress(OSError):
             if stat.S_ISBLK(os.stat(path).st_mode):
                 return True

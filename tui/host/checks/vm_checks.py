@@ -64,7 +64,7 @@ class RunAs:
         return bool(mode & read) and (not write or bool(mode & wr))
 
 
-def _in_state_dir(vm: VM, path: str) -> str:
+def in_state_dir(vm: VM, path: str) -> str:
     # A relative volume or share path is relative to the state dir (the unit's working dir).
     return path if os.path.isabs(path) else os.path.join(str(vm.path), path)
 
@@ -72,7 +72,7 @@ def _in_state_dir(vm: VM, path: str) -> str:
 def block_device_access(vm: VM, run_as: RunAs) -> list[Finding]:
     found = []
     for volume in vm.volumes:
-        path = _in_state_dir(vm, volume.image)
+        path = in_state_dir(vm, volume.image)
         try:
             st = os.stat(path)
         except OSError:
@@ -138,7 +138,7 @@ def virtiofs_replaced(vm: VM, virtiofsd_pids: list[int]) -> list[Finding]:
     for share in vm.shares:
         if share.proto != "virtiofs" or not share.source:
             continue
-        source = _in_state_dir(vm, share.source)
+        source = in_state_dir(vm, share.source)
         try:
             st = os.stat(source)
         except OSError:
@@ -169,7 +169,7 @@ def journal_machine_id(vm: VM, has_booted: bool) -> list[Finding]:
     for share in vm.shares:
         if not share.source or not _is_journal_share(vm, share.tag, share.source):
             continue
-        source = _in_state_dir(vm, share.source)
+        source = in_state_dir(vm, share.source)
         try:
             ids = machine_id_dirs(source)
         except OSError:
