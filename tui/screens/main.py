@@ -8,7 +8,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 
 from tui.actions.app_mixin import ReadOnlyTooltips
 from tui.actions.registry import Scope, bindings
@@ -214,8 +214,8 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
             )
         self._one(DetailPane).show(data)
 
-    @on(DataTable.RowHighlighted, "#vms")
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(VMTable.RowHighlighted, "#vms")
+    def _row_highlighted(self, event: VMTable.RowHighlighted) -> None:
         self._show_detail()
 
     # --- filter ----------------------------------------------------------------------------
