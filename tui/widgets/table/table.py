@@ -258,6 +258,13 @@ class RowTable(ScrollView, can_focus=True):
         self._cache.forget_styles()
         self.refresh()
 
+    def forget_rendered(self) -> None:
+        """Drop every row rendered and styled: the next paint draws all from scratch."""
+        self._looks = None
+        self._table_styles = {}
+        self._cache.clear()
+        self.refresh()
+
     def _table_style(self, name: str) -> Style:
         style = self._table_styles.get(name)
         if style is None:
