@@ -196,7 +196,7 @@ class RowTable(ScrollView, can_focus=True):
         if self.columns[column_key].replace_cell(old.cell_len, value.cell_len):
             self._widths_changed()
         else:
-            self.refresh_row(self.get_row_index(row_key))
+            self.refresh_cell(self.get_row_index(row_key), column_key)
 
     def clear(self, columns: bool = False) -> None:
         self._rows.clear()
@@ -250,6 +250,22 @@ class RowTable(ScrollView, can_focus=True):
         y = HEADER_HEIGHT + index - int(self.scroll_y)
         if HEADER_HEIGHT <= y < self.size.height:
             self.refresh(Region(0, y, self.size.width, 1))
+
+    def refresh_cell(self, index: int, column_key: str) -> None:
+        """Repaint one cell, when on screen. Only its region: Textual writes a repainted line
+        to the terminal from its start to the region's end, not the whole line."""
+        y = HEADER_HEIGHT + index - int(self.scroll_y)
+        if not HEADER_HEIGHT <= y < self.size.height:
+            return
+        widths = self._render_widths()
+        column = list(self.columns).index(column_key)
+        x = sum(widths[:column])
+        if column >= self.fixed_columns:  # the scrolling columns move under the fixed ones
+            x -= int(self.scroll_x)
+            left = sum(widths[: self.fixed_columns])
+            if x + widths[column] <= left:
+                return
+        self.refresh(Region(max(0, x), y, widths[column], 1))
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
