@@ -15,11 +15,11 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
 
 from tui.feed.fleet import FleetSnapshot, HostStatus
 from tui.host.model import Drift
 from tui.widgets.format import DASH, clean, percent, size
+from tui.widgets.table import RowTable
 from tui.widgets.vm_state import counts_by_state, drift_badge, vm_state
 
 DRIFT_SHOWN = (Drift.STALE, Drift.BROKEN)  # what a host row counts: runners to look at
@@ -152,12 +152,12 @@ def fleet_rows(snap: FleetSnapshot) -> list[FleetRow]:
     return rows
 
 
-class FleetTable(DataTable):
+class FleetTable(RowTable):
     """Every host's VMs, row keys ``HOST/NAME``. Filter: a text in the host, the name or the
     state; ``host``: one host only (the host switcher)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", **kwargs)
+        super().__init__(**kwargs)
         self.rows_data: list[FleetRow] = []
         self.filter_text = ""
         self.host: str | None = None
@@ -197,7 +197,7 @@ class FleetTable(DataTable):
                 before = self._cells.get(row.key)
                 for i, (column, cell) in enumerate(zip(VM_COLUMNS, row.cells, strict=True)):
                     if before is None or not _same(before[i], cell):
-                        self.update_cell(row.key, column, cell)
+                        self.update_cell(row.key, column, cell, update_width=False)
                 self._cells[row.key] = row.cells
             return
         selected = self.selected_key
@@ -215,13 +215,7 @@ class FleetTable(DataTable):
 
     @property
     def selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except CellDoesNotExist:  # no cursor row
-            return None
-        return key.value
+        return self.row_key_at(self.cursor_row)
 
     def cycle_sort(self) -> None:
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]

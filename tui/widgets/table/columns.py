@@ -54,11 +54,14 @@ class Column:
         if self.widths[width] <= 0:
             del self.widths[width]
 
-    def replace_cell(self, old: int, new: int) -> bool:
-        """A cell of width OLD became NEW; True when the column's width changed."""
+    def replace_cell(self, old: int, new: int, resize: bool = True) -> bool:
+        """A cell of width OLD became NEW; True when the column's width changed (RESIZE False:
+        it keeps its width)."""
         self.remove_cell(old)
         self.widths[new] += 1
         before = self.content_width
+        if not resize:
+            return False
         if new >= before:
             self.content_width = new
         else:  # narrower: fit the widest cell left

@@ -187,13 +187,17 @@ class RowTable(ScrollView, can_focus=True):
             self._cursor = max(0, len(self._rows) - 1)
         self._post_highlighted()
 
-    def update_cell(self, row_key: str, column_key: str, value: Text) -> None:
-        """Put VALUE in a cell: its row is rendered again (and repainted, when on screen)."""
+    def update_cell(
+        self, row_key: str, column_key: str, value: Text, *, update_width: bool = True
+    ) -> None:
+        """Put VALUE in a cell: its row is rendered again (and repainted, when on screen).
+        UPDATE_WIDTH False: the column keeps its width (a wider text is cut)."""
         row = self._rows[row_key]
         old = row.cells[column_key]
         row.cells[column_key] = value
         row.version += 1
-        if self.columns[column_key].replace_cell(old.cell_len, value.cell_len):
+        column = self.columns[column_key]
+        if column.replace_cell(old.cell_len, value.cell_len, resize=update_width):
             self._widths_changed()
         else:
             self.refresh_cell(self.get_row_index(row_key), column_key)
