@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size, Spacing
 from textual.scroll_view import ScrollView
@@ -22,6 +21,7 @@ from textual.strip import Strip
 
 from tui.widgets.table import messages, paint, styles
 from tui.widgets.table.columns import Column
+from tui.widgets.table.mouse import TableMouse
 from tui.widgets.table.row_cache import RenderStats, RowCache
 
 HEADER_HEIGHT = 1
@@ -38,7 +38,7 @@ class Row:
         self.version = 0
 
 
-class RowTable(ScrollView, can_focus=True):
+class RowTable(TableMouse, ScrollView, can_focus=True):
     """A row-cursor table of Text cells (one line a row), keyed by string."""
 
     DEFAULT_CSS = styles.DEFAULT_CSS
@@ -451,70 +451,6 @@ class RowTable(ScrollView, can_focus=True):
         key = self.row_key_at(self._cursor)
         if key is not None:
             self.post_message(self.RowSelected(self, self._cursor, key))
-
-    # --- the mouse -------------------------------------------------------------------------
-
-    def _row_at(self, event: events.MouseEvent) -> int | None:
-        """The row under the mouse: an index, ``paint.HEADER``, or None (no row there)."""
-        offset = event.get_content_offset(self)
-        if offset is None:
-            return None
-        if offset.y < HEADER_HEIGHT:
-            return paint.HEADER
-        index = offset.y - HEADER_HEIGHT + int(self.scroll_y)
-        return index if index < len(self._rows) else None
-
-    def _column_at(self, x: int) -> int | None:
-        widths = self._render_widths()
-        fixed = self.fixed_columns
-        left = sum(widths[:fixed])
-        if x >= left:  # the scrolling columns are drawn from scroll_x on
-            x += int(self.scroll_x)
-        edge = 0
-        for index, width in enumerate(widths):
-            edge += width
-            if x < edge:
-                return index
-        return None
-
-    def _set_hover(self, shown: bool, row: int | None = None) -> None:
-        old = (self._show_hover, self._hover_row)
-        self._show_hover = shown
-        if row is not None:
-            self._hover_row = row
-        if old != (self._show_hover, self._hover_row):
-            for index in {old[1], self._hover_row}:
-                if index == paint.HEADER:
-                    self.refresh(Region(0, 0, self.size.width, HEADER_HEIGHT))
-                else:
-                    self.refresh_row(index)
-
-    def on_mouse_move(self, event: events.MouseMove) -> None:
-        row = self._row_at(event)
-        self._set_hover(row is not None, row)
-
-    def on_leave(self, event: events.Leave) -> None:
-        self._set_hover(False)
-
-    def on_click(self, event: events.Click) -> None:
-        row = self._row_at(event)
-        if row is None:
-            return
-        self._set_hover(True, row)
-        offset = event.get_content_offset(self)
-        if row == paint.HEADER:
-            column = self._column_at(offset.x) if offset is not None else None
-            if column is not None:
-                key = list(self.columns)[column]
-                label = self.columns[key].label
-                self.post_message(self.HeaderSelected(self, key, column, label))
-            return
-        again = row == self._cursor
-        self.move_cursor(row=row, animate=True)
-        key = self.row_key_at(row)
-        if again and key is not None:
-            self.post_message(self.RowSelected(self, row, key))
-        event.stop()
 
     # --- many rows at once -----------------------------------------------------------------
 
