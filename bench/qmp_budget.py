@@ -250,6 +250,13 @@ def main() -> None:
         print(f"  {name:<28} {ms:7.3f} ms")
     marginal = (cpu["qemu.qmp ours"] - cpu["qemu.qmp ours, status only"]) / (len(QUERIES) - 1)
     print(f"  (one more command through qemu.qmp: {marginal:.3f} ms)")
+    raw, streams = cpu["raw"], cpu["raw asyncio"]
+    stock, ours = cpu["qemu.qmp stock"], cpu["qemu.qmp ours"]
+    print(
+        f"  whose: the exchange itself {raw:.3f}, asyncio's streams and loop"
+        f" +{streams - raw:.3f}, qemu.qmp's session machinery +{stock - streams:.3f},"
+        f" tui/host/qmp.py against stock qemu.qmp {ours - stock:+.3f} ms"
+    )
 
     per_poll, sized, loop_ms, wall = polls
     print(
