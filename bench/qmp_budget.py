@@ -27,7 +27,11 @@ Starts VMS real paused qemus (TCG, 64 MiB, a balloon: tests/fakes/qemu.py), then
    per poll (counted), and the CPU of the host loop's thread (its own clock: it runs only the
    QMP sessions here) per second, as points of a core.
 3. The budget: sessions per second (from 2) times the CPU of a session (from 1, 9 in 10
-   without sizes), for qemu.qmp and for the raw exchange, as points of a core, and their ratio.
+   without sizes), for qemu.qmp and for the raw exchange, as points of a core, and their ratio;
+   and what asking a VM off screen only its state would save (an estimate from 1 and 2).
+4. The anatomy of one session (a loop in this thread, one qemu): loop turns and tasks per
+   session (ours, ours with status only, raw asyncio), the qemu.qmp logger calls a session
+   makes and what one costs at our level, and what building a ``QMPClient`` costs.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,13 +196,17 @@ def _vm(name: str, qemu: Qemu) -> VM:
     return VM(name=name, path=path, hypervisor="qemu", socket=qemu.socket_path, unit=unit)
 
 
-def cadence(qemus: list[Qemu], polls: int, interval: float) -> tuple[float, float, float, float]:
-    """(sessions per poll, of them with sizes, host-loop thread CPU ms per second, wall s)."""
-    counted = {"sessions": 0, "sizes": 0}
+def cadence(
+    qemus: list[Qemu], polls: int, interval: float
+) -> tuple[float, float, float, float, float]:
+    """(sessions per poll, of them with sizes, of them the focus's, host-loop thread CPU ms
+    per second, wall s)."""
+    counted = {"sessions": 0, "sizes": 0, "focus": 0}
     real = sampler_module.query_qemu_async
 
     async def counting(*args: Any, **kw: Any) -> Any:
         counted["sessions"] += 1
+        counted["focus"] += args[0] == qemus[0].socket_path
         counted["sizes"] += bool(kw.get("sizes", True))
         return await real(*args, **kw)
 
@@ -210,7 +219,7 @@ def cadence(qemus: list[Qemu], polls: int, interval: float) -> tuple[float, floa
                 sampler.sample(vms, HostSettings(), focus=focus)
             loop_thread = next(t for t in threading.enumerate() if t.name == "mvtui-host-io")
             clock = time.pthread_getcpuclockid(loop_thread.ident)  # type: ignore[arg-type]
-            counted.update(sessions=0, sizes=0)
+            counted.update(sessions=0, sizes=0, focus=0)
             c0, t0 = time.clock_gettime(clock), time.monotonic()
             for i in range(polls):
                 sampler.sample(vms, HostSettings(), focus=focus)
@@ -219,7 +228,69 @@ def cadence(qemus: list[Qemu], polls: int, interval: float) -> tuple[float, floa
             wall = time.monotonic() - t0
     finally:
         sampler_module.query_qemu_async = real  # type: ignore[assignment]
-    return counted["sessions"] / polls, counted["sizes"] / polls, cpu * 1000 / wall, wall
+    per_poll = {k: v / polls for k, v in counted.items()}
+    return per_poll["sessions"], per_poll["sizes"], per_poll["focus"], cpu * 1000 / wall, wall
+
+
+def anatomy(qemu: Qemu) -> None:
+    """Loop turns, tasks and logger calls per session; a logger call's and a client's cost."""
+    path = qemu.socket_path
+    wire = _wire(_commands(False))
+    loop = asyncio.new_event_loop()
+    count = {"turns": 0, "tasks": 0, "log": 0}
+    select = loop._selector.select  # type: ignore[attr-defined]  # the bench's own loop
+
+    def counted_select(timeout: float | None = None) -> Any:
+        count["turns"] += 1
+        return select(timeout)
+
+    def counted_task(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> Any:
+        count["tasks"] += 1
+        return asyncio.Task(coro, loop=loop, **kw)
+
+    loop._selector.select = counted_select  # type: ignore[attr-defined]
+    loop.set_task_factory(counted_task)
+    debug = logging.Logger.debug
+
+    def counted_debug(self: logging.Logger, *args: Any, **kw: Any) -> None:
+        if self.name.startswith("qemu.qmp"):
+            count["log"] += 1
+        debug(self, *args, **kw)
+
+    sessions = {
+        "qemu.qmp ours": lambda: ours_session(path, False),
+        "qemu.qmp ours, status only": lambda: status_only_session(path),
+        "raw asyncio": lambda: raw_async_session(path, wire, len(_commands(False))),
+    }
+    n = 20
+    print("\nAnatomy of one session (a loop in this thread, one qemu):")
+    logging.Logger.debug = counted_debug  # type: ignore[method-assign]  # the bench's count
+    try:
+        for name, session in sessions.items():
+            loop.run_until_complete(session())  # warm-up
+
+            async def many(session: Callable[[], Any] = session) -> None:
+                for _ in range(n):
+                    await session()
+
+            count.update(turns=0, tasks=0, log=0)
+            loop.run_until_complete(many())
+            print(
+                f"  {name:<28} {count['turns'] / n:5.1f} loop turns,"
+                f" {(count['tasks'] - 1) / n:4.1f} tasks, {count['log'] / n:4.1f} qemu.qmp"
+                " logger calls a session"
+            )
+    finally:
+        logging.Logger.debug = debug  # type: ignore[method-assign]
+        loop.close()
+    logger = logging.getLogger("qemu.qmp.protocol")
+    k = 100_000
+    per_call = timeit.timeit(lambda: logger.debug("%s", 1), number=k) / k * 1e6
+    build = timeit.timeit(QMPClient, number=2000) / 2000 * 1e6
+    print(
+        f"  a qemu.qmp logger call at our level (no record made): {per_call:.2f} us;"
+        f" building a QMPClient: {build:.1f} us"
+    )
 
 
 def main() -> None:
@@ -239,6 +310,7 @@ def main() -> None:
                 qemus.append(start_qemu(f"{tmp}/q{i}.sock"))
             cpu = per_session(qemus, args.rounds, args.per_round)
             polls = cadence(qemus, args.polls, args.interval)
+            anatomy(qemus[0])
         finally:
             for q in qemus:
                 q.stop()
@@ -258,7 +330,7 @@ def main() -> None:
         f" tui/host/qmp.py against stock qemu.qmp {ours - stock:+.3f} ms"
     )
 
-    per_poll, sized, loop_ms, wall = polls
+    per_poll, sized, focused, loop_ms, wall = polls
     print(
         f"\nSampler, {args.vms} running VMs, 1 in focus, remote_every={REMOTE_EVERY},"
         f" {args.polls} polls {args.interval:g} s apart ({wall:.1f} s):"
@@ -278,6 +350,12 @@ def main() -> None:
         f"\nBudget at {per_s:.2f} sessions a second (1 in {SIZES_EVERY} with sizes):"
         f" qemu.qmp {lib:.3f} ms a session = {lib * per_s / 10:.3f} points of a core;"
         f" raw socket {raw:.3f} ms = {raw * per_s / 10:.3f} points; ratio {lib / raw:.1f}x"
+    )
+    light = cpu["qemu.qmp ours"] - cpu["qemu.qmp ours, status only"]
+    off_screen = (per_poll - focused) / args.interval
+    print(
+        f"Asking the {off_screen:.2f} sessions a second of VMs off screen only their state"
+        f" would save about {light * off_screen / 10:.3f} points (back to back)"
     )
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
