@@ -157,3 +157,40 @@ async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: 
         await pilot.press("enter")
         await until_in_app(pilot, lambda: app.screen is app.main_screen, 10, what="the monitor")
         assert app.main_screen.selected_name == f"lab-ssh/{running[0]}"
+
+
+def test_lab_fleet_writes_a_config_of_this_lab_and_its_peer_over_ssh(lab: Lab) -> None:
+    """`lab fleet DIR PEER` (what `./dev demo fleet` runs): DIR's settings as this machine and
+    PEER as a host reached over PEER's sshd, with PEER's settings in its agent's command. Here
+    PEER is the same lab, so `list --json --all-hosts` with it shows the lab's VMs twice."""
+    from tui.config import load_settings
+    from tui.lab.cli import host_name, main
+
+    assert main(["fleet", str(lab.root), str(lab.root)]) == 0
+    path = lab.root / "fleet.toml"
+    assert path.stat().st_mode & 0o022 == 0  # the app refuses a config others can write
+    settings = load_settings(path)
+    name = host_name(lab)
+    assert list(settings.hosts) == [name]
+    assert settings.hosts[name].ssh == tuple(lab.sshd.ssh_args())
+    assert settings.host.state_dir == lab.state_dir
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "--config", str(path), "list", "--json", "--all-hosts"],
+        capture_output=True, text=True, timeout=120, cwd="/", check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    hosts = {h["host"]: h for h in json.loads(out.stdout)["hosts"]}
+    assert list(hosts) == ["local", name]
+    want = sorted(s.name for s in lab.specs)
+    for host in hosts.values():
+        assert host["error"] is None, host
+        assert sorted(vm["name"] for vm in host["vms"]) == want
+
+
+def test_lab_fleet_refuses_a_lab_that_is_not_up(lab: Lab, tmp_path: Path, capsys) -> None:
+    from tui.lab.cli import main
+
+    assert main(["fleet", str(lab.root), str(tmp_path / "nolab")]) == 1
+    err = capsys.readouterr().err.strip()
+    nolab = tmp_path / "nolab"
+    assert err == f"error: {nolab} is not up: run `microvm-tui lab up {nolab}` first"
