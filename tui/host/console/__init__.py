@@ -1,5 +1,6 @@
 """Serial consoles of MicroVMs: where they are (endpoints), the takeover of a stdio console
-(takeover, marker), the bytes (sources), one VM's connection kept open (connection, status)
+(takeover, marker), the bytes (sources, opened by opening), one VM's connection kept open
+(connection: its state machine; fanout: its recent output and subscribers; wakeup; status)
 and several VMs' at once (pool).
 
 No Textual here: the console screen (tui/screens/console.py) subscribes to a
