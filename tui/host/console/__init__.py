@@ -8,7 +8,8 @@ No Textual here: the console screen (tui/screens/console.py) subscribes to a
 """
 
 from tui.host.console.connection import BUFFER_LIMIT, ConsoleConnection
-from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind, discover_endpoint
+from tui.host.console.discovery import discover_endpoint
+from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind
 from tui.host.console.journal import JournalDecoder, JournalEntry, parse_journal_line
 from tui.host.console.marker import read_marker
 from tui.host.console.pool import ConsoleManager

@@ -33,7 +33,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tui.host import tools
-from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind, discover_endpoint
+from tui.host.console.discovery import discover_endpoint
+from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind
 from tui.host.console.fanout import Fanout
 from tui.host.console.opening import SourceOpener
 from tui.host.console.sources import FILE_POLL, JournalSource, SocketSource, Source
