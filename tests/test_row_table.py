@@ -82,7 +82,7 @@ async def test_a_sort_reorders_the_rows_and_renders_none_again() -> None:
         assert t.render_stats.rendered == ROWS + 1  # the header and each row, after forgetting
 
 
-async def test_an_update_renders_its_row_again_and_no_other() -> None:
+async def test_an_update_renders_its_cell_again_and_no_other() -> None:
     app = TableApp()
     async with app.run_test(size=SIZE) as pilot:
         t = app.query_one(RowTable)
@@ -92,6 +92,7 @@ async def test_an_update_renders_its_row_again_and_no_other() -> None:
         t.update_cell("row05", "n", Text("9"))  # as wide as before: no column changes width
         drawn = lines(t)
         assert t.render_stats.rendered == 1
+        assert t.render_stats.cells_rendered == 1  # the row's other cells from the cache
         assert t.render_stats.strips_cached == ROWS  # the header and the 29 others
         assert "9" in text_of(t, "row05").split()
         assert drawn == fresh_lines(t)
@@ -101,6 +102,7 @@ async def test_an_update_renders_its_row_again_and_no_other() -> None:
         drawn = lines(t)
         assert t.columns["xs"].content_width == 12
         assert t.render_stats.rendered == ROWS + 1
+        assert t.render_stats.cells_rendered == ROWS + 1  # that column's cells, its label's
         assert drawn == fresh_lines(t)
 
 

@@ -46,7 +46,7 @@ async def test_lines_match_a_full_render_after_every_poll() -> None:
             app.poll()
 
 
-async def test_a_poll_renders_only_the_changed_rows_again() -> None:
+async def test_a_poll_renders_only_the_changed_cells_again() -> None:
     source = replay(start_at_last=False)
     app = make_app(source)
     async with app.run_test(size=SIZE) as pilot:
@@ -68,8 +68,12 @@ async def test_a_poll_renders_only_the_changed_rows_again() -> None:
         changed = [key for key in t.order if t.get_row(key) != before[key]]
         assert "web" in changed, "the recording changes web's CPU"
         assert len(changed) < len(t.order), "some rows stay the same"
-        # The poll's paint rendered each changed row once, and no other.
+        # The poll's paint rendered each changed cell once, and no other.
+        cells = sum(
+            a != b for key in changed for a, b in zip(t.get_row(key), before[key], strict=True)
+        )
         assert t.render_stats.rendered == len(changed)
+        assert t.render_stats.cells_rendered == cells < len(changed) * len(t.columns)
         t.render_stats.reset()
         drawn = rendered(t)  # the header and every row, from the cache
         assert t.render_stats.rendered == 0

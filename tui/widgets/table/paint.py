@@ -9,7 +9,7 @@ style's meta (so no two cells merge into one segment, as in DataTable's strips).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NamedTuple
 
 from rich.console import Console, ConsoleOptions
@@ -23,20 +23,12 @@ EMPTY = Text("", end="")
 HEADER = -1  # the header's row index
 
 
-def render_cells(
-    console: Console,
-    options: ConsoleOptions,
-    cells: Sequence[Text],
-    widths: Sequence[int],
-    padding: int,
-) -> list[list[Segment]]:
-    """Each cell rendered by Rich into one line of its column's WIDTH (padding included)."""
-    rendered = []
-    for cell, width in zip(cells, widths, strict=True):
-        line_options = options.update_dimensions(width, 1).update(no_wrap=True)
-        lines = console.render_lines(Padding(cell or EMPTY, (0, padding)), line_options)
-        rendered.append(lines[0])
-    return rendered
+def render_cell(
+    console: Console, options: ConsoleOptions, cell: Text, width: int, padding: int
+) -> list[Segment]:
+    """The cell rendered by Rich into one line of its column's WIDTH (padding included)."""
+    line_options = options.update_dimensions(width, 1).update(no_wrap=True)
+    return console.render_lines(Padding(cell or EMPTY, (0, padding)), line_options)[0]
 
 
 class CellLook(NamedTuple):

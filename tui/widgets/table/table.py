@@ -1,10 +1,11 @@
 """RowTable: rows of Text cells keyed by a string, drawn a line at a time from cached strips.
 
 The rows' order is a list of keys: sorting reorders it and nothing else. A line is drawn from
-the row's cached strips (see ``row_cache``); a changed cell bumps its row's version, so only
-that row is rendered again, and only its line is repainted. A change of a column's width
-changes every row's cache key (a full repaint, as it must be). The cursor is a row index; its
-row and the hovered row are drawn with DataTable's cursor and hover styles.
+the row's cached strips (see ``row_cache``); a changed cell bumps its own and its row's
+version, so only that cell is rendered through Rich again (the row is styled again from its
+cells), and only the cell's region is repainted. A column that changes width renders its
+cells again and repaints the table. The cursor is a row index; its row and the hovered row are
+drawn with DataTable's cursor and hover styles.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -28,14 +30,16 @@ HEADER_HEIGHT = 1
 
 
 class Row:
-    """One row: its cells by column key, and a version bumped at every change of a cell."""
+    """One row: its cells by column key, each cell's version and the row's (bumped at every
+    change of one of its cells)."""
 
-    __slots__ = ("cells", "key", "version")
+    __slots__ = ("cells", "key", "version", "versions")
 
     def __init__(self, key: str, cells: dict[str, Text]) -> None:
         self.key = key
         self.cells = cells
         self.version = 0
+        self.versions = dict.fromkeys(cells, 0)
 
 
 class RowTable(TableMouse, ScrollView, can_focus=True):
@@ -141,6 +145,7 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
         column.fit_label()
         for row in self._rows.values():
             row.cells[key] = paint.EMPTY
+            row.versions[key] = 0
             row.version += 1
             column.add_cell(0)
         self._widths_changed()
@@ -195,6 +200,7 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
         row = self._rows[row_key]
         old = row.cells[column_key]
         row.cells[column_key] = value
+        row.versions[column_key] += 1
         row.version += 1
         column = self.columns[column_key]
         if column.replace_cell(old.cell_len, value.cell_len, resize=update_width):
@@ -319,31 +325,44 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
     def _line(self, row: Row | None, index: int, width: int, base: Style) -> Strip:
         widths = self._render_widths()
         if row is None:
-            cells_key = ("\0header", self._header_version, widths)
+            row_key = ("\0header", self._header_version, widths)
         else:
-            cells_key = (row.key, row.version, widths)
+            row_key = (row.key, row.version, widths)
         header = row is None
         cursor = not header and index == self._cursor
         hover = self._show_hover and index == self._hover_row
         parity = index % 2 if self.zebra_stripes and not header else 0
-        strips_key = (cells_key, parity, cursor, hover, width)
+        strips_key = (row_key, parity, cursor, hover, width)
         strips = self._cache.strips(strips_key)
         if strips is None:
-            cells = self._cache.cells(cells_key)
-            if cells is None:
-                texts = (
-                    [c.label for c in self.columns.values()]
-                    if row is None
-                    else [row.cells[k] for k in self.columns]
-                )
-                app = self.app
-                cells = paint.render_cells(
-                    app.console, app.console_options, texts, widths, self.cell_padding
-                )
-                self._cache.keep_cells(cells_key, cells)
+            cells = self._row_cells(row, widths)
             strips = self._style_row(cells, index, header, hover, cursor, width)
             self._cache.keep_strips(strips_key, strips)
         return paint.line(*strips, int(self.scroll_x), width, base)
+
+    def _row_cells(self, row: Row | None, widths: tuple[int, ...]) -> list[list[Segment]]:
+        """Each cell of ROW (None: the header) rendered at its column's width: from the cache
+        when the cell and its width are the same as when it was last rendered."""
+        cache = self._cache
+        rendered = []
+        new = 0
+        for column, width in zip(self.columns.values(), widths, strict=True):
+            if row is None:
+                key = ("\0header", column.key, self._header_version, width)
+                text = column.label
+            else:
+                key = (row.key, column.key, row.versions[column.key], width)
+                text = row.cells[column.key]
+            segments = cache.cell(key)
+            if segments is None:
+                app = self.app
+                options = app.console_options
+                segments = paint.render_cell(app.console, options, text, width, self.cell_padding)
+                cache.keep_cell(key, segments)
+                new += 1
+            rendered.append(segments)
+        cache.count_row(new)
+        return rendered
 
     def _style_row(
         self,
