@@ -132,7 +132,7 @@ async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: 
         table = screen.query_one(FleetTable)
 
         def state(key: str) -> str:
-            return table.get_row(key)[2].plain if key in table.rows else ""
+            return table.get_row(key)[2].plain if key in table.keys else ""
 
         def both_up() -> bool:
             snap = screen.snapshot
@@ -143,7 +143,7 @@ async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: 
             )
 
         await until_in_app(pilot, both_up, 120, what="both hosts' running VMs")
-        keys = sorted(k.value for k in table.rows)
+        keys = sorted(k for k in table.keys)
         assert keys == sorted([f"local/{n}" for n in names] + [f"lab-ssh/{n}" for n in names])
         snap = screen.snapshot
         assert snap is not None
