@@ -19,8 +19,9 @@ children. Measured there, per window:
   children's: its ssh clients and their ControlMasters (found by the window's ControlPath
   dir, alive at both ends) and the short-lived tools it ran and reaped meanwhile;
 - each agent's own CPU on the host (this process reads it from the lab's sshd's children).
-Windows alternate one local host and the fleet for ROUNDS rounds (a drift of the machine's load
-hits both); medians and the ratio fleet / local (app + children) are printed.
+Windows alternate for ROUNDS rounds (a drift of the machine's load hits all): one local host;
+the fleet of 3 over ssh; and, as ``--all-hosts`` with two hosts configured runs it, this host
+plus 2 over ssh. Medians and the ratios to one local host (app + children) are printed.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def agents(lab: Lab, since: float) -> list[psutil.Process]:
 # --- one window, in a process of its own -----------------------------------------------------
 
 
-async def run_window(lab: Lab, fleet: bool, seconds: float) -> dict:
+async def run_window(lab: Lab, kind: str, seconds: float) -> dict:
     from tui.agent.client import RemoteSource
     from tui.agent.hosts import RemoteHost
     from tui.agent.ssh import ssh_argv
@@ -113,6 +114,8 @@ async def run_window(lab: Lab, fleet: bool, seconds: float) -> dict:
     from tui.feed import LiveSource, Source
     from tui.feed.fleet import FLEET_REMOTE, FleetSource
     from tui.screens.fleet import FleetScreen
+
+    fleet = kind != "local"
 
     runtime = Path(tempfile.mkdtemp(prefix="mvf-"))  # short: a socket path is < 108 bytes
     control = str(runtime)
@@ -137,10 +140,14 @@ async def run_window(lab: Lab, fleet: bool, seconds: float) -> dict:
     source: Source
     if fleet:
         sources: dict[str, Source] = {}
-        for name in FLEET_HOSTS:
+        remote = FLEET_HOSTS
+        if kind == "mixed":  # this host and two over ssh (--all-hosts with two configured)
+            sources["local"] = LiveSource(settings.host)
+            remote = FLEET_HOSTS[:2]
+        for name in remote:
             host = RemoteHost(name, tuple(lab.sshd.ssh_args()), agent_command(lab))
             sources[name] = OwnMaster(host, interval=1.0)
-        source = FleetSource(sources, interval=1.0)
+        source = FleetSource(sources, local="local" if kind == "mixed" else None, interval=1.0)
     else:
         source = LiveSource(settings.host)
     app = MicroVMApp(settings, source, tty_watch=False, remote=FLEET_REMOTE if fleet else None)
@@ -224,7 +231,10 @@ async def run_window(lab: Lab, fleet: bool, seconds: float) -> dict:
 # --- the run: windows alternating, agents measured from outside ------------------------------
 
 
-def window(lab: Lab, fleet: bool, seconds: float) -> dict:
+LABELS = {"local": "1 local   ", "fleet": "3 over ssh", "mixed": "local + 2 "}
+
+
+def window(lab: Lab, kind: str, seconds: float) -> dict:
     argv = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -233,8 +243,9 @@ def window(lab: Lab, fleet: bool, seconds: float) -> dict:
         "--seconds",
         str(seconds),
         "--window",
-        "fleet" if fleet else "local",
+        kind,
     ]
+    fleet = kind != "local"
     started = time.time()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -253,12 +264,12 @@ def window(lab: Lab, fleet: bool, seconds: float) -> dict:
         elif line.startswith("{"):
             result = json.loads(line)
     if proc.wait() != 0 or result is None:
-        raise SystemExit(f"the {'fleet' if fleet else 'local'} window failed")
+        raise SystemExit(f"the {kind} window failed")
     result["agents"] = sorted(agent_pct)
-    label = "fleet of 3" if fleet else "1 local   "
+    label = LABELS[kind]
     total = result["app"] + result["ssh"] + result["tools"]
     kids = (
-        f"ssh {result['ssh']:4.1f}% ({result['ssh_processes']} clients and masters), "
+        f"ssh {result['ssh']:4.2f}% ({result['ssh_processes']} clients and masters), "
         if fleet
         else ""
     )
@@ -285,27 +296,26 @@ def measure(lab: Lab, seconds: float, rounds: int) -> None:
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         flush=True,
     )
-    local: list[dict] = []
-    fleet: list[dict] = []
+    runs: dict[str, list[dict]] = {kind: [] for kind in LABELS}
     for _ in range(rounds):
-        local.append(window(lab, False, seconds))
-        fleet.append(window(lab, True, seconds))
+        for kind in LABELS:
+            runs[kind].append(window(lab, kind, seconds))
 
-    def med(rows: list[dict], key: str) -> float:
-        return statistics.median(r[key] for r in rows)
+    def med(kind: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[kind])
 
-    lt, ft = med(local, "total"), med(fleet, "total")
-    la, fa = med(local, "app"), med(fleet, "app")
-    agent_all = [a for r in fleet for a in r["agents"]]
+    lt, la = med("local", "total"), med("local", "app")
+    parts = [f"median: 1 local host {lt:.1f}% of a core (app {la:.1f}%)"]
+    for kind, what in (("fleet", "3 hosts over ssh"), ("mixed", "this host + 2 over ssh")):
+        total, app = med(kind, "total"), med(kind, "app")
+        parts.append(f"{what} {total:.1f}% (app {app:.1f}%): {total / lt:.2f}x")
+    print("; ".join(parts))
+    agent_all = [a for kind in ("fleet", "mixed") for r in runs[kind] for a in r["agents"]]
     print(
-        f"median: 1 local host {lt:.1f}% of a core (app {la:.1f}%); fleet of 3 hosts "
-        f"{ft:.1f}% (app {fa:.1f}%): {ft / lt:.2f}x (app alone {fa / la:.2f}x)"
-    )
-    print(
-        f"fleet table filled (every host's VMs listed) in {med(fleet, 'filled_s'):.2f} s, "
-        f"complete in {med(fleet, 'complete_s'):.2f} s (medians); each agent on its host: "
-        f"median {statistics.median(agent_all):.1f}% of a core; load "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"fleet table filled (every host's VMs listed) in {med('fleet', 'filled_s'):.2f} s "
+        f"(3 over ssh), {med('mixed', 'filled_s'):.2f} s (local + 2), medians; each agent "
+        f"on its host: median {statistics.median(agent_all):.1f}% of a core; "
+        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
 
@@ -322,11 +332,11 @@ def main() -> int:
     parser.add_argument("--extra-running", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--window", choices=("local", "fleet"), help=argparse.SUPPRESS)
+    parser.add_argument("--window", choices=tuple(LABELS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.window:
         lab = Lab(args.lab, extra_running=recorded_extra(args.lab))
-        result = asyncio.run(run_window(lab, args.window == "fleet", args.seconds))
+        result = asyncio.run(run_window(lab, args.window, args.seconds))
         print(json.dumps(result), flush=True)
         return 0
     if args.lab:

@@ -10,6 +10,7 @@ SVG: ``snapshots/test_fleet_view/`` (tests/snapshot_support.py); refresh with
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -209,6 +210,46 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         await pilot.press("colon")
         await until(pilot, lambda: isinstance(app.screen, FleetScreen))
         assert app.is_running
+
+
+async def test_the_fleet_tables_draw_again_only_the_rows_that_changed() -> None:
+    """A poll with the same figures draws no row again; one VM's new CPU figure draws that
+    row alone (and it is what the screen shows); a host's new figure, that host's row."""
+    app = fleet_app(fleet())
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await first_fleet(pilot)
+        table, hosts = screen.table, screen.query_one(HostsTable)
+        snap = screen.snapshot
+        assert snap is not None
+        await pilot.pause()
+        vm_rows, host_rows = table.rendered, hosts.rendered
+        assert vm_rows >= table.row_count and host_rows >= hosts.row_count  # drawn once
+
+        screen.show(snap)  # an idle host's poll: the same rows, the same figures
+        await pilot.pause()
+        assert (table.rendered, hosts.rendered) == (vm_rows, host_rows)
+
+        key = "far/db"  # running, not under the cursor
+        assert table.selected_key != key
+        sample = dataclasses.replace(snap.samples[key], cpu_pct_of_vcpus=77.7)
+        screen.show(dataclasses.replace(snap, samples={**snap.samples, key: sample}))
+        await pilot.pause()
+        assert table.rendered == vm_rows + 1
+        assert hosts.rendered == host_rows  # the hosts' figures did not change
+        assert table.get_row(key)[4].plain == "77.7%"
+        shown = app.export_screenshot()
+        assert "77.7%" in shown
+
+        far = next(h for h in snap.hosts if h.name == "far")
+        assert far.snapshot is not None and far.snapshot.host is not None
+        busier = dataclasses.replace(far.snapshot.host, cpu_pct=12.5)
+        far_now = dataclasses.replace(far, snapshot=dataclasses.replace(far.snapshot, host=busier))
+        hosts_now = [far_now if h.name == "far" else h for h in snap.hosts]
+        drawn = hosts.rendered
+        screen.show(dataclasses.replace(snap, hosts=hosts_now))
+        await pilot.pause()
+        assert hosts.rendered == drawn + 1
+        assert "12.5%" in " ".join(c.plain for c in hosts.get_row("far"))
 
 
 def test_all_hosts_flag_is_the_apps_and_lists_own() -> None:

@@ -9,6 +9,7 @@ through ``clean`` and into ``Text``, never markup.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -122,9 +123,22 @@ class LineTable(ScrollView, can_focus=True):
         def control(self) -> LineTable:
             return self.table
 
-    def __init__(self, columns: tuple[str, ...], *, cursor: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        columns: tuple[str, ...],
+        *,
+        cursor: bool = True,
+        min_widths: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.columns = columns
+        # A figure's column as wide as its usual widest value: "9.9%" -> "10.2%" does not
+        # widen the column (and draw every row again) on a poll.
+        self.min_widths = [
+            max(cell_len(label), width)
+            for label, width in itertools.zip_longest(columns, min_widths, fillvalue=0)
+        ][: len(columns)]
         self.show_cursor = cursor
         self.cursor_row = 0
         self.rendered = 0  # rows rendered so far (a repaint of an unchanged row costs none)
@@ -132,7 +146,7 @@ class LineTable(ScrollView, can_focus=True):
         self._index: dict[str, int] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._signatures: dict[str, tuple[tuple[str, str], ...]] = {}
-        self._widths = [cell_len(label) for label in columns]
+        self._widths = list(self.min_widths)
         self._strips: dict[str, Strip] = {}  # rendered rows (not under the cursor)
         self._header: Strip | None = None
         self._styles: tuple[Style, Style, Style] | None = None  # base, header, cursor
@@ -162,7 +176,8 @@ class LineTable(ScrollView, can_focus=True):
     def set_rows(self, rows: list[tuple[str, tuple[Text, ...]]]) -> None:
         """Show ROWS (key, cells) in this order; the cursor stays on its row's key."""
         keys = [key for key, _ in rows]
-        widths = [cell_len(label) for label in self.columns]
+        # The same rows: a column only widens (a figure that shrinks back leaves it be).
+        widths = list(self._widths if keys == self._keys else self.min_widths)
         for _, cells in rows:
             for i, cell in enumerate(cells):
                 if cell.cell_len > widths[i]:
@@ -341,6 +356,7 @@ def host_cells(status: HostStatus) -> list[Text]:
 
 
 HOST_COLUMNS = ("Host", "RTT", "VMs", "Drift", "CPU", "Memory", "Reachable")
+HOST_MIN_WIDTHS = (0, len("999 ms"), 0, 0, len("99.9%"), len("9.9 GiB/9.9 GiB"))
 
 
 class HostsTable(LineTable):
@@ -349,7 +365,7 @@ class HostsTable(LineTable):
     DEFAULT_CSS = "HostsTable { height: auto; max-height: 12; overflow-x: hidden; }"
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(HOST_COLUMNS, cursor=False, **kwargs)
+        super().__init__(HOST_COLUMNS, cursor=False, min_widths=HOST_MIN_WIDTHS, **kwargs)
         self.can_focus = False
 
     def show(self, hosts: list[HostStatus]) -> None:
@@ -369,6 +385,7 @@ class FleetRow:
 
 
 VM_COLUMNS = ("Host", "VM", "State", "Drift", "CPU", "Memory")
+VM_MIN_WIDTHS = (0, 0, 0, 0, len("99.9%"), len("999.9 MiB"))
 SORTS = ("host", "name", "state", "cpu", "memory")
 
 
@@ -415,7 +432,7 @@ class FleetTable(LineTable):
     DEFAULT_CSS = "FleetTable { height: 1fr; }"
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(VM_COLUMNS, **kwargs)
+        super().__init__(VM_COLUMNS, min_widths=VM_MIN_WIDTHS, **kwargs)
         self.rows_data: list[FleetRow] = []
         self.filter_text = ""
         self.host: str | None = None
