@@ -251,6 +251,17 @@ async def test_the_fleet_tables_draw_again_only_the_rows_that_changed() -> None:
         assert hosts.rendered == drawn + 1
         assert "12.5%" in " ".join(c.plain for c in hosts.get_row("far"))
 
+        # The keys still move the cursor (a row's key, kept across polls).
+        table.focus()
+        first = table.selected_key
+        await pilot.press("down")
+        assert table.selected_key == table.keys[table.keys.index(first) + 1]
+        await pilot.press("end")
+        assert table.selected_key == table.keys[-1]
+        screen.show(snap)
+        await pilot.pause()
+        assert table.selected_key == table.keys[-1]
+
 
 def test_all_hosts_flag_is_the_apps_and_lists_own() -> None:
     from tui.cli import build_parser
