@@ -77,12 +77,18 @@ def processes_naming(text: str) -> list[psutil.Process]:
 
 
 def cpu_of(procs: list[psutil.Process]) -> dict[int, float]:
+    """Each process's CPU seconds, from the scheduler's nanoseconds (``/proc/PID/schedstat``:
+    an ssh client's few microseconds a second are below ``cpu_times``' 10 ms ticks)."""
     out = {}
     for proc in procs:
         try:
-            out[proc.pid] = cpu_s(proc)
-        except psutil.Error:
-            continue
+            with open(f"/proc/{proc.pid}/schedstat", "rb") as fh:
+                out[proc.pid] = int(fh.read(200).split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            try:
+                out[proc.pid] = cpu_s(proc)
+            except psutil.Error:
+                continue
     return out
 
 
