@@ -76,19 +76,20 @@ def processes_naming(text: str) -> list[psutil.Process]:
     return found
 
 
-def cpu_of(procs: list[psutil.Process]) -> dict[int, float]:
-    """Each process's CPU seconds, from the scheduler's nanoseconds (``/proc/PID/schedstat``:
-    an ssh client's few microseconds a second are below ``cpu_times``' 10 ms ticks)."""
+def cpu_of(procs: list[psutil.Process], single_threaded: bool = False) -> dict[int, float]:
+    """Each process's CPU seconds. A single-threaded one's (ssh) from the scheduler's
+    nanoseconds (``/proc/PID/schedstat``, its one thread): an ssh client's few microseconds a
+    second are below ``cpu_times``' 10 ms ticks."""
     out = {}
     for proc in procs:
         try:
-            with open(f"/proc/{proc.pid}/schedstat", "rb") as fh:
-                out[proc.pid] = int(fh.read(200).split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
-            try:
+            if single_threaded:
+                with open(f"/proc/{proc.pid}/schedstat", "rb") as fh:
+                    out[proc.pid] = int(fh.read(200).split()[0]) / 1e9
+            else:
                 out[proc.pid] = cpu_s(proc)
-            except psutil.Error:
-                continue
+        except (OSError, ValueError, IndexError, psutil.Error):
+            continue
     return out
 
 
@@ -200,13 +201,13 @@ async def run_window(lab: Lab, kind: str, seconds: float) -> dict:
                     complete = now
                 await pilot.pause(0.02)
             await asyncio.sleep(WARMUP_S)
-            ssh0 = cpu_of(processes_naming(control)) if fleet else {}
+            ssh0 = cpu_of(processes_naming(control), single_threaded=True) if fleet else {}
             polls0 = app.polls
             own0, t0 = os.times(), time.monotonic()
             print("START", flush=True)
             await asyncio.sleep(seconds)
             own1, t1 = os.times(), time.monotonic()
-            ssh1 = cpu_of(processes_naming(control)) if fleet else {}
+            ssh1 = cpu_of(processes_naming(control), single_threaded=True) if fleet else {}
             print("END", flush=True)
             polls = app.polls - polls0
             shown = rows()
