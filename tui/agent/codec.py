@@ -303,6 +303,33 @@ def _keyed_value_type(tp: Any) -> Any:
     return None
 
 
+def _replace_fields(old: Any, data: Any, touched: dict[str, Any], where: str) -> Any:
+    """OLD (a decoded dataclass) with the fields TOUCHED by a patch decoded again from DATA
+    (its patched wire form), the same checks as ``decode``; None when it cannot be done so
+    (then the whole entry is decoded again)."""
+    tp = type(old)
+    if not dataclasses.is_dataclass(tp) or not isinstance(data, dict):
+        return None
+    fields = {f.name: f for f in dataclasses.fields(tp)}
+    hints = _hints(tp)
+    changes: dict[str, Any] = {}
+    for name in touched:
+        f = fields.get(name)
+        if f is None:
+            continue  # a key we do not know: ignored, as ``decode`` ignores it
+        if not f.init or f.metadata.get("transient"):
+            return None
+        if name in data:
+            changes[name] = decode(hints[name], data[name], _where(where, name))
+        elif f.default is not dataclasses.MISSING:
+            changes[name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            changes[name] = f.default_factory()
+        else:
+            raise _fail(_where(where, name), "missing")
+    return dataclasses.replace(old, **changes)
+
+
 class _Entries:
     """One object of the wire (VMs by name, samples by name...): each entry decoded once and
     again only when a patch touched it; the same checks and the same messages as ``decode``."""
@@ -322,8 +349,13 @@ class _Entries:
         if touched is _WHOLE:
             self.decoded = {}
         else:
-            for key in touched:
-                self.decoded.pop(key, None)
+            for key, inner in touched.items():
+                entry = self.decoded.pop(key, None)
+                if entry is not None and inner is not _WHOLE and key in data:
+                    changed = _replace_fields(entry[1], data[key], inner, _where(self.where, key))
+                    if changed is not None:  # only the fields the patch touched, decoded
+                        self.decoded[key] = (entry[0], changed)
+                        self.decodes += 1
             if len(self.decoded) > len(data):  # entries gone without a patch naming them
                 self.decoded = {k: v for k, v in self.decoded.items() if k in data}
         out = {}
