@@ -150,6 +150,13 @@ class RemoteConsoleConnection:
         self._soon(self._end_if_idle)  # no pane shows it: the ssh session ends
 
     @property
+    def ssh_pid(self) -> int | None:
+        """The pid of the ssh client of the session now (None: no session)."""
+        session = self._session
+        proc = session.proc if session is not None else None
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    @property
     def attached(self) -> int:
         with self._lock:
             return len(self._subscribers)
@@ -326,10 +333,10 @@ class RemoteConsoleConnection:
         )
         delivered = False
         reason: str | None = None
+        self._session = session
         try:
             await session.start()
             self.agent_read_only = session.read_only
-            self._session = session
             while True:
                 while self._held():
                     assert self._wake is not None
