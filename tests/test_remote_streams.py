@@ -273,3 +273,40 @@ async def test_the_logs_view_on_a_hostile_agent_shows_only_clean_text(sshd: LabS
             assert is_clean(view.row_text(y)), view.row_text(y)
         await pilot.press("escape")
         assert app.is_running
+
+
+# --- the agent's side: its checks (run directly, on pipes) -----------------------------------
+
+
+def agent_session(state_dir: Path, *args: str, stdin: bytes = b"") -> list[dict]:
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "--state-dir", str(state_dir), "agent", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_the_agent_refuses_a_vm_it_does_not_list(tmp_path: Path) -> None:
+    (tmp_path / "alpha").mkdir()
+    hello, error = agent_session(tmp_path, "console", "beta")
+    assert hello["type"] == "hello" and hello["read_only"] is None  # root: not read-only
+    assert error == {"type": "error", "message": "no VM beta on this host"}
+    assert agent_session(tmp_path, "logs", "../alpha")[1]["message"].startswith("the name '")
+
+
+def test_the_agent_reads_only_the_vm_own_units(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "alpha").mkdir()
+    query = {"type": "query", "units": ["sshd.service"], "since": "all", "lines": 5}
+    messages = agent_session(tmp_path, "logs", "alpha", stdin=json.dumps(query).encode() + b"\n")
+    assert messages[-1] == {
+        "type": "error",
+        "message": "the app sent only the units of alpha are read",
+    }
