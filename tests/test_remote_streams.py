@@ -104,11 +104,21 @@ def test_typed_bytes_go_to_the_remote_console_and_back(sshd: LabSshd) -> None:
     assert conn.ssh_pid is None and conn.status.state is ConnectionState.CLOSED
 
 
-def test_a_read_only_app_sends_nothing_and_offers_no_takeover(sshd: LabSshd) -> None:
-    conn = console(sshd, "echo", read_only=True)
+@pytest.mark.parametrize(
+    ("mode", "app_read_only", "why"),
+    [
+        ("echo", True, "the app is read-only"),
+        ("readonly", False, "the agent runs as nobody (uid 65534), not root"),
+    ],
+)
+def test_a_read_only_side_sends_nothing_and_offers_no_takeover(
+    sshd: LabSshd, mode: str, app_read_only: bool, why: str
+) -> None:
+    conn = console(sshd, mode, read_only=app_read_only)
     try:
         conn.attach(lambda _d: None)
         wait_for(lambda: "view only" in conn.status.read_only_reason, 30, what="view only")
+        assert conn.status.read_only_reason.startswith(f"h: {why}, view only")
         assert not conn.status.interactive and not conn.write(b"x")
         assert not conn.confirm_takeover()
     finally:

@@ -78,18 +78,30 @@ def run_console(settings: Settings, name: str, channel: _Channel) -> int:
         return EXIT_BAD
     conn = ConsoleConnection(vm, settings.host, read_only=reason is not None)
 
-    def on_data(data: bytes) -> None:
+    # The history goes out before any live byte or status (the connection's thread waits).
+    order = threading.Lock()
+
+    def send_data(data: bytes) -> None:
         for start in range(0, len(data), streams.DATA_CHUNK):
             channel.send(streams.data_message(data[start : start + streams.DATA_CHUNK]))
 
-    def on_status(status: Any) -> None:
+    def send_status(status: Any) -> None:
         channel.send({"type": "status", "status": codec.encode(status)})
+
+    def on_data(data: bytes) -> None:
+        with order:
+            send_data(data)
+
+    def on_status(status: Any) -> None:
+        with order:
+            send_status(status)
 
     conn.start()
     try:
-        subscription = conn.attach(on_data, on_status)
-        on_data(subscription.history)
-        on_status(subscription.status)
+        with order:
+            subscription = conn.attach(on_data, on_status)
+            send_data(subscription.history)
+            send_status(subscription.status)
         while (message := channel.read(streams.CONSOLE_APP_TYPES)) is not None:
             if message["type"] == "input":
                 conn.write(streams.message_data(message))  # refused when read-only
