@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     elif host is not None:
         from tui.agent.client import RemoteSource
 
-        source = RemoteSource(host, interval=settings.interval)
+        source = RemoteSource(host, interval=host.interval or settings.interval)
     else:
         source = Prefetched(LiveSource(settings.host))
     from tui.app import run_app
