@@ -108,11 +108,12 @@ def test_typed_bytes_go_to_the_remote_console_and_back(sshd: LabSshd) -> None:
     ("mode", "app_read_only", "why"),
     [
         ("echo", True, "the app is read-only"),
+        ("echo", "read_only = true in [hosts.h]", "read_only = true in [hosts.h]"),
         ("readonly", False, "the agent runs as nobody (uid 65534), not root"),
     ],
 )
 def test_a_read_only_side_sends_nothing_and_offers_no_takeover(
-    sshd: LabSshd, mode: str, app_read_only: bool, why: str
+    sshd: LabSshd, mode: str, app_read_only: bool | str, why: str
 ) -> None:
     conn = console(sshd, mode, read_only=app_read_only)
     try:
@@ -283,6 +284,18 @@ async def test_the_logs_view_on_a_hostile_agent_shows_only_clean_text(sshd: LabS
             assert is_clean(view.row_text(y)), view.row_text(y)
         await pilot.press("escape")
         assert app.is_running
+
+
+def test_who_makes_a_remote_console_view_only() -> None:
+    from tui.agent.views import remote_view_only
+    from tui.config import Settings
+
+    hosts = {"a": RemoteHost("a", ("a",)), "b": RemoteHost("b", ("b",), read_only=True)}
+    assert remote_view_only(Settings(hosts=hosts), "a") is None  # the agent decides
+    assert remote_view_only(Settings(hosts=hosts), "b") == "read_only = true in [hosts.b]"
+    assert remote_view_only(Settings(hosts=hosts, read_only=True), "a") == (
+        "started with --read-only"
+    )
 
 
 # --- the agent's side: its checks (run directly, on pipes) -----------------------------------

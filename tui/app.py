@@ -308,7 +308,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                 # A remote console is view only when this app or the host's agent is read-only
                 # (the agent's reason comes in its status).
                 read_only_reason=(
-                    remote_view_only(self.settings)
+                    remote_view_only(self.settings, self.remote)
                     if self.remote is not None
                     else self.read_only_reason
                 ),

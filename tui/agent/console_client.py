@@ -53,7 +53,7 @@ class RemoteConsoleConnection:
         host: RemoteHost,
         vm: VM,
         *,
-        read_only: bool = False,
+        read_only: bool | str = False,
         buffer_limit: int = BUFFER_LIMIT,
         persist: str = "60",
         connect_timeout: float = 10.0,
@@ -63,7 +63,9 @@ class RemoteConsoleConnection:
         self.host = host
         self.vm = vm
         self.name = vm.name
-        self.read_only = read_only  # the app is read-only: view only, whatever the agent is
+        # This side is read-only (True, or why): view only, whatever the agent is.
+        self.read_only = bool(read_only)
+        self._read_only_why = read_only if isinstance(read_only, str) else "the app is read-only"
         self.takeover_declined = False
         self.buffer_limit = buffer_limit
         self.persist = persist
@@ -256,7 +258,7 @@ class RemoteConsoleConnection:
         """The agent's status as shown here: the host named; view only when either side is
         read-only (the agent refuses keys and takeovers then anyway)."""
         status = replace(status, text=f"{self.host.name}: {status.text}")
-        view_only = self.agent_read_only or ("the app is read-only" if self.read_only else None)
+        view_only = (self._read_only_why if self.read_only else None) or self.agent_read_only
         if view_only is None:
             return status
         reason = f"{self.host.name}: {view_only}, view only"
@@ -378,7 +380,7 @@ class RemoteConsoleConnection:
 
 
 def remote_console_factory(
-    host: RemoteHost, *, read_only: bool = False
+    host: RemoteHost, *, read_only: bool | str = False
 ) -> Callable[[VM, object], RemoteConsoleConnection]:
     """For ConsoleManager(factory=...): the app's consoles of HOST's VMs."""
     return lambda vm, _settings: RemoteConsoleConnection(host, vm, read_only=read_only)
