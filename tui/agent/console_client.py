@@ -173,6 +173,8 @@ class RemoteConsoleConnection:
         try:
             self._loop.submit(self._send_input(data))
         except Exception:  # the host loop is closing
+            with self._lock:
+                self._queued -= len(data)
             return False
         return True
 
@@ -358,6 +360,8 @@ class RemoteConsoleConnection:
             reason = str(end)
         except (protocol.ProtocolError, codec.CodecError) as exc:
             reason = f"the agent sent {exc}"
+        except RecursionError:  # a status's endpoint nested without end
+            reason = "the agent sent a status nested too deeply"
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never a dead console without a word
