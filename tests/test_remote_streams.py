@@ -156,6 +156,7 @@ def test_a_failing_ssh_says_its_reason_in_one_line(sshd: LabSshd, tmp_path: Path
         ("badjson", "the agent sent not JSON: "),
         ("badbase64", "the agent sent data that is not base64"),
         ("wrongtypes", "the agent sent status.state: not one of connecting, connected"),
+        ("deep", "the agent sent a status nested too deeply"),
     ],
 )
 def test_a_hostile_console_agent_is_one_line_and_retried(
