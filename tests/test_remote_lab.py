@@ -147,3 +147,35 @@ async def test_the_remote_logs_view_shows_and_follows_the_unit_journal(lab: Lab)
             "a new tick line followed live",
         )
         assert any("lab tick" in line.text for line in screen.view.entries)
+        followers = journal_followers(lab, "microvm@db.service")
+        assert followers  # the agent's, on the lab host
+        await pilot.press("escape")  # the view goes: its ssh session, and with it the agent's
+        await until(
+            pilot,
+            lambda: not journal_followers(lab, "microvm@db.service"),
+            10,
+            "the agent's journalctl ended",
+        )
+
+
+def journal_followers(lab: Lab, unit: str) -> list[int]:
+    """journalctl --follow processes reading UNIT of LAB's journal (the agent's, here on the lab
+    host; other labs' have other journal directories)."""
+    directory = f"--directory={lab.settings.journal_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            argv
+            and argv[0].endswith(b"journalctl")
+            and b"--follow" in argv
+            and f"--unit={unit}".encode() in argv
+            and directory in argv
+        ):
+            found.append(int(entry.name))
+    return found

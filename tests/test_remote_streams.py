@@ -239,6 +239,8 @@ def test_remote_logs_first_lines_then_followed(sshd: LabSshd) -> None:
         assert opened.following is not None
         opened.following.close()
     assert ended == []  # closed by us: no end to report
+    pid = opened.following.ssh_pid  # type: ignore[attr-defined]
+    assert pid is not None and not Path(f"/proc/{pid}").exists()  # ended by its pid, reaped
 
 
 @pytest.mark.parametrize(

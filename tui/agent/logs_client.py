@@ -60,6 +60,7 @@ class _RemoteFollowing:
         self.on_end = on_end
         self.future: cf.Future[None] | None = None
         self.finished = threading.Event()  # ssh ended and reaped
+        self.ssh_pid: int | None = None  # the session's ssh client (tests)
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -155,6 +156,7 @@ class RemoteLogs:
         reason: str | None = None
         try:
             await session.start()
+            following.ssh_pid = session.proc.pid if session.proc is not None else None
             await session.send(query_message(query, guest))
             lines: list[LogLine] = []
             while not opened.done():
