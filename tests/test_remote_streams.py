@@ -104,6 +104,21 @@ def test_typed_bytes_go_to_the_remote_console_and_back(sshd: LabSshd) -> None:
     assert conn.ssh_pid is None and conn.status.state is ConnectionState.CLOSED
 
 
+def test_a_takeover_confirmed_here_is_asked_of_the_agent(sshd: LabSshd) -> None:
+    conn = console(sshd, "takeover")
+    seen = Collector()
+    try:
+        conn.attach(seen.on_data, seen.on_status)
+        wait_for(lambda: conn.status.takeover_available, 30, what="the takeover offered")
+        assert not conn.status.interactive and conn.discovered is not None
+        assert conn.discovered.path == "/x/takeover.sock"  # shown only, never opened here
+        assert conn.confirm_takeover()
+        wait_for(lambda: conn.status.interactive, 10, what="connected after the takeover")
+        assert b"took over" in seen.data
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize(
     ("mode", "app_read_only", "why"),
     [
