@@ -94,6 +94,10 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         # Console connections outlive visits to the console screen (bounded by the manager);
         # read-only means view only there too: no takeover, no keys to a guest.
         self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
+        if remote is not None and remote in settings.hosts:  # its agent carries its consoles
+            from tui.agent.views import remote_consoles
+
+            self.consoles = remote_consoles(settings, remote)
         self.actions = ActionsController(
             self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
         )
@@ -276,7 +280,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         the main screen only; None (said, when nothing is selected) otherwise."""
         if not isinstance(self.screen, MainScreen):
             return None
-        if self.remote is not None:
+        if self.remote is not None and self.remote not in self.settings.hosts:  # the fleet
             self.notify(
                 f"Consoles and logs of {self.remote}'s VMs are not available yet.",
                 severity="warning",
@@ -288,6 +292,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         return vm
 
     def action_console(self) -> None:
+        from tui.agent.views import remote_view_only
         from tui.screens.console import ConsoleScreen
 
         vm = self._vm_to_open()
@@ -300,7 +305,13 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                 self.consoles,
                 detach_key=self.settings.console_detach_key,
                 size_key=self.settings.console_size_key,
-                read_only_reason=self.read_only_reason,
+                # A remote console is view only when this app or the host's agent is read-only
+                # (the agent's reason comes in its status).
+                read_only_reason=(
+                    remote_view_only(self.settings, self.remote)
+                    if self.remote is not None
+                    else self.read_only_reason
+                ),
             )
         )
 
@@ -309,7 +320,10 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
 
         vm = self._vm_to_open()
         if vm is not None:
-            self.push_screen(LogsScreen(vm, self.settings.host))
+            from tui.agent.views import remote_logs
+
+            source = None if self.remote is None else remote_logs(self.settings, self.remote)
+            self.push_screen(LogsScreen(vm, self.settings.host, source=source))
 
     def action_checks(self) -> None:
         from tui.host.checks.report import run_checks
