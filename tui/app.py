@@ -293,7 +293,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         otherwise."""
         fleet = self.fleet_screen()
         if fleet is not None and self.screen is fleet:
-            key = fleet.table.selected_key()
+            key = fleet.table.selected_key
             vm = next((v for v in self.known_vms() if v.name == key), None)
         elif isinstance(self.screen, MainScreen):
             vm = self.selected_vm()
