@@ -172,10 +172,19 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         order = table.keys[:4]
         assert order == ["local/broken", "far/broken", "local/console", "far/console"]
 
-        # Console and logs are refused here in one line, not opened on a local path.
-        await pilot.press("c")
-        await until(pilot, lambda: any("not available" in n.message for n in app._notifications))
-        assert isinstance(app.screen, FleetScreen)
+        # Console and logs go to the VM's own host under its own name (the routing itself,
+        # without opening a console on the recorded lab's paths: test_remote_streams.py).
+        snap = app.snapshot
+        local = app.streams.console(
+            next(v for v in snap.inventory.vms if v.name == "local/db"), snap
+        )
+        assert not isinstance(local, str) and local.vm.name == "db"
+        assert local.manager is not app.consoles  # the fleet's own manager of this host's VMs
+        far = app.streams.console(next(v for v in snap.inventory.vms if v.name == "far/db"), snap)
+        assert far == (
+            "Consoles and logs of far's VMs are not available: "
+            "no [hosts.far] in the config says how to reach it."
+        )
 
         # The host switcher: ':' and a host; only its VMs.
         await pilot.press("colon")
@@ -202,9 +211,10 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         assert app.main_screen.selected_name == "local/db"
         assert app.main_screen.views["local/db"].vm.name == "local/db"
 
-        # Read-only, in one line; a console is refused, not opened on a local path.
-        await pilot.press("c")
-        await until(pilot, lambda: any("fleet's VMs" in n.message for n in app._notifications))
+        # A VM of a host the config does not name (no ssh to reach it): refused in one line.
+        app.main_screen.table.select_name("far/db")
+        await pilot.press("l")
+        await until(pilot, lambda: any("no [hosts.far]" in n.message for n in app._notifications))
         assert app.screen is app.main_screen
         # ':' comes back to the fleet view.
         await pilot.press("colon")
