@@ -164,6 +164,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                 notify_outside(self, self.ui_state.problem, severity="warning", timeout=8)
             self.theme_changed_signal.subscribe(self, lambda t: self._remember(theme=t.name))
         self.call_after_refresh(self.poll)  # once the main screen is composed
+        self.run_worker(self.actions.adopt_jobs(), name="adopt-jobs")
         if self.fleet:
             self.open_fleet()
 

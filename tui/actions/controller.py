@@ -15,6 +15,7 @@ restarting (``update_restart``: "ask", or "always" / "never" to not ask).
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -34,6 +35,7 @@ from tui.actions.registry import ACTIONS, ActionId, ActionSpec, spec_of
 from tui.host.actions.bulk import BulkPlan, plan_bulk
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobRunner, JobState
+from tui.host.actions.jobunits import job_units
 from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
 from tui.host.actions.plan import plan
 from tui.host.model import VM
@@ -117,13 +119,28 @@ class ActionsController:
         self.default_flake = default_flake
         self.last_flake: str | None = None  # the flake of the last VM created (remembered)
         self.on_flake_used: Callable[[str], None] | None = None
-        self.runner = runner if runner is not None else JobRunner(self.host)
+        # Jobs as systemd units when a manager is reachable (they outlive the app), else in
+        # threads of the app, with the reason (``jobs_note``) in the quit question.
+        self.jobs_note: str | None = None
+        if runner is None:
+            units = None
+            if not self.read_only_reason:
+                units, self.jobs_note = job_units(self.host)
+            runner = JobRunner(self.host, units=units)
+        self.runner = runner
         self.runner.listener = self._listener
         self._jobs: dict[int, Job] = {}
         self._commands: list[CommandEntry] = []
         self._commands_seen: dict[int, int] = {}
         self.job_updates: Signal[JobUpdate] = Signal(app, "job-updates")
         self._closed = False
+
+    async def adopt_jobs(self) -> None:
+        """Show the jobs of earlier apps (units still running or finished meanwhile); a job
+        file that cannot be read is one line each. (Asks systemd: off the UI thread.)"""
+        problems = await asyncio.to_thread(self.runner.adopt)
+        for problem in problems:
+            notify_outside(self.app, problem, title="job not shown", severity="warning")
 
     # --- the runner's side (notifier thread) ---------------------------------------------------
 
@@ -362,12 +379,26 @@ class ActionsController:
         titles = ", ".join(sanitise(job.title) for job in running[:3])
         more = f" and {n - 3} more" if n > 3 else ""
         body = Text()
+        if self.runner.detaches:
+            body.append(f"Quitting leaves {'it' if n == 1 else 'them'} running: ", style="bold")
+            body.append(
+                "each job runs on the host as a systemd unit (microvm-tui-job-...), and the app "
+                "shows it again, running or finished, when it next starts. A bulk job starts no "
+                "more VMs; its children already running go on."
+            )
+            return Confirmation(
+                f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit?",
+                body,
+                "Quit",
+            )
         body.append(f"Quitting cancels {'it' if n == 1 else 'them'}: ", style="bold")
         body.append(
             "each job is cancelled as the jobs panel's x does (a build is interrupted and what "
             "it made is removed; current and old stay as they were), and the app waits for that "
             "cleanup before it exits."
         )
+        if self.jobs_note:  # why they are not systemd units that would outlive the app
+            body.append(f"\n({sanitise(self.jobs_note)})", style="dim")
         return Confirmation(
             f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit and cancel "
             f"{'it' if n == 1 else 'them'}?",
