@@ -86,8 +86,13 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         self._stopping = False
         self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings.read_only)
+        # Actions on a remote host's VMs go to its agent (``RemoteSource.jobs``), which runs
+        # them there with the host's checks and says when it is read-only (non-root login).
+        remote_jobs = getattr(source, "jobs", None) if remote not in (None, FLEET_REMOTE) else None
         if remote is not None:
             self.read_only_reason = f"remote host {remote}: actions over the agent come later"
+            if remote_jobs is not None:
+                self.read_only_reason = "started with --read-only" if settings.read_only else None
         self.fleet = remote == FLEET_REMOTE  # --all-hosts (tui/screens/fleet.py)
         if self.fleet:
             self.read_only_reason = FLEET_READ_ONLY
@@ -95,7 +100,11 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         # read-only means view only there too: no takeover, no keys to a guest.
         self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
         self.actions = ActionsController(
-            self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
+            self,
+            settings,
+            read_only_reason=self.read_only_reason,
+            on_change=self._job_changed,
+            runner=remote_jobs,
         )
         self.tty_watch = tty_watch
         self._ttys: dict[int, str | None] = {}

@@ -37,7 +37,7 @@ from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobRunner, JobState
 from tui.host.actions.jobunits import job_units
 from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
-from tui.host.actions.plan import plan
+from tui.host.actions.plan import ActionPlan, plan
 from tui.host.model import VM
 from tui.host.settings import DeploySource, HostSettings
 from tui.screens.confirm import ConfirmScreen
@@ -56,12 +56,15 @@ def confirmation(
     settings: HostSettings,
     update_restart: str = "ask",
     deploy: DeploySource | None = None,
+    facts: ActionPlan | None = None,
 ) -> Confirmation:
-    """The dialog for ACTION on VM: what exactly will happen."""
+    """The dialog for ACTION on VM: what exactly will happen (FACTS: the plan, when it came
+    from another host)."""
     spec = action if isinstance(action, ActionSpec) else spec_of(action)
     if spec is None or spec.dialog is None:
         raise ValueError(f"no confirmation for {action!r}")
-    confirm = spec.dialog(DialogInput(vm, plan(vm, settings), update_restart, deploy))
+    facts = facts if facts is not None else plan(vm, settings)
+    confirm = spec.dialog(DialogInput(vm, facts, update_restart, deploy))
     if spec.typed_name:  # destructive: a red dialog that wants the VM's name typed
         confirm = replace(confirm, typed_name=vm.name, danger=True)
     return confirm
@@ -135,6 +138,14 @@ class ActionsController:
         self.job_updates: Signal[JobUpdate] = Signal(app, "job-updates")
         self._closed = False
 
+    def plan_for(self, vm: VM) -> ActionPlan | str:
+        """The facts VM's dialogs state: from this host, or asked of the remote host's agent
+        (a line saying why not when it does not answer)."""
+        remote_plan = getattr(self.runner, "plan", None)
+        if remote_plan is not None:
+            return remote_plan(vm.name)
+        return plan(vm, self.host)
+
     async def adopt_jobs(self) -> None:
         """Show the jobs of earlier apps (units still running or finished meanwhile); a job
         file that cannot be read is one line each. (Asks systemd: off the UI thread.)"""
@@ -193,7 +204,8 @@ class ActionsController:
         if spec.id in (ActionId.UPDATE, ActionId.DEPLOY) and self.update_restart == "never":
             return
         vm = self._vm_named(job.vm)
-        offer = restart_offer(job, plan(vm, self.host) if vm is not None else None)
+        facts = self.plan_for(vm) if vm is not None else None
+        offer = restart_offer(job, facts if isinstance(facts, ActionPlan) else None)
         self.app.push_screen(offer.screen(), partial(self._restart_answer, job.vm))
 
     def _restart_answer(self, name: str, confirmed: bool | None) -> None:
@@ -230,7 +242,11 @@ class ActionsController:
             self._refuse(spec, problem)
             return None
         assert vm is not None
-        confirm = confirmation(spec, vm, self.host, self.update_restart, self.deploy_source)
+        facts = self.plan_for(vm)
+        if isinstance(facts, str):  # a remote host that did not answer
+            self._refuse(spec, facts)
+            return None
+        confirm = confirmation(spec, vm, self.host, self.update_restart, self.deploy_source, facts)
         if spec.id == ActionId.DEPLOY:
             deploy_screen = DeployScreen(
                 confirm.title, confirm.body, has_url=bool(self.deploy_source.hydra_url)

@@ -77,6 +77,9 @@ def _run_action(spec: dict[str, Any], recorder: _Recorder, token: CancelToken) -
     """The end record of running SPEC's action."""
     from tui.host.actions.jobs import default_actions
 
+    # The tools get what the app's own environment passes on, not the manager's (a Nix
+    # package's environment.d may set NIX_REMOTE=daemon for every unit).
+    jobfile.restore_environ(spec.get("environ"))
     settings = jobfile.settings_from_json(spec.get("settings"))
     options = jobfile.options_from_json(spec.get("options", {}))
     action_name, vm = spec.get("action"), spec.get("vm")

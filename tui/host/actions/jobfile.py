@@ -379,3 +379,30 @@ def number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def problem(name: str, exc: JobFileError) -> str:
+    """EXC as one line that names job file NAME."""
+    text = str(exc)
+    return text if name in text else f"job file {name}{SUFFIX}: {text}"
+
+
+def passed_on_environ() -> dict[str, str]:
+    """What of our environment the tools get (``tools.PASSED_ON``...), for the job's spec."""
+    from tui.host import tools
+
+    names = (*tools.PASSED_ON, *tools.PASSED_ON_FILES)
+    return {k: v for k in names if (v := os.environ.get(k)) is not None}
+
+
+def restore_environ(data: object) -> None:
+    """In job-exec: exactly the app's passed-on variables (others of those names removed)."""
+    from tui.host import tools
+
+    saved = data if isinstance(data, dict) else {}
+    for name in (*tools.PASSED_ON, *tools.PASSED_ON_FILES):
+        value = saved.get(name)
+        if isinstance(value, str) and "\0" not in value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)

@@ -94,7 +94,8 @@ class Job:
 
     @property
     def title(self) -> str:
-        return f"{self.action} {self.vm}"
+        where = f" on {self.host}" if self.host else ""
+        return f"{self.action} {self.vm}{where}"
 
     def snapshot(self) -> Job:
         return replace(
@@ -504,6 +505,7 @@ class JobRunner:
             "vm": job.vm,
             "created": job.created,
             "settings": jobfile.settings_json(self.settings),
+            "environ": jobfile.passed_on_environ(),
         }
         try:
             spec["options"] = jobfile.options_json(job.options)
@@ -540,7 +542,7 @@ class JobRunner:
                         if self._apply(job, record):
                             return
                 except jobfile.JobFileError as exc:
-                    self._finish(job, JobState.FAILED, str(exc))
+                    self._finish(job, JobState.FAILED, jobfile.problem(name, exc))
                     return
                 now = time.monotonic()
                 if records:
@@ -567,7 +569,7 @@ class JobRunner:
         try:
             return any(self._apply(job, record) for record in reader.read())
         except jobfile.JobFileError as exc:
-            self._finish(job, JobState.FAILED, str(exc))
+            self._finish(job, JobState.FAILED, jobfile.problem(reader.name, exc))
             return True
 
     def _apply(self, job: Job, record: dict[str, Any]) -> bool:
@@ -662,7 +664,7 @@ class JobRunner:
         try:
             ended = any(self._apply(job, record) for record in records)
         except jobfile.JobFileError as exc:
-            self._finish(job, JobState.FAILED, str(exc))
+            self._finish(job, JobState.FAILED, jobfile.problem(name, exc))
             ended = True
         if ended:
             reader.close()
