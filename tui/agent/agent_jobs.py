@@ -51,6 +51,7 @@ class AgentJobs:
         self.read_only = read_only
         self.vms = vms  # the VMs of the agent's last poll (for plans)
         self._reqs: dict[int, int] = {}  # job id -> the app's request id
+        self._keys: dict[int, str] = {}  # job id -> its key, fixed at its first snapshot
         self._lock = threading.Lock()
         self.runner: JobRunner | None = None
         if read_only is None:
@@ -76,12 +77,15 @@ class AgentJobs:
     def _changed(self, job: Job) -> None:
         with self._lock:
             req = self._reqs.get(job.id)
+        key = self._key(job)
         with contextlib.suppress(OSError, ValueError):
-            self.send({"type": "job", "job": jobwire.job_to_wire(job, self._key(job), req)})
+            self.send({"type": "job", "job": jobwire.job_to_wire(job, key, req)})
 
-    @staticmethod
-    def _key(job: Job) -> str:
-        return jobwire.key_of(job, os.getpid())
+    def _key(self, job: Job) -> str:
+        """JOB's key on the wire: the same for its whole life in this agent (a job gets its
+        unit only once started; the app also knows it by its unit, after a reconnect)."""
+        with self._lock:
+            return self._keys.setdefault(job.id, jobwire.key_of(job, os.getpid()))
 
     def handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]

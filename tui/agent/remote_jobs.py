@@ -150,18 +150,19 @@ class RemoteJobs:
     def _job(self, data: object) -> None:
         key, req, job = jobwire.job_from_wire(data, self.host)
         with self.changed:
+            # Known by its key, else by its unit (a new agent adopted it: a new key).
             job_id = self._keys.get(key)
-            if (
-                job_id is None
-                and req is not None
-                and req in self._jobs
-                and req not in self._id_keys
-            ):
+            if job_id is None and job.unit is not None:
+                job_id = self._keys.get(f"unit:{job.unit}")
+            fresh = req is not None and req in self._jobs and req not in self._id_keys
+            if job_id is None and fresh:
                 job_id = req  # the job we submitted as REQ
             if job_id is None:
                 job_id = next(self._ids)
             old = self._jobs.get(job_id)
             self._keys[key] = job_id
+            if job.unit is not None:
+                self._keys[f"unit:{job.unit}"] = job_id
             self._id_keys[job_id] = key
             job = replace(job, id=job_id, version=(old.version + 1) if old else 1)
             self._jobs[job_id] = job
@@ -190,8 +191,8 @@ class RemoteJobs:
             : len(self._jobs) - MAX_JOBS
         ]:
             self._jobs.pop(job_id, None)
-            key = self._id_keys.pop(job_id, None)
-            if key is not None:
+            self._id_keys.pop(job_id, None)
+            for key in [k for k, i in self._keys.items() if i == job_id]:
                 self._keys.pop(key, None)
 
     def _tell(self, job: Job) -> None:
