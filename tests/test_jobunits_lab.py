@@ -164,7 +164,9 @@ async def test_a_job_outlives_the_app_and_the_next_app_adopts_it(
     assert again.state is JobState.CANCELLED
 
 
-@pytest.mark.parametrize("hostile", ["link", "huge line", "bad json", "bad record"])
+@pytest.mark.parametrize(
+    "hostile", ["link", "huge line", "endless line", "bad json", "bad record"]
+)
 def test_a_hostile_job_file_is_one_line(the_lab: Lab, tmp_path: Path, hostile: str) -> None:
     jobs_dir = tmp_path / "jobs"
     settings = dataclasses.replace(the_lab.settings, jobs_dir=jobs_dir)
@@ -180,6 +182,7 @@ def test_a_hostile_job_file_is_one_line(the_lab: Lab, tmp_path: Path, hostile: s
     else:
         body = {
             "huge line": spec + "\n" + '{"kind":"log","line":"' + "x" * 200_000 + '"}\n',
+            "endless line": spec + "\n" + "x" * 200_000,
             "bad json": spec + "\n{not json\n",
             "bad record": spec + '\n{"kind":"command","command":{"argv":"rm -rf /"}}\n',
         }[hostile]
