@@ -177,7 +177,9 @@ class ActionsController:
         state_changed = previous is None or previous.state != job.state
         if state_changed and self.on_change is not None:
             self.on_change(job)
-        if state_changed and job.state.finished:
+        # A job that had ended before this app saw it (adopted from an earlier one) is shown,
+        # not announced again (no notification, no restart offer).
+        if state_changed and job.state.finished and not (previous is None and job.adopted):
             self._finished(job)
 
     def _finished(self, job: Job) -> None:

@@ -65,6 +65,7 @@ def job_to_wire(job: Job, key: str, req: int | None = None) -> dict[str, Any]:
         "outcome": jobfile.plain(job.outcome) if job.outcome is not None else None,
         "cancel_requested": job.cancel_requested,
         "unit": job.unit,
+        "adopted": job.adopted,
     }
 
 

@@ -164,7 +164,9 @@ class RemoteJobs:
             if job.unit is not None:
                 self._keys[f"unit:{job.unit}"] = job_id
             self._id_keys[job_id] = key
-            job = replace(job, id=job_id, version=(old.version + 1) if old else 1)
+            # Not ours and new to us: a job of an earlier session (shown, not announced).
+            adopted = old.adopted if old else job_id != req
+            job = replace(job, id=job_id, version=(old.version + 1) if old else 1, adopted=adopted)
             self._jobs[job_id] = job
             self._trim()
             self.changed.notify_all()

@@ -84,6 +84,7 @@ class Job:
     parent: int | None = None  # the bulk job this one is a child of
     unit: str | None = None  # its systemd unit (a job run as a unit), e.g. microvm-tui-job-...
     host: str | None = None  # the remote host it runs on (None: this one)
+    adopted: bool = False  # started before this app (or agent session): shown, not announced
     version: int = 0  # counts changes; a later snapshot of a job has a higher version
 
     @property
@@ -137,6 +138,7 @@ class JobRunner:
         self.units = units if actions is None else None
         self._names: dict[int, str] = {}  # job id -> its job file's name (unit jobs)
         self._detached = threading.Event()  # shutdown: stop following, leave units running
+        self._quiet: set[int] = set()  # adopted jobs whose file is being read: one snapshot
         self.listener = listener
         self.max_parallel = max_parallel
         self.actions = dict(actions if actions is not None else default_actions())
@@ -310,7 +312,7 @@ class JobRunner:
     def _post(self, job: Job, state_change: bool = False) -> None:
         """Queue a notification for JOB's change. Call with ``self._lock`` held."""
         job.version += 1
-        if self.listener is None:
+        if self.listener is None or job.id in self._quiet:
             return
         if state_change:
             self._outbox.append(job.snapshot())
@@ -509,7 +511,7 @@ class JobRunner:
         }
         try:
             spec["options"] = jobfile.options_json(job.options)
-            name = self.units.start(spec)
+            name = self.units.start(spec, lambda record: self._add_command(job, record))
         except jobfile.JobFileError as exc:
             self._finish(job, JobState.FAILED, f"{job.action} not started: {exc}")
             return
@@ -549,7 +551,7 @@ class JobRunner:
                     quiet_since = now
                 if token.cancelled and not stopped:
                     stopped = True
-                    self.units.stop(name)
+                    self.units.stop(name, lambda record: self._add_command(job, record))
                 if now - quiet_since > UNIT_CHECK_INTERVAL:
                     quiet_since = now
                     if self.units.active(name) is False and not self._drain_end(job, reader):
@@ -653,19 +655,22 @@ class JobRunner:
         token = CancelToken()
         with self._lock:
             self._start_notifier()
-            job = Job(id=next(self._ids), action=action, vm=vm, options=options)
+            job = Job(id=next(self._ids), action=action, vm=vm, options=options, adopted=True)
             job.created = created
             job.unit = jobfile.unit_of(name)
             self._jobs[job.id] = job
             self._tokens[job.id] = token
             self._done[job.id] = threading.Event()
             self._names[job.id] = name
-            self._post(job, state_change=True)
+            self._quiet.add(job.id)  # what its file says so far: one snapshot, not a replay
         try:
             ended = any(self._apply(job, record) for record in records)
         except jobfile.JobFileError as exc:
             self._finish(job, JobState.FAILED, jobfile.problem(name, exc))
             ended = True
+        with self._lock:
+            self._quiet.discard(job.id)
+            self._post(job, state_change=True)
         if ended:
             reader.close()
             self._mark_done(job)

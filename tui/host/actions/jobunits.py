@@ -26,6 +26,8 @@ from typing import Any
 import tui
 from tui.host import tools
 from tui.host.actions import jobfile
+from tui.host.actions.commands import CommandLog, run
+from tui.host.actions.errors import CommandFailed
 from tui.host.settings import HostSettings
 
 STOP_TIMEOUT_S = 60  # TimeoutStopSec: a cancelled build's cleanup
@@ -103,39 +105,39 @@ class JobUnits:
         ]
         return argv
 
-    def start(self, spec: dict[str, Any]) -> str:
-        """Write a job file with SPEC and start its unit; its name. Raises JobFileError with
-        one line when either fails (the file is then removed)."""
+    def start(self, spec: dict[str, Any], log: CommandLog | None = None) -> str:
+        """Write a job file with SPEC and start its unit (the command recorded in LOG); its
+        name. Raises JobFileError with one line when either fails (the file is then removed)."""
         name = new_name()
         dir_fd = self.open_dir()
         try:
             jobfile.create(dir_fd, name, {**spec, "unit": jobfile.unit_of(name)})
             try:
-                done = subprocess.run(
+                done = run(
                     self.argv(name),
                     env=self.settings.command_env(),
-                    capture_output=True,
-                    text=True,
-                    errors="replace",
+                    log=log,
                     timeout=max(self.settings.timeout, 10.0),
-                    check=False,
-                    stdin=subprocess.DEVNULL,
                 )
-            except (OSError, subprocess.TimeoutExpired) as exc:
+            except CommandFailed as exc:
                 jobfile.remove(dir_fd, name)
                 raise jobfile.JobFileError(f"systemd-run failed: {exc}") from None
             if done.returncode != 0:
                 jobfile.remove(dir_fd, name)
-                last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-                raise jobfile.JobFileError(f"systemd-run failed: {last[:300]}")
+                raise jobfile.JobFileError(f"systemd-run failed: {done.error_text(1)[:300]}")
         finally:
             os.close(dir_fd)
         return name
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str, log: CommandLog | None = None) -> None:
         """Ask the unit to stop (SIGTERM to job-exec: it cancels and writes its end)."""
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            self._systemctl("stop", "--no-block", jobfile.unit_of(name))
+        with contextlib.suppress(CommandFailed):
+            run(
+                self.settings.systemctl_argv("stop", "--no-block", jobfile.unit_of(name)),
+                env=self.settings.command_env(),
+                log=log,
+                timeout=max(self.settings.timeout, 10.0),
+            )
 
     def active(self, name: str) -> bool | None:
         """Whether job NAME's unit still runs (None: systemd did not answer)."""
