@@ -96,7 +96,12 @@ async def test_a_remote_restart_changes_the_remote_row(the_lab: Lab) -> None:
         job = await until_in_app(
             pilot,
             lambda: next(
-                (j for j in app.actions.jobs() if j.action == "restart" and j.state.finished), None
+                (
+                    j
+                    for j in app.actions.jobs()
+                    if j.title == "restart idle on lab" and not j.adopted and j.state.finished
+                ),
+                None,
             ),
             120,
             what="the remote restart to end",

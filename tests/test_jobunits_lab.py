@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -116,10 +117,12 @@ async def test_a_job_outlives_the_app_and_the_next_app_adopts_it(
         running = await wait_until(
             pilot,
             lambda: (
-                (j := app.actions.job(job.id)).state.finished
-                or any(f"started {slow.marker}" in line for line in j.log)
-            )
-            and j,
+                (
+                    (j := app.actions.job(job.id)).state.finished
+                    or any(f"started {slow.marker}" in line for line in j.log)
+                )
+                and j
+            ),
             BUILD_S,
             "the slow builder to start",
         )
@@ -164,9 +167,7 @@ async def test_a_job_outlives_the_app_and_the_next_app_adopts_it(
     assert again.state is JobState.CANCELLED
 
 
-@pytest.mark.parametrize(
-    "hostile", ["link", "huge line", "endless line", "bad json", "bad record"]
-)
+@pytest.mark.parametrize("hostile", ["link", "huge line", "endless line", "bad json", "bad record"])
 def test_a_hostile_job_file_is_one_line(the_lab: Lab, tmp_path: Path, hostile: str) -> None:
     jobs_dir = tmp_path / "jobs"
     settings = dataclasses.replace(the_lab.settings, jobs_dir=jobs_dir)
@@ -212,3 +213,36 @@ def test_a_job_dir_others_can_enter_is_refused(the_lab: Lab, tmp_path: Path) -> 
     job = runner.submit("restart", "idle")
     done = runner.wait(job.id, 30)
     assert done.state is JobState.FAILED and "0700" in (done.result or "")
+
+
+def test_a_job_whose_unit_is_killed_outright_ends_saying_so(the_lab: Lab, tmp_path: Path) -> None:
+    slow = write_flake(tmp_path / "slow-flake", {"killjob": "slow"})
+    state = the_lab.settings.state_dir
+    runner = JobRunner(the_lab.settings, units=JobUnits(the_lab.settings))
+    try:
+        job = runner.submit("create", "killjob", flake=slow.ref, start=False)
+        wait_for(
+            lambda: (
+                (j := runner.get(job.id)).state.finished
+                or any(f"started {slow.marker}" in line for line in j.log)
+            ),
+            BUILD_S,
+            0.1,
+            "the slow builder to start",
+        )
+        unit = runner.get(job.id).unit
+        assert unit is not None and unit_state(the_lab, unit) == "active"
+        subprocess.run(
+            the_lab.settings.systemctl_argv("kill", "--signal=SIGKILL", unit),
+            env=the_lab.settings.command_env(),
+            check=True,
+        )
+        ended = runner.wait(job.id, 30)
+        assert ended.state is JobState.FAILED
+        assert ended.result == f"its unit {unit} ended without a result (killed?); see its journal"
+        assert job_records(the_lab, unit)[-1]["kind"] == "end"  # a later app sees it ended
+    finally:
+        runner.shutdown(5)
+        for debris in state.glob(".killjob.create-*"):  # what a job killed outright leaves
+            shutil.rmtree(debris)
+    wait_for(lambda: not processes_with(slow.marker), 30, 0.2, "the builder to be gone")

@@ -21,6 +21,7 @@ caller (``actions=``, scripts and tests), the action runs in the thread itself.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -299,7 +300,7 @@ class JobRunner:
     def forget_finished(self) -> None:
         with self._lock:
             for job_id in [i for i, j in self._jobs.items() if j.state.finished]:
-                for table in (self._jobs, self._tokens, self._done, self._threads):
+                for table in (self._jobs, self._tokens, self._done, self._threads, self._names):
                     table.pop(job_id, None)
 
     # -- the worker ---------------------------------------------------------------------
@@ -555,16 +556,31 @@ class JobRunner:
                 if now - quiet_since > UNIT_CHECK_INTERVAL:
                     quiet_since = now
                     if self.units.active(name) is False and not self._drain_end(job, reader):
-                        self._finish(
-                            job,
-                            JobState.CANCELLED if stopped else JobState.FAILED,
-                            f"its unit {jobfile.unit_of(name)} ended without a result "
-                            "(killed?); see its journal",
-                        )
+                        self._ended_without_result(job, name, stopped)
                         return
                 self._detached.wait(FOLLOW_INTERVAL)
         finally:
             reader.close()
+
+    def _ended_without_result(self, job: Job, name: str, stopped: bool) -> None:
+        """JOB's unit is gone and its file has no end (killed outright): say so, and write
+        that end into the file, so a later app shows it as ended (and removes it in time)."""
+        assert self.units is not None
+        state = JobState.CANCELLED if stopped else JobState.FAILED
+        message = (
+            f"its unit {jobfile.unit_of(name)} ended without a result (killed?); see its journal"
+        )
+        self._finish(job, state, message)
+        with contextlib.suppress(jobfile.JobFileError, OSError):
+            dir_fd = self.units.open_dir()
+            try:
+                writer = jobfile.JobWriter(dir_fd, name)
+                writer.write(
+                    {"kind": "end", "state": state.value, "result": message, "at": time.time()}
+                )
+                writer.close()
+            finally:
+                os.close(dir_fd)
 
     def _drain_end(self, job: Job, reader: jobfile.JobReader) -> bool:
         """After the unit ended: the records it wrote last; whether one was the end."""
