@@ -91,14 +91,22 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         remote_jobs = getattr(source, "jobs", None) if remote not in (None, FLEET_REMOTE) else None
         if remote is not None:
             self.read_only_reason = f"remote host {remote}: actions over the agent come later"
-            if remote_jobs is not None:
-                self.read_only_reason = "started with --read-only" if settings.read_only else None
+            if remote_jobs is not None:  # --read-only, else the host's read_only = true
+                self.read_only_reason = (
+                    "started with --read-only"
+                    if settings.read_only
+                    else getattr(source, "read_only", None)
+                )
         self.fleet = remote == FLEET_REMOTE  # --all-hosts (tui/screens/fleet.py)
         if self.fleet:
             self.read_only_reason = FLEET_READ_ONLY
         # Console connections outlive visits to the console screen (bounded by the manager);
         # read-only means view only there too: no takeover, no keys to a guest.
         self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
+        if remote is not None and remote in settings.hosts:  # its agent carries its consoles
+            from tui.agent.views import remote_consoles
+
+            self.consoles = remote_consoles(settings, remote)
         self.actions = ActionsController(
             self,
             settings,
@@ -286,7 +294,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         the main screen only; None (said, when nothing is selected) otherwise."""
         if not isinstance(self.screen, MainScreen):
             return None
-        if self.remote is not None:
+        if self.remote is not None and self.remote not in self.settings.hosts:  # the fleet
             self.notify(
                 f"Consoles and logs of {self.remote}'s VMs are not available yet.",
                 severity="warning",
@@ -298,6 +306,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         return vm
 
     def action_console(self) -> None:
+        from tui.agent.views import remote_view_only
         from tui.screens.console import ConsoleScreen
 
         vm = self._vm_to_open()
@@ -310,7 +319,13 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                 self.consoles,
                 detach_key=self.settings.console_detach_key,
                 size_key=self.settings.console_size_key,
-                read_only_reason=self.read_only_reason,
+                # A remote console is view only when this app or the host's agent is read-only
+                # (the agent's reason comes in its status).
+                read_only_reason=(
+                    remote_view_only(self.settings, self.remote)
+                    if self.remote is not None
+                    else self.read_only_reason
+                ),
             )
         )
 
@@ -319,7 +334,10 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
 
         vm = self._vm_to_open()
         if vm is not None:
-            self.push_screen(LogsScreen(vm, self.settings.host))
+            from tui.agent.views import remote_logs
+
+            source = None if self.remote is None else remote_logs(self.settings, self.remote)
+            self.push_screen(LogsScreen(vm, self.settings.host, source=source))
 
     def action_checks(self) -> None:
         from tui.host.checks.report import run_checks
