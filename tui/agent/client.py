@@ -86,6 +86,7 @@ class RemoteSource:
         self.sessions = 0  # sessions started (tests and the fleet view)
         self.rtt_s: float | None = None  # from starting ssh to the agent's hello
         self.bytes_in = 0  # protocol bytes received from the agent (all sessions)
+        self.decoder: codec.SnapshotDecoder | None = None  # the current session's
         self._cond = threading.Condition()
         self._snapshot: Snapshot | None = None
         self._seq = 0  # snapshots received (all sessions)
@@ -324,7 +325,8 @@ class RemoteSource:
             )
         )
         silence = self.silence
-        wire: dict[str, Any] | None = None
+        decoder = codec.SnapshotDecoder()  # this session's: a new session starts whole
+        self.decoder = decoder
         while True:
             try:
                 message = await self._read(proc, silence)
@@ -341,14 +343,11 @@ class RemoteSource:
             if kind != "snapshot":
                 raise protocol.ProtocolError(f"a second {kind} message")
             if "full" in message:
-                wire = message["full"]
-                if not isinstance(wire, dict):
-                    raise codec.CodecError("a snapshot that is not an object")
-            elif wire is None:
+                snapshot = decoder.full(message["full"])
+            elif decoder.wire is None:
                 raise protocol.ProtocolError("a patch before the first whole snapshot")
             else:
-                codec.apply_patch(wire, message.get("patch"))
-            snapshot = codec.snapshot_from_wire(wire)
+                snapshot = decoder.patch(message.get("patch"))
             got = True
             with self._cond:
                 self._snapshot = snapshot

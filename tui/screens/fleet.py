@@ -12,7 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.feed.fleet import FleetSnapshot
@@ -136,11 +136,10 @@ class FleetScreen(Screen[str | None]):
 
     # --- keys ----------------------------------------------------------------------------
 
-    @on(DataTable.RowSelected, "#fleet-vms")
-    def _open_vm(self, event: DataTable.RowSelected) -> None:
+    @on(FleetTable.Selected, "#fleet-vms")
+    def _open_vm(self, event: FleetTable.Selected) -> None:
         """Enter on a VM (the table's own Enter): its detail on the monitor."""
-        if event.row_key.value is not None:
-            self.dismiss(event.row_key.value)
+        self.dismiss(event.key)
 
     def action_pick_host(self) -> None:
         def chosen(host: str | None) -> None:
