@@ -91,8 +91,17 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         self._stopping = False
         self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings.read_only)
+        # Actions on a remote host's VMs go to its agent (``RemoteSource.jobs``), which runs
+        # them there with the host's checks and says when it is read-only (non-root login).
+        remote_jobs = getattr(source, "jobs", None) if remote not in (None, FLEET_REMOTE) else None
         if remote is not None:
             self.read_only_reason = f"remote host {remote}: actions over the agent come later"
+            if remote_jobs is not None:  # --read-only, else the host's read_only = true
+                self.read_only_reason = (
+                    "started with --read-only"
+                    if settings.read_only
+                    else getattr(source, "read_only", None)
+                )
         self.fleet = remote == FLEET_REMOTE  # --all-hosts (tui/screens/fleet.py)
         if self.fleet:
             self.read_only_reason = FLEET_READ_ONLY
@@ -104,7 +113,11 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
 
             self.consoles = remote_consoles(settings, remote)
         self.actions = ActionsController(
-            self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
+            self,
+            settings,
+            read_only_reason=self.read_only_reason,
+            on_change=self._job_changed,
+            runner=remote_jobs,
         )
         self.tty_watch = tty_watch
         self._ttys: dict[int, str | None] = {}
@@ -173,6 +186,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                 notify_outside(self, self.ui_state.problem, severity="warning", timeout=8)
             self.theme_changed_signal.subscribe(self, lambda t: self._remember(theme=t.name))
         self.call_after_refresh(self.poll)  # once the main screen is composed
+        self.run_worker(self.actions.adopt_jobs(), name="adopt-jobs")
         if self.fleet:
             self.open_fleet()
 

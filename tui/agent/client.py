@@ -25,6 +25,7 @@ from typing import Any
 
 from tui.agent import codec, protocol
 from tui.agent.hosts import RemoteHost
+from tui.agent.remote_jobs import RemoteJobs
 from tui.agent.ssh import ControlDirError, control_dir, ssh_argv, ssh_reason
 from tui.feed import Snapshot
 from tui.host.hostloop import HostLoop, host_loop
@@ -97,6 +98,7 @@ class RemoteSource:
         self._proc: asyncio.subprocess.Process | None = None
         self._closed = False
         self._loop = loop or host_loop()
+        self.jobs = RemoteJobs(host.name, self._send_now)  # jobs on the host (agent_jobs)
         self._task = self._loop.submit(self._run())
 
     def _config_read_only(self) -> str | None:
@@ -166,6 +168,13 @@ class RemoteSource:
         data = protocol.encode(message, protocol.MAX_APP_LINE)
         with contextlib.suppress(Exception):
             self._loop.submit(self._write(data))
+
+    def _send_now(self, message: dict[str, Any]) -> bool:
+        """Send MESSAGE on the current session; False when there is none (jobs)."""
+        if self._proc is None or self.hello is None or self.error is not None:
+            return False
+        self._send(message)
+        return True
 
     async def _write(self, data: bytes) -> None:
         proc = self._proc
@@ -324,6 +333,9 @@ class RemoteSource:
             except EOFError:
                 return got
             kind = message["type"]
+            if kind in ("job", "refused", "plan"):
+                self.jobs.handle(message)
+                continue
             if kind == "error":
                 # Said when no snapshot follows in time; the session goes on.
                 self.agent_error = protocol.message_text(message)
