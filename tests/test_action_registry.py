@@ -34,6 +34,11 @@ OTHER_MEANINGS = {
     ("cli.py", "logs"): "the CLI's subcommand",
     ("logs_cli.py", "logs"): "the CLI's subcommand",
     ("config/loader.py", "deploy"): "the config's [deploy] table",
+    ("agent/streams.py", "console"): "the agent's session kinds (`agent console VM`)",
+    ("agent/streams.py", "logs"): "the agent's session kinds (`agent logs VM`)",
+    ("agent/console_client.py", "console"): "the agent's console session",
+    ("agent/logs_client.py", "logs"): "the agent's logs session",
+    ("agent/stream_server.py", "console"): "the agent's console session",
 }
 
 

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "agent", help="the host side of `--host`: snapshots as JSON lines on stdin/stdout"
     )
     _common(agent, argparse.SUPPRESS)
+    agent.add_argument(
+        "session", nargs="*", help="`console VM` or `logs VM`: one VM's console or logs stream"
+    )
     from tui.checks_cli import add_parser as add_checks_parser
 
     _common(add_checks_parser(sub), argparse.SUPPRESS)
@@ -294,7 +297,21 @@ def cmd_list_hosts(settings: Settings, hosts: list[RemoteHost | None], as_json: 
 # --- entry --------------------------------------------------------------------------------
 
 
+def _job_exec(argv: list[str]) -> int:
+    """The hidden `job-exec --jobs-dir DIR --job NAME`: a job's systemd unit runs it."""
+    parser = argparse.ArgumentParser(prog="microvm-tui job-exec")
+    parser.add_argument("--jobs-dir", type=_path, required=True)
+    parser.add_argument("--job", required=True)
+    args = parser.parse_args(argv)
+    from tui.host.actions.job_exec import job_exec
+
+    return job_exec(args.jobs_dir, args.job)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["job-exec"]:  # not in --help: only the app's units run it
+        return _job_exec(argv[1:])
     let_sigint_reach_children()
     args = build_parser().parse_args(argv)
     if args.command == "lab":
@@ -326,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(settings, args.json)
         except BrokenPipeError:  # `microvm-tui list | head`
             return 0
+    if args.command == "agent" and args.session:
+        from tui.agent.stream_server import run_session
+
+        return run_session(settings, args.session)
     if args.command == "agent":
         from tui.agent.server import run_agent
 

@@ -43,7 +43,6 @@ def scopes() -> dict[str, list[Scoped]]:
     from tui.screens.main import MainScreen
     from tui.widgets.detail.pane import DetailPane
     from tui.widgets.filter_bar import FilterBar
-    from tui.widgets.fleet_table import FleetTable
     from tui.widgets.jobs_table import JobsTable
     from tui.widgets.log_view import LogView
     from tui.widgets.vm_table import VMTable
@@ -62,7 +61,7 @@ def scopes() -> dict[str, list[Scoped]]:
         "the logs view": [*app, *of(LogsScreen, LogView)],
         "the console": [*app_priority, *of(ConsoleScreen)],
         "the checks screen": [*app_priority, *of(ChecksScreen, DataTable)],
-        "the fleet view": [*app, *of(FleetScreen, FleetTable, FilterBar)],
+        "the fleet view": [*app, *of(FleetScreen, DataTable, FilterBar)],
         "the host picker": [*app_priority, *of(HostPicker)],
     }
 

@@ -127,4 +127,3 @@ class LiveSource:
         close_systemd = getattr(self.systemd, "close", None)
         if close_systemd is not None:
             close_systemd()
-
