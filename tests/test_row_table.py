@@ -169,4 +169,11 @@ async def test_removed_rows_leave_the_order_and_the_cursor_stays_in_the_table() 
         assert t.cursor_row == 19 and app.seen[-1] == ("highlighted", "row19")
         assert t.get_row_index("row19") == 19
         assert t.virtual_size.height == 1 + 20
+        # A key removed and added again, with other cells: drawn with those, not the old ones.
+        lines(t)
+        t.remove_row("row03")
+        t.add_row(Text("row03"), Text("5"), Text("zz"), key="row03")
+        assert t.ordered_keys[-1] == "row03"
+        assert text_of(t, "row03").split() == ["row03", "5", "zz"]
+        assert lines(t) == fresh_lines(t)
         await until(pilot, lambda: t.size.height == 1 + 20)  # the table's height is auto

@@ -10,6 +10,7 @@ drawn with DataTable's cursor and hover styles.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -30,16 +31,17 @@ HEADER_HEIGHT = 1
 
 
 class Row:
-    """One row: its cells by column key, each cell's version and the row's (bumped at every
-    change of one of its cells)."""
+    """One row: its cells by column key, each cell's version and the row's (a new one at every
+    change of one of its cells). Versions are the table's, never reused: a row removed and added
+    again under the same key is never drawn from what its first self left in the cache."""
 
     __slots__ = ("cells", "key", "version", "versions")
 
-    def __init__(self, key: str, cells: dict[str, Text]) -> None:
+    def __init__(self, key: str, cells: dict[str, Text], version: int) -> None:
         self.key = key
         self.cells = cells
-        self.version = 0
-        self.versions = dict.fromkeys(cells, 0)
+        self.version = version
+        self.versions = dict.fromkeys(cells, version)
 
 
 class RowTable(TableMouse, ScrollView, can_focus=True):
@@ -92,6 +94,7 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
         self._show_hover = False
         self._widths: tuple[int, ...] | None = None
         self._header_version = 0
+        self._versions = itertools.count(1)  # for rows and cells (see Row)
         self._cache = RowCache()
         self._looks: paint.Looks | None = None
         self._table_styles: dict[str, Style] = {}
@@ -145,8 +148,7 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
         column.fit_label()
         for row in self._rows.values():
             row.cells[key] = paint.EMPTY
-            row.versions[key] = 0
-            row.version += 1
+            row.versions[key] = row.version = next(self._versions)
             column.add_cell(0)
         self._widths_changed()
 
@@ -166,7 +168,7 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
         widened = False
         for column_key, column in self.columns.items():
             widened |= column.add_cell(by_column[column_key].cell_len)
-        self._rows[key] = Row(key, by_column)
+        self._rows[key] = Row(key, by_column, next(self._versions))
         index = len(self.ordered_keys)
         self._order.append(key)
         if self._index is not None:
@@ -200,8 +202,7 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
         row = self._rows[row_key]
         old = row.cells[column_key]
         row.cells[column_key] = value
-        row.versions[column_key] += 1
-        row.version += 1
+        row.versions[column_key] = row.version = next(self._versions)
         column = self.columns[column_key]
         if column.replace_cell(old.cell_len, value.cell_len, resize=update_width):
             self._widths_changed()
