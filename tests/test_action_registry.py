@@ -19,7 +19,9 @@ TUI = Path(__file__).resolve().parent.parent / "tui"
 REGISTRY = TUI / "actions" / "registry.py"
 # The host layer may not import the UI (import-linter): the job runner keys its operations by
 # the same names (checked below against the registry). The lab is test infrastructure.
-NOT_UI = (TUI / "host", TUI / "lab")
+# The host layer, the lab, and the agent's job wire: it names the host layer's operations
+# (tui/host/actions/operations ACTIONS) that an app may ask an agent to run, not UI actions.
+NOT_UI = (TUI / "host", TUI / "lab", TUI / "agent" / "jobwire.py", TUI / "agent" / "agent_jobs.py")
 # The same word meaning something else than an action, where it is.
 OTHER_MEANINGS = {
     ("actions/dialogs.py", "restart"): "the update's restart-after option",
