@@ -232,20 +232,31 @@ async def test_the_fleet_tables_draw_again_only_the_rows_that_changed() -> None:
         snap = screen.snapshot
         assert snap is not None
         await pilot.pause()
-        vm_rows, host_rows = table.rendered, hosts.rendered
-        assert vm_rows >= table.row_count and host_rows >= hosts.row_count  # drawn once
+        vms, hosts_drawn = table.render_stats, hosts.render_stats  # RowTable's counters
+        assert vms.rendered >= table.row_count and hosts_drawn.rendered >= hosts.row_count
 
+        def drawn() -> tuple[int, int, int, int, int, int]:
+            return (
+                vms.rendered,
+                vms.styled,
+                vms.cells_rendered,
+                hosts_drawn.rendered,
+                hosts_drawn.styled,
+                hosts_drawn.cells_rendered,
+            )
+
+        before = drawn()
         screen.show(snap)  # an idle host's poll: the same rows, the same figures
         await pilot.pause()
-        assert (table.rendered, hosts.rendered) == (vm_rows, host_rows)
+        assert drawn() == before  # no row rendered, no row styled again
 
         key = "far/db"  # running, not under the cursor
         assert table.selected_key != key
         sample = dataclasses.replace(snap.samples[key], cpu_pct_of_vcpus=77.7)
         screen.show(dataclasses.replace(snap, samples={**snap.samples, key: sample}))
         await pilot.pause()
-        assert table.rendered == vm_rows + 1
-        assert hosts.rendered == host_rows  # the hosts' figures did not change
+        # That row alone, and in it that cell alone; the hosts' figures did not change.
+        assert drawn() == (before[0] + 1, before[1] + 1, before[2] + 1, *before[3:])
         assert table.get_row(key)[4].plain == "77.7%"
         shown = app.export_screenshot()
         assert "77.7%" in shown
@@ -255,11 +266,12 @@ async def test_the_fleet_tables_draw_again_only_the_rows_that_changed() -> None:
         busier = dataclasses.replace(far.snapshot.host, cpu_pct=12.5)
         far_now = dataclasses.replace(far, snapshot=dataclasses.replace(far.snapshot, host=busier))
         hosts_now = [far_now if h.name == "far" else h for h in snap.hosts]
-        drawn = hosts.rendered
+        before = drawn()
         screen.show(dataclasses.replace(snap, hosts=hosts_now))
         await pilot.pause()
-        assert hosts.rendered == drawn + 1
+        assert drawn()[3:] == (before[3] + 1, before[4] + 1, before[5] + 1)
         assert "12.5%" in " ".join(c.plain for c in hosts.get_row("far"))
+        assert "12.5%" in app.export_screenshot()
 
         # The keys still move the cursor (a row's key, kept across polls).
         table.focus()

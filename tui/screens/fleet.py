@@ -137,7 +137,7 @@ class FleetScreen(Screen[str | None]):
     @on(FleetTable.Selected, "#fleet-vms")
     def _open_vm(self, event: FleetTable.Selected) -> None:
         """Enter on a VM (the table's own Enter): its detail on the monitor."""
-        self.dismiss(event.key)
+        self.dismiss(event.row_key)
 
     def action_pick_host(self) -> None:
         def chosen(host: str | None) -> None:

@@ -20,6 +20,7 @@ class TableMouse:
     _hover_row: int
     _rows: dict[str, Any]
     _cursor: int
+    show_cursor: bool
 
     def _row_at(self, event: events.MouseEvent) -> int | None:
         """The row under the mouse: an index, ``paint.HEADER``, or None (no row there)."""
@@ -75,6 +76,8 @@ class TableMouse:
                 key = list(self.columns)[column]
                 label = self.columns[key].label
                 self.post_message(self.HeaderSelected(self, key, column, label))
+            return
+        if not self.show_cursor:
             return
         again = row == self._cursor
         self.move_cursor(row=row, animate=True)
