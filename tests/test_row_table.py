@@ -177,3 +177,94 @@ async def test_removed_rows_leave_the_order_and_the_cursor_stays_in_the_table() 
         assert text_of(t, "row03").split() == ["row03", "5", "zz"]
         assert lines(t) == fresh_lines(t)
         await until(pilot, lambda: t.size.height == 1 + 20)  # the table's height is auto
+
+
+class PollApp(App[None]):
+    """A table shown a poll at a time (``set_rows``), as the fleet view's are."""
+
+    def __init__(self, cursor: bool = True) -> None:
+        super().__init__()
+        self.cursor = cursor
+        self.seen: list[Any] = []
+
+    def compose(self) -> ComposeResult:
+        table = RowTable(cursor=self.cursor, id="t")
+        table.add_column("Name", key="name")
+        table.add_column("CPU", key="cpu", min_width=len("99.9%"))
+        yield table
+
+    def on_row_table_row_highlighted(self, event: RowTable.RowHighlighted) -> None:
+        self.seen.append(("highlighted", event.row_key))
+
+    def on_row_table_row_selected(self, event: RowTable.RowSelected) -> None:
+        self.seen.append(("selected", event.row_key))
+
+
+def poll(cpu: dict[str, str], style: dict[str, str] | None = None) -> list[tuple[str, list[Text]]]:
+    style = style or {}
+    return [
+        (name, [Text(name), Text(value, style=style.get(name, ""))]) for name, value in cpu.items()
+    ]
+
+
+async def test_set_rows_renders_only_the_cells_that_changed_and_widths_only_widen() -> None:
+    app = PollApp()
+    async with app.run_test(size=SIZE) as pilot:
+        t = app.query_one(RowTable)
+        figures = {f"vm{i}": "1.0%" for i in range(10)}
+        t.set_rows(poll(figures))
+        await pilot.pause()
+        assert t.columns["cpu"].content_width == 5  # the floor, not "1.0%"
+        lines(t)
+        t.render_stats.reset()
+        t.set_rows(poll(figures))  # the same poll: nothing rendered, nothing styled
+        assert lines(t) and t.render_stats.rendered == 0 and t.render_stats.styled == 0
+        t.set_rows(poll({**figures, "vm3": "2.0%"}))  # one figure: that cell alone
+        drawn = lines(t)
+        assert (t.render_stats.rendered, t.render_stats.cells_rendered) == (1, 1)
+        assert drawn == fresh_lines(t)
+        t.render_stats.reset()
+        t.set_rows(poll({**figures, "vm3": "2.0%"}, {"vm3": "red"}))  # a style alone: drawn
+        lines(t)
+        assert (t.render_stats.rendered, t.render_stats.cells_rendered) == (1, 1)
+        # Wider than the floor widens; narrower again leaves it be while the same rows show.
+        t.set_rows(poll({**figures, "vm3": "100.0%"}))
+        assert t.columns["cpu"].content_width == 6
+        t.set_rows(poll({**figures, "vm3": "3.0%"}))
+        assert t.columns["cpu"].content_width == 6
+        assert lines(t) == fresh_lines(t)
+        # Rows that go (or come, or move) fit the columns again.
+        del figures["vm9"]
+        t.set_rows(poll({**figures, "vm3": "3.0%"}))
+        assert t.columns["cpu"].content_width == 5 and t.row_count == 9
+        assert lines(t) == fresh_lines(t)
+
+
+async def test_set_rows_keeps_the_cursor_on_its_key() -> None:
+    app = PollApp()
+    async with app.run_test(size=SIZE) as pilot:
+        t = app.query_one(RowTable)
+        t.set_rows(poll({f"vm{i}": "1.0%" for i in range(10)}))
+        t.move_cursor(row=t.get_row_index("vm4"))
+        t.set_rows(poll({f"vm{i}": "1.0%" for i in reversed(range(10))}))
+        assert t.row_key_at(t.cursor_row) == "vm4" and t.ordered_keys[0] == "vm9"
+        t.set_rows(poll({f"vm{i}": "1.0%" for i in range(10) if i != 2}))  # a row above goes
+        assert t.row_key_at(t.cursor_row) == "vm4"
+        await pilot.pause()
+        assert app.seen[-1] == ("highlighted", "vm4")
+        assert lines(t) == fresh_lines(t)
+
+
+async def test_a_table_without_a_cursor_draws_none_and_selects_nothing() -> None:
+    app = PollApp(cursor=False)
+    async with app.run_test(size=SIZE) as pilot:
+        t = app.query_one(RowTable)
+        t.set_rows(poll({f"vm{i}": "1.0%" for i in range(3)}))
+        t.focus()
+        await pilot.press("enter")
+        await pilot.click(RowTable, offset=(2, 1))
+        await pilot.click(RowTable, offset=(2, 1))
+        await pilot.pause()
+        assert app.seen == []
+        cursor = t.get_component_rich_style("datatable--cursor")
+        assert all(seg.style.bgcolor != cursor.bgcolor for seg in t.render_line(1) if seg.style)

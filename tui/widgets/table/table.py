@@ -244,7 +244,7 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
                 continue
             for column_key, cell in zip(column_keys, cells, strict=True):
                 if not _same_text(row.cells[column_key], cell):
-                    self.update_cell(key, column_key, cell, shrink=same)
+                    self.update_cell(key, column_key, cell, shrink=not same)
         if same:
             return
         if keys != self.ordered_keys:
