@@ -179,13 +179,13 @@ async def test_removed_rows_leave_the_order_and_the_cursor_stays_in_the_table() 
         await until(pilot, lambda: t.size.height == 1 + 20)  # the table's height is auto
 
 
-class PollApp(App[None]):
-    """A table shown a poll at a time (``set_rows``), as the fleet view's are."""
+class PollApp(TableApp):
+    """A table shown a poll at a time (``set_rows``), as the fleet view's are; the messages
+    it posts go to ``seen`` (TableApp's handlers)."""
 
     def __init__(self, cursor: bool = True) -> None:
-        super().__init__()
+        super().__init__(rows=0)
         self.cursor = cursor
-        self.seen: list[Any] = []
 
     def compose(self) -> ComposeResult:
         table = RowTable(cursor=self.cursor, id="t")
@@ -193,11 +193,8 @@ class PollApp(App[None]):
         table.add_column("CPU", key="cpu", min_width=len("99.9%"))
         yield table
 
-    def on_row_table_row_highlighted(self, event: RowTable.RowHighlighted) -> None:
-        self.seen.append(("highlighted", event.row_key))
-
-    def on_row_table_row_selected(self, event: RowTable.RowSelected) -> None:
-        self.seen.append(("selected", event.row_key))
+    def on_mount(self) -> None:
+        pass  # the tests focus the table when they want keys
 
 
 def poll(cpu: dict[str, str], style: dict[str, str] | None = None) -> list[tuple[str, list[Text]]]:
