@@ -384,8 +384,14 @@ def terminal_gone(ttys: dict[int, str | None]) -> bool:
     return False
 
 
-def run_app(settings: Settings, source: Source | None = None, remote: str | None = None) -> int:
-    result = MicroVMApp(settings, source, ui_state=UIStateStore(), remote=remote).run() or 0
+def run_app(
+    settings: Settings,
+    source: Source | None = None,
+    remote: str | None = None,
+    ui_state: UIStateStore | None = None,
+) -> int:
+    store = ui_state if ui_state is not None else UIStateStore()
+    result = MicroVMApp(settings, source, ui_state=store, remote=remote).run() or 0
     leave_if_threads_busy(result)
     return result
 
