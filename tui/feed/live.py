@@ -198,4 +198,3 @@ class LiveSource:
         close_systemd = getattr(self._systemd, "close", None)
         if close_systemd is not None:
             close_systemd()
-
