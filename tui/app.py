@@ -20,6 +20,7 @@ import termios
 import threading
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -35,13 +36,15 @@ from tui.feed import LiveSource, Snapshot, Source
 from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE
 from tui.host.actions.jobs import Job
 from tui.host.checks.findings import CheckReport
-from tui.host.console import ConsoleManager
 from tui.host.model import VM
 from tui.host.uistate import UIStateStore
 from tui.screens.fleet import FleetAppMixin
 from tui.screens.main import MainScreen
 from tui.widgets.outside import notify_outside
 from tui.widgets.vm_table import VMTable
+
+if TYPE_CHECKING:
+    from tui.host.console import ConsoleManager
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
@@ -91,9 +94,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         self.fleet = remote == FLEET_REMOTE  # --all-hosts (tui/screens/fleet.py)
         if self.fleet:
             self.read_only_reason = FLEET_READ_ONLY
-        # Console connections outlive visits to the console screen (bounded by the manager);
-        # read-only means view only there too: no takeover, no keys to a guest.
-        self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
+        self._consoles: ConsoleManager | None = None  # made at the first console
         self.actions = ActionsController(
             self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
         )
@@ -149,6 +150,22 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         return screen
 
     @property
+    def consoles(self) -> ConsoleManager:
+        """Console connections outlive visits to the console screen (bounded by the manager);
+        read-only means view only there too: no takeover, no keys to a guest. Made (and its
+        package imported) at the first console: the first frame needs none."""
+        if self._consoles is None:
+            from tui.host.console import ConsoleManager
+
+            read_only = self.read_only_reason is not None
+            self._consoles = ConsoleManager(self.settings.host, read_only=read_only)
+        return self._consoles
+
+    @consoles.setter
+    def consoles(self, manager: ConsoleManager) -> None:
+        self._consoles = manager
+
+    @property
     def source(self) -> Source:
         if self._source is None:
             self._source = LiveSource(self.settings.host)
@@ -175,7 +192,8 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
             self._source.close()
         # Cancelled jobs get a moment to end their commands and clean up, not more.
         self.actions.shutdown(QUIT_JOB_GRACE_S)
-        await asyncio.to_thread(self.consoles.close_all, 0.5)
+        if self._consoles is not None:
+            await asyncio.to_thread(self._consoles.close_all, 0.5)
 
     def _job_changed(self, job: Job) -> None:
         if self.screen_stack and isinstance(self.screen_stack[0], MainScreen):
