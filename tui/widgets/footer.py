@@ -14,11 +14,12 @@ class KeysFooter(Footer):
     At start-up that is five recomposes of twenty keys, at 2000 VMs about 0.2 s of CPU before
     the first row, most of them showing the same keys. This one passes a change on only when
     what it would show (or whether it would recompose at all) differs from the last one
-    passed on."""
+    passed on, and not while a recompose it asked for is still to come."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._passed: tuple[Any, ...] | None = None
+        self._queued = False  # a recompose is asked for and has not begun
 
     def bindings_changed(self, screen: Screen) -> None:
         shown = (
@@ -32,4 +33,12 @@ class KeysFooter(Footer):
         if shown == self._passed:
             return
         self._passed = shown
+        recomposes = shown[0] and shown[1]
+        if recomposes and self._queued:
+            return  # the recompose on its way reads the keys as they are by then
+        self._queued = recomposes
         super().bindings_changed(screen)
+
+    async def recompose(self) -> None:
+        self._queued = False
+        await super().recompose()
