@@ -4,6 +4,7 @@ kept between polls, joined into one ``Snapshot`` per poll."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from tui.host.inventory import (
     pending_view,
     read_rest,
     start_listing,
-    vm_dirs,
 )
 from tui.host.links import LinkReader, LinkTable
 from tui.host.logs.summary import JournalSummary
@@ -70,7 +70,8 @@ class LiveSource:
         self.sampler = Sampler(timeout=sample_timeout, remote_every=REMOTE_EVERY)
         self.runners = RunnerCache()
         with contextlib.suppress(OSError):  # room for the parses on disk (read below)
-            self.runners.room_for(len(vm_dirs(settings.state_dir)))
+            # The names only (at most the VMs): the first look lists the state dir itself.
+            self.runners.room_for(len(os.listdir(settings.state_dir)))
         self.links = LinkReader(settings.netns, timeout=settings.timeout)
         # Follows the units; a poll reads its table. Made when systemd is first asked (its
         # first read costs CPU by the unit: a big host's is put off until the first screenful
