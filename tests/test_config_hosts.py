@@ -37,6 +37,19 @@ def test_hosts_string_and_list_forms(tmp_path: Path) -> None:
     }
 
 
+def test_per_host_settings(tmp_path: Path) -> None:
+    """A host's own poll interval and read_only beside how to reach it; unset, the app's."""
+    path = write(
+        tmp_path,
+        'interval = 2\n[hosts.far]\nssh = "root@far"\ninterval = 10\nread_only = true\n'
+        '[hosts.near]\nssh = "root@near"\n',
+    )
+    s = load_file(Settings(), path)
+    far, near = s.hosts["far"], s.hosts["near"]
+    assert (far.interval, far.read_only) == (10.0, True)
+    assert (near.interval, near.read_only) == (None, False)
+
+
 def test_later_files_add_hosts(tmp_path: Path) -> None:
     first = write(tmp_path, '[hosts.a]\nssh = "a"\n[hosts.b]\nssh = "b"\n', "1.toml")
     second = write(tmp_path, '[hosts.b]\nssh = "root@b2"\n[hosts.c]\nssh = "c"\n', "2.toml")
@@ -62,7 +75,16 @@ def test_later_files_add_hosts(tmp_path: Path) -> None:
         ('[hosts.a]\nssh = "-oProxyCommand=evil"', 'must be "user@host"'),
         ('[hosts.a]\nssh = "root@a b"', 'must be "user@host"'),
         ('[hosts.a]\nagent = "x"', "hosts.a = a table: needs ssh"),
-        ('[hosts.a]\nssh = "a"\nport = 22', "hosts.a.port = 22: unknown key (known: ssh, agent)"),
+        (
+            '[hosts.a]\nssh = "a"\nport = 22',
+            "hosts.a.port = 22: unknown key (known: ssh, agent, interval, read_only)",
+        ),
+        ('[hosts.a]\nssh = "a"\ninterval = 0', "hosts.a.interval = 0: must be a number of seconds"),
+        ('[hosts.a]\nssh = "a"\ninterval = nan', "hosts.a.interval = nan"),
+        (
+            '[hosts.a]\nssh = "a"\nread_only = "yes"',
+            'hosts.a.read_only = "yes": must be true or false',
+        ),
         ('[hosts.local]\nssh = "a"', "'local' is this machine"),
         ('[hosts."a b"]\nssh = "a"', "not a host name"),
         ("[hosts.a]\nssh = []", "must end with the destination"),

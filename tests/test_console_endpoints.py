@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tui.host.console.endpoints import (
-    Chardev,
-    EndpointKind,
-    _from_chardevs,
-    _from_runner,
-    parse_chardevs,
-)
+from tui.host.console.chardevs import Chardev, parse_chardevs
+from tui.host.console.discovery import _from_chardevs, _from_runner
+from tui.host.console.endpoints import EndpointKind
 from tui.host.console.marker import TAKEOVER_MARKER, TakeoverMarker, read_marker, write_marker
 from tui.host.model import VM, SerialSpec
 from tui.host.settings import HostSettings

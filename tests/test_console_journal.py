@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.host.console.endpoints import history_endpoint
+from tui.host.console.history import history_endpoint
 from tui.host.console.journal import (
     HISTORY_LINES,
     JournalDecoder,

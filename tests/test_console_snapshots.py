@@ -22,7 +22,7 @@ from tui.host.console import (
     EndpointKind,
     Subscription,
 )
-from tui.host.console.endpoints import QEMU_CONFIG_HINT
+from tui.host.console.history import QEMU_CONFIG_HINT
 from tui.host.model import VM
 from tui.host.settings import HostSettings
 from tui.screens.console import ConsoleScreen

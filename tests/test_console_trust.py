@@ -23,7 +23,8 @@ from tests.conftest import wait_for
 from tests.fakes.qmp import FakeQMPServer
 from tests.test_console_connection import Discovery, Recorder, Server
 from tui.host.console import ConnectionState, ConsoleConnection, ConsoleEndpoint, EndpointKind
-from tui.host.console.endpoints import _from_chardevs, discover_endpoint, parse_chardevs
+from tui.host.console.chardevs import parse_chardevs
+from tui.host.console.discovery import _from_chardevs, discover_endpoint
 from tui.host.console.marker import TAKEOVER_LOG, TAKEOVER_SOCKET, TakeoverMarker, write_marker
 from tui.host.console.trust import UntrustedEndpoint, check_pty, socket_address
 from tui.host.model import VM, Drift, SerialSpec, UnitState

@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,109 @@ async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: 
         await pilot.press("enter")
         await until_in_app(pilot, lambda: app.screen is app.main_screen, 10, what="the monitor")
         assert app.main_screen.selected_name == f"lab-ssh/{running[0]}"
+
+
+def test_lab_fleet_writes_a_config_of_this_lab_and_its_peer_over_ssh(lab: Lab) -> None:
+    """`lab fleet DIR PEER` (what `./dev demo fleet` runs): DIR's settings as this machine and
+    PEER as a host reached over PEER's sshd, with PEER's settings in its agent's command. Here
+    PEER is the same lab, so `list --json --all-hosts` with it shows the lab's VMs twice."""
+    from tui.config import load_settings
+    from tui.lab.cli import host_name, main
+
+    assert main(["fleet", str(lab.root), str(lab.root)]) == 0
+    path = lab.root / "fleet.toml"
+    assert path.stat().st_mode & 0o022 == 0  # the app refuses a config others can write
+    settings = load_settings(path)
+    name = host_name(lab)
+    assert list(settings.hosts) == [name]
+    assert settings.hosts[name].ssh == tuple(lab.sshd.ssh_args())
+    assert settings.host.state_dir == lab.state_dir
+    out = subprocess.run(
+        [sys.executable, "-m", "tui", "--config", str(path), "list", "--json", "--all-hosts"],
+        capture_output=True, text=True, timeout=120, cwd="/", check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    hosts = {h["host"]: h for h in json.loads(out.stdout)["hosts"]}
+    assert list(hosts) == ["local", name]
+    want = sorted(s.name for s in lab.specs)
+    for host in hosts.values():
+        assert host["error"] is None, host
+        assert sorted(vm["name"] for vm in host["vms"]) == want
+
+
+def test_lab_fleet_refuses_a_lab_that_is_not_up(lab: Lab, tmp_path: Path, capsys) -> None:
+    from tui.lab.cli import main
+
+    assert main(["fleet", str(lab.root), str(tmp_path / "nolab")]) == 1
+    err = capsys.readouterr().err.strip()
+    nolab = tmp_path / "nolab"
+    assert err == f"error: {nolab} is not up: run `microvm-tui lab up {nolab}` first"
+
+
+@pytest.fixture(scope="module")
+def second_lab() -> Iterator[Lab]:
+    """A second lab host beside the session's, up for this module only (its guests cost CPU)."""
+    from tests.conftest import lab_root
+
+    other = Lab(lab_root())
+    try:
+        other.up()
+        yield other
+    finally:
+        other.down()
+
+
+async def test_the_fleet_view_shows_two_labs_each_over_its_own_ssh(
+    lab: Lab, second_lab: Lab
+) -> None:
+    """Two lab hosts, each reached over real ssh to its own sshd (what `./dev demo fleet` opens,
+    written by `lab fleet`): the fleet table holds both labs' VMs, each under its host, and
+    each lab's running VMs run; stopping a VM on one lab changes only that lab's row."""
+    from tests.conftest import until_in_app
+    from tui.app import MicroVMApp
+    from tui.config import load_settings
+    from tui.feed.fleet import FLEET_REMOTE, fleet_source
+    from tui.lab.cli import host_name, main
+    from tui.screens.fleet import FleetScreen
+    from tui.widgets.fleet_table import FleetTable
+
+    assert main(["fleet", str(lab.root), str(second_lab.root)]) == 0
+    settings = load_settings(lab.root / "fleet.toml")
+    other = host_name(second_lab)
+    assert list(settings.hosts) == [other]
+    source = fleet_source(settings, list(settings.hosts.values()), "local")
+    app = MicroVMApp(settings, source, tty_watch=False, remote=FLEET_REMOTE)
+    names = sorted(s.name for s in lab.specs)
+    running = sorted(s.name for s in lab.specs if s.role == "running")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until_in_app(pilot, lambda: isinstance(app.screen, FleetScreen), 30, what="fleet")
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        table = screen.query_one(FleetTable)
+
+        def state(key: str) -> str:
+            return table.get_row(key)[2].plain if key in table.rows else ""
+
+        def both_up() -> bool:
+            snap = screen.snapshot
+            if snap is None or not all(s.reachable for s in snap.hosts):
+                return False
+            return all("running" in state(f"{h}/{n}") for h in ("local", other) for n in running)
+
+        await until_in_app(pilot, both_up, 180, what="both labs' running VMs")
+        keys = sorted(k.value for k in table.rows)
+        assert keys == sorted([f"local/{n}" for n in names] + [f"{other}/{n}" for n in names])
+        snap = screen.snapshot
+        assert snap is not None
+        remote = next(s for s in snap.hosts if s.name == other)
+        assert remote.snapshot is not None
+        assert remote.snapshot.inventory.state_dir == second_lab.state_dir != lab.state_dir
+
+        # A change on the second lab's host shows in its row only.
+        victim = running[0]
+        unit = f"microvm@{victim}.service"
+        second_lab.manager.systemctl("stop", unit)  # the module's lab goes down after this
+        await until_in_app(
+            pilot, lambda: "running" not in state(f"{other}/{victim}"), 30, what="the stop"
+        )
+        assert "running" in state(f"local/{victim}")

@@ -14,7 +14,7 @@ import pytest
 from tui.host.checks import leftovers, vm_checks
 from tui.host.checks.clean import CleanError, clean
 from tui.host.checks.findings import CheckKind, CleanKind, CleanStep
-from tui.host.checks.leftovers import LinkFact
+from tui.host.links import Link
 from tui.host.model import VM, Share, UnitState, Volume
 from tui.host.settings import HostSettings
 
@@ -194,11 +194,11 @@ def test_a_planted_file_in_place_of_a_gcroot_is_left_alone(tmp_path: Path) -> No
 
 def test_orphan_links_only_unused_taps_nobody_names() -> None:
     links = [
-        LinkFact("vm-web", "tun", "DOWN"),  # named by web
-        LinkFact("vm-gone", "tun", "DOWN"),  # leftover
-        LinkFact("vnet0", "tun", "UP"),  # in use: someone else's
-        LinkFact("mvt-gone", "macvtap", "LOWERLAYERDOWN"),
-        LinkFact("eth0", None, "DOWN"),  # not a tap
+        Link("vm-web", "tun", "DOWN"),  # named by web
+        Link("vm-gone", "tun", "DOWN"),  # leftover
+        Link("vnet0", "tun", "UP"),  # in use: someone else's
+        Link("mvt-gone", "macvtap", "LOWERLAYERDOWN"),
+        Link("eth0", None, "DOWN"),  # not a tap
     ]
     found = leftovers.orphan_links(links, {"vm-web"}, "labns")
     assert [f.subject for f in found] == ["vm-gone", "mvt-gone"]

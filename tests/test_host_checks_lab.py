@@ -265,12 +265,21 @@ def test_a_control_socket_left_by_a_stopped_vm_is_found_and_cleaned(lab) -> None
     sock.bind(path)
     sock.close()  # what a hypervisor killed with SIGKILL leaves behind
     try:
-        found = [f for f in _checks(lab).findings if f.kind is CheckKind.STALE_SOCKET]
-        assert [f.vm for f in found] == ["idle"]
+        # Only idle's: the crash-looping `crashy` may leave one of its own for a moment between
+        # two of its restarts, and that is a finding of its own.
+        def idles() -> list:  # type: ignore[type-arg]
+            return [
+                f
+                for f in _checks(lab).findings
+                if f.kind is CheckKind.STALE_SOCKET and f.vm == "idle"
+            ]
+
+        found = idles()
+        assert len(found) == 1
         assert found[0].clean is not None
         clean(found[0].clean, settings)
         assert not os.path.lexists(path)
-        assert not [f for f in _checks(lab).findings if f.kind is CheckKind.STALE_SOCKET]
+        assert not idles()
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

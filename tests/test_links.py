@@ -357,3 +357,37 @@ def test_an_interrupted_dump_is_asked_again_or_said(
             flapper.stdin.close()
         flapper.wait(30)
         reader.close()
+
+
+# --- the host checks' one-off read and deletion (rtnl.read_all_links, rtnl.delete_link) -----
+
+
+def test_one_off_read_gives_every_links_kind_state_and_carrier(netns: str) -> None:
+    _ip_batch(netns, ["tuntap add dev vm-left mode tap", "link add br-other type bridge"])
+    links = rtnl.read_all_links(netns)
+    assert {"lo", "vm-left", "br-other"} <= set(links)
+    tap = links["vm-left"]
+    assert (tap.kind, tap.oper_state, tap.carrier) == ("tun", "DOWN", False)
+    assert links["br-other"].kind == "bridge"
+    # Our own namespace (netns None): every link, not only named ones as sysfs reads them.
+    own = rtnl.read_all_links(None)
+    assert "lo" in own and own["lo"].carrier is not None
+    assert "vm-left" not in own
+
+
+def test_delete_link_deletes_only_what_the_check_allows(netns: str) -> None:
+    _ip_batch(netns, ["tuntap add dev vm-left mode tap", "link add br-other type bridge"])
+    from tui.host.checks.leftovers import deletable_link
+
+    assert rtnl.delete_link(netns, "br-other", deletable_link) == "refused"
+    assert rtnl.delete_link(netns, "vm-left", deletable_link) == "deleted"
+    assert rtnl.delete_link(netns, "vm-left", deletable_link) == "gone"
+    assert set(rtnl.read_all_links(netns)) == {"lo", "br-other"}
+
+
+def test_delete_link_in_a_missing_namespace_says_so() -> None:
+    name = f"mvtui-absent-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(links_mod.LinkReadError) as exc:
+        rtnl.delete_link(name, "vm-left", lambda link: True)
+    assert str(exc.value) == f"network namespace '{name}' does not exist"
+    assert not os.path.exists(f"/run/netns/{name}")  # asking never creates it

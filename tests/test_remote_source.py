@@ -96,6 +96,20 @@ def test_the_real_agent_over_ssh(sshd: LabSshd, tmp_path: Path) -> None:
     wait_for(lambda: not Path(f"/proc/{ssh_pid}").exists(), 10, what="the ssh client gone")
 
 
+def test_a_host_the_config_makes_read_only_stays_so_after_hello(
+    sshd: LabSshd, tmp_path: Path
+) -> None:
+    """[hosts.NAME] read_only = true: the agent (root here) would allow changes; ours says no."""
+    host = RemoteHost("h", tuple(sshd.ssh_args()), real_agent(tmp_path), read_only=True)
+    src = RemoteSource(host, interval=0.2, persist="no")
+    try:
+        src.poll()
+        assert src.hello is not None and src.hello.get("read_only") is None
+        assert src.read_only == "read_only = true in [hosts.h]"
+    finally:
+        src.close()
+
+
 def test_wrong_key_is_ssh_reason(sshd: LabSshd, tmp_path: Path) -> None:
     key = tmp_path / "other"
     subprocess.run([str(SSH_KEYGEN), "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)

@@ -95,6 +95,10 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         if self.fleet:
             self.read_only_reason = FLEET_READ_ONLY
         self._consoles: ConsoleManager | None = None  # made at the first console
+        if remote is not None and remote in settings.hosts:  # its agent carries its consoles
+            from tui.agent.views import remote_consoles
+
+            self._consoles = remote_consoles(settings, remote)
         self.actions = ActionsController(
             self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
         )
@@ -294,7 +298,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         the main screen only; None (said, when nothing is selected) otherwise."""
         if not isinstance(self.screen, MainScreen):
             return None
-        if self.remote is not None:
+        if self.remote is not None and self.remote not in self.settings.hosts:  # the fleet
             self.notify(
                 f"Consoles and logs of {self.remote}'s VMs are not available yet.",
                 severity="warning",
@@ -306,6 +310,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         return vm
 
     def action_console(self) -> None:
+        from tui.agent.views import remote_view_only
         from tui.screens.console import ConsoleScreen
 
         vm = self._vm_to_open()
@@ -318,7 +323,13 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                 self.consoles,
                 detach_key=self.settings.console_detach_key,
                 size_key=self.settings.console_size_key,
-                read_only_reason=self.read_only_reason,
+                # A remote console is view only when this app or the host's agent is read-only
+                # (the agent's reason comes in its status).
+                read_only_reason=(
+                    remote_view_only(self.settings, self.remote)
+                    if self.remote is not None
+                    else self.read_only_reason
+                ),
             )
         )
 
@@ -327,7 +338,10 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
 
         vm = self._vm_to_open()
         if vm is not None:
-            self.push_screen(LogsScreen(vm, self.settings.host))
+            from tui.agent.views import remote_logs
+
+            source = None if self.remote is None else remote_logs(self.settings, self.remote)
+            self.push_screen(LogsScreen(vm, self.settings.host, source=source))
 
     def action_checks(self) -> None:
         from tui.host.checks.report import run_checks

@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         "agent", help="the host side of `--host`: snapshots as JSON lines on stdin/stdout"
     )
     _common(agent, argparse.SUPPRESS)
+    agent.add_argument(
+        "session", nargs="*", help="`console VM` or `logs VM`: one VM's console or logs stream"
+    )
     from tui.checks_cli import add_parser as add_checks_parser
 
     _common(add_checks_parser(sub), argparse.SUPPRESS)
@@ -331,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(settings, args.json)
         except BrokenPipeError:  # `microvm-tui list | head`
             return 0
+    if args.command == "agent" and args.session:
+        from tui.agent.stream_server import run_session
+
+        return run_session(settings, args.session)
     if args.command == "agent":
         from tui.agent.server import run_agent
 
@@ -371,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     elif host is not None:
         from tui.agent.client import RemoteSource
 
-        source = RemoteSource(host, interval=settings.interval)
+        source = RemoteSource(host, interval=host.interval or settings.interval)
     else:
         source = Prefetched(LiveSource(settings.host, first_screen=first_screen(ui_state)))
     from tui.app import run_app

@@ -78,7 +78,8 @@ class RemoteSource:
         # one every interval).
         self.silence = silence if silence is not None else max(3 * interval, 15.0)
         self.hello: dict[str, Any] | None = None
-        self.read_only: str | None = None  # the agent's reason, sanitised
+        # Why nothing may change on this host: our own config's, else the agent's (sanitised).
+        self.read_only: str | None = self._config_read_only()
         self.error: str | None = None  # why the host has no session now (one line)
         self.agent_error: str | None = None  # the agent's last "poll failed"
         self.sessions = 0  # sessions started (tests and the fleet view)
@@ -96,6 +97,11 @@ class RemoteSource:
         self._closed = False
         self._loop = loop or host_loop()
         self._task = self._loop.submit(self._run())
+
+    def _config_read_only(self) -> str | None:
+        if self.host.read_only:
+            return f"read_only = true in [hosts.{self.host.name}]"
+        return None
 
     # --- the Source protocol (called from the app's poll thread) --------------------------
 
@@ -294,7 +300,8 @@ class RemoteSource:
             raise _SessionEnd(mismatch)
         self.rtt_s = time.monotonic() - started
         reason = hello.get("read_only")
-        self.read_only = sanitise(reason, 200) if isinstance(reason, str) else None
+        agents = sanitise(reason, 200) if isinstance(reason, str) else None
+        self.read_only = self._config_read_only() or agents
         self.hello = hello
         await self._write(
             protocol.encode(

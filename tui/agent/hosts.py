@@ -14,3 +14,5 @@ class RemoteHost:
     name: str
     ssh: tuple[str, ...]  # ssh arguments: options and the destination
     agent: str = DEFAULT_AGENT  # the remote command line (the remote login shell runs it)
+    interval: float | None = None  # seconds between its snapshots; None: the app's interval
+    read_only: bool = False  # change nothing on this host, whatever its agent allows

@@ -56,6 +56,9 @@ def show(value: Any) -> str:
 Decoder = Callable[[Any], Any]
 
 
+INTERVAL_RANGE = (0.2, 3600.0)  # seconds between polls
+
+
 def seconds(low: float, high: float) -> Decoder:
     def decode(value: Any) -> float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -212,7 +215,9 @@ def size_key(value: Any) -> str:
 
 LOCAL_HOST = "local"  # the name of this machine among the hosts
 _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-HOST_KEYS = ("ssh", "agent")
+# A host's own settings beside how to reach it: its poll interval (a far host may want a slower
+# one) and read_only (look at that host, change nothing there, whatever its agent could do).
+HOST_KEYS = ("ssh", "agent", "interval", "read_only")
 
 
 def remote_host(name: str, value: Any) -> RemoteHost:
@@ -252,7 +257,14 @@ def remote_host(name: str, value: Any) -> RemoteHost:
         raise Invalid(str(exc), "agent", agent) from None
     if not agent.strip() or not agent.isprintable():
         raise Invalid("must be a command line (printable, not empty)", "agent", agent)
-    return RemoteHost(name=name, ssh=args, agent=agent)
+    extra: dict[str, Any] = {}
+    for key, decode in (("interval", seconds(*INTERVAL_RANGE)), ("read_only", boolean)):
+        if key in value:
+            try:
+                extra[key] = decode(value[key])
+            except Invalid as exc:
+                raise Invalid(str(exc), key, value[key]) from None
+    return RemoteHost(name=name, ssh=args, agent=agent, **extra)
 
 
 def hosts_table(value: Any) -> dict[str, RemoteHost]:

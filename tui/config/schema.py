@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from tui.agent.hosts import RemoteHost
 from tui.config.decoders import (
+    INTERVAL_RANGE,
     Decoder,
     absolute_path,
     boolean,
@@ -28,7 +29,6 @@ from tui.config.decoders import (
 )
 from tui.host.settings import DeploySource, HostSettings
 
-INTERVAL_RANGE = (0.2, 3600.0)  # seconds between polls
 TIMEOUT_RANGE = (0.1, 600.0)  # seconds for one external command or socket query
 
 

@@ -236,5 +236,5 @@ def fleet_source(settings: Settings, hosts: Sequence[RemoteHost], local: str) ->
     sources: dict[str, Source] = {local: LiveSource(settings.host)}
     for host in hosts:
         if host.name != local:
-            sources[host.name] = RemoteSource(host, interval=settings.interval)
+            sources[host.name] = RemoteSource(host, interval=host.interval or settings.interval)
     return FleetSource(sources, local=local, interval=settings.interval)

@@ -1,4 +1,5 @@
-"""The links of another network namespace, through pyroute2 on the host loop.
+"""The links of a network namespace (another one, or our own), through pyroute2 on the host
+loop: followed for the monitor, dumped once for the host checks, and a leftover deleted.
 
 ``NamespaceLinks`` keeps one rtnetlink socket in the namespace for as long as it is used.
 pyroute2 enters the namespace to make it (``pyroute2.netns.create_socket``: a forked child calls
@@ -27,7 +28,8 @@ import dataclasses
 import os
 import socket
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 from tui.host.hostloop import HostLoop, HostLoopError, host_loop
 from tui.host.links import Link, LinkReadError
@@ -219,8 +221,104 @@ class _Session:
         self.sock.close()
 
 
+def open_socket(netns: str | None, timeout: float) -> socket.socket:
+    """An rtnetlink socket in NETNS (None: our own namespace). Raises LinkReadError when
+    pyroute2 is broken, OSError when the namespace cannot be entered."""
+    try:
+        import_pyroute2()
+        from pyroute2.netlink import NETLINK_ROUTE
+        from pyroute2.netns import create_socket
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise LinkReadError(f"pyroute2 is not importable: {exc}") from exc
+    if not netns:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+    # flags=0: never create the namespace (pyroute2's default would).
+    return create_socket(
+        netns,
+        socket.AF_NETLINK,
+        socket.SOCK_DGRAM,
+        NETLINK_ROUTE,
+        flags=0,
+        timeout=max(1, int(timeout)),
+    )
+
+
+def read_all_links(netns: str | None, *, timeout: float = 5.0) -> dict[str, Link]:
+    """Every link of NETNS (None: our own namespace) with its kind, state and carrier, by one
+    dump (the host checks). Raises LinkReadError with the reason."""
+    return NamespaceLinks(netns, timeout=timeout, follow=False).read()
+
+
+Deletion = Literal["deleted", "gone", "refused"]
+
+
+def delete_link(
+    netns: str | None, name: str, allowed: Callable[[Link], bool], *, timeout: float = 5.0
+) -> Deletion:
+    """Delete the link NAME of NETNS (None: ours) if ``allowed`` says so of the link as it is
+    just before: "refused" when it does not, "gone" when there is no such link. Raises
+    LinkReadError with the reason."""
+    what = f"delete {name}"
+    try:
+        sock = open_socket(netns, timeout)
+    except LinkReadError:
+        raise
+    except Exception as exc:
+        raise LinkReadError(_reason(netns, timeout, exc, what)) from exc
+    try:
+        coro = asyncio.wait_for(_delete(sock, name, allowed), timeout)
+        return host_loop().run(coro, timeout + 1.0)
+    except (Exception, asyncio.CancelledError) as exc:  # the loop closing cancels it
+        raise LinkReadError(_reason(netns, timeout, exc, what)) from exc
+    finally:
+        sock.close()
+
+
+async def _delete(sock: socket.socket, name: str, allowed: Callable[[Link], bool]) -> Deletion:
+    from pyroute2 import AsyncIPRoute
+
+    ipr = AsyncIPRoute(use_socket=sock)  # made on the loop: its socket state is per thread
+    try:
+        found = await ipr.link_lookup(ifname=name)
+        if not found:
+            return "gone"
+        (msg,) = await ipr.link("get", index=found[0])
+        _index, link, _master = link_from_message(msg)
+        if not allowed(link):
+            return "refused"
+        await ipr.link("del", index=found[0])
+        return "deleted"
+    finally:
+        ipr.close()
+
+
+def _reason(netns: str | None, timeout: float, exc: BaseException, what: str) -> str:
+    """One line for the admin: why WHAT failed in NETNS."""
+    where = f"cannot {what} in netns '{netns}'" if netns else f"cannot {what} here"
+    if isinstance(exc, FileNotFoundError) and netns:
+        return f"network namespace '{netns}' does not exist"
+    if isinstance(exc, PermissionError):
+        if netns:
+            return f"no permission to enter network namespace '{netns}'"
+        return f"{where}: permission denied"
+    if isinstance(exc, DumpInterrupted):
+        return f"{where}: the links kept changing"
+    if isinstance(exc, TimeoutError):  # asyncio's and the host loop's
+        return f"{where}: no answer within {timeout:.1f} s"
+    code = getattr(exc, "code", None)  # pyroute2's NetlinkError: an errno in ``code``
+    if isinstance(code, int) and code > 0 and not isinstance(exc, OSError):
+        return f"{where}: {os.strerror(code)}"
+    if isinstance(exc, OSError):
+        text = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
+        return f"{where}: {text}"
+    if isinstance(exc, asyncio.CancelledError):
+        return f"{where}: the host loop stopped"
+    return f"{where}: {str(exc) or type(exc).__name__}"
+
+
 class NamespaceLinks:
-    """All links of the network namespace NETNS (a name under /run/netns, or a path).
+    """All links of the network namespace NETNS (a name under /run/netns, or a path; None:
+    our own namespace).
 
     ``read`` from any thread (callers serialise: ``LinkReader`` holds a lock); it waits for
     the host loop at most TIMEOUT seconds. FOLLOW: keep the socket and follow the links
@@ -229,7 +327,12 @@ class NamespaceLinks:
     so and the one after starts afresh). Raises LinkReadError with the reason."""
 
     def __init__(
-        self, netns: str, *, timeout: float = 5.0, follow: bool = True, rcvbuf: int = RCVBUF
+        self,
+        netns: str | None,
+        *,
+        timeout: float = 5.0,
+        follow: bool = True,
+        rcvbuf: int = RCVBUF,
     ) -> None:
         self.netns = netns
         self.timeout = timeout
@@ -249,28 +352,14 @@ class NamespaceLinks:
             raise
         except (Exception, asyncio.CancelledError) as exc:  # the loop closing cancels it
             self.close()
-            raise LinkReadError(self._reason(exc)) from exc
+            raise LinkReadError(_reason(self.netns, self.timeout, exc, "read links")) from exc
 
     @property
     def holds_socket(self) -> bool:
         return self._session is not None
 
     def _open(self) -> dict[str, Link]:
-        try:
-            import_pyroute2()
-            from pyroute2.netlink import NETLINK_ROUTE
-            from pyroute2.netns import create_socket
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise LinkReadError(f"pyroute2 is not importable: {exc}") from exc
-        # flags=0: never create the namespace (pyroute2's default would).
-        sock = create_socket(
-            self.netns,
-            socket.AF_NETLINK,
-            socket.SOCK_DGRAM,
-            NETLINK_ROUTE,
-            flags=0,
-            timeout=max(1, int(self.timeout)),
-        )
+        sock = open_socket(self.netns, self.timeout)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             self._loop = host_loop()
@@ -299,26 +388,6 @@ class NamespaceLinks:
     def _run(self, coro: Any) -> Any:
         loop = self._loop or host_loop()
         return loop.run(coro, self.timeout + 1.0)
-
-    def _reason(self, exc: BaseException) -> str:
-        where = f"cannot read links in netns '{self.netns}'"
-        if isinstance(exc, FileNotFoundError):
-            return f"network namespace '{self.netns}' does not exist"
-        if isinstance(exc, PermissionError):
-            return f"no permission to enter network namespace '{self.netns}'"
-        if isinstance(exc, DumpInterrupted):
-            return f"{where}: the links kept changing"
-        if isinstance(exc, TimeoutError):  # asyncio's and the host loop's
-            return f"{where}: no answer within {self.timeout:.1f} s"
-        code = getattr(exc, "code", None)  # pyroute2's NetlinkError: an errno in ``code``
-        if isinstance(code, int) and code > 0 and not isinstance(exc, OSError):
-            return f"{where}: {os.strerror(code)}"
-        if isinstance(exc, OSError):
-            text = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
-            return f"{where}: {text}"
-        if isinstance(exc, asyncio.CancelledError):
-            return f"{where}: the host loop stopped"
-        return f"{where}: {str(exc) or type(exc).__name__}"
 
     def _close_session(self, session: _Session) -> None:
         loop = self._loop

@@ -38,8 +38,23 @@ def config_text(settings: HostSettings, deploy: DeploySource | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
+def fleet_text(local_config: str, peers: list[tuple[str, list[str], str]]) -> str:
+    """A fleet of labs: the first lab's own settings as this machine's, and each other lab as a
+    ``[hosts.NAME]`` reached over its own sshd (NAME, ssh arguments, the agent's command line)."""
+    lines = [local_config.rstrip("\n")]
+    for name, ssh_args, agent in peers:
+        lines += ["", f"[hosts.{name}]"]
+        lines.append("ssh = [" + ", ".join(_s(a) for a in ssh_args) + "]")
+        lines.append(f"agent = {_s(agent)}")
+    return "\n".join(lines) + "\n"
+
+
 def write_config(path: Path, settings: HostSettings, deploy: DeploySource | None = None) -> None:
+    write_text(path, config_text(settings, deploy))
+
+
+def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(config_text(settings, deploy))
+    tmp.write_text(text)
     tmp.chmod(0o644)  # whatever the umask: the app refuses a config group or others can write
     tmp.replace(path)

@@ -9,8 +9,8 @@ batches arrive as messages, and a batch from a previous filter is dropped.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from rich.text import Text
 from textual import on, work
@@ -20,15 +20,23 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from tui.host.logs.boot import with_boot_start
 from tui.host.logs.entry import LogLine, short_unit
-from tui.host.logs.guest import find_guest_journal, opened_journal_files
 from tui.host.logs.query import PRIORITIES, LogQuery, QueryError, Since, vm_units
-from tui.host.logs.reader import LogFollower, read_journal
+from tui.host.logs.session import EndCallback, Following, LinesCallback, LocalLogs, OpenedLogs
 from tui.host.model import VM
 from tui.host.settings import HostSettings
 from tui.host.text import sanitise
 from tui.widgets.log_view import LogView
+
+
+class LogSource(Protocol):
+    """Opens a VM's logs for a query (blocking: called from a worker thread):
+    tui.host.logs.session.LocalLogs here, tui.agent.logs_client.RemoteLogs over ssh."""
+
+    def open(
+        self, vm: VM, query: LogQuery, guest: bool, on_lines: LinesCallback, on_end: EndCallback
+    ) -> OpenedLogs: ...
+
 
 PRIORITY_CYCLE = ("all", "info", "warning", "err")
 SINCE_CYCLE = (Since.ALL, Since.BOOT, Since.HOUR, Since.TODAY)
@@ -93,7 +101,14 @@ class LogsScreen(Screen[None]):
             self.generation = generation
             self.why = why
 
-    def __init__(self, vm: VM, settings: HostSettings, *, guest: bool = False) -> None:
+    def __init__(
+        self,
+        vm: VM,
+        settings: HostSettings,
+        *,
+        guest: bool = False,
+        source: LogSource | None = None,
+    ) -> None:
         super().__init__()
         self.vm = vm
         self.settings = settings
@@ -103,8 +118,9 @@ class LogsScreen(Screen[None]):
         self.loaded = 0  # finished loads
         self.shown_generation = 0  # the filters' generation on screen (tests wait on this)
         self.boot_start_usec: int | None = None  # "this boot" began then (last resolved)
-        self._follower: LogFollower | None = None
-        self._files = contextlib.ExitStack()
+        # Where the lines come from: this host's journal, or a remote host's agent.
+        self.source: LogSource = source if source is not None else LocalLogs(settings)
+        self._following: Following | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="logs-title")
@@ -137,11 +153,9 @@ class LogsScreen(Screen[None]):
         line.display = bool(text)
 
     def _stop_following(self) -> None:
-        if self._follower is not None:
-            self._follower.close()
-            self._follower = None
-        self._files.close()
-        self._files = contextlib.ExitStack()
+        if self._following is not None:
+            self._following.close()
+            self._following = None
 
     def _reload(self) -> None:
         self.generation += 1
@@ -169,44 +183,17 @@ class LogsScreen(Screen[None]):
         except QueryError as exc:
             self.app.call_from_thread(self._loaded, generation, [], f"search: {exc}", None)
             return
-        resolved, why = with_boot_start(self.settings, self.vm.name, query)
-        if resolved is None:
-            self.app.call_from_thread(self._loaded, generation, [], f"this boot: {why}", None)
-            return
-        query = resolved
-        if query.since_usec is not None:
-            self.boot_start_usec = query.since_usec
-        files: tuple[str, ...] = ()
-        fds: tuple[int, ...] = ()
-        stack = contextlib.ExitStack()
-        if filters.guest:
-            journal, why = find_guest_journal(self.vm)
-            if journal is None:
-                self.app.call_from_thread(self._loaded, generation, [], why, None)
-                return
-            files, fds = stack.enter_context(opened_journal_files(journal))
-            if not files:
-                stack.close()
-                message = f"no journal files in {journal.source}/{journal.machine_id}"
-                self.app.call_from_thread(self._loaded, generation, [], message, None)
-                return
-        result = read_journal(self.settings, query, files=files, pass_fds=fds)
-        if result.error:
-            stack.close()
-            self.app.call_from_thread(self._loaded, generation, [], result.error, None)
-            return
-        cursor = result.lines[-1].cursor if result.lines else ""
-        follower = LogFollower(
-            self.settings,
+        opened = self.source.open(
+            self.vm,
             query,
+            filters.guest,
             lambda batch: self.post_message(self.Batch(generation, batch)),
             lambda why: self.post_message(self.Ended(generation, why)),
-            after_cursor=cursor,
-            files=files,
-            pass_fds=fds,
         )
+        if opened.since_usec is not None:
+            self.boot_start_usec = opened.since_usec
         self.app.call_from_thread(
-            self._loaded, generation, result.lines, result.note or "", (follower, stack)
+            self._loaded, generation, opened.lines, opened.status, opened.following
         )
 
     def _loaded(
@@ -214,19 +201,19 @@ class LogsScreen(Screen[None]):
         generation: int,
         lines: list[LogLine],
         status: str,
-        follow: tuple[LogFollower, contextlib.ExitStack] | None,
+        following: Following | None,
     ) -> None:
         if generation != self.generation or not self.is_mounted:
-            if follow is not None:
-                follow[1].close()
+            if following is not None:
+                following.close()
             return
         self.view.show(lines)
         if not lines and not status:
             status = "no lines match"
         self._say(status)
-        if follow is not None:
-            self._follower, self._files = follow
-            self._follower.start()
+        if following is not None:
+            self._following = following
+            following.start()
         self.loaded += 1
         self.shown_generation = generation
 

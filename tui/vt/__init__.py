@@ -11,13 +11,14 @@ this package owns the parser instead of using ``pyte.ByteStream``:
 Modules: ``limits`` (every bound a guest meets), ``parser`` (:class:`TerminalParser`, an
 incremental UTF-8 + ECMA-48 state machine, every buffer bounded and every number clamped),
 ``screen`` (:class:`TerminalScreen`, a ``pyte.Screen`` subclass with a fast ASCII draw path,
-bounded scrollback of tuples of interned Chars, an alternate screen and a hardened SGR),
+bounded scrollback of tuples of interned Chars and an alternate screen), ``rows`` (its row
+store), ``sgr`` (the hardened SGR: graphic rendition as attribute changes),
 ``cells`` (rows as cells, cells as style runs: :func:`line_runs` strips control characters from
 every cell; the widget renders only from it) and ``emulator`` (the two together). Nothing here
 ever writes to a real terminal.
 
 Floods of short lines (``seq 1 1000000``) cost per line feed, not per byte, so that path is
-kept free of per-row work: the screen's rows are keyed by ``y + base`` (``screen.Rows``) so a
+kept free of per-row work: the screen's rows are keyed by ``y + base`` (``rows.Rows``) so a
 whole-screen scroll is O(1) instead of pyte's shift of every row; runs of plain lines ended by
 CR LF are laid out in one go (``TerminalScreen.draw_lines``); and a renderer learns that the
 screen scrolled from a counter (``scrolled``), dirty rows being tracked only until the whole

@@ -4,8 +4,7 @@ SGR and a fast path for floods of plain lines (see the package's docstring)."""
 from __future__ import annotations
 
 import unicodedata
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections import deque
 from itertools import repeat
 from typing import Any
 
@@ -24,6 +23,8 @@ from tui.vt.limits import (
     MAX_SGR_CACHE,
     MAX_TITLE_LEN,
 )
+from tui.vt.rows import Rows
+from tui.vt.sgr import sgr_changes
 
 
 class _CharTable(dict[str, Char]):
@@ -40,91 +41,6 @@ class _CharTable(dict[str, Char]):
         if len(self) < 512:
             self[key] = char
         return char
-
-
-class Rows:
-    """The screen's rows by row number ``y``, as pyte's ``Screen.buffer`` (a defaultdict) is,
-    but stored under ``y + base`` so that scrolling the whole screen up one line is O(1):
-    drop the top row and increment ``base`` (pyte shifts every row, a cost per line feed that
-    dominated floods of short lines).
-
-    Missing rows are created on ``rows[y]`` like a defaultdict; ``get``, ``in`` and iteration
-    see only the rows that exist. Iteration yields row numbers in no particular order.
-    """
-
-    __slots__ = ("base", "lines")
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self.lines: defaultdict[int, Any] = defaultdict(factory)
-        self.base = 0
-
-    def scroll(self) -> Any:
-        """Scroll up one line: the top row's line (None if it had none) leaves the screen."""
-        line = self.lines.pop(self.base, None)
-        self.base += 1
-        return line
-
-    def prune(self, count: int) -> None:
-        """Drop rows outside ``0..count-1`` (none exist unless a bug made one: a row left
-        behind below ``base`` would never be reused, and one per scroll would grow forever)."""
-        base = self.base
-        for key in [key for key in self.lines if not base <= key < base + count]:
-            del self.lines[key]
-
-    def __getitem__(self, y: int) -> Any:
-        return self.lines[y + self.base]
-
-    def __setitem__(self, y: int, line: Any) -> None:
-        self.lines[y + self.base] = line
-
-    def __delitem__(self, y: int) -> None:
-        del self.lines[y + self.base]
-
-    def __contains__(self, y: object) -> bool:
-        return isinstance(y, int) and y + self.base in self.lines
-
-    def __iter__(self) -> Iterator[int]:
-        base = self.base
-        return iter([key - base for key in self.lines])
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def get(self, y: int, default: Any = None) -> Any:
-        return self.lines.get(y + self.base, default)
-
-    def pop(self, y: int, *default: Any) -> Any:
-        return self.lines.pop(y + self.base, *default)
-
-    def keys(self) -> list[int]:
-        return list(self)
-
-    def values(self) -> list[Any]:
-        return list(self.lines.values())
-
-    def items(self) -> list[tuple[int, Any]]:
-        base = self.base
-        return [(key - base, line) for key, line in self.lines.items()]
-
-    def clear(self) -> None:
-        self.lines.clear()
-        self.base = 0
-
-    def update(self, rows: dict[int, Any]) -> None:
-        base = self.base
-        self.lines.update((y + base, line) for y, line in rows.items())
-
-
-_BASIC_COLOURS = {
-    "black": "0",
-    "red": "1",
-    "green": "2",
-    "brown": "3",
-    "blue": "4",
-    "magenta": "5",
-    "cyan": "6",
-    "white": "7",
-}
 
 
 class TerminalScreen(pyte.Screen):
@@ -580,77 +496,6 @@ class TerminalScreen(pyte.Screen):
         if not groups or groups == [[0]]:
             self.cursor.attrs = self.default_char
             return
-        replace: dict[str, Any] = {}
-        i = 0
-        while i < len(groups):
-            group = groups[i]
-            i += 1
-            code = group[0]
-            if code in (38, 48, 58):
-                if len(group) > 1:  # colon form: everything is in this group
-                    spec = group[1:]
-                    if spec[:1] == [2] and len(spec) >= 5:
-                        spec = [2, *spec[-3:]]  # drop the optional colour-space id
-                else:
-                    spec = [g[0] for g in groups[i : i + 4]]
-                    wanted = 2 if spec[:1] == [5] else 4 if spec[:1] == [2] else 1
-                    spec = spec[:wanted]
-                    i += len(spec)
-                colour = _extended_colour(spec)
-                if colour is not None and code != 58:  # 58 = underline colour: unsupported
-                    replace["fg" if code == 38 else "bg"] = colour
-            elif code == 0:
-                replace.update(self.default_char._asdict())
-                del replace["data"]
-            elif code == 1:
-                replace["bold"] = True
-            elif code == 3:
-                replace["italics"] = True
-            elif code == 4:
-                replace["underscore"] = len(group) < 2 or group[1] != 0  # 4:0 = no underline
-            elif code in (5, 6):
-                replace["blink"] = True
-            elif code == 7:
-                replace["reverse"] = True
-            elif code == 9:
-                replace["strikethrough"] = True
-            elif code == 21:
-                replace["underscore"] = True
-            elif code == 22:
-                replace["bold"] = False
-            elif code == 23:
-                replace["italics"] = False
-            elif code == 24:
-                replace["underscore"] = False
-            elif code == 25:
-                replace["blink"] = False
-            elif code == 27:
-                replace["reverse"] = False
-            elif code == 29:
-                replace["strikethrough"] = False
-            elif 30 <= code <= 37:
-                replace["fg"] = str(code - 30)
-            elif code == 39:
-                replace["fg"] = "default"
-            elif 40 <= code <= 47:
-                replace["bg"] = str(code - 40)
-            elif code == 49:
-                replace["bg"] = "default"
-            elif 90 <= code <= 97:
-                replace["fg"] = str(code - 90 + 8)
-            elif 100 <= code <= 107:
-                replace["bg"] = str(code - 100 + 8)
+        replace = sgr_changes(groups, self.default_char)
         if replace:
             self.cursor.attrs = self.cursor.attrs._replace(**replace)
-
-
-def _extended_colour(spec: list[int]) -> str | None:
-    if len(spec) == 2 and spec[0] == 5 and 0 <= spec[1] <= 255:
-        return str(spec[1])
-    if len(spec) == 4 and spec[0] == 2:
-        r, g, b = (max(0, min(255, c)) for c in spec[1:])
-        return f"{r:02x}{g:02x}{b:02x}"
-    return None
-
-
-# --- parser ---------------------------------------------------------------------------------

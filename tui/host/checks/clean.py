@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 
+from tui.host.actions.cancel import CancelToken
+from tui.host.actions.commands import CommandResult
+from tui.host.actions.errors import CommandFailed
+from tui.host.actions.operations.common import Reporter
+from tui.host.actions.operations.units import systemctl
 from tui.host.checks.findings import CleanKind, CleanStep
-from tui.host.checks.leftovers import gcroot_owner
+from tui.host.checks.leftovers import deletable_link, gcroot_owner
+from tui.host.links import LinkReadError
 from tui.host.names import is_valid_name
 from tui.host.settings import HostSettings
 
@@ -44,19 +49,19 @@ def _unlink_in(directory: str, name: str, want: int) -> None:
         os.close(fd)
 
 
-def _systemctl(settings: HostSettings, *args: str) -> subprocess.CompletedProcess[str]:
+def _systemctl(settings: HostSettings, *args: str) -> CommandResult:
+    """The actions' ``systemctl`` (argv, environment, deadline); its exit status is ours to
+    judge, a command that cannot start is a CleanError."""
     try:
-        return subprocess.run(
-            settings.systemctl_argv(*args),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            env=settings.command_env(),
+        return systemctl(
+            settings,
+            Reporter(),
+            CancelToken(),
+            *args,
             timeout=max(settings.timeout, 30.0),
-            stdin=subprocess.DEVNULL,
             check=False,
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except CommandFailed as exc:
         raise CleanError(f"systemctl {args[0]}: {exc}") from exc
 
 
@@ -70,8 +75,7 @@ def clean(step: CleanStep, settings: HostSettings) -> str:
             raise CleanError(f"{vm} has a state dir again: {step.target} left alone")
         proc = _systemctl(settings, "stop", "--", step.target)
         if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            raise CleanError(f"systemctl stop {step.target}: {last}")
+            raise CleanError(f"systemctl stop {step.target}: {proc.error_text(1)}")
         _systemctl(settings, "reset-failed", "--", step.target)
         return f"stopped {step.target}"
     if step.kind is CleanKind.REMOVE_GCROOT:
@@ -83,12 +87,14 @@ def clean(step: CleanStep, settings: HostSettings) -> str:
         _unlink_in(step.directory, step.target, stat.S_IFLNK)
         return f"removed the GC root {step.directory}/{step.target}"
     if step.kind is CleanKind.DELETE_LINK:
-        from tui.host.checks.netlinks import LinkListError, delete_link
+        from tui.host.rtnl import delete_link  # imports pyroute2 on use: 0.15-0.6 s
 
         try:
-            delete_link(step.target, step.netns)
-        except LinkListError as exc:
+            done = delete_link(step.netns, step.target, deletable_link)
+        except LinkReadError as exc:
             raise CleanError(str(exc)) from exc
+        if done == "refused":
+            raise CleanError(f"{step.target} is no longer an unused tap or macvtap: left alone")
         return f"deleted the interface {step.target}"
     if step.kind is CleanKind.REMOVE_SOCKET:
         directory = step.directory or ""

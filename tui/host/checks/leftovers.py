@@ -9,12 +9,13 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from tui.host.checks.findings import CheckKind, CleanKind, CleanStep, Finding
+from tui.host.links import Link
 from tui.host.model import VM, UnitState
 from tui.host.names import is_valid_name
+from tui.host.text import sanitise
 
 MAX_ENTRIES = 4096
 GCROOT_NAME = re.compile(r"(?:booted-|old-)?(?P<vm>.+)\Z")
@@ -22,13 +23,6 @@ GCROOT_NAME = re.compile(r"(?:booted-|old-)?(?P<vm>.+)\Z")
 # systemd's memory of it and costs nothing.
 BUSY_STATES = frozenset({"active", "activating", "deactivating", "reloading", "failed"})
 LINK_KINDS = frozenset({"tun", "macvtap"})
-
-
-@dataclass(frozen=True)
-class LinkFact:
-    name: str
-    kind: str | None  # IFLA_INFO_KIND: "tun" for a tap, "macvtap", ...
-    oper_state: str | None  # "UP", "DOWN", "UNKNOWN", ...
 
 
 def orphan_units(units: Mapping[str, UnitState], vm_names: set[str]) -> list[Finding]:
@@ -89,13 +83,14 @@ def named_links(vms: Iterable[VM]) -> set[str]:
     return {nic.id for vm in vms for nic in vm.interfaces}
 
 
-def orphan_links(links: Iterable[LinkFact], named: set[str], netns: str | None) -> list[Finding]:
+def orphan_links(links: Iterable[Link], named: set[str], netns: str | None) -> list[Finding]:
     """Taps and macvtaps that no VM names and nothing uses: a persistent tap with no process
     attached (and a macvtap nobody opened) has no carrier. One in use belongs to someone
     else (libvirt's vnetN, a container) and is left alone."""
     found = []
     for link in links:
-        if link.kind not in LINK_KINDS or link.name in named:
+        name = sanitise(link.name)  # a link's name may hold any byte but '/', ':' and spaces
+        if link.kind not in LINK_KINDS or name in named:
             continue
         if link.oper_state not in ("DOWN", "LOWERLAYERDOWN", "LOWER_LAYER_DOWN"):
             continue
@@ -104,13 +99,18 @@ def orphan_links(links: Iterable[LinkFact], named: set[str], netns: str | None) 
         found.append(
             Finding(
                 CheckKind.ORPHAN_TAP,
-                link.name,
-                f"{kind} {link.name}{where} is named by no VM and not in use",
+                name,
+                f"{kind} {name}{where} is named by no VM and not in use",
                 "left by a VM that was removed or renamed; delete the interface",
-                clean=CleanStep(CleanKind.DELETE_LINK, link.name, netns=netns),
+                clean=CleanStep(CleanKind.DELETE_LINK, name, netns=netns),
             )
         )
     return found
+
+
+def deletable_link(link: Link) -> bool:
+    """Still a tap or macvtap nobody uses, as the cleaning step checks just before deleting."""
+    return link.kind in LINK_KINDS and link.oper_state != "UP"
 
 
 def _not_running(vm: VM) -> bool:

@@ -1,5 +1,6 @@
 """Serial consoles of MicroVMs: where they are (endpoints), the takeover of a stdio console
-(takeover, marker), the bytes (sources), one VM's connection kept open (connection, status)
+(takeover, marker), the bytes (sources, opened by opening), one VM's connection kept open
+(connection: its state machine; fanout: its recent output and subscribers; wakeup; status)
 and several VMs' at once (pool).
 
 No Textual here: the console screen (tui/screens/console.py) subscribes to a
@@ -7,7 +8,8 @@ No Textual here: the console screen (tui/screens/console.py) subscribes to a
 """
 
 from tui.host.console.connection import BUFFER_LIMIT, ConsoleConnection
-from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind, discover_endpoint
+from tui.host.console.discovery import discover_endpoint
+from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind
 from tui.host.console.journal import JournalDecoder, JournalEntry, parse_journal_line
 from tui.host.console.marker import read_marker
 from tui.host.console.pool import ConsoleManager

@@ -13,7 +13,10 @@ while no client is connected), rediscovering now and then, until it is back or t
 to be stopped. A takeover does not survive a restart: after it, discovery finds the serial on
 stdio again, the connection falls back to read-only history and says so.
 
-The bytes come from :mod:`tui.host.console.sources`; several VMs' connections are kept by
+This module is the state machine (discover, choose, open, pump, reconnect). The bytes come
+from :mod:`tui.host.console.sources`, opened by :mod:`~tui.host.console.opening` (which
+remembers where each place was left); the recent output and the subscribers are
+:mod:`~tui.host.console.fanout`'s; several VMs' connections are kept by
 :class:`~tui.host.console.pool.ConsoleManager`. The only processes started are ``journalctl``
 followers (a :class:`~tui.host.console.sources.JournalSource`) and the ``cat`` relay that drains
 a serial socket (:class:`~tui.host.console.sources.SocketSource`); each is ended by its own pid
@@ -22,41 +25,31 @@ on close. No Textual here.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import select
-import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from tui.host import tools
-from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind, discover_endpoint
-from tui.host.console.marker import read_marker
-from tui.host.console.sources import (
-    FILE_POLL,
-    HISTORY_BYTES,
-    FileSource,
-    JournalSource,
-    PtySource,
-    SocketSource,
-    Source,
-    tail_start,
-)
+from tui.host.console.discovery import discover_endpoint
+from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind
+from tui.host.console.fanout import Fanout
+from tui.host.console.opening import SourceOpener
+from tui.host.console.sources import FILE_POLL, JournalSource, SocketSource, Source
 from tui.host.console.status import (
     ConnectionState,
     ConsoleStatus,
     DataCallback,
     StatusCallback,
     Subscription,
+    connection_status,
     note,
-    short_reason,
-    where,
 )
 from tui.host.console.takeover import TakeoverError, take_over
 from tui.host.console.trust import UntrustedEndpoint, socket_address
+from tui.host.console.wakeup import WakePipe
 from tui.host.model import VM
 from tui.host.settings import HostSettings
 from tui.host.unixsock import SocketError, connect_unix
@@ -64,7 +57,6 @@ from tui.host.unixsock import SocketError, connect_unix
 log = logging.getLogger(__name__)
 
 BUFFER_LIMIT = 256 * 1024  # recent output kept per connection
-TRIM_SLACK = 64 * 1024  # the buffer may exceed BUFFER_LIMIT by this much between trims
 OUT_LIMIT = 64 * 1024  # typed bytes queued while the guest does not read
 HOLD_POLL = 0.01  # seconds between looks at a subscriber that asked us to hold the reading
 FAST_RETRY = 0.05  # seconds between reconnects to a socket that just went away
@@ -103,33 +95,27 @@ class ConsoleConnection:
         # The admin said no to the takeover offer: a later visit shows the history without
         # asking again (t still asks). Kept here because the connection outlives the screen.
         self.takeover_declined = False
-        self.buffer_limit = buffer_limit
         self._discover_fn = discover or (lambda v, s: discover_endpoint(v, s))
         self._takeover_fn = takeover or (lambda v, s, e: take_over(v, s, e))
-        self._lock = threading.Lock()  # buffer, subscribers, status
-        self._buffer = bytearray()
-        self._subscribers: dict[int, tuple[DataCallback, StatusCallback | None]] = {}
-        self._holds: dict[int, Callable[[], bool]] = {}  # token -> "my backlog is full"
-        self._tokens = 0
-        self._status = ConsoleStatus(ConnectionState.CONNECTING, f"looking for {vm.name}'s console")
+        looking = ConsoleStatus(ConnectionState.CONNECTING, f"looking for {vm.name}'s console")
+        self._fanout = Fanout(vm.name, buffer_limit, looking)
+        self._deliver = self._fanout.deliver
+        self._held = self._fanout.held
+        self._opener = SourceOpener(settings, self._deliver)
+        self._lock = threading.Lock()  # close
         self._out_lock = threading.Lock()  # typed bytes
         self._out = bytearray()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wakeup = WakePipe()
+        self._wake = self._wakeup.wake
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._source: Source | None = None
         self._confirmed_pid: int | bool | None = False  # False: no takeover confirmed
         self._took_over_pid: int | None = None
-        self._replayed: set[str] = set()
         self._interrupt = False
         self._close_called = False
-        self._wake_closed = False
-        self._file_positions: dict[str, tuple[int, int]] = {}  # path -> (inode, offset)
-        self._journal_cursor: str | None = None
-        self._journal_since: float | None = None
         self.endpoint: ConsoleEndpoint | None = None  # what is open now
         self.discovered: ConsoleEndpoint | None = None  # the last discovery's answer
-        self.last_used = time.monotonic()
 
     # --- API ----------------------------------------------------------------------------
 
@@ -143,8 +129,20 @@ class ConsoleConnection:
 
     @property
     def status(self) -> ConsoleStatus:
-        with self._lock:
-            return self._status
+        return self._fanout.status
+
+    @property
+    def buffer_limit(self) -> int:
+        return self._fanout.buffer_limit
+
+    @property
+    def last_used(self) -> float:
+        """When a subscriber last came or went (the pool closes the least recently used)."""
+        return self._fanout.last_used
+
+    @last_used.setter
+    def last_used(self, when: float) -> None:
+        self._fanout.last_used = when
 
     @property
     def closed(self) -> bool:
@@ -152,17 +150,7 @@ class ConsoleConnection:
 
     def buffer(self) -> bytes:
         """The recent output (at most about ``buffer_limit`` bytes)."""
-        with self._lock:
-            return self._recent()
-
-    def _recent(self) -> bytes:
-        """The buffer's last ``buffer_limit`` bytes, from a line start when one is near."""
-        buf = self._buffer
-        excess = len(buf) - self.buffer_limit
-        if excess <= 0:
-            return bytes(buf)
-        newline = buf.find(b"\n", excess, excess + 4096)
-        return bytes(buf[newline + 1 if newline >= 0 else excess :])
+        return self._fanout.buffer()
 
     def attach(
         self,
@@ -179,26 +167,15 @@ class ConsoleConnection:
         that cannot keep up thus slows the source down instead of losing bytes; a real guest's
         serial line is far slower than the emulator, so this holds only a flood faster than it.
         """
-        with self._lock:
-            self._tokens += 1
-            token = self._tokens
-            self._subscribers[token] = (on_data, on_status)
-            if full is not None:
-                self._holds[token] = full
-            self.last_used = time.monotonic()
-            return Subscription(token, self._recent(), self._status)
+        return self._fanout.attach(on_data, on_status, full)
 
     def detach(self, token: int) -> None:
-        with self._lock:
-            self._subscribers.pop(token, None)
-            self._holds.pop(token, None)
-            self.last_used = time.monotonic()
+        self._fanout.detach(token)
         self._wake()  # a hold it had ends with it
 
     @property
     def attached(self) -> int:
-        with self._lock:
-            return len(self._subscribers)
+        return self._fanout.attached
 
     def write(self, data: bytes) -> bool:
         """Queue typed bytes for the guest. False when not interactive now, or when the guest
@@ -247,88 +224,22 @@ class ConsoleConnection:
         if isinstance(source, JournalSource):
             source.close()  # the thread did not get to it (stuck in a callback)
         self._set_status(ConsoleStatus(ConnectionState.CLOSED, "closed"))
-        with self._lock:
-            self._subscribers.clear()
-            self._holds.clear()
+        self._fanout.clear()
         if thread is None or not thread.is_alive():
-            self._close_wake_pipe()
-
-    def _close_wake_pipe(self) -> None:
-        with self._lock:
-            if self._wake_closed:
-                return
-            self._wake_closed = True
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    # --- delivery -----------------------------------------------------------------------
-
-    def _deliver(self, data: bytes) -> None:
-        if not data:
-            return
-        with self._lock:
-            buf = self._buffer
-            buf += data
-            excess = len(buf) - self.buffer_limit
-            # Trim once per TRIM_SLACK bytes, not on every (often tiny) read.
-            if excess > min(TRIM_SLACK, self.buffer_limit // 4):
-                # Cut at a line start when one is near, so history starts cleanly.
-                newline = buf.find(b"\n", excess, excess + 4096)
-                del buf[: newline + 1 if newline >= 0 else excess]
-            subscribers = [cb for cb, _ in self._subscribers.values()]
-        for callback in subscribers:
-            try:
-                callback(data)
-            except Exception:  # a subscriber's bug must not end the connection
-                log.exception("console %s: data callback failed", self.name)
-
-    def _held(self) -> bool:
-        """A subscriber asked to pause reading (its backlog is full)."""
-        with self._lock:
-            holds = list(self._holds.values())
-        for full in holds:
-            try:
-                if full():
-                    return True
-            except Exception:
-                log.exception("console %s: hold callback failed", self.name)
-        return False
+            self._wakeup.close()
 
     def _set_status(self, status: ConsoleStatus) -> None:
         if status.discovered is None and self.discovered is not None:
             status = replace(status, discovered=self.discovered)
-        with self._lock:
-            if status == self._status:
-                return
-            self._status = status
-            subscribers = [cb for _, cb in self._subscribers.values() if cb is not None]
-        for callback in subscribers:
-            try:
-                callback(status)
-            except Exception:
-                log.exception("console %s: status callback failed", self.name)
+        self._fanout.set_status(status)
 
     # --- the thread ---------------------------------------------------------------------
-
-    def _wake(self) -> None:
-        if self._wake_closed:
-            return
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
-
-    def _drain_wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            while os.read(self._wake_r, 512):
-                pass
 
     def _sleep(self, seconds: float) -> bool:
         """Wait (interruptibly); True if it is time to stop."""
         if self._closing.is_set():
             return True
-        with contextlib.suppress(InterruptedError, OSError):
-            select.select([self._wake_r], [], [], max(0.0, seconds))
-        self._drain_wake()
+        self._wakeup.wait(seconds)
         return self._closing.is_set()
 
     def _discover(self) -> ConsoleEndpoint:
@@ -353,7 +264,7 @@ class ConsoleConnection:
                 self._close_source(self._source)
                 self._source = None
             if self._close_called:
-                self._close_wake_pipe()
+                self._wakeup.close()
 
     def _loop(self) -> None:
         failures = 0
@@ -447,7 +358,7 @@ class ConsoleConnection:
                 else:
                     self._took_over_pid = done.main_pid
                     if done.transcript:
-                        self._replayed.add(done.transcript)
+                        self._opener.replayed(done.transcript)
                     self._deliver(note(f"took over the serial console: {done.path}"))
                     return done, extra
             elif self._took_over_pid is not None and discovered.main_pid != self._took_over_pid:
@@ -464,120 +375,18 @@ class ConsoleConnection:
         error: str = "",
         takeover_ended: bool = False,
     ) -> ConsoleStatus:
-        if target.interactive:
-            verb = "connected to"
-            text = f"{verb} {target.path}"
-            if target.busy:
-                text += " (another client holds it: waiting for output)"
-            return ConsoleStatus(ConnectionState.CONNECTED, text, endpoint=target)
-        offer = discovered.kind is EndpointKind.TAKEOVER and not self.read_only
-        if takeover_ended:
-            reason = (
-                f"{self.name} restarted: the takeover ended with it; serial output goes to "
-                f"{where(target)} again"
-            )
-            if offer:
-                reason += " · t: take over again"
-        elif discovered.kind is EndpointKind.NONE:
-            reason = discovered.explanation
-        else:
-            reason = short_reason(discovered, offer)
-        if error:
-            reason = f"{error} · {reason}"
-        return ConsoleStatus(
-            ConnectionState.READ_ONLY,
-            f"following {where(target)}",
-            endpoint=target,
-            read_only_reason=reason,
-            takeover_available=offer,
-            takeover_ended=takeover_ended,
+        return connection_status(
+            self.name, self.read_only, target, discovered, error, takeover_ended
         )
 
     def _open(self, target: ConsoleEndpoint) -> tuple[Source | None, str]:
-        try:
-            match target.kind:
-                case EndpointKind.UNIX:
-                    assert target.path
-                    if target.transcript and target.transcript not in self._replayed:
-                        self._replayed.add(target.transcript)
-                        self._replay(target.transcript)
-                    # Inside the VM's state dir or the runner's socket (QMP named it).
-                    with socket_address(self.vm, target.path) as address:
-                        sock = connect_unix(address, time.monotonic() + 2.0)
-                    if target.source == "takeover":
-                        self._remember_takeover(target)
-                    return SocketSource(sock, tools.find("cat")), ""
-                case EndpointKind.PTY:
-                    assert target.path
-                    return PtySource(target.path, target.main_pid), ""
-                case EndpointKind.LOGFILE:
-                    assert target.path
-                    return FileSource(target.path, resume=self._file_positions.get(target.path)), ""
-                case EndpointKind.JOURNAL:
-                    argv = list(target.argv)
-                    if self._journal_cursor:
-                        # Reopened: go on after what we showed instead of repeating history.
-                        argv = [a for a in argv if not a.startswith("--lines")]
-                        argv.append(f"--after-cursor={self._journal_cursor}")
-                    elif self._journal_since is not None:
-                        # Back from a takeover: what the journal got since then (the new boot).
-                        argv = [a for a in argv if not a.startswith("--lines")]
-                        argv.append(f"--since=@{int(self._journal_since)}")
-                    return JournalSource(argv, self.settings.command_env()), ""
-        except (SocketError, UntrustedEndpoint) as exc:
-            return None, str(exc)
-        except TimeoutError:
-            return None, "timed out"
-        except FileNotFoundError as exc:
-            return None, f"{exc.filename or exc} not found"
-        except OSError as exc:
-            return None, exc.strerror or str(exc)
-        return None, f"cannot open a {target.kind} endpoint"
-
-    def _remember_takeover(self, target: ConsoleEndpoint) -> None:
-        """On a takeover socket: a restart will end it, and the history to go back to then
-        starts where the takeover began (the marker says where)."""
-        self._took_over_pid = target.main_pid
-        marker = read_marker(self.vm)
-        if marker is None:
-            return
-        if marker.history_path and marker.history_inode is not None:
-            offset = marker.history_offset or 0
-            self._file_positions.setdefault(marker.history_path, (marker.history_inode, offset))
-        if marker.taken_at and self._journal_cursor is None:
-            self._journal_since = marker.taken_at
+        source, error = self._opener.open(self.vm, target)
+        if source is not None and target.kind is EndpointKind.UNIX and target.source == "takeover":
+            self._took_over_pid = target.main_pid  # a restart will end the takeover
+        return source, error
 
     def _close_source(self, source: Source) -> None:
-        """Close, remembering where a file or the journal was, so reopening goes on from there
-        instead of repeating history."""
-        if isinstance(source, FileSource) and source.ino is not None:
-            self._file_positions[source.path] = (source.ino, source.pos)
-        if isinstance(source, JournalSource) and source.decoder.last_cursor:
-            self._journal_cursor = source.decoder.last_cursor
-        source.close()
-
-    def _replay(self, path: str) -> None:
-        """The transcript's tail, as history, before the live socket."""
-        try:
-            # The path comes from the marker in the state dir: never a link, FIFO or device.
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError:
-            return
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return
-            size = st.st_size
-            os.lseek(fd, tail_start(fd, size, HISTORY_BYTES), os.SEEK_SET)
-            data = os.read(fd, HISTORY_BYTES + 1)
-        except OSError:
-            data = b""
-        finally:
-            os.close(fd)
-        if data:
-            self._deliver(note(f"transcript {path}"))
-            self._deliver(data)
-            self._deliver(note("live"))
+        self._opener.close(source)
 
     def _pump(self, source: Source, target: ConsoleEndpoint, discovered: ConsoleEndpoint) -> str:
         """Move bytes until EOF ("eof"), a change of endpoint ("changed"), or close."""
@@ -594,7 +403,8 @@ class ConsoleConnection:
             with self._out_lock:
                 pending = bool(self._out)
             held = self._held()
-            readers = [self._wake_r] if fd is None or held else [self._wake_r, fd]
+            wake_fd = self._wakeup.fd
+            readers = [wake_fd] if fd is None or held else [wake_fd, fd]
             wfd = source.write_fileno()
             writers = [wfd] if pending and wfd is not None and source.interactive else []
             timeout = HOLD_POLL if held else FILE_POLL if fd is None else 1.0
@@ -604,8 +414,8 @@ class ConsoleConnection:
                 readable, writable, _ = select.select(readers, writers, [], timeout)
             except InterruptedError:
                 continue
-            if self._wake_r in readable:
-                self._drain_wake()
+            if wake_fd in readable:
+                self._wakeup.drain()
             if writable:
                 with self._out_lock:
                     sent = source.write(bytes(self._out))

@@ -69,3 +69,43 @@ def where(endpoint: ConsoleEndpoint) -> str:
     if endpoint.kind is EndpointKind.JOURNAL:
         return f"the journal of microvm@{endpoint.vm}"
     return str(endpoint.path or endpoint.describe())
+
+
+def connection_status(
+    name: str,
+    read_only: bool,
+    target: ConsoleEndpoint,
+    discovered: ConsoleEndpoint,
+    error: str = "",
+    takeover_ended: bool = False,
+) -> ConsoleStatus:
+    """The status of VM ``name``'s connection with ``target`` open, for discovery's answer
+    ``discovered``; a read-only connection (``read_only``) never offers a takeover."""
+    if target.interactive:
+        verb = "connected to"
+        text = f"{verb} {target.path}"
+        if target.busy:
+            text += " (another client holds it: waiting for output)"
+        return ConsoleStatus(ConnectionState.CONNECTED, text, endpoint=target)
+    offer = discovered.kind is EndpointKind.TAKEOVER and not read_only
+    if takeover_ended:
+        reason = (
+            f"{name} restarted: the takeover ended with it; serial output goes to "
+            f"{where(target)} again"
+        )
+        if offer:
+            reason += " · t: take over again"
+    elif discovered.kind is EndpointKind.NONE:
+        reason = discovered.explanation
+    else:
+        reason = short_reason(discovered, offer)
+    if error:
+        reason = f"{error} · {reason}"
+    return ConsoleStatus(
+        ConnectionState.READ_ONLY,
+        f"following {where(target)}",
+        endpoint=target,
+        read_only_reason=reason,
+        takeover_available=offer,
+        takeover_ended=takeover_ended,
+    )

@@ -12,7 +12,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind, fresh_unit
+from tui.host.console.discovery import fresh_unit
+from tui.host.console.endpoints import ConsoleEndpoint, EndpointKind
 from tui.host.console.marker import (
     STDIO_CHARDEV,
     TAKEOVER_LOG,

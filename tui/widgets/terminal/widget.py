@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
-from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.app import ComposeResult
@@ -39,28 +39,20 @@ from textual.widgets import Input as TextInput
 
 from tui.vt import (
     DEFAULT_SCROLLBACK,
-    Runs,
     TerminalEmulator,
-    line_cells,
-    line_runs,
 )
+from tui.widgets.terminal.hint import HintState, render_hint
 from tui.widgets.terminal.keys import encode_key, normalize_key
-from tui.widgets.terminal.render import (
-    highlight,
-    invert,
-    restyle,
-    run_cells,
-    runs_to_strip,
-    safe_text,
-)
+from tui.widgets.terminal.render import highlight, invert, restyle, runs_to_strip
+from tui.widgets.terminal.repaint import RepaintTracker
+from tui.widgets.terminal.search import ScrollbackSearch
+from tui.widgets.terminal.selection import Cell, Selection
+from tui.widgets.terminal.viewport import Viewport
 
 FPS = 30
-FLOOD_REPAINT_INTERVAL = 0.1  # while whole screens scroll by, 10 repaints/s are plenty
 WHEEL_LINES = 3
 NOTICE_SECONDS = 3.0
 SCROLL_KEYS = ("shift+pageup", "shift+pagedown")
-
-Cell = tuple[int, int]  # (absolute line number, column)
 
 
 class TerminalWidget(Widget, can_focus=True):
@@ -205,28 +197,18 @@ class TerminalWidget(Widget, can_focus=True):
         self.set_reactive(TerminalWidget.read_only, read_only)
         self.set_reactive(TerminalWidget.read_only_reason, read_only_reason)
         self.set_reactive(TerminalWidget.status, status)
-        # Rendering state: a row's version changes when pyte dirties it; the line cache is
-        # keyed by it (plus overlays) so unchanged lines are never rebuilt.
-        self._version = 0
-        self._row_versions = self._new_versions(self._emulator.screen.lines)
+        # Rendering state: a row's version changes when the emulator dirties it; the line
+        # cache is keyed by it (plus overlays) so unchanged lines are never rebuilt.
+        self._repaint = RepaintTracker(self._emulator.screen.lines)
         self._cache: dict[tuple[str, int], tuple[tuple[object, ...], Strip]] = {}
         self._style_generation = 0
         self._base: Style | None = None
         self._width: int | None = None  # set on resize: Widget.size is costly per line
-        self._hint: tuple[tuple[object, ...], Strip] | None = None  # (what it shows, strip)
-        self._pending_rows: set[int] = set()
-        self._pending_full = False
-        self._scrolled_since_paint = 0
-        self._last_full_paint = 0.0
+        self._hint: tuple[HintState, Strip] | None = None
         self._last_flush = 0.0
-        self._last_cursor = (-1, -1, False)
-        self._last_total = 0
-        self._scroll = 0  # lines scrolled back into history; 0 = live view
-        self._anchor: Cell | None = None  # selection start
-        self._head: Cell | None = None  # selection end (follows the mouse)
-        self._selecting = False
-        self._match: tuple[int, int, int] | None = None  # (line, start column, end column)
-        self._search_text = ""
+        self._view = Viewport(self._emulator)
+        self._selection = Selection()
+        self._search = ScrollbackSearch()
         self._notice = ""
         self._notice_timer: Timer | None = None
         self._ui_thread: int | None = None
@@ -253,7 +235,7 @@ class TerminalWidget(Widget, can_focus=True):
     @property
     def scrollback_offset(self) -> int:
         """How many lines the view is scrolled back (0 = live)."""
-        return self._scroll
+        return self._view.scroll
 
     @property
     def cursor_position(self) -> tuple[int, int]:
@@ -274,17 +256,14 @@ class TerminalWidget(Widget, can_focus=True):
 
     def scroll_history(self, lines: int) -> None:
         """Scroll back (positive) or forward (negative) through the scrollback."""
-        history = len(self._emulator.screen.history)
-        scroll = max(0, min(history, self._scroll + lines))
-        if scroll != self._scroll:
-            self._scroll = scroll
+        if self._view.scroll_by(lines):
             self.refresh()
 
     def scroll_to_live(self) -> None:
         """Back to the live screen; drops the search highlight."""
-        if self._scroll or self._match:
-            self._scroll = 0
-            self._match = None
+        if self._view.scroll or self._search.match:
+            self._view.scroll = 0
+            self._search.match = None
             self.refresh()
 
     def search(self, text: str) -> bool:
@@ -294,27 +273,13 @@ class TerminalWidget(Widget, can_focus=True):
         current match) when there is no earlier occurrence.
         """
         if not text:
-            self._match = None
+            self._search.match = None
             self.refresh()
             return False
-        screen = self._emulator.screen
-        total = screen.history_total
-        oldest = total - len(screen.history)
-        if self._match is not None and text == self._search_text:
-            line, limit = self._match[0], self._match[1]
-        else:
-            line, limit = total + screen.lines - 1, None
-        self._search_text = text
-        while line >= oldest:
-            span = _find_last(run_cells(self._runs_for(line)), text, limit)
-            if span is not None:
-                self._match = (line, *span)
-                self._reveal(line)
-                self.refresh()
-                return True
-            line -= 1
-            limit = None
-        return False
+        if not self._search.step(text, self._view):
+            return False
+        self.refresh()
+        return True
 
     def size_command(self) -> bytes:
         """What the size key types into the guest: its window size, set to the pane's."""
@@ -322,22 +287,11 @@ class TerminalWidget(Widget, can_focus=True):
 
     def selected_text(self) -> str:
         """Characters of the selected cells, lines joined with newlines."""
-        bounds = self._selection_bounds()
-        if bounds is None:
-            return ""
-        (first, _), (last, _) = bounds
-        lines = []
-        for line in range(first, last + 1):
-            span = self._selection_span(line)
-            if span is None:
-                continue
-            cells = run_cells(self._runs_for(line))
-            lines.append("".join(cells[span[0] : span[1]]).rstrip())
-        return "\n".join(lines)
+        return self._selection.text(self._view.runs_for, self.columns)
 
     def clear_selection(self) -> None:
-        if self._anchor is not None:
-            self._anchor = self._head = None
+        if self._selection.active:
+            self._selection.clear()
             self.refresh()
 
     def open_search(self) -> None:
@@ -380,10 +334,9 @@ class TerminalWidget(Widget, can_focus=True):
         if (cols, rows) != (screen.columns, screen.lines):
             self._sync()
             self._emulator.resize(cols, rows)
-            self._row_versions = self._new_versions(rows)
+            self._repaint.resized(rows)
             self._cache.clear()
-            self._scroll = min(self._scroll, len(screen.history))
-            self._pending_full = True
+            self._view.clamp()
             self.refresh()
         if self._reported_size != (cols, rows):
             self._reported_size = (cols, rows)
@@ -477,13 +430,12 @@ class TerminalWidget(Widget, can_focus=True):
         cell = self._cell_at(event)
         if cell is None:
             return
-        self._anchor = self._head = cell
-        self._selecting = True
+        self._selection.start(cell)
         self.capture_mouse()
         self.refresh()
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
-        if not self._selecting:
+        if not self._selection.dragging:
             return
         offset = event.get_content_offset_capture(self)
         if offset.y < 0:
@@ -491,20 +443,20 @@ class TerminalWidget(Widget, can_focus=True):
         elif offset.y >= self.rows:
             self.scroll_history(-1)
         cell = self._cell_at(event)
-        if cell is not None and cell != self._head:
-            self._head = cell
+        if cell is not None and cell != self._selection.head:
+            self._selection.head = cell
             self.refresh()
 
     def on_mouse_up(self, event: events.MouseUp) -> None:
-        if not self._selecting:
+        if not self._selection.dragging:
             return
         event.stop()
-        self._selecting = False
+        self._selection.dragging = False
         self.release_mouse()
         cell = self._cell_at(event)
         if cell is not None:
-            self._head = cell
-        if self._anchor == self._head:
+            self._selection.head = cell
+        if self._selection.anchor == self._selection.head:
             self.clear_selection()  # a plain click
             return
         text = self.selected_text()
@@ -532,37 +484,28 @@ class TerminalWidget(Widget, can_focus=True):
         width = self._width if self._width is not None else self.size.width
         rows = self.rows
         if y == rows:
-            shown = (
-                width,
-                self.read_only,
-                self.read_only_reason,
-                self.status,
-                self._scroll,
-                len(self._emulator.screen.history) if self._scroll else 0,
-                self._notice,
-                self.detach_key,
-                self._style_generation,
-            )
+            shown = self._hint_state(width)
             if self._hint is None or self._hint[0] != shown:
-                self._hint = (shown, self._render_hint(width))
+                self._hint = (shown, render_hint(shown, *self._hint_styles()))
             return self._hint[1]
         if y > rows or width <= 0:
             return Strip.blank(width, self._base_style())
         self._sync()
         screen = self._emulator.screen
         total = screen.history_total
-        line = total - self._scroll + y
+        line = self._view.top + y
         # The cache is keyed by content, not by y: a live row's version follows its text when
         # the screen scrolls, so a flood re-renders only the rows that really changed.
-        content = ("live", self._row_versions[line - total]) if line >= total else ("history", line)
-        cursor = self._cursor_column(line)
-        selection = self._selection_span(line)
-        match = self._match[1:] if self._match and self._match[0] == line else None
+        versions = self._repaint.versions
+        content = ("live", versions[line - total]) if line >= total else ("history", line)
+        cursor = self._view.cursor_column(line) if self.has_focus else -1
+        selection = self._selection.span(line, self.columns)
+        match = self._search.span(line)
         overlays = (cursor, selection, match, width, self._style_generation)
         cached = self._cache.get(content)
         if cached is not None and cached[0] == overlays:
             return cached[1]
-        strip = runs_to_strip(self._runs_for(line), width, self._base_style())
+        strip = runs_to_strip(self._view.runs_for(line), width, self._base_style())
         if match is not None:
             style = self.get_component_rich_style("terminal--search-match", partial=True)
             strip = restyle(strip, *match, highlight(style))
@@ -576,59 +519,28 @@ class TerminalWidget(Widget, can_focus=True):
         self._cache[content] = (overlays, strip)
         return strip
 
-    def _render_hint(self, width: int) -> Strip:
-        """Status (or read-only reason) on the left, key hints on the right.
+    def _hint_state(self, width: int) -> HintState:
+        return HintState(
+            width=width,
+            read_only=self.read_only,
+            read_only_reason=self.read_only_reason,
+            status=self.status,
+            scroll=self._view.scroll,
+            history=self._view.history if self._view.scroll else 0,
+            notice=self._notice,
+            detach_key=self.detach_key,
+            size_key=self._size_label if self._size_key else None,
+            search_key=self._search_label if self._search_key else None,
+            style_generation=self._style_generation,
+        )
 
-        Priority when narrow: the detach hint, then the status, then the other hints.
-        """
+    def _hint_styles(self) -> tuple[Style, Callable[[str], Style]]:
         base = self.get_component_rich_style("terminal--hint")
 
         def part(name: str) -> Style:
             return base + self.get_component_rich_style(name, partial=True)
 
-        left: list[Segment] = []
-        if self.read_only:
-            reason = safe_text(self.read_only_reason)
-            text = f" read-only: {reason} " if reason else " read-only "
-            left.append(Segment(text, part("terminal--hint-read-only")))
-        elif self.status:
-            left.append(Segment(f" {safe_text(self.status)}", part("terminal--hint-status")))
-        if self._scroll:
-            history = len(self._emulator.screen.history)
-            scrolled = f" [scrollback -{self._scroll}/{history}]"
-            left.append(Segment(scrolled, part("terminal--hint-scroll")))
-        if self._notice:
-            left.append(Segment(f" {safe_text(self._notice)}", base))
-        left_strip = Strip(left)
-
-        key_style = part("terminal--hint-key")
-        hints = [(safe_text(self.detach_key, 32), "detach")]
-        if self._size_key and not self.read_only:
-            hints.append((safe_text(self._size_label, 32), "send size"))
-        hints.append(("shift+pgup", "scroll"))
-        if self._search_key:
-            hints.append((safe_text(self._search_label, 32), "search"))
-        right: list[Segment] = []
-        for number, (key, label) in enumerate(hints):
-            candidate = [
-                Segment(" · " if right else " ", base),
-                Segment(key, key_style),
-                Segment(f" {label}", base),
-            ]
-            needed = Strip(right + candidate).cell_length + 1
-            if number and needed + left_strip.cell_length > width:
-                break
-            right += candidate
-        if right:
-            right.append(Segment(" ", base))
-        right_strip = Strip(right)
-
-        room = max(0, width - right_strip.cell_length)
-        if left_strip.cell_length > room:
-            left_strip = left_strip.crop(0, max(0, room - 1))
-            left_strip = Strip.join([left_strip, Strip([Segment("…", base)])])
-        left_strip = left_strip.adjust_cell_length(room, base)
-        return Strip.join([left_strip, right_strip]).adjust_cell_length(width, base)
+        return base, part
 
     # --- internals ----------------------------------------------------------------------
     def _post(self, message: Input | Detach | Resized) -> None:
@@ -649,162 +561,21 @@ class TerminalWidget(Widget, can_focus=True):
         self._notice = ""
         self.refresh()
 
-    def _runs_for(self, line: int) -> Runs:
-        """Style runs of an absolute line (history or live screen)."""
-        screen = self._emulator.screen
-        total = screen.history_total
-        if line >= total:
-            row = screen.buffer.get(line - total)
-            return line_runs(line_cells(row, screen.columns), screen.columns) if row else ()
-        index = line - (total - len(screen.history))
-        if index < 0:
-            return ()
-        return line_runs(screen.history[index], screen.columns)
-
     def _sync(self) -> None:
-        """Fold pyte's dirty rows into row versions and remember what needs a repaint."""
-        screen = self._emulator.screen
-        versions = self._row_versions
-        if screen.scrolled:
-            # Rows moved up: their versions move with them; the new rows are dirty anyway.
-            shift = min(screen.scrolled, len(versions))
-            screen.scrolled = 0
-            del versions[:shift]
-            versions.extend(self._new_versions(shift))
-            self._scrolled_since_paint += shift
-            self._pending_full = True
-        if screen.dirty:
-            for row in screen.dirty:
-                if 0 <= row < len(versions):
-                    self._version += 1
-                    versions[row] = self._version
-            self._pending_rows.update(screen.dirty)
-            screen.dirty.clear()
-        cursor = screen.cursor
-        position = (cursor.x, cursor.y, cursor.hidden)
-        if position != self._last_cursor:
-            self._pending_rows.update((self._last_cursor[1], cursor.y))
-            self._last_cursor = position
-        total = screen.history_total
-        if total != self._last_total:
-            grew = total - self._last_total
-            self._last_total = total
-            if self._scroll:
-                # Keep the scrolled-back view on the same text while output continues.
-                self._scroll = min(self._scroll + grew, len(screen.history))
-                self._pending_full = True
-        if self._scroll > len(screen.history):
-            self._scroll = len(screen.history)  # the guest cleared the scrollback (CSI 3 J)
-            self._pending_full = True
-
-    def _new_versions(self, count: int) -> list[int]:
-        """Fresh, unique row versions (two rows never share one: it keys the line cache)."""
-        first = self._version + 1
-        self._version += count
-        return list(range(first, first + count))
+        """Fold the emulator's dirty rows into row versions and pending repaints."""
+        self._view.scroll = self._repaint.sync(self._emulator.screen, self._view.scroll)
 
     def _flush(self) -> None:
         """Timer (~30 fps), or a feed after a quiet frame: repaint only the rows that changed."""
         self._last_flush = time.monotonic()
         self._sync()
-        if self._pending_full:
-            now = time.monotonic()
-            if (
-                self._scrolled_since_paint >= self.rows
-                and now - self._last_full_paint < FLOOD_REPAINT_INTERVAL
-            ):
-                return  # a flood: every line on screen is new each frame, paint less often
-            self._scrolled_since_paint = 0
-            self._last_full_paint = now
-            self._pending_full = False
-            self._pending_rows.clear()
+        repaint = self._repaint.take(self.rows, self._view.scroll, time.monotonic())
+        if repaint == "all":
             self.refresh()
-            return
-        if not self._pending_rows:
-            return
-        width = self.size.width
-        rows = self.rows
-        ys = sorted(r + self._scroll for r in self._pending_rows if 0 <= r + self._scroll < rows)
-        self._pending_rows.clear()
-        if len(ys) > rows // 2:
-            self.refresh()
-            return
-        regions: list[Region] = []
-        start = previous = None
-        for y in ys:
-            if start is None or previous is None:
-                start = previous = y
-            elif y == previous + 1:
-                previous = y
-            else:
-                regions.append(Region(0, start, width, previous - start + 1))
-                start = previous = y
-        if start is not None and previous is not None:
-            regions.append(Region(0, start, width, previous - start + 1))
-        if regions:
-            self.refresh(*regions)
-
-    def _cursor_column(self, line: int) -> int:
-        screen = self._emulator.screen
-        if not self.has_focus or screen.cursor.hidden:
-            return -1
-        if line != screen.history_total + screen.cursor.y:
-            return -1
-        return min(screen.cursor.x, screen.columns - 1)
-
-    def _reveal(self, line: int) -> None:
-        """Scroll so that an absolute line is on screen (centred if it was not)."""
-        screen = self._emulator.screen
-        total = screen.history_total
-        top = total - self._scroll
-        if top <= line < top + self.rows:
-            return
-        self._scroll = max(0, min(len(screen.history), total + self.rows // 2 - line))
+        elif repaint:
+            width = self.size.width
+            self.refresh(*(Region(0, y, width, height) for y, height in repaint))
 
     def _cell_at(self, event: events.MouseEvent) -> Cell | None:
         offset = event.get_content_offset_capture(self)
-        if self.rows <= 0:
-            return None
-        x = max(0, min(self.columns - 1, offset.x))
-        y = max(0, min(self.rows - 1, offset.y))
-        return self._emulator.screen.history_total - self._scroll + y, x
-
-    def _selection_bounds(self) -> tuple[Cell, Cell] | None:
-        if self._anchor is None or self._head is None or self._anchor == self._head:
-            return None
-        return min(self._anchor, self._head), max(self._anchor, self._head)
-
-    def _selection_span(self, line: int) -> tuple[int, int] | None:
-        bounds = self._selection_bounds()
-        if bounds is None:
-            return None
-        (first, start), (last, end) = bounds
-        if not first <= line <= last:
-            return None
-        return (start if line == first else 0, end + 1 if line == last else self.columns)
-
-
-def _find_last(cells: list[str], text: str, limit: int | None) -> tuple[int, int] | None:
-    """Columns [start, end) of the last match of ``text`` starting before column ``limit``."""
-    haystack = "".join(cells)
-    if not haystack:
-        return None
-    column_of: list[int] = []  # haystack index -> column (a wide char's stub has no index)
-    first_index: list[int] = []  # column -> first haystack index at or after it
-    for column, cell in enumerate(cells):
-        first_index.append(len(column_of))
-        column_of.extend([column] * len(cell))
-    folded, needle = haystack.lower(), text.lower()
-    if len(folded) != len(haystack) or len(needle) != len(text):
-        folded, needle = haystack, text  # case folding changed lengths: match exactly
-    end = len(folded)
-    if limit is not None and limit < len(first_index):
-        end = first_index[limit] - 1 + len(needle)  # the match must start before the limit
-    index = folded.rfind(needle, 0, end)
-    if index < 0:
-        return None
-    start_column = column_of[index]
-    end_column = column_of[index + len(needle) - 1] + 1
-    while end_column < len(cells) and cells[end_column] == "":
-        end_column += 1  # include the stub of a wide character
-    return start_column, end_column
+        return self._view.cell_at(offset.x, offset.y)

@@ -1,0 +1,364 @@
+"""What QMP through ``qemu.qmp`` costs the monitor, against a minimal raw-socket exchange
+measured in the same run, and what the poll's cadence makes of it.
+
+Usage: python bench/qmp_budget.py [--vms 9] [--rounds 15] [--per-round 18] [--polls 30]
+                                  [--interval 1.0]
+
+Starts VMS real paused qemus (TCG, 64 MiB, a balloon: tests/fakes/qemu.py), then:
+
+1. CPU per session (this process, user + system), the variants taking turns in ROUNDS rounds
+   of PER-ROUND sessions each (spread over the VMs), so that a change in the machine's load hits
+   them alike; the median round is printed. Every variant asks what the sampler asks in a
+   session (``qmp_capabilities``, ``query-status``, ``query-balloon``, the balloon's
+   ``guest-stats``, ``query-blockstats``; "+sizes" adds ``query-cpus-fast`` and
+   ``query-memory-size-summary``, asked every 10th session), all in one write:
+   - raw: a blocking socket: connect, read the greeting, send, read and parse each reply,
+     close. The reference (what the hand-written client did, without its deadline logic).
+   - raw asyncio: the same over asyncio streams on an event loop: what any asyncio client
+     pays before a QMP library does anything.
+   - qemu.qmp stock: ``QMPClient`` as its documentation shows it: connect (greeting and
+     negotiation), the queries gathered, disconnect; its loggers quiet.
+   - qemu.qmp ours: ``query_qemu_async`` as the sampler runs it (``tui/host/qmp.py``).
+   - qemu.qmp ours, status only: ``qmp_capabilities`` + ``query-status`` (what one more
+     command costs, by difference).
+2. The cadence: a real ``Sampler`` with the live source's ``remote_every``
+   (``tui.feed.live.REMOTE_EVERY``), the VMS VMs, one of them in focus (the app passes the
+   selected row), POLLS polls INTERVAL s apart. Printed: the QMP sessions the sampler started
+   per poll (counted), and the CPU of the host loop's thread (its own clock: it runs only the
+   QMP sessions here) per second, as points of a core.
+3. The budget: sessions per second (from 2) times the CPU of a session (from 1, 9 in 10
+   without sizes), for qemu.qmp and for the raw exchange, as points of a core, and their ratio;
+   and what asking a VM off screen only its state would save (an estimate from 1 and 2).
+4. The anatomy of one session (a loop in this thread, one qemu): loop turns and tasks per
+   session (ours, ours with status only, raw asyncio), the qemu.qmp logger calls a session
+   makes and what one costs at our level, and what building a ``QMPClient`` costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakes.qemu import Qemu, start_qemu  # noqa: E402
+from qemu.qmp import QMPClient  # noqa: E402
+
+import tui.host.sampling.sampler as sampler_module  # noqa: E402
+from tui.feed.live import REMOTE_EVERY  # noqa: E402
+from tui.host.model import VM, UnitState  # noqa: E402
+from tui.host.qmp import qmp_session  # noqa: E402
+from tui.host.sampling import Sampler  # noqa: E402
+from tui.host.sampling.assemble import SIZES_EVERY  # noqa: E402
+from tui.host.sampling.qmp import BALLOON_PATH, query_qemu_async  # noqa: E402
+from tui.host.settings import HostSettings  # noqa: E402
+
+GUEST_STATS = {"path": BALLOON_PATH, "property": "guest-stats"}
+SIZES = [("query-cpus-fast", None), ("query-memory-size-summary", None)]
+QUERIES: list[tuple[str, dict[str, Any] | None]] = [
+    ("query-status", None),
+    ("query-balloon", None),
+    ("qom-get", GUEST_STATS),
+    ("query-blockstats", None),
+]
+
+
+def _commands(sizes: bool) -> list[tuple[str, dict[str, Any] | None]]:
+    return [("qmp_capabilities", None), *(SIZES if sizes else []), *QUERIES]
+
+
+def _wire(commands: list[tuple[str, dict[str, Any] | None]]) -> bytes:
+    out = []
+    for i, (command, arguments) in enumerate(commands):
+        msg: dict[str, Any] = {"execute": command, "id": i}
+        if arguments is not None:
+            msg["arguments"] = arguments
+        out.append(json.dumps(msg).encode() + b"\n")
+    return b"".join(out)
+
+
+def raw_session(path: str, wire: bytes, replies: int) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(1.0)
+        sock.connect(path)
+        with sock.makefile("rb") as stream:
+            assert "QMP" in json.loads(stream.readline())
+            sock.sendall(wire)
+            for _ in range(replies):
+                assert "return" in json.loads(stream.readline())
+    finally:
+        sock.close()
+
+
+async def raw_async_session(path: str, wire: bytes, replies: int) -> None:
+    async with asyncio.timeout(1.0):
+        reader, writer = await asyncio.open_unix_connection(path)
+        try:
+            assert "QMP" in json.loads(await reader.readline())
+            writer.write(wire)
+            for _ in range(replies):
+                assert "return" in json.loads(await reader.readline())
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def stock_session(path: str, sizes: bool) -> None:
+    client = QMPClient()
+    await client.connect(path)
+    try:
+        queries = (SIZES if sizes else []) + QUERIES
+        await asyncio.gather(*(client.execute(c, a) for c, a in queries))
+    finally:
+        await client.disconnect()
+
+
+async def ours_session(path: str, sizes: bool) -> None:
+    info = await query_qemu_async(path, sizes=sizes, pipeline=True)
+    assert info.error is None and info.status, info.error
+
+
+async def status_only_session(path: str) -> None:
+    async with qmp_session(path, negotiate=False) as qmp:
+        await qmp.batch([("qmp_capabilities", None), ("query-status", None)])
+
+
+Variant = Callable[[str], Any]  # one session against a socket path (a coroutine or not)
+
+
+def variants() -> dict[str, tuple[Variant, bool]]:
+    """name: (one session, is a coroutine)."""
+    out: dict[str, tuple[Variant, bool]] = {}
+    for sizes in (False, True):
+        tag = " +sizes" if sizes else ""
+        commands = _commands(sizes)
+        wire = _wire(commands)
+        n = len(commands)
+        out["raw" + tag] = (lambda p, w=wire, n=n: raw_session(p, w, n), False)
+        out["raw asyncio" + tag] = (lambda p, w=wire, n=n: raw_async_session(p, w, n), True)
+        out["qemu.qmp stock" + tag] = (lambda p, s=sizes: stock_session(p, s), True)
+        out["qemu.qmp ours" + tag] = (lambda p, s=sizes: ours_session(p, s), True)
+    out["qemu.qmp ours, status only"] = (status_only_session, True)
+    return out
+
+
+def per_session(qemus: list[Qemu], rounds: int, per_round: int) -> dict[str, float]:
+    """Median CPU ms per session of each variant, over ROUNDS interleaved rounds."""
+    loop = asyncio.new_event_loop()
+    paths = [q.socket_path for q in qemus]
+    table = variants()
+    samples: dict[str, list[float]] = {name: [] for name in table}
+
+    def block(fn: Variant, is_coro: bool, count: int) -> None:
+        if is_coro:
+
+            async def many() -> None:
+                for i in range(count):
+                    await fn(paths[i % len(paths)])
+
+            loop.run_until_complete(many())
+        else:
+            for i in range(count):
+                fn(paths[i % len(paths)])
+
+    try:
+        for fn, is_coro in table.values():
+            block(fn, is_coro, 2 * len(paths))  # warm-up: imports, first contact, pools
+        for _ in range(rounds):
+            for name, (fn, is_coro) in table.items():
+                c0 = time.process_time()
+                block(fn, is_coro, per_round)
+                samples[name].append((time.process_time() - c0) * 1000 / per_round)
+    finally:
+        loop.close()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _vm(name: str, qemu: Qemu) -> VM:
+    unit = UnitState(name=f"microvm@{name}.service", main_pid=qemu.pid, restarts=0)
+    path = Path(qemu.socket_path).parent
+    return VM(name=name, path=path, hypervisor="qemu", socket=qemu.socket_path, unit=unit)
+
+
+def cadence(
+    qemus: list[Qemu], polls: int, interval: float
+) -> tuple[float, float, float, float, float]:
+    """(sessions per poll, of them with sizes, of them the focus's, host-loop thread CPU ms
+    per second, wall s)."""
+    counted = {"sessions": 0, "sizes": 0, "focus": 0}
+    real = sampler_module.query_qemu_async
+
+    async def counting(*args: Any, **kw: Any) -> Any:
+        counted["sessions"] += 1
+        counted["focus"] += args[0] == qemus[0].socket_path
+        counted["sizes"] += bool(kw.get("sizes", True))
+        return await real(*args, **kw)
+
+    vms = [_vm(f"q{i}", q) for i, q in enumerate(qemus)]
+    focus = (vms[0].name,)
+    sampler_module.query_qemu_async = counting  # type: ignore[assignment]  # the bench's count
+    try:
+        with Sampler(remote_every=REMOTE_EVERY) as sampler:
+            for _ in range(2 * REMOTE_EVERY):  # first contact (balloon set-up), then steady
+                sampler.sample(vms, HostSettings(), focus=focus)
+            loop_thread = next(t for t in threading.enumerate() if t.name == "mvtui-host-io")
+            clock = time.pthread_getcpuclockid(loop_thread.ident)  # type: ignore[arg-type]
+            counted.update(sessions=0, sizes=0, focus=0)
+            c0, t0 = time.clock_gettime(clock), time.monotonic()
+            for i in range(polls):
+                sampler.sample(vms, HostSettings(), focus=focus)
+                time.sleep(max(0.0, t0 + (i + 1) * interval - time.monotonic()))
+            cpu = time.clock_gettime(clock) - c0
+            wall = time.monotonic() - t0
+    finally:
+        sampler_module.query_qemu_async = real  # type: ignore[assignment]
+    per_poll = {k: v / polls for k, v in counted.items()}
+    return per_poll["sessions"], per_poll["sizes"], per_poll["focus"], cpu * 1000 / wall, wall
+
+
+def anatomy(qemu: Qemu) -> None:
+    """Loop turns, tasks and logger calls per session; a logger call's and a client's cost."""
+    path = qemu.socket_path
+    wire = _wire(_commands(False))
+    loop = asyncio.new_event_loop()
+    count = {"turns": 0, "tasks": 0, "log": 0}
+    select = loop._selector.select  # type: ignore[attr-defined]  # the bench's own loop
+
+    def counted_select(timeout: float | None = None) -> Any:
+        count["turns"] += 1
+        return select(timeout)
+
+    def counted_task(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> Any:
+        count["tasks"] += 1
+        return asyncio.Task(coro, loop=loop, **kw)
+
+    loop._selector.select = counted_select  # type: ignore[attr-defined]
+    loop.set_task_factory(counted_task)
+    debug = logging.Logger.debug
+
+    def counted_debug(self: logging.Logger, *args: Any, **kw: Any) -> None:
+        if self.name.startswith("qemu.qmp"):
+            count["log"] += 1
+        debug(self, *args, **kw)
+
+    sessions = {
+        "qemu.qmp ours": lambda: ours_session(path, False),
+        "qemu.qmp ours, status only": lambda: status_only_session(path),
+        "raw asyncio": lambda: raw_async_session(path, wire, len(_commands(False))),
+    }
+    n = 20
+    print("\nAnatomy of one session (a loop in this thread, one qemu):")
+    logging.Logger.debug = counted_debug  # type: ignore[method-assign]  # the bench's count
+    try:
+        for name, session in sessions.items():
+            loop.run_until_complete(session())  # warm-up
+
+            async def many(session: Callable[[], Any] = session) -> None:
+                for _ in range(n):
+                    await session()
+
+            count.update(turns=0, tasks=0, log=0)
+            loop.run_until_complete(many())
+            print(
+                f"  {name:<28} {count['turns'] / n:5.1f} loop turns,"
+                f" {(count['tasks'] - 1) / n:4.1f} tasks, {count['log'] / n:4.1f} qemu.qmp"
+                " logger calls a session"
+            )
+    finally:
+        logging.Logger.debug = debug  # type: ignore[method-assign]
+        loop.close()
+    logger = logging.getLogger("qemu.qmp.protocol")
+    k = 100_000
+    per_call = timeit.timeit(lambda: logger.debug("%s", 1), number=k) / k * 1e6
+    build = timeit.timeit(QMPClient, number=2000) / 2000 * 1e6
+    print(
+        f"  a qemu.qmp logger call at our level (no record made): {per_call:.2f} us;"
+        f" building a QMPClient: {build:.1f} us"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--vms", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--per-round", type=int, default=18)
+    parser.add_argument("--polls", type=int, default=30)
+    parser.add_argument("--interval", type=float, default=1.0)
+    args = parser.parse_args()
+    logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL + 1)  # as tui.host.qmp sets it
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="mvq-", dir="/tmp") as tmp:
+        qemus: list[Qemu] = []
+        try:
+            for i in range(args.vms):
+                qemus.append(start_qemu(f"{tmp}/q{i}.sock"))
+            cpu = per_session(qemus, args.rounds, args.per_round)
+            polls = cadence(qemus, args.polls, args.interval)
+            anatomy(qemus[0])
+        finally:
+            for q in qemus:
+                q.stop()
+    print(
+        f"\nCPU per session, {args.vms} paused qemus, median of {args.rounds} interleaved"
+        f" rounds of {args.per_round} sessions:"
+    )
+    for name, ms in cpu.items():
+        print(f"  {name:<28} {ms:7.3f} ms")
+    marginal = (cpu["qemu.qmp ours"] - cpu["qemu.qmp ours, status only"]) / (len(QUERIES) - 1)
+    print(f"  (one more command through qemu.qmp: {marginal:.3f} ms)")
+    raw, streams = cpu["raw"], cpu["raw asyncio"]
+    stock, ours = cpu["qemu.qmp stock"], cpu["qemu.qmp ours"]
+    print(
+        f"  whose: the exchange itself {raw:.3f}, asyncio's streams and loop"
+        f" +{streams - raw:.3f}, qemu.qmp's session machinery +{stock - streams:.3f},"
+        f" tui/host/qmp.py against stock qemu.qmp {ours - stock:+.3f} ms"
+    )
+
+    per_poll, sized, focused, loop_ms, wall = polls
+    print(
+        f"\nSampler, {args.vms} running VMs, 1 in focus, remote_every={REMOTE_EVERY},"
+        f" {args.polls} polls {args.interval:g} s apart ({wall:.1f} s):"
+        f" {per_poll:.2f} QMP sessions a poll ({sized:.2f} of them with sizes);"
+        f" the host loop's thread: {loop_ms / 10:.3f} points of a core"
+        f" ({loop_ms / (per_poll / args.interval):.3f} ms a session)"
+    )
+
+    per_s = per_poll / args.interval
+
+    def mix(kind: str) -> float:
+        plain, with_sizes = cpu[kind], cpu[kind + " +sizes"]
+        return ((SIZES_EVERY - 1) * plain + with_sizes) / SIZES_EVERY
+
+    lib, raw = mix("qemu.qmp ours"), mix("raw")
+    print(
+        f"\nBudget at {per_s:.2f} sessions a second (1 in {SIZES_EVERY} with sizes):"
+        f" qemu.qmp {lib:.3f} ms a session = {lib * per_s / 10:.3f} points of a core;"
+        f" raw socket {raw:.3f} ms = {raw * per_s / 10:.3f} points; ratio {lib / raw:.1f}x"
+    )
+    light = cpu["qemu.qmp ours"] - cpu["qemu.qmp ours, status only"]
+    off_screen = (per_poll - focused) / args.interval
+    print(
+        f"Asking the {off_screen:.2f} sessions a second of VMs off screen only their state"
+        f" would save about {light * off_screen / 10:.3f} points (back to back)"
+    )
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
