@@ -5,6 +5,7 @@ the units; the app shows each of them in turn."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -259,3 +260,46 @@ async def test_the_app_shows_the_first_screenful_then_fills_in(
             what="systemd's answer (an error)",
         )
         assert "asking systemd" not in str(table.get_cell("vm0000", "state"))
+
+
+def test_the_agent_sends_a_big_hosts_rest_at_once_not_an_interval_later(
+    tmp_path: Path, big_host: tuple[HostSettings, SilentManager]
+) -> None:
+    """Over the agent: the first screenful, then every VM while systemd is silent, then (the
+    manager gone) the units, each at once although the interval is an hour."""
+    from tests.test_agent_server import read_message, send
+    from tui.agent import codec, protocol
+
+    settings, silent = big_host
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[host]\nsystemd_scope = "user"\ntimeout = 5\n'
+        f'systemd_env = {{ XDG_RUNTIME_DIR = "{settings.systemd_env["XDG_RUNTIME_DIR"]}" }}\n'
+    )
+    config.chmod(0o600)
+    argv = ["--config", str(config), "--state-dir", str(settings.state_dir), "agent"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui", *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert read_message(proc)["type"] == "hello"
+        send(proc, {"type": "start", "protocol": protocol.PROTOCOL, "app": "t", "interval": 3600})
+        state = read_message(proc)["full"]
+        first = codec.snapshot_from_wire(state)
+        assert first.partial and len(first.inventory.vms) == 64  # FIRST_LOOK_VMS
+        assert first.inventory.unread == N_VMS - 64
+        codec.apply_patch(state, read_message(proc)["patch"])
+        every = codec.snapshot_from_wire(state)
+        assert every.partial and _names(every) == _all_names() and every.inventory.unread == 0
+        silent.close()
+        codec.apply_patch(state, read_message(proc, timeout=30)["patch"])
+        full = codec.snapshot_from_wire(state)
+        assert not full.partial and full.inventory.systemd_error
+    finally:
+        proc.kill()
+        proc.wait()
