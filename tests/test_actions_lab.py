@@ -403,11 +403,15 @@ async def test_a_second_update_is_refused_and_a_cancelled_build_leaves_no_debris
             await pilot.pause()
             assert not isinstance(app.screen, ConfirmScreen)
             assert notified(app, f"update {NAME} (job {running.id}) is still running on {NAME}")
-            # Another app instance (the VM lock): refused at once, saying who holds it.
+            # Another app instance (the VM lock): refused at once, saying who holds it: the
+            # job's own process (job-exec in its systemd unit), not the app.
             with pytest.raises(
-                Busy, match=rf"another job is running on {NAME} \(pid {os.getpid()}\)"
-            ):
+                Busy, match=rf"another job is running on {NAME} \(pid \d+\)"
+            ) as busy:
                 ops.update(the_lab.settings, NAME)
+            holder = int(str(busy.value).rsplit("pid ", 1)[1].rstrip(")"))
+            assert holder != os.getpid()
+            assert b"job-exec" in Path(f"/proc/{holder}/cmdline").read_bytes()
 
             # Cancel from the jobs panel.
             await pilot.press("j")

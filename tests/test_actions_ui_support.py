@@ -151,6 +151,7 @@ class ActionsTestApp(ActionsAppMixin, App[None]):
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.main_screen.show, self.snapshot)
+        self.run_worker(self.actions.adopt_jobs(), name="adopt-jobs")  # as tui/app.py does
 
     def on_unmount(self) -> None:
         self.actions.shutdown()

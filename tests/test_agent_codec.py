@@ -64,6 +64,60 @@ def test_patches_carry_only_what_changed_and_rebuild_each_frame() -> None:
     assert diff(recorded[-1], recorded[-1]) == {}
 
 
+def recorded_session() -> list[dict]:
+    """A session's messages' snapshots as the agent sends them (every recorded frame)."""
+    out = []
+    for name in ("lab", "problems", "nosystemd"):
+        out += [snapshot_to_wire(f) for f in load_frames(FIXTURES / f"{name}.json")]
+    return out
+
+
+def test_the_session_decoder_gives_what_a_whole_decode_gives() -> None:
+    """Every frame, decoded from patches by one SnapshotDecoder (which decodes only what a
+    patch touched), equals the patched wire form decoded whole; VMs come, go and change
+    meanwhile."""
+    recorded = recorded_session()
+    decoder = codec.SnapshotDecoder()
+    state = copy.deepcopy(recorded[0])
+    got = decoder.full(json.loads(json.dumps(recorded[0])))
+    assert got == snapshot_from_wire(state)
+    for before, after in itertools.pairwise(recorded):
+        patch = json.loads(json.dumps(diff(before, after)))
+        got = decoder.patch(copy.deepcopy(patch))
+        apply_patch(state, patch)
+        assert got == snapshot_from_wire(state)
+        assert sorted(vm.name for vm in got.inventory.vms) == sorted(after["inventory"]["vms"])
+    assert len(recorded) > 30
+
+
+def test_a_patch_decodes_only_the_vms_it_touched() -> None:
+    wire = snapshot_to_wire(load_frames(FIXTURES / "lab.json")[-1])
+    decoder = codec.SnapshotDecoder()
+    first = decoder.full(copy.deepcopy(wire))
+    vms = len(wire["inventory"]["vms"])
+    assert decoder.vm_decodes == vms
+    # The samples change (as every poll), the VMs do not: no VM decoded again.
+    later = copy.deepcopy(wire)
+    for sample in later["samples"].values():
+        sample["cpu_pct_of_vcpus"] = 42.0
+    snap = decoder.patch(diff(wire, later))
+    assert decoder.vm_decodes == vms
+    assert all(s.cpu_pct_of_vcpus == 42.0 for s in snap.samples.values())
+    assert snap.inventory.vms == first.inventory.vms
+    # One VM's problems change: that VM alone is decoded again, with the checks.
+    name = next(iter(later["inventory"]["vms"]))
+    changed = copy.deepcopy(later)
+    changed["inventory"]["vms"][name]["problems"] = ["\x1b[2Jnew"]
+    snap = decoder.patch(diff(later, changed))
+    assert decoder.vm_decodes == vms + 1
+    assert next(v for v in snap.inventory.vms if v.name == name).problems == ["␛[2Jnew"]
+    # A wrong value in a patch is refused as in a whole snapshot.
+    bad = copy.deepcopy(changed)
+    bad["inventory"]["vms"][name]["vcpu"] = "2"
+    with pytest.raises(CodecError, match="vcpu: an integer was expected, not str"):
+        decoder.patch(diff(changed, bad))
+
+
 def test_a_vm_that_left_is_deleted_by_the_patch() -> None:
     wire = snapshot_to_wire(load_frames(FIXTURES / "lab.json")[-1])
     fewer = copy.deepcopy(wire)

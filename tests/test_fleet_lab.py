@@ -133,7 +133,7 @@ async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: 
         table = screen.query_one(FleetTable)
 
         def state(key: str) -> str:
-            return table.get_row(key)[2].plain if key in table.rows else ""
+            return table.get_row(key)[2].plain if key in table.keys else ""
 
         def both_up() -> bool:
             snap = screen.snapshot
@@ -144,7 +144,7 @@ async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: 
             )
 
         await until_in_app(pilot, both_up, 120, what="both hosts' running VMs")
-        keys = sorted(k.value for k in table.rows)
+        keys = sorted(k for k in table.keys)
         assert keys == sorted([f"local/{n}" for n in names] + [f"lab-ssh/{n}" for n in names])
         snap = screen.snapshot
         assert snap is not None
@@ -239,7 +239,7 @@ async def test_the_fleet_view_shows_two_labs_each_over_its_own_ssh(
         table = screen.query_one(FleetTable)
 
         def state(key: str) -> str:
-            return table.get_row(key)[2].plain if key in table.rows else ""
+            return table.get_row(key)[2].plain if key in table.keys else ""
 
         def both_up() -> bool:
             snap = screen.snapshot
@@ -248,7 +248,7 @@ async def test_the_fleet_view_shows_two_labs_each_over_its_own_ssh(
             return all("running" in state(f"{h}/{n}") for h in ("local", other) for n in running)
 
         await until_in_app(pilot, both_up, 180, what="both labs' running VMs")
-        keys = sorted(k.value for k in table.rows)
+        keys = sorted(table.keys)
         assert keys == sorted([f"local/{n}" for n in names] + [f"{other}/{n}" for n in names])
         snap = screen.snapshot
         assert snap is not None

@@ -75,18 +75,18 @@ async def test_hostile_and_unreachable_hosts_beside_working_ones(
         assert s["gone"].error == "ssh: connect to host 127.0.0.1 port 1: Connection refused"
         assert "no message from the agent" in (s["silent"].error or "")
         assert s["ok"].rtt_ms is not None and s["ok"].rtt_ms > 0
-        assert "ok/alpha" in table.rows
-        assert any(k.value.startswith("evil/") for k in table.rows)
+        assert "ok/alpha" in table.keys
+        assert any(k.startswith("evil/") for k in table.keys)
 
         # Nothing from the hostile agent reaches the screen raw.
-        for key in table.rows:
-            assert is_clean(row_text(table, key.value)), row_text(table, key.value)
-        for key in hosts.rows:
-            text = row_text(hosts, key.value)
+        for key in table.keys:
+            assert is_clean(row_text(table, key)), row_text(table, key)
+        for key in hosts.keys:
+            text = row_text(hosts, key)
             assert is_clean(text) and "\n" not in text, text
         assert "down: ssh: connect to host 127.0.0.1 port 1" in row_text(hosts, "gone")
 
         # The working remote host keeps updating while two others fail: a VM made now shows.
         (tmp_path / "beta").mkdir()
-        await until_in_app(pilot, lambda: "ok/beta" in table.rows, 30, what="beta on ok")
+        await until_in_app(pilot, lambda: "ok/beta" in table.keys, 30, what="beta on ok")
         assert app.is_running

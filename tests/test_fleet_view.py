@@ -10,6 +10,7 @@ SVG: ``snapshots/test_fleet_view/`` (tests/snapshot_support.py); refresh with
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -161,20 +162,29 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         # The filter works across hosts: "web" is on both.
         await pilot.press("slash", *"web", "enter")
         await until(pilot, lambda: table.row_count == 2)
-        assert sorted(k.value for k in table.rows) == ["far/web", "local/web"]
+        assert sorted(k for k in table.keys) == ["far/web", "local/web"]
         screen.query_one("#fleet-filter").value = ""  # type: ignore[attr-defined]
         await until(pilot, lambda: table.row_count == 2 * len(LAB_VMS))
 
         # Sort: by host first, then by name across hosts (the two webs side by side).
-        assert [k.value for k in table.rows][:2] == ["local/broken", "local/console"]
+        assert [k for k in table.keys][:2] == ["local/broken", "local/console"]
         await pilot.press("s")
-        order = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(4)]
+        order = table.keys[:4]
         assert order == ["local/broken", "far/broken", "local/console", "far/console"]
 
-        # Console and logs are refused here in one line, not opened on a local path.
-        await pilot.press("c")
-        await until(pilot, lambda: any("not available" in n.message for n in app._notifications))
-        assert isinstance(app.screen, FleetScreen)
+        # Console and logs go to the VM's own host under its own name (the routing itself,
+        # without opening a console on the recorded lab's paths: test_remote_streams.py).
+        snap = app.snapshot
+        local = app.streams.console(
+            next(v for v in snap.inventory.vms if v.name == "local/db"), snap
+        )
+        assert not isinstance(local, str) and local.vm.name == "db"
+        assert local.manager is not app.consoles  # the fleet's own manager of this host's VMs
+        far = app.streams.console(next(v for v in snap.inventory.vms if v.name == "far/db"), snap)
+        assert far == (
+            "Consoles and logs of far's VMs are not available: "
+            "no [hosts.far] in the config says how to reach it."
+        )
 
         # The host switcher: ':' and a host; only its VMs.
         await pilot.press("colon")
@@ -182,7 +192,7 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         await pilot.press("down", "down", "enter")  # All hosts, local, far
         await until(pilot, lambda: table.host == "far")
         assert table.row_count == len(LAB_VMS)
-        assert all(k.value.startswith("far/") for k in table.rows)
+        assert all(k.startswith("far/") for k in table.keys)
 
         # The palette's "Host: NAME" entries.
         from tui.commands import MonitorCommands
@@ -201,14 +211,66 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         assert app.main_screen.selected_name == "local/db"
         assert app.main_screen.views["local/db"].vm.name == "local/db"
 
-        # Read-only, in one line; a console is refused, not opened on a local path.
-        await pilot.press("c")
-        await until(pilot, lambda: any("fleet's VMs" in n.message for n in app._notifications))
+        # A VM of a host the config does not name (no ssh to reach it): refused in one line.
+        app.main_screen.table.select_name("far/db")
+        await pilot.press("l")
+        await until(pilot, lambda: any("no [hosts.far]" in n.message for n in app._notifications))
         assert app.screen is app.main_screen
         # ':' comes back to the fleet view.
         await pilot.press("colon")
         await until(pilot, lambda: isinstance(app.screen, FleetScreen))
         assert app.is_running
+
+
+async def test_the_fleet_tables_draw_again_only_the_rows_that_changed() -> None:
+    """A poll with the same figures draws no row again; one VM's new CPU figure draws that
+    row alone (and it is what the screen shows); a host's new figure, that host's row."""
+    app = fleet_app(fleet())
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await first_fleet(pilot)
+        table, hosts = screen.table, screen.query_one(HostsTable)
+        snap = screen.snapshot
+        assert snap is not None
+        await pilot.pause()
+        vm_rows, host_rows = table.rendered, hosts.rendered
+        assert vm_rows >= table.row_count and host_rows >= hosts.row_count  # drawn once
+
+        screen.show(snap)  # an idle host's poll: the same rows, the same figures
+        await pilot.pause()
+        assert (table.rendered, hosts.rendered) == (vm_rows, host_rows)
+
+        key = "far/db"  # running, not under the cursor
+        assert table.selected_key != key
+        sample = dataclasses.replace(snap.samples[key], cpu_pct_of_vcpus=77.7)
+        screen.show(dataclasses.replace(snap, samples={**snap.samples, key: sample}))
+        await pilot.pause()
+        assert table.rendered == vm_rows + 1
+        assert hosts.rendered == host_rows  # the hosts' figures did not change
+        assert table.get_row(key)[4].plain == "77.7%"
+        shown = app.export_screenshot()
+        assert "77.7%" in shown
+
+        far = next(h for h in snap.hosts if h.name == "far")
+        assert far.snapshot is not None and far.snapshot.host is not None
+        busier = dataclasses.replace(far.snapshot.host, cpu_pct=12.5)
+        far_now = dataclasses.replace(far, snapshot=dataclasses.replace(far.snapshot, host=busier))
+        hosts_now = [far_now if h.name == "far" else h for h in snap.hosts]
+        drawn = hosts.rendered
+        screen.show(dataclasses.replace(snap, hosts=hosts_now))
+        await pilot.pause()
+        assert hosts.rendered == drawn + 1
+        assert "12.5%" in " ".join(c.plain for c in hosts.get_row("far"))
+
+        # The keys still move the cursor (a row's key, kept across polls).
+        table.focus()
+        first = table.selected_key
+        await pilot.press("down")
+        assert table.selected_key == table.keys[table.keys.index(first) + 1]
+        await pilot.press("end")
+        assert table.selected_key == table.keys[-1]
+        screen.show(snap)
+        await pilot.pause()
+        assert table.selected_key == table.keys[-1]
 
 
 def test_all_hosts_flag_is_the_apps_and_lists_own() -> None:

@@ -2,7 +2,8 @@
 guests, a real systemd manager and journald) reached over real ssh to the lab host's own sshd:
 the app's agent sessions run ``microvm-tui agent console|logs VM`` there.
 
-`echo $((6*7))` in the console guest's remote console prints 42; the remote Logs view shows
+`echo $((6*7))` in the console guest's remote console prints 42 (also opened from the fleet
+view, where the VM's key is ``lab-ssh/console``); the remote Logs view shows
 db's unit journal lines and follows a new tick line; leaving the console ends its ssh session.
 """
 
@@ -117,6 +118,53 @@ async def test_echo_in_a_remote_console_prints_42(lab: Lab) -> None:
         await pilot.press(DETACH)
         await until(pilot, lambda: not Path(f"/proc/{pid}").exists(), 10, "its ssh gone")
     app.consoles.close_all()
+
+
+async def test_the_fleet_view_opens_a_remote_console_and_echo_prints_42(lab: Lab) -> None:
+    """The fleet (--all-hosts): this host is the lab, and the lab over its sshd is host
+    lab-ssh. `c` on lab-ssh/console in the fleet table opens that VM's console through
+    lab-ssh's agent, asked for by its own name (``console``, not the fleet's key)."""
+    from tui.feed.fleet import FLEET_REMOTE, fleet_source
+    from tui.screens.fleet import FleetScreen
+    from tui.widgets.fleet_table import FleetTable
+
+    host = RemoteHost("lab-ssh", tuple(lab.sshd.ssh_args()), agent_command(lab))
+    settings = dataclasses.replace(load_settings(lab.config_path), hosts={host.name: host})
+    source = fleet_source(settings, [host], "local")
+    app = MicroVMApp(settings, source, tty_watch=False, remote=FLEET_REMOTE)
+    async with app.run_test(size=(160, 40)) as pilot:
+        fleet = await until(
+            pilot, lambda: app.screen if isinstance(app.screen, FleetScreen) else None, 30, "fleet"
+        )
+        table = fleet.query_one(FleetTable)
+        await until(pilot, lambda: "lab-ssh/console" in table.rows, 120, "the remote listing")
+        table.move_cursor(row=table.get_row_index("lab-ssh/console"))
+        await pilot.press("c")
+        screen = await until(
+            pilot,
+            lambda: app.screen if isinstance(app.screen, ConsoleScreen) else None,
+            10,
+            "the console screen",
+        )
+        await until(
+            pilot,
+            lambda: screen.console_status and screen.console_status.interactive,
+            60,
+            "the remote console connected",
+        )
+        assert screen.terminal.status.startswith("lab-ssh: connected to ")
+        await pilot.press("ctrl+u", *"echo $((6*7))", "enter")
+        await until(pilot, lambda: "\n42\n" in pane_text(screen.terminal), 30, "42")
+        conn = screen.connection
+        assert isinstance(conn, RemoteConsoleConnection)
+        assert conn.name == "console" and conn.host.name == "lab-ssh"
+        assert app.consoles.names() == []  # this host's manager was not asked
+        pid = conn.ssh_pid
+        assert pid is not None
+        await pilot.press(DETACH)
+        await until(pilot, lambda: app.screen is fleet, 10, "back on the fleet view")
+        await until(pilot, lambda: not Path(f"/proc/{pid}").exists(), 10, "its ssh gone")
+    app.streams.close_all()
 
 
 async def test_the_remote_logs_view_shows_and_follows_the_unit_journal(lab: Lab) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lab_root, until_in_app, wait_for
+from tui.agent import protocol
 from tui.agent.client import RemoteHostError, RemoteSource
 from tui.agent.hosts import RemoteHost
 from tui.agent.protocol import app_version
@@ -169,9 +170,8 @@ def test_a_hostile_agent_is_one_line_and_retried(sshd: LabSshd, mode: str, expec
         reason = poll_error(src)
         assert reason.startswith(expected)
         if mode == "mismatch":
-            assert reason.endswith(
-                f"speaks protocol 99, the app (microvm-tui {app_version()}) protocol 1"
-            )
+            app = f"the app (microvm-tui {app_version()}) protocol {protocol.PROTOCOL}"
+            assert reason.endswith(f"speaks protocol 99, {app}")
         wait_for(lambda: src.sessions >= 2, 30, what="a retry")
     finally:
         src.close()
@@ -238,7 +238,8 @@ async def test_the_app_on_a_hostile_agent_shows_only_clean_text(sshd: LabSshd) -
                 assert is_clean(text), text
         header = app.main_screen.query_one(HostHeader).text.plain
         assert is_clean(header, newlines=True) and "evil" in header
-        assert app.read_only_reason == "remote host evil: actions over the agent come later"
+        # Actions go to the agent (it runs them with the host's checks, or refuses).
+        assert app.read_only_reason is None and app.actions.runner is src.jobs
         await pilot.press("c")  # a console would open local paths the agent named
         await pilot.press("l")
         await pilot.pause()

@@ -351,3 +351,145 @@ def test_the_agent_reads_only_the_vm_own_units(tmp_path: Path) -> None:
         "type": "error",
         "message": "the app sent only the units of alpha are read",
     }
+
+
+# --- the fleet view (--all-hosts): each VM's console and logs go to its own host ------------
+
+
+def fleet_app(sshd: LabSshd, here: Path, **changes: Any) -> Any:
+    """A fleet of this host ("here", one VM web under HERE) and host "far" (a fake agent that
+    says which VM it was asked for), each listing a VM named web."""
+    import dataclasses
+
+    from tui.app import MicroVMApp
+    from tui.config import Settings
+    from tui.feed.fleet import FLEET_REMOTE, FleetSource
+    from tui.feed.replay import ReplaySource
+    from tui.feed.snapshot import Snapshot
+    from tui.host.model import Inventory
+
+    def one(state_dir: Path) -> ReplaySource:
+        vms = [VM(name="web", path=state_dir / "web")]
+        return ReplaySource([Snapshot(inventory=Inventory(state_dir=state_dir, vms=vms))])
+
+    far = dataclasses.replace(fake_host(sshd, "named"), name="far")
+    settings = dataclasses.replace(Settings(interval=3600.0, hosts={"far": far}), **changes)
+    source = FleetSource(
+        {"here": one(here), "far": one(Path("/srv/far"))}, local="here", interval=3600.0
+    )
+    return MicroVMApp(settings, source, tty_watch=False, remote=FLEET_REMOTE)
+
+
+DETACH = "ctrl+right_square_bracket"
+
+
+async def open_in_fleet(pilot: Any, key: str, press: str, screen_type: type) -> Any:
+    from tui.screens.fleet import FleetScreen
+
+    app = pilot.app
+    fleet = app.fleet_screen()
+    await until_in_app(
+        pilot,
+        lambda: app.screen is fleet and key in fleet.table.rows,
+        30,
+        what=f"{key} on the fleet view",
+    )
+    assert isinstance(fleet, FleetScreen)
+    fleet.table.move_cursor(row=fleet.table.get_row_index(key))
+    await pilot.press(press)
+    await until_in_app(pilot, lambda: isinstance(app.screen, screen_type), 10, what=f"{key}")
+    return app.screen
+
+
+async def test_the_fleet_view_opens_a_remote_vms_console_and_logs_through_its_agent(
+    sshd: LabSshd, tmp_path: Path
+) -> None:
+    app = fleet_app(sshd, tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await open_in_fleet(pilot, "far/web", "c", ConsoleScreen)
+        conn = screen.connection
+        assert isinstance(conn, RemoteConsoleConnection)
+        assert conn.host.name == "far" and conn.name == "web"  # the VM's own name
+        await until_in_app(
+            pilot, lambda: b"agent asked for 'web'" in conn.buffer(), 30, what="the agent's line"
+        )
+        assert conn.status.text == "far: connected to /x/console.sock"
+        assert app.consoles.names() == []  # this host's manager was not asked
+        await pilot.press(DETACH)
+
+        logs = await open_in_fleet(pilot, "far/web", "l", LogsScreen)
+        assert isinstance(logs.source, RemoteLogs) and logs.source.host.name == "far"
+        await until_in_app(pilot, lambda: logs.settled, 30, what="the remote lines")
+        assert [line.text for line in logs.view.entries] == ["agent asked for 'web'"]
+        await pilot.press("escape")
+        assert app.is_running
+    app.streams.close_all()
+
+
+async def test_the_fleet_view_keeps_this_hosts_vms_local(sshd: LabSshd, tmp_path: Path) -> None:
+    from tui.host.console import ConsoleConnection
+    from tui.host.logs.session import LocalLogs
+
+    app = fleet_app(sshd, tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await open_in_fleet(pilot, "here/web", "c", ConsoleScreen)
+        conn = screen.connection
+        assert type(conn) is ConsoleConnection  # a local connection, not the agent's
+        assert conn.name == "web" and conn.vm.path == tmp_path / "web"
+        # The fleet's read-only line is about actions: this host's console is not view only.
+        assert screen.read_only_reason is None and not screen.manager.read_only
+        await pilot.press(DETACH)
+
+        logs = await open_in_fleet(pilot, "here/web", "l", LogsScreen)
+        assert isinstance(logs.source, LocalLogs) and logs.vm.name == "web"
+        await pilot.press("escape")
+        assert app.is_running
+    app.streams.close_all()
+
+
+def test_the_fleets_view_only_rules_are_each_hosts() -> None:
+    from tui.agent.views import LogsRoute, StreamRoutes
+    from tui.config import Settings
+    from tui.feed.fleet import FLEET_REMOTE, HostStatus, join
+    from tui.feed.snapshot import Snapshot
+    from tui.host.model import Inventory
+
+    def snap(vms: list[VM]) -> Snapshot:
+        return Snapshot(inventory=Inventory(state_dir=Path("/x"), vms=vms))
+
+    fleet = join(
+        [
+            HostStatus("here", local=True, snapshot=snap([VM_WEB])),
+            HostStatus("a", snapshot=snap([VM_WEB])),
+            HostStatus("b", snapshot=snap([VM_WEB])),
+            HostStatus("gone", snapshot=snap([VM_WEB])),
+        ]
+    )
+    vm = {v.name: v for v in fleet.inventory.vms}
+    hosts = {"a": RemoteHost("a", ("a",)), "b": RemoteHost("b", ("b",), read_only=True)}
+
+    def routes(**kw: Any) -> StreamRoutes:
+        manager = ConsoleManager(HostSettings(), read_only=True)  # the app's: unused here
+        return StreamRoutes(Settings(hosts=hosts, **kw), FLEET_REMOTE, manager, "fleet")
+
+    r = routes()
+    here, a, b = (r.console(vm[f"{h}/web"], fleet) for h in ("here", "a", "b"))
+    assert not isinstance(here, str) and not isinstance(a, str) and not isinstance(b, str)
+    assert here.read_only_reason is None and not here.manager.read_only  # root, not --read-only
+    assert a.read_only_reason is None and not a.manager.read_only  # its agent decides
+    assert b.read_only_reason == "read_only = true in [hosts.b]" and b.manager.read_only
+    assert len({id(here.manager), id(a.manager), id(b.manager), id(r.consoles)}) == 4
+    assert r.console(vm["a/web"], fleet).manager is a.manager  # type: ignore[union-attr]
+    assert r.console(vm["gone/web"], fleet) == (
+        "Consoles and logs of gone's VMs are not available: "
+        "no [hosts.gone] in the config says how to reach it."
+    )
+    ro = routes(read_only=True)
+    for key in ("here/web", "a/web"):
+        route = ro.console(vm[key], fleet)
+        assert not isinstance(route, str) and route.read_only_reason == "started with --read-only"
+        assert route.manager.read_only and route.vm.name == "web"
+    logs = r.logs(vm["b/web"], fleet)
+    assert not isinstance(logs, str) and logs.vm.name == "web"
+    assert isinstance(logs.source, RemoteLogs) and logs.source.host.name == "b"
+    assert r.logs(vm["here/web"], fleet) == LogsRoute(VM_WEB, None)

@@ -20,6 +20,7 @@ import termios
 import threading
 import time
 from collections.abc import Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from textual import on
@@ -44,6 +45,7 @@ from tui.widgets.outside import notify_outside
 from tui.widgets.vm_table import VMTable
 
 if TYPE_CHECKING:
+    from tui.agent.views import StreamRoutes
     from tui.host.console import ConsoleManager
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
@@ -89,8 +91,17 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         self._stopping = False
         self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings.read_only)
+        # Actions on a remote host's VMs go to its agent (``RemoteSource.jobs``), which runs
+        # them there with the host's checks and says when it is read-only (non-root login).
+        remote_jobs = getattr(source, "jobs", None) if remote not in (None, FLEET_REMOTE) else None
         if remote is not None:
             self.read_only_reason = f"remote host {remote}: actions over the agent come later"
+            if remote_jobs is not None:  # --read-only, else the host's read_only = true
+                self.read_only_reason = (
+                    "started with --read-only"
+                    if settings.read_only
+                    else getattr(source, "read_only", None)
+                )
         self.fleet = remote == FLEET_REMOTE  # --all-hosts (tui/screens/fleet.py)
         if self.fleet:
             self.read_only_reason = FLEET_READ_ONLY
@@ -100,7 +111,11 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
 
             self._consoles = remote_consoles(settings, remote)
         self.actions = ActionsController(
-            self, settings, read_only_reason=self.read_only_reason, on_change=self._job_changed
+            self,
+            settings,
+            read_only_reason=self.read_only_reason,
+            on_change=self._job_changed,
+            runner=remote_jobs,
         )
         self.tty_watch = tty_watch
         self._ttys: dict[int, str | None] = {}
@@ -185,6 +200,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                 notify_outside(self, self.ui_state.problem, severity="warning", timeout=8)
             self.theme_changed_signal.subscribe(self, lambda t: self._remember(theme=t.name))
         self.call_after_refresh(self.poll)  # once the main screen is composed
+        self.run_worker(self.actions.adopt_jobs(), name="adopt-jobs")
         if self.fleet:
             self.open_fleet()
 
@@ -196,7 +212,10 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
             self._source.close()
         # Cancelled jobs get a moment to end their commands and clean up, not more.
         self.actions.shutdown(QUIT_JOB_GRACE_S)
-        if self._consoles is not None:
+        streams = self.__dict__.get("streams")  # the cached property, made at the first use
+        if streams is not None:
+            await asyncio.to_thread(streams.close_all, 0.5)
+        elif self._consoles is not None:
             await asyncio.to_thread(self._consoles.close_all, 0.5)
 
     def _job_changed(self, job: Job) -> None:
@@ -293,55 +312,59 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         if confirmed:
             self.exit()
 
+    @cached_property
+    def streams(self) -> StreamRoutes:
+        """Where a VM's console and Logs view go (its host's; tui/agent/views.py)."""
+        from tui.agent.views import StreamRoutes
+
+        return StreamRoutes(self.settings, self.remote, self.consoles, self.read_only_reason)
+
     def _vm_to_open(self) -> VM | None:
         """The VM a screen of its own (console, logs) opens for: the table's selection, from
-        the main screen only; None (said, when nothing is selected) otherwise."""
-        if not isinstance(self.screen, MainScreen):
+        the main screen or the fleet view only; None (said, when nothing is selected)
+        otherwise."""
+        fleet = self.fleet_screen()
+        if fleet is not None and self.screen is fleet:
+            key = fleet.table.selected_key
+            vm = next((v for v in self.known_vms() if v.name == key), None)
+        elif isinstance(self.screen, MainScreen):
+            vm = self.selected_vm()
+        else:
             return None
-        if self.remote is not None and self.remote not in self.settings.hosts:  # the fleet
-            self.notify(
-                f"Consoles and logs of {self.remote}'s VMs are not available yet.",
-                severity="warning",
-            )
-            return None
-        vm = self.selected_vm()
         if vm is None:
             self.notify("No VM selected.", severity="warning")
         return vm
 
     def action_console(self) -> None:
-        from tui.agent.views import remote_view_only
         from tui.screens.console import ConsoleScreen
 
         vm = self._vm_to_open()
-        if vm is None:
-            return
-        self.push_screen(
-            ConsoleScreen(
-                vm,
-                self.settings.host,
-                self.consoles,
-                detach_key=self.settings.console_detach_key,
-                size_key=self.settings.console_size_key,
-                # A remote console is view only when this app or the host's agent is read-only
-                # (the agent's reason comes in its status).
-                read_only_reason=(
-                    remote_view_only(self.settings, self.remote)
-                    if self.remote is not None
-                    else self.read_only_reason
-                ),
+        route = None if vm is None else self.streams.console(vm, self.snapshot)
+        if isinstance(route, str):  # it may name a VM as an agent did
+            notify_outside(self, route, severity="warning")
+        elif route is not None:
+            self.push_screen(
+                ConsoleScreen(
+                    route.vm,
+                    self.settings.host,
+                    route.manager,
+                    detach_key=self.settings.console_detach_key,
+                    size_key=self.settings.console_size_key,
+                    # A remote console is view only when this app or the host's agent is
+                    # read-only (the agent's reason comes in its status).
+                    read_only_reason=route.read_only_reason,
+                )
             )
-        )
 
     def action_logs(self) -> None:
         from tui.screens.logs import LogsScreen
 
         vm = self._vm_to_open()
-        if vm is not None:
-            from tui.agent.views import remote_logs
-
-            source = None if self.remote is None else remote_logs(self.settings, self.remote)
-            self.push_screen(LogsScreen(vm, self.settings.host, source=source))
+        route = None if vm is None else self.streams.logs(vm, self.snapshot)
+        if isinstance(route, str):  # it may name a VM as an agent did
+            notify_outside(self, route, severity="warning")
+        elif route is not None:
+            self.push_screen(LogsScreen(route.vm, self.settings.host, source=route.source))
 
     def action_checks(self) -> None:
         from tui.host.checks.report import run_checks

@@ -302,7 +302,21 @@ def cmd_list_hosts(settings: Settings, hosts: list[RemoteHost | None], as_json: 
 # --- entry --------------------------------------------------------------------------------
 
 
+def _job_exec(argv: list[str]) -> int:
+    """The hidden `job-exec --jobs-dir DIR --job NAME`: a job's systemd unit runs it."""
+    parser = argparse.ArgumentParser(prog="microvm-tui job-exec")
+    parser.add_argument("--jobs-dir", type=_path, required=True)
+    parser.add_argument("--job", required=True)
+    args = parser.parse_args(argv)
+    from tui.host.actions.job_exec import job_exec
+
+    return job_exec(args.jobs_dir, args.job)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["job-exec"]:  # not in --help: only the app's units run it
+        return _job_exec(argv[1:])
     let_sigint_reach_children()
     args = build_parser().parse_args(argv)
     if args.command == "lab":

@@ -15,6 +15,7 @@ restarting (``update_restart``: "ask", or "always" / "never" to not ask).
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -34,8 +35,9 @@ from tui.actions.registry import ACTIONS, ActionId, ActionSpec, spec_of
 from tui.host.actions.bulk import BulkPlan, plan_bulk
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobRunner, JobState
+from tui.host.actions.jobunits import job_units
 from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
-from tui.host.actions.plan import plan
+from tui.host.actions.plan import ActionPlan, plan
 from tui.host.model import VM
 from tui.host.settings import DeploySource, HostSettings
 from tui.widgets.outside import notify_outside, sanitise
@@ -56,12 +58,15 @@ def confirmation(
     settings: HostSettings,
     update_restart: str = "ask",
     deploy: DeploySource | None = None,
+    facts: ActionPlan | None = None,
 ) -> Confirmation:
-    """The dialog for ACTION on VM: what exactly will happen."""
+    """The dialog for ACTION on VM: what exactly will happen (FACTS: the plan, when it came
+    from another host)."""
     spec = action if isinstance(action, ActionSpec) else spec_of(action)
     if spec is None or spec.dialog is None:
         raise ValueError(f"no confirmation for {action!r}")
-    confirm = spec.dialog(DialogInput(vm, plan(vm, settings), update_restart, deploy))
+    facts = facts if facts is not None else plan(vm, settings)
+    confirm = spec.dialog(DialogInput(vm, facts, update_restart, deploy))
     if spec.typed_name:  # destructive: a red dialog that wants the VM's name typed
         confirm = replace(confirm, typed_name=vm.name, danger=True)
     return confirm
@@ -119,13 +124,36 @@ class ActionsController:
         self.default_flake = default_flake
         self.last_flake: str | None = None  # the flake of the last VM created (remembered)
         self.on_flake_used: Callable[[str], None] | None = None
-        self.runner = runner if runner is not None else JobRunner(self.host)
+        # Jobs as systemd units when a manager is reachable (they outlive the app), else in
+        # threads of the app, with the reason (``jobs_note``) in the quit question.
+        self.jobs_note: str | None = None
+        if runner is None:
+            units = None
+            if not self.read_only_reason:
+                units, self.jobs_note = job_units(self.host)
+            runner = JobRunner(self.host, units=units)
+        self.runner = runner
         self.runner.listener = self._listener
         self._jobs: dict[int, Job] = {}
         self._commands: list[CommandEntry] = []
         self._commands_seen: dict[int, int] = {}
         self.job_updates: Signal[JobUpdate] = Signal(app, "job-updates")
         self._closed = False
+
+    def plan_for(self, vm: VM) -> ActionPlan | str:
+        """The facts VM's dialogs state: from this host, or asked of the remote host's agent
+        (a line saying why not when it does not answer)."""
+        remote_plan = getattr(self.runner, "plan", None)
+        if remote_plan is not None:
+            return remote_plan(vm.name)
+        return plan(vm, self.host)
+
+    async def adopt_jobs(self) -> None:
+        """Show the jobs of earlier apps (units still running or finished meanwhile); a job
+        file that cannot be read is one line each. (Asks systemd: off the UI thread.)"""
+        problems = await asyncio.to_thread(self.runner.adopt)
+        for problem in problems:
+            notify_outside(self.app, problem, title="job not shown", severity="warning")
 
     # --- the runner's side (notifier thread) ---------------------------------------------------
 
@@ -153,7 +181,9 @@ class ActionsController:
         state_changed = previous is None or previous.state != job.state
         if state_changed and self.on_change is not None:
             self.on_change(job)
-        if state_changed and job.state.finished:
+        # A job that had ended before this app saw it (adopted from an earlier one) is shown,
+        # not announced again (no notification, no restart offer).
+        if state_changed and job.state.finished and not (previous is None and job.adopted):
             self._finished(job)
 
     def _finished(self, job: Job) -> None:
@@ -180,7 +210,8 @@ class ActionsController:
         if spec.id in (ActionId.UPDATE, ActionId.DEPLOY) and self.update_restart == "never":
             return
         vm = self._vm_named(job.vm)
-        offer = restart_offer(job, plan(vm, self.host) if vm is not None else None)
+        facts = self.plan_for(vm) if vm is not None else None
+        offer = restart_offer(job, facts if isinstance(facts, ActionPlan) else None)
         self.app.push_screen(offer.screen(), partial(self._restart_answer, job.vm))
 
     def _restart_answer(self, name: str, confirmed: bool | None) -> None:
@@ -217,7 +248,11 @@ class ActionsController:
             self._refuse(spec, problem)
             return None
         assert vm is not None
-        confirm = confirmation(spec, vm, self.host, self.update_restart, self.deploy_source)
+        facts = self.plan_for(vm)
+        if isinstance(facts, str):  # a remote host that did not answer
+            self._refuse(spec, facts)
+            return None
+        confirm = confirmation(spec, vm, self.host, self.update_restart, self.deploy_source, facts)
         if spec.id == ActionId.DEPLOY:
             from tui.screens.deploy import DeployScreen
 
@@ -370,12 +405,26 @@ class ActionsController:
         titles = ", ".join(sanitise(job.title) for job in running[:3])
         more = f" and {n - 3} more" if n > 3 else ""
         body = Text()
+        if self.runner.detaches:
+            body.append(f"Quitting leaves {'it' if n == 1 else 'them'} running: ", style="bold")
+            body.append(
+                "each job runs on the host as a systemd unit (microvm-tui-job-...), and the app "
+                "shows it again, running or finished, when it next starts. A bulk job starts no "
+                "more VMs; its children already running go on."
+            )
+            return Confirmation(
+                f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit?",
+                body,
+                "Quit",
+            )
         body.append(f"Quitting cancels {'it' if n == 1 else 'them'}: ", style="bold")
         body.append(
             "each job is cancelled as the jobs panel's x does (a build is interrupted and what "
             "it made is removed; current and old stay as they were), and the app waits for that "
             "cleanup before it exits."
         )
+        if self.jobs_note:  # why they are not systemd units that would outlive the app
+            body.append(f"\n({sanitise(self.jobs_note)})", style="dim")
         return Confirmation(
             f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit and cancel "
             f"{'it' if n == 1 else 'them'}?",

@@ -25,6 +25,7 @@ from typing import Any
 
 from tui.agent import codec, protocol
 from tui.agent.hosts import RemoteHost
+from tui.agent.remote_jobs import RemoteJobs
 from tui.agent.ssh import ControlDirError, control_dir, ssh_argv, ssh_reason
 from tui.feed import Snapshot
 from tui.host.hostloop import HostLoop, host_loop
@@ -85,6 +86,7 @@ class RemoteSource:
         self.sessions = 0  # sessions started (tests and the fleet view)
         self.rtt_s: float | None = None  # from starting ssh to the agent's hello
         self.bytes_in = 0  # protocol bytes received from the agent (all sessions)
+        self.decoder: codec.SnapshotDecoder | None = None  # the current session's
         self._cond = threading.Condition()
         self._snapshot: Snapshot | None = None
         self._seq = 0  # snapshots received (all sessions)
@@ -96,6 +98,7 @@ class RemoteSource:
         self._proc: asyncio.subprocess.Process | None = None
         self._closed = False
         self._loop = loop or host_loop()
+        self.jobs = RemoteJobs(host.name, self._send_now)  # jobs on the host (agent_jobs)
         self._task = self._loop.submit(self._run())
 
     def _config_read_only(self) -> str | None:
@@ -165,6 +168,13 @@ class RemoteSource:
         data = protocol.encode(message, protocol.MAX_APP_LINE)
         with contextlib.suppress(Exception):
             self._loop.submit(self._write(data))
+
+    def _send_now(self, message: dict[str, Any]) -> bool:
+        """Send MESSAGE on the current session; False when there is none (jobs)."""
+        if self._proc is None or self.hello is None or self.error is not None:
+            return False
+        self._send(message)
+        return True
 
     async def _write(self, data: bytes) -> None:
         proc = self._proc
@@ -315,13 +325,17 @@ class RemoteSource:
             )
         )
         silence = self.silence
-        wire: dict[str, Any] | None = None
+        decoder = codec.SnapshotDecoder()  # this session's: a new session starts whole
+        self.decoder = decoder
         while True:
             try:
                 message = await self._read(proc, silence)
             except EOFError:
                 return got
             kind = message["type"]
+            if kind in ("job", "refused", "plan"):
+                self.jobs.handle(message)
+                continue
             if kind == "error":
                 # Said when no snapshot follows in time; the session goes on.
                 self.agent_error = protocol.message_text(message)
@@ -329,14 +343,11 @@ class RemoteSource:
             if kind != "snapshot":
                 raise protocol.ProtocolError(f"a second {kind} message")
             if "full" in message:
-                wire = message["full"]
-                if not isinstance(wire, dict):
-                    raise codec.CodecError("a snapshot that is not an object")
-            elif wire is None:
+                snapshot = decoder.full(message["full"])
+            elif decoder.wire is None:
                 raise protocol.ProtocolError("a patch before the first whole snapshot")
             else:
-                codec.apply_patch(wire, message.get("patch"))
-            snapshot = codec.snapshot_from_wire(wire)
+                snapshot = decoder.patch(message.get("patch"))
             got = True
             with self._cond:
                 self._snapshot = snapshot

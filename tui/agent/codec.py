@@ -13,6 +13,8 @@ of the same protocol version may send more.
 
 ``diff`` / ``apply_patch``: "only what changed since the last snapshot", as a patch of nested
 objects (``{"set": {k: v}, "sub": {k: patch}, "del": [k]}``); lists are replaced whole.
+``SnapshotDecoder`` keeps a session's wire form and what was decoded from it, and decodes
+again only what a patch touched (a VM, a sample, a field), with the same checks.
 """
 
 from __future__ import annotations
@@ -270,3 +272,177 @@ def apply_patch(base: dict[str, Any], patch: Any, where: str = "", depth: int = 
         apply_patch(target, inner, _where(where, key), depth + 1)
     if len(base) > MAX_ITEMS:
         raise _fail(where, f"an object of {len(base)} entries (at most {MAX_ITEMS})")
+
+
+# --- a session's snapshots: decode only what a patch touched -------------------------------
+
+_WHOLE = None  # in a patch's outline: this key was set or deleted (its old value is gone)
+
+
+def _outline(patch: dict[str, Any]) -> dict[str, Any]:
+    """Which keys PATCH (already applied, so well-formed) touches: key -> ``_WHOLE`` or the
+    outline of its sub-patch."""
+    out: dict[str, Any] = dict.fromkeys(patch.get("set", {}), _WHOLE)
+    out.update(dict.fromkeys(patch.get("del", []), _WHOLE))
+    for key, inner in patch.get("sub", {}).items():
+        if key not in out:
+            out[key] = _outline(inner)
+    return out
+
+
+def _keyed_value_type(tp: Any) -> Any:
+    """V when TP is ``dict[str, V]`` or ``dict[str, V] | None`` (decoded entry by entry)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            return None
+        tp = args[0]
+    if typing.get_origin(tp) is dict:
+        kt, vt = typing.get_args(tp) or (str, str)
+        return vt if kt is str else None
+    return None
+
+
+def _replace_fields(old: Any, data: Any, touched: dict[str, Any], where: str) -> Any:
+    """OLD (a decoded dataclass) with the fields TOUCHED by a patch decoded again from DATA
+    (its patched wire form), the same checks as ``decode``; None when it cannot be done so
+    (then the whole entry is decoded again)."""
+    tp = type(old)
+    if not dataclasses.is_dataclass(tp) or not isinstance(data, dict):
+        return None
+    fields = {f.name: f for f in dataclasses.fields(tp)}
+    hints = _hints(tp)
+    changes: dict[str, Any] = {}
+    for name in touched:
+        f = fields.get(name)
+        if f is None:
+            continue  # a key we do not know: ignored, as ``decode`` ignores it
+        if not f.init or f.metadata.get("transient"):
+            return None
+        if name in data:
+            changes[name] = decode(hints[name], data[name], _where(where, name))
+        elif f.default is not dataclasses.MISSING:
+            changes[name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            changes[name] = f.default_factory()
+        else:
+            raise _fail(_where(where, name), "missing")
+    return dataclasses.replace(old, **changes)
+
+
+class _Entries:
+    """One object of the wire (VMs by name, samples by name...): each entry decoded once and
+    again only when a patch touched it; the same checks and the same messages as ``decode``."""
+
+    def __init__(self, value_type: Any, where: str) -> None:
+        self.value_type = value_type
+        self.where = where
+        self.decoded: dict[str, tuple[str, Any]] = {}  # wire key -> (clean key, value)
+        self.decodes = 0  # entries decoded so far
+
+    def update(self, data: Any, touched: Any) -> dict[str, Any]:
+        """DATA's entries decoded; TOUCHED: ``_WHOLE`` (all again) or an outline (its keys)."""
+        if not isinstance(data, dict):
+            raise _fail(self.where, f"an object was expected, not {type(data).__name__}")
+        if len(data) > MAX_ITEMS:
+            raise _fail(self.where, f"an object of {len(data)} entries (at most {MAX_ITEMS})")
+        if touched is _WHOLE:
+            self.decoded = {}
+        else:
+            for key, inner in touched.items():
+                entry = self.decoded.pop(key, None)
+                if entry is not None and inner is not _WHOLE and key in data:
+                    changed = _replace_fields(entry[1], data[key], inner, _where(self.where, key))
+                    if changed is not None:  # only the fields the patch touched, decoded
+                        self.decoded[key] = (entry[0], changed)
+                        self.decodes += 1
+            if len(self.decoded) > len(data):  # entries gone without a patch naming them
+                self.decoded = {k: v for k, v in self.decoded.items() if k in data}
+        out = {}
+        for key, value in data.items():
+            entry = self.decoded.get(key)
+            if entry is None:
+                clean = _key(key, self.where)
+                entry = (clean, decode(self.value_type, value, _where(self.where, key)))
+                self.decoded[key] = entry
+                self.decodes += 1
+            out[entry[0]] = entry[1]
+        return out
+
+
+class SnapshotDecoder:
+    """One session's snapshots from an agent (``full`` once, then ``patch`` each interval):
+    the wire form is kept and patched in place; a VM, a sample, a journal figure or another
+    field is decoded again only when the patch touched it (most patches touch the running
+    VMs' samples only), so an idle host costs the app little. Decoded objects are shared
+    between successive snapshots: they are read, never changed, by the app."""
+
+    def __init__(self) -> None:
+        self.wire: dict[str, Any] | None = None
+        self._vms = _Entries(VM, "inventory.vms")
+        self._inventory: Inventory | None = None
+        self._fields: dict[str, Any] = {}  # Snapshot field -> decoded value
+        self._entries: dict[str, _Entries] = {}  # keyed Snapshot fields, entry by entry
+
+    @property
+    def vm_decodes(self) -> int:
+        """VMs decoded so far (an unchanged VM is not decoded again)."""
+        return self._vms.decodes
+
+    def full(self, wire: Any) -> Snapshot:
+        if not isinstance(wire, dict):
+            raise CodecError("a snapshot that is not an object")
+        self.wire = wire
+        return self._decode(_WHOLE)
+
+    def patch(self, patch: Any) -> Snapshot:
+        if self.wire is None:
+            raise CodecError("a patch before the first whole snapshot")
+        apply_patch(self.wire, patch)
+        return self._decode(_outline(patch))
+
+    def _decode(self, touched: Any) -> Snapshot:
+        """A Snapshot from the wire form; TOUCHED: what changed since the last (an outline)."""
+        data = self.wire
+        assert data is not None
+
+        def part(outline: Any, key: str) -> Any:  # a key's outline; {} when untouched
+            return _WHOLE if outline is _WHOLE else outline.get(key, {})
+
+        inv_touched = part(touched, "inventory")
+        inv_data = data.get("inventory")
+        if not isinstance(inv_data, dict) or not isinstance(inv_data.get("vms"), dict):
+            raise _fail("inventory", "an object with a vms object was expected")
+        if len(inv_data["vms"]) > MAX_ITEMS:
+            n = len(inv_data["vms"])
+            raise _fail("inventory.vms", f"{n} VMs (at most {MAX_ITEMS})")
+        vms = list(self._vms.update(inv_data["vms"], part(inv_touched, "vms")).values())
+        rest_touched = inv_touched is _WHOLE or any(k != "vms" for k in inv_touched)
+        if self._inventory is None or rest_touched:
+            self._inventory = decode(Inventory, {**inv_data, "vms": []}, "inventory")
+        inv = dataclasses.replace(self._inventory, vms=vms)
+
+        hints = _hints(Snapshot)
+        kwargs: dict[str, Any] = {"inventory": inv}
+        for f in dataclasses.fields(Snapshot):
+            name = f.name
+            if name in ("inventory", "history") or not f.init or f.metadata.get("transient"):
+                continue
+            if name not in data:
+                self._fields.pop(name, None)
+                self._entries.pop(name, None)
+                continue
+            value, outline = data[name], part(touched, name)
+            value_type = _keyed_value_type(hints[name])
+            if value_type is not None and isinstance(value, dict):
+                entries = self._entries.get(name)
+                if entries is None:
+                    entries = self._entries[name] = _Entries(value_type, name)
+                    outline = _WHOLE
+                kwargs[name] = entries.update(value, outline)
+            elif name not in self._fields or outline != {}:
+                self._entries.pop(name, None)
+                kwargs[name] = self._fields[name] = decode(hints[name], value, name)
+            else:
+                kwargs[name] = self._fields[name]
+        return Snapshot(**kwargs)

@@ -11,6 +11,8 @@ agent -> app  ``{"type": "snapshot", "seq": 1, "full": {...}}``  then every inte
 app -> agent  ``{"type": "focus", "vm": "web" | null}``, ``{"type": "poll"}`` (one now)
 either way    ``{"type": "error", "message": "one line"}``  (the agent: a poll failed; or why
               it ends the session, e.g. a version mismatch)
+jobs          ``submit``, ``cancel``, ``plan`` (app -> agent) and ``job``, ``refused``,
+              ``plan`` (agent -> app): see ``tui.agent.agent_jobs`` (protocol 2)
 
 The agent ends when its stdin closes (the app or the ssh connection went). Lines are bounded
 (``MAX_LINE``); text read from them is untrusted and sanitised before use.
@@ -23,13 +25,16 @@ from typing import Any
 
 from tui.host.text import sanitise
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: jobs (tui.agent.agent_jobs)
 MAX_LINE = 8 << 20  # bytes in one line: a full snapshot of a few thousand VMs
 MAX_APP_LINE = 64 << 10  # the app's messages to the agent are small
 MAX_MESSAGE_TEXT = 500  # characters of an error message shown
 
 AGENT_TYPES = frozenset({"hello", "snapshot", "error"})
 APP_TYPES = frozenset({"start", "focus", "poll"})
+# Jobs on the agent's host (tui.agent.agent_jobs).
+AGENT_TYPES |= frozenset({"job", "refused", "plan"})
+APP_TYPES |= frozenset({"submit", "cancel", "plan"})
 
 
 def app_version() -> str:

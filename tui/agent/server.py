@@ -78,6 +78,8 @@ class Agent:
         self._lock = threading.Lock()
         self._wake = threading.Event()  # a poll asked for now, or the end
         self._stop = threading.Event()
+        self.jobs: Any = None  # AgentJobs, once the app has started the session
+        self._vms: list[Any] = []  # the last poll's VMs (the facts of a plan)
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -124,10 +126,22 @@ class Agent:
             print(f"microvm-tui agent: {problem}", file=sys.stderr)
             return EXIT_MISMATCH
         self._apply(start)
+        self._start_jobs()
         threading.Thread(target=self._reader, name="agent-stdin", daemon=True).start()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self._poll_loop()
+        try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._poll_loop()
+        finally:
+            self.jobs.close()  # unit jobs go on: the next agent adopts them
         return 0
+
+    def _start_jobs(self) -> None:
+        from tui.agent.agent_jobs import AgentJobs
+
+        self.jobs = AgentJobs(
+            self.settings, self.send, read_only_reason(self.settings), lambda: self._vms
+        )
+        self.jobs.start()
 
     def _apply(self, message: dict[str, Any]) -> None:
         interval = message.get("interval")
@@ -142,6 +156,9 @@ class Agent:
     def _reader(self) -> None:
         try:
             while (message := self._read()) is not None:
+                if message["type"] in ("submit", "cancel", "plan"):
+                    self.jobs.handle(message)
+                    continue
                 if message["type"] == "focus":
                     self._apply(message)
                 self._wake.set()  # focus and poll: a poll now, with the new focus
@@ -170,6 +187,7 @@ class Agent:
                 snap = None
                 try:
                     snap = first() if first is not None else source.poll(self.focus)
+                    self._vms = list(snap.inventory.vms)
                     wire = codec.snapshot_to_wire(snap)
                 except Exception as exc:  # said to the app; the next poll tries again
                     self.send({"type": "error", "message": f"poll failed: {sanitise(exc, 400)}"})

@@ -72,6 +72,7 @@ HOST: dict[str, Decoder] = {
     "cache_dir": absolute_path(True),
     "timeout": seconds(*TIMEOUT_RANGE),
     "systemd_bus": systemd_bus,
+    "jobs_dir": absolute_path(False),
 }
 assert set(HOST) == {f.name for f in dataclasses.fields(HostSettings)}
 

@@ -53,6 +53,8 @@ class HostSettings:
     timeout: float = 5.0  # seconds for any one external command or socket query
     # How the monitor follows systemd over D-Bus (``SystemdBus``): the system bus by default.
     systemd_bus: SystemdBus = field(default_factory=lambda: SystemdBus("auto"))
+    # Where jobs run as systemd units keep their job files (``actions.jobfile``): ours only.
+    jobs_dir: Path = Path("/run/microvm-tui/jobs")
 
     def systemctl_argv(self, *args: str) -> list[str]:
         argv = [tools.path("systemctl")]

@@ -32,7 +32,7 @@ SAFE_PATH = ":".join(
 )
 
 # Every program the host layer runs. Looked up together the first time one is asked for.
-KNOWN = ("systemctl", "journalctl", "nix", "crosvm", "cat")  # cat: the console relay
+KNOWN = ("systemctl", "systemd-run", "journalctl", "nix", "crosvm", "cat")  # cat: the console relay
 
 # Passed on from our own environment (the admin's, not the config's): the time zone, the user
 # manager's runtime dir (``systemctl --user``), how a non-root Nix reaches its daemon.

@@ -26,6 +26,7 @@ def config_text(settings: HostSettings, deploy: DeploySource | None = None) -> s
     if settings.journal_dir is not None:
         lines.append(f"journal_dir = {_s(settings.journal_dir)}")
     lines.append(f"gcroots_dir = {_s(settings.gcroots_dir)}")
+    lines.append(f"jobs_dir = {_s(settings.jobs_dir)}")
     lines.append("nix_options = [" + ", ".join(_s(o) for o in settings.nix_options) + "]")
     lines += ["", "[host.systemd_env]"]
     lines += [f"{k} = {_s(v)}" for k, v in sorted(settings.systemd_env.items())]

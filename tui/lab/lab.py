@@ -94,6 +94,7 @@ class Lab:
             journal_dir=self.journal_dir,
             gcroots_dir=self.gcroots_dir,
             nix_options=(*nix.NIX_OPTIONS, *self.buildserver.nix_options()),
+            jobs_dir=self.run_dir / "microvm-tui-jobs",
         )
 
     @property

@@ -2,7 +2,8 @@
 
 Shown over the monitor (``MainScreen`` stays below and keeps receiving the fleet's
 snapshots under ``HOST/NAME`` keys): Enter on a VM closes this view and opens that VM's usual
-detail there. ``:`` picks a host to show alone (``HostPicker``), as do the palette's
+detail there; ``c`` and ``l`` open its console and logs (through its host's agent for a
+remote host's VM). ``:`` picks a host to show alone (``HostPicker``), as do the palette's
 "Host: NAME" entries. The app calls ``show`` after every poll.
 """
 
@@ -12,7 +13,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, OptionList, Static
+from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.feed.fleet import FleetSnapshot
@@ -22,9 +23,6 @@ from tui.widgets.format import clean
 from tui.widgets.outside import outside_text
 
 ALL_HOSTS = ""  # the picker's option id for "every host"
-NOT_OVER_AGENT = (
-    "Consoles and logs of the fleet's VMs are not available: the agent does not carry them yet."
-)
 
 
 class HostPicker(ModalScreen[str | None]):
@@ -78,9 +76,9 @@ class FleetScreen(Screen[str | None]):
         Binding("s", "fleet_sort", "Sort", id="fleet.sort"),
         Binding("S", "fleet_sort_reverse", "Reverse sort", id="fleet.sort_reverse"),
         Binding("escape", "back", "Monitor", id="fleet.back"),
-        # The app's console and logs keys would act on the monitor's selection: here, say why
-        # they are off for the fleet instead of doing nothing.
-        Binding("c,l", "not_over_agent", "Console", show=False, id="fleet.console"),
+        # The app's console and logs, of this table's VM (its host's: tui/agent/views.py).
+        Binding("c", "app.console", "Console", show=False, id="fleet.console"),
+        Binding("l", "app.logs", "Logs", show=False, id="fleet.logs"),
     ]
 
     def __init__(self) -> None:
@@ -136,11 +134,10 @@ class FleetScreen(Screen[str | None]):
 
     # --- keys ----------------------------------------------------------------------------
 
-    @on(DataTable.RowSelected, "#fleet-vms")
-    def _open_vm(self, event: DataTable.RowSelected) -> None:
+    @on(FleetTable.Selected, "#fleet-vms")
+    def _open_vm(self, event: FleetTable.Selected) -> None:
         """Enter on a VM (the table's own Enter): its detail on the monitor."""
-        if event.row_key.value is not None:
-            self.dismiss(event.row_key.value)
+        self.dismiss(event.key)
 
     def action_pick_host(self) -> None:
         def chosen(host: str | None) -> None:
@@ -172,9 +169,6 @@ class FleetScreen(Screen[str | None]):
 
     def action_back(self) -> None:
         self.dismiss(None)
-
-    def action_not_over_agent(self) -> None:
-        self.notify(NOT_OVER_AGENT, severity="warning")
 
 
 class FleetAppMixin:

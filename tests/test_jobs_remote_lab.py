@@ -1,0 +1,181 @@
+"""Jobs on a remote host, through the agent over real ssh to the lab host's own sshd.
+
+A restart asked in the app (`--host lab`) runs on the lab host with the facts of its dialog
+from the host, and changes the remote row; a slow create started remotely keeps running when
+the ssh client is killed, and after the reconnect the new agent reports it again (the same
+row of the jobs panel) and cancels it on request.
+
+To iterate without a fresh lab per run: ``python -m tui.lab up DIR`` once, then run with
+``MVTUI_TEST_LAB=DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import until_in_app, wait_for
+from tests.test_actions_support import processes_with, write_flake
+from tui.agent.client import RemoteSource
+from tui.agent.hosts import RemoteHost
+from tui.host.actions.jobs import JobState
+from tui.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def the_lab(request: pytest.FixtureRequest) -> Lab:
+    root = os.environ.get("MVTUI_TEST_LAB")
+    if root:
+        return Lab(Path(root))
+    return request.getfixturevalue("lab")
+
+
+def remote_source(lab: Lab, interval: float = 0.5) -> RemoteSource:
+    agent = (
+        f"cd {shlex.quote(str(REPO))} && exec {shlex.quote(sys.executable)} -m tui "
+        f"--config {shlex.quote(str(lab.config_path))} agent"
+    )
+    host = RemoteHost("lab", tuple(lab.sshd.ssh_args()), agent)
+    return RemoteSource(host, interval=interval, persist="no")
+
+
+def unit_active(lab: Lab, unit: str) -> bool:
+    done = subprocess.run(
+        lab.settings.systemctl_argv("is-active", unit),
+        env=lab.settings.command_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() == "active"
+
+
+async def test_a_remote_restart_changes_the_remote_row(the_lab: Lab) -> None:
+    from tui.actions import ActionId
+    from tui.app import MicroVMApp
+    from tui.config import Settings
+    from tui.screens.confirm import ConfirmScreen
+
+    src = remote_source(the_lab)
+    app = MicroVMApp(Settings(interval=0.5), src, tty_watch=False, remote="lab")
+    async with app.run_test(size=(160, 48)) as pilot:
+
+        def idle_pid() -> int | None:
+            snap = app.snapshot
+            vm = next((v for v in snap.inventory.vms if v.name == "idle"), None) if snap else None
+            return vm.unit.main_pid if vm and vm.unit and vm.unit.active == "active" else None
+
+        before = await until_in_app(pilot, idle_pid, 60, what="idle running on the remote row")
+        table = app.main_screen.table
+        row_before = [str(c) for c in table.get_row("idle")]
+        table.select_name("idle")
+        await pilot.pause()
+        app.actions.request(ActionId.RESTART)
+        dialog = await until_in_app(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ConfirmScreen)
+                and app.screen.query("#confirm")
+                and app.screen
+            ),
+            30,
+            what="the restart dialog (its facts from the lab host)",
+        )
+        assert "idle" in dialog.title_text
+        await pilot.press("enter")
+        job = await until_in_app(
+            pilot,
+            lambda: next(
+                (
+                    j
+                    for j in app.actions.jobs()
+                    if j.title == "restart idle on lab" and not j.adopted and j.state.finished
+                ),
+                None,
+            ),
+            120,
+            what="the remote restart to end",
+        )
+        assert job.state is JobState.SUCCEEDED, job.result
+        assert job.host == "lab" and job.title == "restart idle on lab"
+        assert job.unit is not None and job.unit.startswith("microvm-tui-job-")
+        assert "systemctl restart microvm@idle.service" in job.log
+        after = await until_in_app(
+            pilot,
+            lambda: (pid := idle_pid()) not in (None, before) and pid,
+            60,
+            what="the remote row to show the new process",
+        )
+        assert after != before
+        await until_in_app(
+            pilot,
+            lambda: [str(c) for c in table.get_row("idle")] != row_before,
+            30,
+            what="the row to change",
+        )
+
+
+def test_a_remote_job_outlives_the_ssh_client_and_is_shown_after_reconnect(
+    the_lab: Lab, tmp_path: Path
+) -> None:
+    slow = write_flake(tmp_path / "slow-flake", {"remjob": "slow"})
+    src = remote_source(the_lab)
+    try:
+        src.poll()  # the first snapshot: the session runs
+        job = src.jobs.submit("create", "remjob", flake=slow.ref, start=False)
+        running = src.jobs.wait(
+            lambda jobs: next(
+                (
+                    j
+                    for j in jobs
+                    if j.id == job.id
+                    and (j.state.finished or any(f"started {slow.marker}" in x for x in j.log))
+                ),
+                None,
+            ),
+            240,
+        )
+        assert running is not None and running.state is JobState.RUNNING, running
+        unit = running.unit
+        assert unit is not None and unit_active(the_lab, unit)
+
+        # Kill the ssh client: the agent's session ends, the job's unit does not.
+        sessions = src.sessions
+        proc = src._proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        wait_for(lambda: src.sessions > sessions and src.connected, 60, 0.1, "a new session")
+        assert unit_active(the_lab, unit)
+        assert processes_with(slow.marker)
+
+        # The new agent adopted it and reported it: the same job (our id), still running.
+        again = src.jobs.wait(
+            lambda jobs: next(
+                (j for j in jobs if j.unit == unit and j.version > running.version), None
+            ),
+            30,
+        )
+        assert again is not None and again.id == job.id
+        assert again.state is JobState.RUNNING
+        assert any(f"started {slow.marker}" in line for line in again.log)
+
+        # And it is cancelled through the new agent.
+        assert src.jobs.cancel(job.id)
+        ended = src.jobs.wait(
+            lambda jobs: next((j for j in jobs if j.id == job.id and j.state.finished), None), 90
+        )
+        assert ended is not None and ended.state is JobState.CANCELLED, ended
+        wait_for(lambda: not processes_with(slow.marker), 30, 0.2, "the builder to be gone")
+        assert not (the_lab.settings.state_dir / "remjob").exists()
+    finally:
+        src.close()
