@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -123,6 +124,18 @@ def lab() -> Iterator[object]:
         yield the_lab
     finally:
         the_lab.down()
+
+
+@contextlib.contextmanager
+def vm_running(lab: Any, name: str, timeout: float = 120) -> Iterator[None]:
+    """VM NAME of LAB running for a test that restarts it, and stopped again after: the lab's
+    `idle` is installed but stopped, and later tests count on it staying so."""
+    unit = f"microvm@{name}.service"
+    lab.manager.systemctl("start", unit, timeout=timeout)
+    try:
+        yield
+    finally:
+        lab.manager.systemctl("stop", unit, timeout=timeout)
 
 
 # --- snapshots: SVGs live in the top-level snapshots/ folder, never deleted by a partial run ----

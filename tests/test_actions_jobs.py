@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.test_actions_support import (
     FlakeDir,
     listing,
@@ -183,4 +184,39 @@ def test_a_chatty_build_is_folded_into_few_snapshots(
     assert mine[-1].state is JobState.SUCCEEDED and mine[-1].log == done.log
     versions = [s.version for s in mine]
     assert versions == sorted(set(versions))  # in order, never repeated
+    runner.shutdown(10)
+
+
+def test_a_log_line_folded_before_two_quick_states_loses_neither_state() -> None:
+    """A unit job's follower can read a command record, its running state and its end in one
+    go (a busy machine): the folded entry queued for the command must not come out as a fresh
+    snapshot that already holds the end, with the running state then dropped as stale."""
+    release = threading.Event()
+    seen: list[Job] = []
+
+    def listener(snapshot: Job) -> None:
+        seen.append(snapshot)
+        release.wait(10)  # the notifier is busy while the three changes below are queued
+
+    runner = JobRunner(HostSettings(), listener, notify_interval=0.0)
+    job = Job(id=99, action="restart", vm="web")
+    runner._start_notifier()
+    with runner._lock:
+        runner._jobs[job.id] = job
+        runner._post(job, state_change=True)  # queued: delivered, the listener now waits
+    wait_for(lambda: seen, 10, what="the first snapshot")
+    runner._add_line(job, "systemd-run ...")  # folded (a job id in the outbox)
+
+    def running(j: Job) -> None:
+        j.state = JobState.RUNNING
+
+    def succeeded(j: Job) -> None:
+        j.state = JobState.SUCCEEDED
+
+    runner._update(job, running, state_change=True)
+    runner._update(job, succeeded, state_change=True)
+    release.set()
+    assert runner.drain(10)
+    assert [s.state for s in seen] == [JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED]
+    assert seen[1].log == ["systemd-run ..."]  # the folded line came with the next state
     runner.shutdown(10)

@@ -16,6 +16,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,15 @@ def the_lab(request: pytest.FixtureRequest) -> Lab:
     if root:
         return Lab(Path(root))
     return request.getfixturevalue("lab")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def idle_running(the_lab: Lab) -> Iterator[None]:
+    """These tests restart `idle`: it runs for this module only."""
+    from tests.conftest import vm_running
+
+    with vm_running(the_lab, "idle"):
+        yield
 
 
 def remote_source(lab: Lab, interval: float = 0.5) -> RemoteSource:

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,15 @@ def the_lab(request: pytest.FixtureRequest) -> Lab:
     if root:
         return Lab(Path(root))
     return request.getfixturevalue("lab")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def idle_running(the_lab: Lab) -> Iterator[None]:
+    """These tests restart `idle`: it runs for this module only."""
+    from tests.conftest import vm_running
+
+    with vm_running(the_lab, "idle"):
+        yield
 
 
 def new_app(lab: Lab) -> ActionsTestApp:

@@ -316,6 +316,12 @@ class JobRunner:
         if self.listener is None or job.id in self._quiet:
             return
         if state_change:
+            # A folded entry of this job still queued would be delivered as a fresh snapshot,
+            # one that may already hold this and later states, and the states between would
+            # be dropped as stale: this snapshot holds its changes, so it takes its place.
+            if job.id in self._pending:
+                self._pending.discard(job.id)
+                self._outbox.remove(job.id)
             self._outbox.append(job.snapshot())
             self._urgent = True
         elif job.id not in self._pending:
