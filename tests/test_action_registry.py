@@ -19,7 +19,9 @@ TUI = Path(__file__).resolve().parent.parent / "tui"
 REGISTRY = TUI / "actions" / "registry.py"
 # The host layer may not import the UI (import-linter): the job runner keys its operations by
 # the same names (checked below against the registry). The lab is test infrastructure.
-NOT_UI = (TUI / "host", TUI / "lab")
+# The host layer, the lab, and the agent's job wire: it names the host layer's operations
+# (tui/host/actions/operations ACTIONS) that an app may ask an agent to run, not UI actions.
+NOT_UI = (TUI / "host", TUI / "lab", TUI / "agent" / "jobwire.py", TUI / "agent" / "agent_jobs.py")
 # The same word meaning something else than an action, where it is.
 OTHER_MEANINGS = {
     ("actions/dialogs.py", "restart"): "the update's restart-after option",
@@ -34,6 +36,7 @@ OTHER_MEANINGS = {
     ("cli.py", "logs"): "the CLI's subcommand",
     ("logs_cli.py", "logs"): "the CLI's subcommand",
     ("config/loader.py", "deploy"): "the config's [deploy] table",
+    ("app.py", "jobs"): "a remote source's `jobs` attribute (its agent's job runner)",
     ("agent/streams.py", "console"): "the agent's session kinds (`agent console VM`)",
     ("agent/streams.py", "logs"): "the agent's session kinds (`agent logs VM`)",
     ("agent/console_client.py", "console"): "the agent's console session",
