@@ -160,7 +160,7 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         # Actions go to each VM's host (tests/test_fleet_actions.py); this host's as root,
         # and far here is a recording without an agent: its VMs take none, said in one line.
         assert app.read_only_reason is None
-        assert app.actions.runner.refusal("restart", "far/web") == (
+        assert app.actions.runner.refusal("far/web") == (
             "far's VMs take no actions here: no [hosts.far] agent carries them."
         )
 

@@ -355,7 +355,7 @@ class ActionsController:
 
     def request_create(self) -> CreateScreen | None:
         if self.refuse_read_only(ACTIONS[ActionId.CREATE]) or self.refuse_for_host(
-            ACTIONS[ActionId.CREATE], None
+            ACTIONS[ActionId.CREATE], None, new=True
         ):
             return None
         known = list(self.known_vms())
@@ -439,11 +439,16 @@ class ActionsController:
         self._refuse(spec, read_only.refused(self.read_only_reason))
         return True
 
-    def refuse_for_host(self, spec: ActionSpec, name: str | None) -> bool:
-        """Say why the runner's host of VM NAME (None: the marked VMs, or a new VM) does not
-        take SPEC (the fleet's: each host has its own read-only rule); True if it was."""
-        refusal_of = getattr(self.runner, "refusal", None)
-        why = refusal_of(str(spec.id), name) if refusal_of and spec.changes_host else None
+    def refuse_for_host(self, spec: ActionSpec, name: str | None, *, new: bool = False) -> bool:
+        """Say why the runner's host of VM NAME (None: the marked VMs; NEW: a new VM) does not
+        take SPEC (the fleet's runner: each host has its own read-only rule); True if so."""
+        if not spec.changes_host:
+            return False
+        if new or name is None:
+            why = getattr(self.runner, "create_refusal" if new else "bulk_refusal", None)
+        else:
+            refusal_of = getattr(self.runner, "refusal", None)
+            why = refusal_of(name) if refusal_of is not None else None
         if why:
             self._refuse(spec, why)
         return bool(why)

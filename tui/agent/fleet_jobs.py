@@ -99,11 +99,12 @@ class FleetJobs:
             return self.why_not.get(host) or f"{host} is not a host of the fleet."
         return host, name
 
-    def refusal(self, action: str, key: str | None) -> str | None:
-        """Why ACTION (one that changes a host) on fleet VM KEY is not done, in one line
-        naming the host; KEY None: the marked VMs (bulk), or a create."""
-        if key is None:
-            return CREATE_REFUSED if action == "create" else BULK_REFUSED
+    bulk_refusal = BULK_REFUSED  # the marked VMs (the controller says it before a dialog)
+    create_refusal = CREATE_REFUSED
+
+    def refusal(self, key: str) -> str | None:
+        """Why an action that changes a host is not done on fleet VM KEY, in one line naming
+        the host (None: its host takes it)."""
         where = self.where(key)
         if isinstance(where, str):
             return where
@@ -178,7 +179,7 @@ class FleetJobs:
     def submit(self, action: str, key: str, *, parent: int | None = None, **options: Any) -> Job:
         # The request was refused already; this holds for every other way in (a restart
         # offered after an update, a script).
-        why = self.refusal(action, key)
+        why = self.refusal(key)
         where = self.where(key)
         if why is not None or isinstance(where, str):
             return self._refused(action, key, why or str(where))
