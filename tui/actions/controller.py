@@ -244,7 +244,9 @@ class ActionsController:
         if vm is not None and self.refuse_for_host(spec, vm.name):
             return None
         busy = self.runner.active_on(vm.name) if vm is not None else None
-        problem = refusal(spec, vm, busy)
+        # The checks see the VM as its host names it (the fleet's key is HOST/NAME).
+        own_vm = getattr(self.runner, "own_vm", None)
+        problem = refusal(spec, own_vm(vm) if own_vm and vm else vm, busy)
         if problem:
             self._refuse(spec, problem)
             return None

@@ -99,6 +99,11 @@ class FleetJobs:
             return self.why_not.get(host) or f"{host} is not a host of the fleet."
         return host, name
 
+    def own_vm(self, vm: VM) -> VM:
+        """Fleet VM as its host names it (for the checks before a dialog)."""
+        where = self.where(vm.name)
+        return vm if isinstance(where, str) else dataclasses.replace(vm, name=where[1])
+
     bulk_refusal = BULK_REFUSED  # the marked VMs (the controller says it before a dialog)
     create_refusal = CREATE_REFUSED
 
