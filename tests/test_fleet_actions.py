@@ -143,6 +143,7 @@ async def test_a_fleet_action_goes_to_the_vms_own_host(sshd: LabSshd, here_calls
         panel = await until_in_app(
             pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen, 10, what="jobs"
         )
+
         def titles() -> list[str] | None:
             found = sorted(j.title for j in panel.source.jobs())
             return found if len(found) >= 3 else None
