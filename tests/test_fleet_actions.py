@@ -118,6 +118,7 @@ def finished(app: Any, vm: str) -> Any:
 
 async def test_a_fleet_action_goes_to_the_vms_own_host(sshd: LabSshd, here_calls: list) -> None:
     from tui.screens.jobs import JobsScreen
+    from tui.widgets.jobs_table import JobsTable
 
     app = fleet_app(sshd)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -151,6 +152,10 @@ async def test_a_fleet_action_goes_to_the_vms_own_host(sshd: LabSshd, here_calls
         shown = await until_in_app(pilot, titles, 30, what="three jobs in the panel")
         assert shown == ["restart far/web", "restart here/web", "update far/db"]
         assert len({j.id for j in app.actions.jobs()}) == 3  # one row each
+        table = panel.query_one(JobsTable)
+        await until_in_app(pilot, lambda: table.row_count == 3, 10, what="three rows")
+        vms = sorted(table.get_cell(str(j.id), "vm").plain for j in app.actions.jobs())
+        assert vms == ["far/db", "far/web", "here/web"]  # each row names its host
         await pilot.press("escape")
         assert app.is_running
 
