@@ -183,9 +183,9 @@ def test_a_remote_job_outlives_the_ssh_client_and_is_shown_after_reconnect(
 
 async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> None:
     """The fleet (--all-hosts): this host is the lab, and the lab over its sshd is host
-    lab-ssh. R on lab-ssh/idle in the fleet table asks lab-ssh's agent (the dialog's facts from
-    it) to restart its idle; the job finishes in the jobs panel, and lab-ssh/idle's row shows
-    the new process."""
+    lab-ssh. R on lab-ssh/web (running) in the fleet table asks lab-ssh's agent (the dialog's facts
+    from it) to restart its web; the job finishes in the jobs panel, and lab-ssh/web's row
+    shows the new process."""
     import dataclasses
 
     from tui.app import MicroVMApp
@@ -202,10 +202,10 @@ async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> 
     app = MicroVMApp(
         settings, fleet_source(settings, [host], "local"), tty_watch=False, remote=FLEET_REMOTE
     )
-    key = "lab-ssh/idle"
+    key = "lab-ssh/web"
     async with app.run_test(size=(160, 48)) as pilot:
 
-        def idle_pid() -> int | None:
+        def web_pid() -> int | None:
             snap = app.snapshot
             vm = next((v for v in snap.inventory.vms if v.name == key), None) if snap else None
             return vm.unit.main_pid if vm and vm.unit and vm.unit.active == "active" else None
@@ -213,7 +213,7 @@ async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> 
         fleet = await until_in_app(
             pilot, lambda: isinstance(app.screen, FleetScreen) and app.screen, 30, what="fleet"
         )
-        before = await until_in_app(pilot, idle_pid, 120, what="lab-ssh/idle running")
+        before = await until_in_app(pilot, web_pid, 120, what="lab-ssh/web running")
         table = fleet.table
         await until_in_app(pilot, lambda: key in table.keys, 30, what="its fleet row")
         row_before = [c.plain for c in table.get_row(key)]
@@ -252,7 +252,7 @@ async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> 
         )
         assert job.state is JobState.SUCCEEDED, job.result
         assert job.unit is not None and job.unit.startswith("microvm-tui-job-")
-        assert "systemctl restart microvm@idle.service" in job.log  # its own name there
+        assert "systemctl restart microvm@web.service" in job.log  # its own name there
         jobs_table = panel.query_one(JobsTable)
         await until_in_app(
             pilot,
@@ -268,7 +268,7 @@ async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> 
         await pilot.press("escape")
         after = await until_in_app(
             pilot,
-            lambda: (pid := idle_pid()) not in (None, before) and pid,
+            lambda: (pid := web_pid()) not in (None, before) and pid,
             60,
             what="the remote row to show the new process",
         )
