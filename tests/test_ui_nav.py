@@ -113,11 +113,11 @@ async def test_the_sort_arrow_shows_on_every_column() -> None:
             for reverse in (False, True):
                 t.set_sort(key, reverse)
                 await pilot.pause()
-                column = next(c for c in t.columns.values() if c.key.value == key)
+                column = t.columns[key]
                 label = column.label.plain
                 assert label.rstrip().endswith("▼" if reverse else "▲"), (key, label)
                 # The column is wide enough for its label, arrow included.
-                assert column.get_render_width(t) - 2 * t.cell_padding >= column.label.cell_len, (
+                assert column.content_width >= column.label.cell_len, (
                     key,
                     label,
                 )
@@ -163,18 +163,18 @@ async def test_narrow_terminal_pins_the_name_and_drops_low_value_columns() -> No
         await ready(pilot, app)
         t = table(app)
         assert t.fixed_columns == 1
-        keys = [c.value for c in t.columns]
+        keys = list(t.columns)
         assert keys[0] == "name" and "vcpu" not in keys and "hypervisor" not in keys
         assert t.row_count == 7
         await select(pilot, app, "web")
         t.set_sort("vcpu")  # sorting by a left-out column brings it back
         await pilot.pause()
-        assert "vcpu" in [c.value for c in t.columns]
+        assert "vcpu" in t.columns
         assert t.selected_name == "web"
         t.set_sort("name")
         await pilot.resize_terminal(*SIZE)
-        await until(pilot, lambda: "hypervisor" in [c.value for c in t.columns])
-        assert [c.value for c in t.columns] == list(COLUMN_KEYS)
+        await until(pilot, lambda: "hypervisor" in t.columns)
+        assert list(t.columns) == list(COLUMN_KEYS)
         assert t.get_cell("web", "hypervisor").plain == "qemu"
 
 
@@ -186,8 +186,7 @@ async def test_a_250_character_name_is_cut_with_an_ellipsis() -> None:
         t = table(app)
         shown = t.get_cell(name, "name").plain
         assert shown.endswith("…") and len(shown) == NAME_WIDTH
-        name_column = next(c for c in t.columns.values() if c.key.value == "name")
-        assert name_column.get_render_width(t) <= NAME_WIDTH + 4
+        assert t.columns["name"].render_width(t.cell_padding) <= NAME_WIDTH + 4
 
 
 # --- 11: read-only says why ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The VM table renders again only the cells a poll changed, and what it shows is always what
+"""The VM table renders again only the rows a poll changed, and what it shows is always what
 a full re-render would show (recorded lab data, played poll by poll); level styles and the
 table's own styles are worked out once, not at every repaint, and still follow the theme and
 focus."""
@@ -24,7 +24,7 @@ def rendered(t: VMTable) -> list[list[Any]]:
 
 
 def fully_rendered(t: VMTable) -> list[list[Any]]:
-    t._update_count += 1  # DataTable's own invalidation: every cache key changes
+    t.forget_rendered()  # every row rendered and styled again
     for memo in ("_kept_rich_style", "_kept_component_styles"):  # and the styles kept
         t.__dict__.pop(memo, None)
     return rendered(t)
@@ -51,31 +51,34 @@ async def test_a_poll_renders_only_the_changed_cells_again() -> None:
     app = make_app(source)
     async with app.run_test(size=SIZE) as pilot:
         t = table(app)
-        # The first polls widen columns (a full re-render, as DataTable does it): skip them.
+        # The first polls widen columns (every row drawn again at the new widths): skip them.
         for n in range(1, 7):
             await until(pilot, lambda n=n: app.polls >= n)
             app.poll()
         await until(pilot, lambda: app.polls >= 7)
         await pilot.pause()
         rendered(t)
-        cache = t._cell_render_cache
-        keys = list(cache.keys())  # LRUCache has no __iter__
-        before = {k: cache.get(k) for k in keys if k[0].value == "web"}
-        old = {c: t.get_cell("web", c) for c in ("name", "cpu", "hypervisor")}
-        updates = t._update_count
+        before = {key: t.get_row(key) for key in t.order}
+        widths = {key: c.content_width for key, c in t.columns.items()}
+        t.render_stats.reset()
         app.poll()
         await until(pilot, lambda: app.polls >= 8)
         await pilot.pause()
-        assert t.get_cell("web", "cpu") != old["cpu"], "the recording changes web's CPU"
-        assert t._update_count == updates  # no full invalidation: the order did not change
-        rendered(t)
-        # Same key, same rendered object: kept; a new object: rendered again.
-        kept = {k[1].value for k, v in before.items() if cache.get(k) is v}
-        dropped = {k[1].value for k, v in before.items() if cache.get(k) is not v}
-        assert "cpu" in dropped
-        assert {"name", "hypervisor"} <= kept
-        assert t.get_cell("web", "name") == old["name"]
-        assert rendered(t) == fully_rendered(t)
+        assert {key: c.content_width for key, c in t.columns.items()} == widths
+        changed = [key for key in t.order if t.get_row(key) != before[key]]
+        assert "web" in changed, "the recording changes web's CPU"
+        assert len(changed) < len(t.order), "some rows stay the same"
+        # The poll's paint rendered each changed cell once, and no other.
+        cells = sum(
+            a != b for key in changed for a, b in zip(t.get_row(key), before[key], strict=True)
+        )
+        assert t.render_stats.rendered == len(changed)
+        assert t.render_stats.cells_rendered == cells < len(changed) * len(t.columns)
+        t.render_stats.reset()
+        drawn = rendered(t)  # the header and every row, from the cache
+        assert t.render_stats.rendered == 0
+        assert t.render_stats.strips_cached == 1 + len(t.order)
+        assert drawn == fully_rendered(t)
 
 
 def fresh_level_style(widget: Any, level: str) -> Any:

@@ -149,3 +149,27 @@ async def test_filtering_2000_rows_shows_the_matches_and_keeps_the_cursor() -> N
         await filled(pilot)
         assert table.order == by_name()
         assert table.selected_name == picked
+
+
+async def test_a_sort_of_2000_rows_renders_at_most_the_rows_on_screen() -> None:
+    app = make_app(ReplaySource([big_snapshot()]))
+    async with app.run_test(size=SIZE) as pilot:
+        table = await filled(pilot)
+        table.focus()
+        await pilot.pause()
+        on_screen = table.size.height  # the header and the rows under it
+        stats = table.render_stats
+
+        stats.reset()
+        await pilot.press("S")  # Name, reversed: the cursor stays on vm0000, now the last row;
+        await pilot.pause()  # the rows around it were drawn before: only the header is rendered
+        assert table.order[0] == "vm1999" and table.selected_name == "vm0000"
+        assert stats.rendered == 1
+        assert "Name ▼" in header(table)
+
+        stats.reset()
+        await pilot.press("s")  # State: the active VMs on top (vm0000, vm0010, ...), new rows
+        await pilot.pause()
+        assert table.order[:3] == ["vm0000", "vm0010", "vm0020"]
+        assert 1 < stats.rendered <= on_screen
+        assert stats.rendered + stats.cells_cached + stats.strips_cached <= on_screen

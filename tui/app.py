@@ -37,7 +37,6 @@ from tui.feed import LiveSource, Snapshot, Source
 from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE, FleetSource
 from tui.host.actions.jobs import Job
 from tui.host.checks.findings import CheckReport
-from tui.host.console import ConsoleManager
 from tui.host.model import VM
 from tui.host.uistate import UIStateStore
 from tui.screens.fleet import FleetAppMixin
@@ -47,6 +46,7 @@ from tui.widgets.vm_table import VMTable
 
 if TYPE_CHECKING:
     from tui.agent.views import StreamRoutes
+    from tui.host.console import ConsoleManager
 
 TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
@@ -113,13 +113,11 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
             self.read_only_reason = read_only_reason(True) if settings.read_only else None
         elif self.fleet:
             self.read_only_reason = FLEET_READ_ONLY
-        # Console connections outlive visits to the console screen (bounded by the manager);
-        # read-only means view only there too: no takeover, no keys to a guest.
-        self.consoles = ConsoleManager(settings.host, read_only=self.read_only_reason is not None)
+        self._consoles: ConsoleManager | None = None  # made at the first console
         if remote is not None and remote in settings.hosts:  # its agent carries its consoles
             from tui.agent.views import remote_consoles
 
-            self.consoles = remote_consoles(settings, remote)
+            self._consoles = remote_consoles(settings, remote)
         self.actions = ActionsController(
             self,
             settings,
@@ -180,6 +178,22 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         return screen
 
     @property
+    def consoles(self) -> ConsoleManager:
+        """Console connections outlive visits to the console screen (bounded by the manager);
+        read-only means view only there too: no takeover, no keys to a guest. Made (and its
+        package imported) at the first console: the first frame needs none."""
+        if self._consoles is None:
+            from tui.host.console import ConsoleManager
+
+            read_only = self.read_only_reason is not None
+            self._consoles = ConsoleManager(self.settings.host, read_only=read_only)
+        return self._consoles
+
+    @consoles.setter
+    def consoles(self, manager: ConsoleManager) -> None:
+        self._consoles = manager
+
+    @property
     def source(self) -> Source:
         if self._source is None:
             self._source = LiveSource(self.settings.host)
@@ -207,7 +221,11 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
             self._source.close()
         # Cancelled jobs get a moment to end their commands and clean up, not more.
         self.actions.shutdown(QUIT_JOB_GRACE_S)
-        await asyncio.to_thread(self.streams.close_all, 0.5)
+        streams = self.__dict__.get("streams")  # the cached property, made at the first use
+        if streams is not None:
+            await asyncio.to_thread(streams.close_all, 0.5)
+        elif self._consoles is not None:
+            await asyncio.to_thread(self._consoles.close_all, 0.5)
 
     def _job_changed(self, job: Job) -> None:
         if self.screen_stack and isinstance(self.screen_stack[0], MainScreen):
@@ -430,8 +448,14 @@ def terminal_gone(ttys: dict[int, str | None]) -> bool:
     return False
 
 
-def run_app(settings: Settings, source: Source | None = None, remote: str | None = None) -> int:
-    result = MicroVMApp(settings, source, ui_state=UIStateStore(), remote=remote).run() or 0
+def run_app(
+    settings: Settings,
+    source: Source | None = None,
+    remote: str | None = None,
+    ui_state: UIStateStore | None = None,
+) -> int:
+    store = ui_state if ui_state is not None else UIStateStore()
+    result = MicroVMApp(settings, source, ui_state=store, remote=remote).run() or 0
     leave_if_threads_busy(result)
     return result
 

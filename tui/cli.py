@@ -11,11 +11,16 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui.agent.hosts import RemoteHost
 from tui.config import LOCAL_HOST, TOP, ConfigError, Invalid, Settings, load_settings, show
 from tui.host.signals import let_sigint_reach_children
 from tui.host.text import sanitise
+
+if TYPE_CHECKING:
+    from tui.feed.live import FirstScreen
+    from tui.host.uistate import UIStateStore
 
 EXIT_USAGE = 2
 
@@ -374,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     # The first poll runs while Textual loads (tui.feed does not import it).
     from tui.feed import LiveSource, Prefetched, Source
+    from tui.host.uistate import UIStateStore
+
+    ui_state = UIStateStore()
 
     remote = None if host is None else host.name
     if getattr(args, "fleet", False):
@@ -386,7 +394,18 @@ def main(argv: list[str] | None = None) -> int:
 
         source = RemoteSource(host, interval=host.interval or settings.interval)
     else:
-        source = Prefetched(LiveSource(settings.host))
+        source = Prefetched(LiveSource(settings.host, first_screen=first_screen(ui_state)))
     from tui.app import run_app
 
-    return run_app(settings, source, remote=remote)
+    return run_app(settings, source, remote=remote, ui_state=ui_state)
+
+
+def first_screen(store: UIStateStore) -> FirstScreen | None:
+    """The VMs a big host's first look reads: the table's first screenful in the sort the
+    app remembers (None: the sort needs every state dir read)."""
+    from tui.feed.live import FirstScreen
+    from tui.widgets.vm_rows import first_by_name
+
+    state = store.load()
+    from_end = first_by_name(state.sort_column, state.sort_reverse)
+    return None if from_end is None else FirstScreen(from_end=from_end)

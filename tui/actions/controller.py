@@ -40,14 +40,16 @@ from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
 from tui.host.actions.plan import ActionPlan, plan
 from tui.host.model import VM
 from tui.host.settings import DeploySource, HostSettings
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.create import CreateRequest, CreateScreen
-from tui.screens.deploy import DeployScreen
-from tui.screens.jobs import CommandEntry, JobsScreen, JobUpdate
 from tui.widgets.outside import notify_outside, sanitise
 
 if TYPE_CHECKING:
     from tui.config import Settings
+
+    # The screens are imported where they are shown (start-up time: the app's first frame
+    # needs none of them).
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.create import CreateRequest, CreateScreen
+    from tui.screens.jobs import CommandEntry, JobsScreen, JobUpdate
 
 
 def confirmation(
@@ -176,6 +178,8 @@ class ActionsController:
         fresh = [(job.id, record) for record in job.commands[seen:]]
         self._commands_seen[job.id] = len(job.commands)
         self._commands.extend(fresh)
+        from tui.screens.jobs import JobUpdate
+
         self.job_updates.publish(JobUpdate(job, fresh))
         state_changed = previous is None or previous.state != job.state
         if state_changed and self.on_change is not None:
@@ -257,6 +261,8 @@ class ActionsController:
             return None
         confirm = confirmation(spec, vm, self.host, self.update_restart, self.deploy_source, facts)
         if spec.id == ActionId.DEPLOY:
+            from tui.screens.deploy import DeployScreen
+
             deploy_screen = DeployScreen(
                 confirm.title, confirm.body, has_url=bool(self.deploy_source.hydra_url)
             )
@@ -361,6 +367,8 @@ class ActionsController:
         ):
             return None
         known = list(self.known_vms())
+        from tui.screens.create import CreateScreen
+
         screen = CreateScreen(
             self.host.state_dir,
             [vm.name for vm in known],
@@ -456,6 +464,8 @@ class ActionsController:
         return bool(why)
 
     def show_jobs(self) -> JobsScreen:
+        from tui.screens.jobs import JobsScreen
+
         screen = JobsScreen(self)
         self.app.push_screen(screen)
         return screen

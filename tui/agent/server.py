@@ -184,6 +184,7 @@ class Agent:
             while not self._stop.is_set():
                 started = time.monotonic()
                 self._wake.clear()
+                snap = None
                 try:
                     snap = first() if first is not None else source.poll(self.focus)
                     self._vms = list(snap.inventory.vms)
@@ -198,9 +199,9 @@ class Agent:
                         patch = codec.diff(last, wire)
                         self.send({"type": "snapshot", "seq": seq, "patch": patch})
                     last = wire
-                if first is not None:
-                    first = None
-                    continue  # the full poll at once
+                was_first, first = first is not None, None
+                if was_first or (snap is not None and snap.partial):
+                    continue  # the full poll at once (a big host's rest of the first look too)
                 took = time.monotonic() - started
                 self._wake.wait(max(self.interval / 4, self.interval - took))
         finally:

@@ -5,7 +5,8 @@
   with its sample, history and journal figures, once per snapshot).
 - ``live``: ``LiveSource``, this host (listing + systemd + links, then ``Sampler``).
 - ``prefetch``: ``Prefetched``, a source's first polls started before the UI is up. A
-  ``partial`` snapshot (the state dirs before systemd answered) is followed by a poll at once.
+  ``partial`` snapshot (the state dirs before systemd answered; on a big host first only a
+  screenful of them, ``Inventory.unread`` counting the rest) is followed by a poll at once.
 - ``replay`` + ``recording``: recorded snapshots played back, and their JSON format.
 
 No Textual here (import-linter): the app and screens import this package, not the reverse.

@@ -4,18 +4,21 @@ kept between polls, joined into one ``Snapshot`` per poll."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
+from dataclasses import dataclass
 
 from tui.feed.snapshot import Snapshot
 from tui.host import parsecache
 from tui.host.checks.refresher import HostChecks
 from tui.host.inventory import (
     Listing,
+    ask_listing_units,
     finish_listing,
     pending_view,
+    read_rest,
     start_listing,
-    vm_dirs,
 )
 from tui.host.links import LinkReader, LinkTable
 from tui.host.logs.summary import JournalSummary
@@ -23,12 +26,28 @@ from tui.host.model import Inventory
 from tui.host.sampling import Sampler, VMSample
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache
+from tui.host.systemd import SystemdClient
 from tui.host.systemd_bus import systemd_client
 
 # The control socket (QMP...) of a VM not on screen is asked every third poll: of its answers
 # only the run state reaches the table, and a QMP session costs as much CPU as all of the
 # VM's local reads. The VM on screen is asked every poll (its detail shows all of them).
 REMOTE_EVERY = 3
+# The first look at a host with more VMs than this reads this many state dirs, the first
+# screenful in the table's order (a tall terminal shows ~60 rows), and the rest at the next
+# poll: 2000 state dirs take about 0.6 s of CPU, 64 about 20 ms.
+FIRST_LOOK_VMS = 64
+
+
+@dataclass(frozen=True)
+class FirstScreen:
+    """Which VMs the first look reads when the state dir holds more than COUNT: the first
+    COUNT names in the table's order by name, or the last ones (FROM_END: the table sorted
+    in reverse). Before systemd answered and a sample came in, every column but a few (those
+    read from the state dirs: no ``FirstScreen`` then, every VM is read) sorts by name."""
+
+    count: int = FIRST_LOOK_VMS
+    from_end: bool = False
 
 
 class LiveSource:
@@ -39,14 +58,25 @@ class LiveSource:
     both the listing and the sampler.
     """
 
-    def __init__(self, settings: HostSettings, *, sample_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: HostSettings,
+        *,
+        sample_timeout: float = 1.0,
+        first_screen: FirstScreen | None = FirstScreen(),  # frozen: one shared default is fine
+    ) -> None:
         self.settings = settings
+        self.first_screen = first_screen
         self.sampler = Sampler(timeout=sample_timeout, remote_every=REMOTE_EVERY)
         self.runners = RunnerCache()
         with contextlib.suppress(OSError):  # room for the parses on disk (read below)
-            self.runners.room_for(len(vm_dirs(settings.state_dir)))
+            # The names only (at most the VMs): the first look lists the state dir itself.
+            self.runners.room_for(len(os.listdir(settings.state_dir)))
         self.links = LinkReader(settings.netns, timeout=settings.timeout)
-        self.systemd = systemd_client(settings)  # follows the units; a poll reads its table
+        # Follows the units; a poll reads its table. Made when systemd is first asked (its
+        # first read costs CPU by the unit: a big host's is put off until the first screenful
+        # is on screen).
+        self._systemd: SystemdClient | None = None
         self.hostname = socket.gethostname()
         self.journal = JournalSummary(settings)
         self.checks = HostChecks(settings)  # once a minute, in a thread of its own
@@ -57,6 +87,11 @@ class LiveSource:
             parsecache.load(self.runners, settings.cache_dir)
 
     def poll(self, focus: str | None = None) -> Snapshot:
+        started = self._started
+        if started is not None and started.unread:
+            rest = self._rest_of_first_look(started)
+            if rest is not None:
+                return rest
         t0 = time.perf_counter()
         inv, links = self.listing()
         samples = self.sample(inv, links, focus)
@@ -81,14 +116,51 @@ class LiveSource:
             checks=self.checks.latest(),
         )
 
+    @property
+    def systemd(self) -> SystemdClient:
+        if self._systemd is None:
+            self._systemd = systemd_client(self.settings)
+        return self._systemd
+
     def first_look(self) -> Snapshot:
         """What the state dirs say, before systemd answers (a slow manager, thousands of
-        units): a ``partial`` snapshot. systemd is asked meanwhile; the next ``poll`` waits
-        for that answer and finishes this listing instead of reading the state dirs again."""
+        units): a ``partial`` snapshot. The next ``poll`` finishes this listing instead of
+        reading the state dirs again.
+
+        A host with more VMs than ``first_screen.count``: only that many are read (the
+        inventory's ``unread`` counts the others) and systemd is not asked yet; the next
+        ``poll`` asks it, reads the rest and, while systemd has not answered, gives them as
+        another ``partial`` snapshot. A smaller host: every VM is read, then systemd is asked;
+        the next ``poll`` waits for its answer."""
         t0 = time.perf_counter()
-        self._started = start_listing(self.settings, runners=self.runners, client=self.systemd)
+        first = self.first_screen
+        started = start_listing(
+            self.settings,
+            units=False,
+            runners=self.runners,
+            first=first.count if first is not None else None,
+            from_end=first.from_end if first is not None else False,
+        )
+        if not started.unread:  # every VM read (a few ms for a screenful): systemd now
+            ask_listing_units(self.settings, started, self.systemd)
+        self._started = started
         return Snapshot(
-            inventory=pending_view(self._started.inv),
+            inventory=pending_view(started.inv),
+            poll_ms=(time.perf_counter() - t0) * 1000,
+            hostname=self.hostname,
+            partial=True,
+        )
+
+    def _rest_of_first_look(self, started: Listing) -> Snapshot | None:
+        """The first look's unread VMs read, systemd asked meanwhile: a ``partial`` snapshot
+        of them all while systemd has not answered; None when it has (the poll goes on)."""
+        t0 = time.perf_counter()
+        ask_listing_units(self.settings, started, self.systemd)
+        read_rest(started)
+        if started.asked is None or started.asked.done():
+            return None
+        return Snapshot(
+            inventory=pending_view(started.inv),
             poll_ms=(time.perf_counter() - t0) * 1000,
             hostname=self.hostname,
             partial=True,
@@ -124,6 +196,6 @@ class LiveSource:
     def close(self) -> None:
         self.sampler.close()
         self.links.close()
-        close_systemd = getattr(self.systemd, "close", None)
+        close_systemd = getattr(self._systemd, "close", None)
         if close_systemd is not None:
             close_systemd()

@@ -13,11 +13,12 @@ class Prefetched:
     """A source whose first answer is worked out at once, in a thread, while the UI is still
     loading (importing Textual and composing the screen take about as long as a first poll).
 
-    When the source can take a ``first_look`` (the state dirs only), that is the first answer
-    (the app shows the VMs while systemd answers), and the full poll runs when the app asks for
-    it, once it has shown the first look: run beside the UI's start it slowed the first table
-    down (both are Python: one thread runs at a time). systemd was asked by the first look
-    already, so its answer is not put off.
+    When the source can take a ``first_look`` (the state dirs only; on a big host only a
+    screenful of them), that is the first answer (the app shows the VMs while systemd
+    answers), and the next poll runs when the app asks for it, once it has shown the first
+    look: run beside the UI's start it slowed the first table down (both are Python: one
+    thread runs at a time). On a small host systemd was asked by the first look already, so
+    its answer is not put off; on a big one it is asked once the first screenful is shown.
     """
 
     def __init__(self, source: Source) -> None:

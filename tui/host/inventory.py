@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui.host.links import LinkReader, LinkReadError, LinkTable, read_links
@@ -166,10 +166,37 @@ def list_vms(settings: HostSettings, *, units: bool = True, links: bool = True) 
 
 @dataclass
 class Listing:
-    """A listing under way: the state dirs are read, systemd's answer (ASKED) may not be in."""
+    """A listing under way: the state dirs are read (all but UNREAD), systemd's answer
+    (ASKED) may not be in."""
 
     inv: Inventory
     asked: Future[UnitReport] | None = None
+    # State dirs not read yet (a first look that read a screenful only), in name order.
+    unread: list[Path] = field(default_factory=list)
+    runners: RunnerCache | None = None  # where the reads of UNREAD take their parses
+
+
+def first_names(dirs: list[Path], count: int, *, from_end: bool = False) -> list[Path]:
+    """COUNT of DIRS in the table's order by name (lower case first, as the table sorts):
+    the first ones, or with FROM_END the last ones; all of them when there are no more."""
+    if len(dirs) <= count:
+        return dirs
+    ordered = sorted(dirs, key=lambda p: (p.name.lower(), p.name))
+    return ordered[-count:] if from_end else ordered[:count]
+
+
+def _read_dirs(inv: Inventory, dirs: list[Path], runners: RunnerCache | None) -> None:
+    for path in dirs:
+        try:
+            inv.vms.append(read_vm(path, runners))
+        except OSError as exc:  # what could not be read, in one line (not a repr)
+            vm = VM(name=path.name, path=path)
+            vm.problems.append(f"cannot read {describe(exc)}")
+            inv.vms.append(vm)
+        except Exception as exc:  # one bad VM never hides the others
+            vm = VM(name=path.name, path=path)
+            vm.problems.append(f"internal error while reading this VM: {exc!r}")
+            inv.vms.append(vm)
 
 
 def start_listing(
@@ -178,9 +205,16 @@ def start_listing(
     units: bool = True,
     runners: RunnerCache | None = None,
     client: SystemdClient | None = None,
+    first: int | None = None,
+    from_end: bool = False,
 ) -> Listing:
     """Read the state dirs, with systemd asked meanwhile (UNITS, through CLIENT: by default
-    systemctl); ``finish_listing`` adds the units and the links."""
+    systemctl); ``finish_listing`` adds the units and the links.
+
+    FIRST: when there are more VMs, read only that many (``first_names``, FROM_END: the last
+    ones) and leave the rest in ``unread`` (``read_rest`` reads them), and do not ask systemd
+    yet (``ask_listing_units`` does): a big host's first screenful at once, before systemd's
+    answer about thousands of units costs its CPU."""
     inv = Inventory(state_dir=settings.state_dir)
     try:
         dirs = vm_dirs(settings.state_dir)
@@ -193,21 +227,36 @@ def start_listing(
     except OSError as exc:
         inv.error = f"cannot read the state dir {settings.state_dir}: {exc.strerror or exc}"
         return Listing(inv)
-    asked = ask_units(settings, [p.name for p in dirs], client) if units else None
+    now = dirs if first is None else first_names(dirs, first, from_end=from_end)
+    whole = now is dirs
+    asked = ask_units(settings, [p.name for p in dirs], client) if units and whole else None
     if runners is not None:
         runners.room_for(len(dirs))
-    for path in dirs:
-        try:
-            inv.vms.append(read_vm(path, runners))
-        except OSError as exc:  # what could not be read, in one line (not a repr)
-            vm = VM(name=path.name, path=path)
-            vm.problems.append(f"cannot read {describe(exc)}")
-            inv.vms.append(vm)
-        except Exception as exc:  # one bad VM never hides the others
-            vm = VM(name=path.name, path=path)
-            vm.problems.append(f"internal error while reading this VM: {exc!r}")
-            inv.vms.append(vm)
-    return Listing(inv, asked)
+    _read_dirs(inv, now, runners)
+    taken = set(now)
+    unread = [] if whole else [p for p in dirs if p not in taken]
+    inv.unread = len(unread)
+    return Listing(inv, asked, unread, runners)
+
+
+def ask_listing_units(
+    settings: HostSettings, listing: Listing, client: SystemdClient | None = None
+) -> None:
+    """Ask systemd about every VM of LISTING (read or not), unless it was asked already."""
+    if listing.asked is None and listing.inv.error is None:
+        names = [vm.name for vm in listing.inv.vms] + [p.name for p in listing.unread]
+        listing.asked = ask_units(settings, names, client)
+
+
+def read_rest(listing: Listing) -> None:
+    """Read LISTING's unread state dirs; its VMs are then in name order, as a whole read's."""
+    if not listing.unread:
+        return
+    inv = listing.inv
+    _read_dirs(inv, listing.unread, listing.runners)
+    listing.unread = []
+    inv.unread = 0
+    inv.vms.sort(key=lambda vm: vm.name)
 
 
 def finish_listing(
@@ -219,6 +268,7 @@ def finish_listing(
 ) -> tuple[Inventory, LinkTable | None]:
     """LISTING with systemd's answer waited for and attached, and the links read (with
     LINK_READER); also that read of the links (None: none made)."""
+    read_rest(listing)
     inv = listing.inv
     if inv.error is not None:
         return inv, None

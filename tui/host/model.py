@@ -202,3 +202,6 @@ class Inventory:
     systemd_error: str | None = None  # systemd could not be asked (at all, or about some units)
     systemd_note: str | None = None  # systemd was asked another way than usual, and why
     error: str | None = None  # set when the state dir itself cannot be read
+    # VMs whose state dirs are not read yet (a big host's first look: a screenful first);
+    # not in VMS. 0: every VM is in.
+    unread: int = 0

@@ -8,7 +8,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Static
 
 from tui.actions.app_mixin import ReadOnlyTooltips
 from tui.actions.registry import Scope, bindings
@@ -16,6 +16,7 @@ from tui.feed import Snapshot, VMView, per_vm
 from tui.widgets.detail.base import DetailData
 from tui.widgets.detail.pane import TAB_IDS, DetailPane
 from tui.widgets.filter_bar import FilterBar
+from tui.widgets.footer import KeysFooter
 from tui.widgets.format import clean
 from tui.widgets.host_header import HeaderData, HostHeader
 from tui.widgets.outside import outside_text
@@ -80,7 +81,7 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
         yield Static(id="empty")
         yield VMTable(id="vms")
         yield DetailPane(id="detail")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(VMTable).focus()
@@ -214,8 +215,8 @@ class MainScreen(ReadOnlyTooltips, Screen[None]):
             )
         self._one(DetailPane).show(data)
 
-    @on(DataTable.RowHighlighted, "#vms")
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(VMTable.RowHighlighted, "#vms")
+    def _row_highlighted(self, event: VMTable.RowHighlighted) -> None:
         self._show_detail()
 
     # --- filter ----------------------------------------------------------------------------

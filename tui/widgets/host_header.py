@@ -100,9 +100,11 @@ class HostHeader(LinesWidget):
         elif inv.error:
             add(f"✖ {clean(inv.error)}", self._s("error"))
         else:
-            n = len(inv.vms)
+            n = len(inv.vms) + inv.unread
             of = f"{data.shown} of " if data.shown is not None else ""
             add(f"{of}{n} VM{'s' if n != 1 else ''}", self._s("bold"))
+            if inv.unread:  # a big host's first look: a screenful read, the counts are of it
+                add(f" (reading {inv.unread} more state dirs…)", self._s("muted"))
             if data.marked:
                 add(f"  ✓ {data.marked} marked", self._s("accent"))
             if data.jobs_running:

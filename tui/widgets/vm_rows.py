@@ -100,3 +100,19 @@ def sort_values(row: RowData) -> dict[str, Any]:
         "log": (row.log.errors, row.log.warnings) if row.log is not None else None,
         "problems": len(vm.problems) or None,
     }
+
+
+# What these columns sort by is read from the state dirs. Every other column sorts rows
+# without a sample and before systemd's answer (a first look) by name alone: their values
+# are unknown or the same ("asking systemd").
+STATE_DIR_COLUMNS = frozenset({"vcpu", "hypervisor", "drift", "problems"})
+
+
+def first_by_name(column: str | None, reverse: bool | None) -> bool | None:
+    """Where the table sorted by COLUMN (None: by name), REVERSE (None: the column's natural
+    direction) puts the first look's rows: False: the first names on top, True: the last
+    names; None: it depends on what the state dirs hold (every VM must be read)."""
+    col = COLUMN_BY_KEY.get(column or "name", COLUMN_BY_KEY["name"])
+    if col.key in STATE_DIR_COLUMNS:
+        return None
+    return col.descending if reverse is None else reverse

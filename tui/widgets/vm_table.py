@@ -1,16 +1,17 @@
-"""The VM list: a DataTable diffed by VM name each poll, never rebuilt.
+"""The VM list: a RowTable (tui/widgets/table) diffed by VM name each poll, never rebuilt.
 
 Each poll: rows of VMs that left (or no longer match the filter) are removed, only cells whose
 text changed are updated, new VMs are added by key, all inside one ``app.batch_update()``.
-Sorting uses the underlying values (numbers, not the rendered text) and happens only when the
-order would change; the cursor is put back on the same VM afterwards (DataTable.sort keeps the
-cursor's row *index*, not its row).
+A changed row is rendered again and repainted alone; the others are drawn from the table's
+cache. Sorting uses the underlying values (numbers, not the rendered text) and happens only
+when the order would change; it reorders the row keys, and the cursor is put back on the same
+VM afterwards (the table's sort keeps the cursor's row *index*, not its row).
 
-At scale (2000 VMs) the first fill is what costs: DataTable measures every cell of a new row.
-New rows go in in sort order, a screenful at once and the rest a step at a time after the
-first paint (``filling`` says rows still wait), so the table is on screen at once and keys are
-answered between steps. The cells of a row without a sample depend only on its signature
-(``row_signature``), and most stopped VMs share one: they are made once per signature.
+At scale (2000 VMs) the first fill is what costs. New rows go in in sort order, a screenful at
+once and the rest a step at a time after the first paint (``filling`` says rows still wait), so
+the table is on screen at once and keys are answered between steps. The cells of a row without
+a sample depend only on its signature (``row_signature``), and most stopped VMs share one: they
+are made once per signature.
 """
 
 from __future__ import annotations
@@ -20,17 +21,15 @@ from typing import Any
 
 from rich.text import Span, Text
 from textual.binding import Binding
-from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
-from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
 
 from tui.host.sampling import Why
 from tui.widgets.format import DASH, clean, percent, rate, sparkline
 from tui.widgets.kept_styles import KeptComponentStyles
 from tui.widgets.levels import level_classes, level_css, level_style
+from tui.widgets.table import RowTable
 from tui.widgets.vm_rows import (
     COLUMN_BY_KEY,
     COLUMN_KEYS,
@@ -50,7 +49,6 @@ NARROW = 120  # below this many columns the low-value columns are left out
 ARROW = " ▲"  # the sort arrow; every label keeps room for it so sorting never hides it
 BUSY_MARK = "⚙"  # after the name while a job runs on the VM
 MARK = "✓"  # before the name of a marked VM (the bulk actions apply to the marked VMs)
-REPAINT_CELLS = 64  # more changed cells than this in one update: repaint the whole table
 FIRST_ROWS = 64  # new rows added at once into an empty table: more than a screenful
 ROWS_PER_STEP = 200  # then this many per step; keys are handled between steps
 STEP_PAUSE_S = 0.02  # after a paint of the table, before the next step: room for keys
@@ -73,7 +71,7 @@ class NameText(Text):
     vm: str = ""
 
 
-class VMTable(KeptComponentStyles, DataTable):
+class VMTable(KeptComponentStyles, RowTable):
     """Rows keyed by VM name. Feed it with ``update_rows``."""
 
     DEFAULT_CSS = """
@@ -82,9 +80,8 @@ class VMTable(KeptComponentStyles, DataTable):
         max-height: 100%;
     }
     """ + level_css("VMTable", PREFIX)
-    COMPONENT_CLASSES = DataTable.COMPONENT_CLASSES | level_classes(PREFIX)
+    COMPONENT_CLASSES = RowTable.COMPONENT_CLASSES | level_classes(PREFIX)
     BINDINGS = [
-        # DataTable's home/end scroll sideways; in a row table they move to the first/last VM.
         Binding("home", "scroll_top", "First VM", show=False, id="first_vm"),
         Binding("end", "scroll_bottom", "Last VM", show=False, id="last_vm"),
         Binding("enter", "screen.open_vm", "Open VM", show=False, id="open_vm"),
@@ -97,7 +94,7 @@ class VMTable(KeptComponentStyles, DataTable):
             self.reverse = reverse
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
+        super().__init__(zebra_stripes=True, fixed_columns=1, **kwargs)
         self.sort_column = "name"
         self.sort_reverse = False
         self.filter_text = ""
@@ -107,9 +104,7 @@ class VMTable(KeptComponentStyles, DataTable):
         self._made: dict[str, tuple[tuple[Any, ...] | None, dict[str, Any]]] = {}
         self._styles: dict[str | None, Any] = {}  # level -> style, during update_rows
         self.matched = 0  # rows shown after the filter
-        # During update_rows: the cells changed, whose rendered lines are dropped at its end.
-        self._changed: dict[RowKey, set[Any]] | None = None
-        self._generation = -1  # DataTable's _update_count when its caches were last emptied
+        self._updating = False  # within update_rows (the theme stays the same)
         # Non-name cells of rows without a sample, by signature (rows share them: never mutated).
         self._shared_cells: dict[tuple[Any, ...], dict[str, Text]] = {}
         self.waiting = 0  # rows to show that are not in the table yet (the fill goes on)
@@ -129,7 +124,7 @@ class VMTable(KeptComponentStyles, DataTable):
         style = self._styles.get(level)
         if style is None:
             style = level_style(self, PREFIX, level)
-            if self._changed is not None:  # within one update_rows the theme is the same
+            if self._updating:  # within one update_rows the theme is the same
                 self._styles[level] = style
         return style
 
@@ -267,14 +262,13 @@ class VMTable(KeptComponentStyles, DataTable):
         shown = [r for r in rows if self.matches(r)]
         self.matched = len(shown)
         wanted = {r.vm.name for r in shown}
-        self._changed = {}
+        self._updating = True
         self._styles = {}
         try:
             with self.app.batch_update():
-                for key in list(self.rows):
-                    if key.value not in wanted:
-                        self.remove_row(key)
-                        self._made.pop(key.value, None)
+                for key in [k for k in self.rows if k not in wanted]:
+                    self.remove_row(key)
+                    self._made.pop(key, None)
                 sort_keys = {}
                 new: list[RowData] = []
                 in_table = self.rows
@@ -300,24 +294,21 @@ class VMTable(KeptComponentStyles, DataTable):
                         value = cells[column]
                         current = self.get_cell(name, column)
                         if current is not value and current != value:
-                            self._set_cell(name, column, value)
+                            self.update_cell(name, column, value)
                 if len(self._made) > len(sort_keys):  # VMs gone or filtered out
                     for name in [n for n in self._made if n not in sort_keys]:
                         del self._made[name]
                 self._sort_keys = sort_keys
                 self._add_new(new)
-                changed, self._changed = self._changed, None
-                self._forget_rendered(changed)
-                self._repaint(changed)
                 self._apply_sort()
                 if selected is not None and selected in self.rows:
                     self.select_name(selected)
         finally:
-            self._changed = None
+            self._updating = False
 
     def _add_new(self, new: list[RowData]) -> None:
         """Add NEW rows (not in the table) in sort order, as many as one step takes; arm the
-        next step for the rest. Each row added costs DataTable a measure of every cell."""
+        next step for the rest."""
         budget = FIRST_ROWS if not self.rows else ROWS_PER_STEP
         if len(new) > budget:
             key = self._row_key_fn()
@@ -327,8 +318,7 @@ class VMTable(KeptComponentStyles, DataTable):
             self.add_row(*(cells[k] for k in self.shown_columns), key=row.vm.name)
         self.waiting = max(0, len(new) - budget)
         # The next step is armed by the next paint of the table (render_lines): the rows
-        # added are on screen before more are added (DataTable lays new rows out only once
-        # idle, and a step armed for after the refresh ran before that paint).
+        # added are on screen before more are added.
         self._step_armed = False
         self._step_due = self.waiting > 0
 
@@ -348,106 +338,6 @@ class VMTable(KeptComponentStyles, DataTable):
     def filling(self) -> bool:
         """Rows to show are still being added (the first fill of a big host)."""
         return self.waiting > 0
-
-    def _set_cell(self, row: str, column: str, value: Text) -> None:
-        """Update one cell and repaint just that cell.
-
-        ``DataTable.update_cell`` repaints the whole table (``self.refresh()``), which every
-        poll would send every row to the terminal again. When the new text fits the column,
-        store it and refresh the cell's region only; otherwise take the normal path, which
-        also widens the column.
-        """
-        column_key = self._column_key(column)
-        data = getattr(self, "_data", None)
-        if (
-            not isinstance(data, dict)
-            or not hasattr(self, "_update_count")
-            or value.cell_len > self.columns[column_key].content_width
-        ):
-            self.update_cell(row, column, value, update_width=True)
-            return
-        row_key = RowKey(row)
-        data[row_key][column_key] = value
-        if self._changed is not None:  # update_rows repaints them all at its end
-            self._changed.setdefault(row_key, set()).add(column_key)
-            return
-        self._forget_rendered({row_key: {column_key}})
-        self.refresh_coordinate(Coordinate(self.get_row_index(row), self._column_index(column)))
-
-    def _repaint(self, changed: dict[RowKey, set[Any]]) -> None:
-        """Repaint the CHANGED cells (row key -> column keys): each one's region when they are
-        few, the whole table when they are many (the state of 2000 rows filling in at once:
-        one region per cell cost more than the repaint)."""
-        if sum(len(columns) for columns in changed.values()) > REPAINT_CELLS:
-            self.refresh()
-            return
-        columns = {key: i for i, key in enumerate(self.columns)}
-        for row_key, column_keys in changed.items():
-            row = self.get_row_index(row_key)
-            for column_key in column_keys:
-                self.refresh_coordinate(Coordinate(row, columns[column_key]))
-
-    def _forget_rendered(self, changed: dict[RowKey, set[Any]]) -> None:
-        """Drop what DataTable rendered from the CHANGED cells (row key -> column keys): the
-        cells, their rows' renderables and lines. Every other cell stays rendered, so a poll
-        that changes three cells of a row renders those three, not the row's ten.
-
-        ``_update_count`` (part of every DataTable render cache key) would drop all of it; that
-        is the fallback when the caches are not where this Textual version keeps them. When
-        DataTable itself bumped it (a sort, a wider column, rows added or removed), whatever
-        the caches hold under older counts is never used again: they are emptied then, so
-        they stay as small as one table's worth and this walk over them stays cheap.
-        """
-        try:
-            cells = self._cell_render_cache  # keys: (row key, column key, ...)
-            rows = self._row_render_cache  # keys: (row key, line in row, ...)
-            renderables = self._row_renderable_cache  # keys: (update count, row index)
-            lines = self._line_cache  # keys: (y, ...)
-            locations = self._row_locations
-        except AttributeError:
-            if changed:
-                self._update_count += 1
-            return
-        if self._update_count != self._generation:
-            for cache in (cells, rows, renderables, lines):
-                cache.clear()
-            self._generation = self._update_count
-            return
-        if not changed:
-            return
-        indices = {locations.get(key) for key in changed}
-        # LRUCache has keys() but no __iter__.
-        cell_keys, row_keys = cells.keys(), rows.keys()
-        renderable_keys, line_keys = renderables.keys(), lines.keys()
-        doomed_cells = [k for k in cell_keys if k[1] in changed.get(k[0], ())]
-        doomed_rows = [k for k in row_keys if k[0] in changed]
-        doomed_renderables = [k for k in renderable_keys if k[1] in indices]
-        doomed_lines = []
-        for key in line_keys:
-            try:
-                row_key = self._get_offsets(key[0])[0]
-            except LookupError:
-                continue
-            if row_key in changed:
-                doomed_lines.append(key)
-        for cache, doomed in (
-            (cells, doomed_cells),
-            (rows, doomed_rows),
-            (renderables, doomed_renderables),
-            (lines, doomed_lines),
-        ):
-            for key in doomed:
-                cache.discard(key)
-
-    def _forget_all_rendered(self) -> None:
-        """Drop everything DataTable rendered (what a change of its own does)."""
-        if hasattr(self, "_update_count"):
-            self._update_count += 1
-        else:  # not where this Textual version keeps it: a full re-measure does it too
-            self._require_update_dimensions = True
-
-    def _column_index(self, key: str) -> int:
-        return self.shown_columns.index(key)
 
     # --- narrow terminals ------------------------------------------------------------------
 
@@ -504,12 +394,12 @@ class VMTable(KeptComponentStyles, DataTable):
     def _apply_sort(self) -> bool:
         """Re-sort when the order changed (True then); the cursor stays on its VM."""
         key = self._row_key_fn()
-        current = [row.key.value for row in self.ordered_rows]
-        wanted = sorted(current, key=key, reverse=self.sort_reverse)  # type: ignore[arg-type]
+        current = self.ordered_keys
+        wanted = sorted(current, key=key, reverse=self.sort_reverse)
         if wanted == current:
             return False
         selected = self.selected_name
-        self.sort("name", key=lambda cell: key(cell.vm), reverse=self.sort_reverse)
+        self.reorder(wanted)
         if selected is not None:
             self.select_name(selected)
         return True
@@ -524,14 +414,10 @@ class VMTable(KeptComponentStyles, DataTable):
         self._fit_columns()  # a column left out on a narrow terminal comes back to sort by
         for key in {old, column}:
             if key in self.shown_columns:
-                self.columns[self._column_key(key)].label = self._label(COLUMN_BY_KEY[key])
-        # A label keeps room for the arrow, so the columns keep their widths: no new
-        # dimensions (asking for them put off scrolling to the cursor by a frame, and the
-        # table was drawn twice). The labels are drawn from DataTable's render caches, which
-        # a re-sort empties; when the order stays, they are emptied here.
-        if not self._apply_sort():
-            self._forget_all_rendered()
-        self.refresh()
+                self.set_column_label(key, self._label(COLUMN_BY_KEY[key]))
+        # A label keeps room for the arrow, so the columns keep their widths: the rows are
+        # drawn again from the table's cache, in their new order.
+        self._apply_sort()
         self.post_message(self.SortChanged(self.sort_column, self.sort_reverse))
 
     def cycle_sort(self) -> None:
@@ -549,15 +435,9 @@ class VMTable(KeptComponentStyles, DataTable):
             label.append(" " * len(ARROW))  # the column is as wide sorted as not
         return label
 
-    def _column_key(self, key: str) -> Any:
-        for column_key in self.columns:
-            if column_key.value == key:
-                return column_key
-        raise KeyError(key)
-
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+    def on_row_table_header_selected(self, event: RowTable.HeaderSelected) -> None:
         event.stop()
-        column = event.column_key.value or "name"
+        column = event.column_key
         if column == self.sort_column:
             self.reverse_sort()
         else:
@@ -573,12 +453,7 @@ class VMTable(KeptComponentStyles, DataTable):
 
     @property
     def selected_name(self) -> str | None:
-        if not self.rows or self.cursor_row < 0:
-            return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
-            return None
+        return self.row_key_at(self.cursor_row)
 
     def select_name(self, name: str) -> None:
         if name in self.rows:
@@ -589,4 +464,4 @@ class VMTable(KeptComponentStyles, DataTable):
     @property
     def order(self) -> list[str]:
         """VM names in on-screen order."""
-        return [row.key.value for row in self.ordered_rows if row.key.value is not None]
+        return list(self.ordered_keys)
