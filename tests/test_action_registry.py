@@ -37,6 +37,7 @@ OTHER_MEANINGS = {
     ("logs_cli.py", "logs"): "the CLI's subcommand",
     ("config/loader.py", "deploy"): "the config's [deploy] table",
     ("app.py", "jobs"): "a remote source's `jobs` attribute (its agent's job runner)",
+    ("agent/fleet_jobs.py", "jobs"): "a remote source's `jobs` attribute (its agent's job runner)",
     ("agent/streams.py", "console"): "the agent's session kinds (`agent console VM`)",
     ("agent/streams.py", "logs"): "the agent's session kinds (`agent logs VM`)",
     ("agent/console_client.py", "console"): "the agent's console session",

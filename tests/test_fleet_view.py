@@ -2,7 +2,7 @@
 hosts under ``HOST/NAME`` keys without one host waiting for another; the app's fleet screen
 lists every host's VMs with a Host column, host rows with reachability, a host switcher (``:``
 and the palette's "Host: NAME"), filter and sort across hosts, and Enter opens the VM's usual
-detail; the fleet is read-only and says so.
+detail; actions go to each VM's host (tests/test_fleet_actions.py).
 
 SVG: ``snapshots/test_fleet_view/`` (tests/snapshot_support.py); refresh with
 ``--snapshot-update`` for exactly these tests.
@@ -21,7 +21,7 @@ from tests.snapshot_support import snapshots_in_top_level_folder  # noqa: F401
 from tui.agent.client import RemoteHostError
 from tui.app import MicroVMApp
 from tui.feed import Snapshot
-from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE, FleetSnapshot, FleetSource
+from tui.feed.fleet import FLEET_REMOTE, FleetSnapshot, FleetSource
 from tui.host.text import is_clean
 from tui.screens.fleet import FleetScreen, HostPicker
 from tui.widgets.fleet_table import FleetTable, HostsTable
@@ -157,7 +157,12 @@ async def test_fleet_view_filter_sort_switch_and_enter() -> None:
         assert hosts.row_count == 3
         gone = " ".join(c.plain for c in hosts.get_row("gone"))
         assert "down: ssh: " in gone and "evil" in gone and is_clean(gone)
-        assert app.read_only_reason == FLEET_READ_ONLY
+        # Actions go to each VM's host (tests/test_fleet_actions.py); this host's as root,
+        # and far here is a recording without an agent: its VMs take none, said in one line.
+        assert app.read_only_reason is None
+        assert app.actions.runner.refusal("far/web") == (
+            "far's VMs take no actions here: no [hosts.far] agent carries them."
+        )
 
         # The filter works across hosts: "web" is on both.
         await pilot.press("slash", *"web", "enter")

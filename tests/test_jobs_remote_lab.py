@@ -189,3 +189,104 @@ def test_a_remote_job_outlives_the_ssh_client_and_is_shown_after_reconnect(
         assert not (the_lab.settings.state_dir / "remjob").exists()
     finally:
         src.close()
+
+
+async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> None:
+    """The fleet (--all-hosts): this host is the lab, and the lab over its sshd is host
+    lab-ssh. R on lab-ssh/web (running) in the fleet table asks lab-ssh's agent (the dialog's facts
+    from it) to restart its web; the job finishes in the jobs panel, and lab-ssh/web's row
+    shows the new process."""
+    import dataclasses
+
+    from tui.app import MicroVMApp
+    from tui.config import load_settings
+    from tui.feed.fleet import FLEET_REMOTE, fleet_source
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.fleet import FleetScreen
+    from tui.screens.jobs import JobsScreen
+    from tui.widgets.jobs_table import JobsTable
+
+    agent = remote_source(the_lab).host.agent
+    host = RemoteHost("lab-ssh", tuple(the_lab.sshd.ssh_args()), agent)
+    settings = dataclasses.replace(load_settings(the_lab.config_path), hosts={host.name: host})
+    app = MicroVMApp(
+        settings, fleet_source(settings, [host], "local"), tty_watch=False, remote=FLEET_REMOTE
+    )
+    key = "lab-ssh/web"
+    async with app.run_test(size=(160, 48)) as pilot:
+
+        def web_pid() -> int | None:
+            snap = app.snapshot
+            vm = next((v for v in snap.inventory.vms if v.name == key), None) if snap else None
+            return vm.unit.main_pid if vm and vm.unit and vm.unit.active == "active" else None
+
+        fleet = await until_in_app(
+            pilot, lambda: isinstance(app.screen, FleetScreen) and app.screen, 30, what="fleet"
+        )
+        before = await until_in_app(pilot, web_pid, 120, what="lab-ssh/web running")
+        table = fleet.table
+        await until_in_app(pilot, lambda: key in table.keys, 30, what="its fleet row")
+        row_before = [c.plain for c in table.get_row(key)]
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.pause()
+        await pilot.press("R")
+        dialog = await until_in_app(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ConfirmScreen)
+                and app.screen.query("#confirm")
+                and app.screen
+            ),
+            30,
+            what="the restart dialog (its facts from lab-ssh)",
+        )
+        assert key in dialog.title_text
+        await pilot.press("enter")
+        await until_in_app(pilot, lambda: app.screen is fleet, 10, what="back on the fleet view")
+        await pilot.press("j")
+        panel = await until_in_app(
+            pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen, 10, what="jobs"
+        )
+        job = await until_in_app(
+            pilot,
+            lambda: next(
+                (
+                    j
+                    for j in panel.source.jobs()
+                    if j.title == f"restart {key}" and not j.adopted and j.state.finished
+                ),
+                None,
+            ),
+            120,
+            what="the restart to finish in the jobs panel",
+        )
+        assert job.state is JobState.SUCCEEDED, job.result
+        assert job.unit is not None and job.unit.startswith("microvm-tui-job-")
+        assert "systemctl restart microvm@web.service" in job.log  # its own name there
+        jobs_table = panel.query_one(JobsTable)
+        await until_in_app(
+            pilot,
+            lambda: (
+                jobs_table.get_cell(str(job.id), "state").plain.endswith("succeeded")
+                if str(job.id) in jobs_table.rows
+                else None
+            ),
+            10,
+            what="the panel's row finished",
+        )
+        assert jobs_table.get_cell(str(job.id), "vm").plain == key
+        await pilot.press("escape")
+        after = await until_in_app(
+            pilot,
+            lambda: (pid := web_pid()) not in (None, before) and pid,
+            60,
+            what="the remote row to show the new process",
+        )
+        assert after != before
+        await until_in_app(
+            pilot,
+            lambda: [c.plain for c in table.get_row(key)] != row_before,
+            30,
+            what="the fleet row to change",
+        )
+    app.streams.close_all()

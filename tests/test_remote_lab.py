@@ -137,7 +137,7 @@ async def test_the_fleet_view_opens_a_remote_console_and_echo_prints_42(lab: Lab
             pilot, lambda: app.screen if isinstance(app.screen, FleetScreen) else None, 30, "fleet"
         )
         table = fleet.query_one(FleetTable)
-        await until(pilot, lambda: "lab-ssh/console" in table.rows, 120, "the remote listing")
+        await until(pilot, lambda: "lab-ssh/console" in table.keys, 120, "the remote listing")
         table.move_cursor(row=table.get_row_index("lab-ssh/console"))
         await pilot.press("c")
         screen = await until(

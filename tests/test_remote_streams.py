@@ -390,7 +390,7 @@ async def open_in_fleet(pilot: Any, key: str, press: str, screen_type: type) -> 
     fleet = app.fleet_screen()
     await until_in_app(
         pilot,
-        lambda: app.screen is fleet and key in fleet.table.rows,
+        lambda: app.screen is fleet and key in fleet.table.keys,
         30,
         what=f"{key} on the fleet view",
     )

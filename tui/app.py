@@ -34,7 +34,7 @@ from tui.actions import ActionsAppMixin, ActionsController, Scope, bindings
 from tui.actions.read_only import read_only_reason
 from tui.config import Settings
 from tui.feed import LiveSource, Snapshot, Source
-from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE
+from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE, FleetSource
 from tui.host.actions.jobs import Job
 from tui.host.checks.findings import CheckReport
 from tui.host.model import VM
@@ -78,8 +78,8 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         super().__init__()
         self.settings = settings
         self._source = source
-        # A remote host (--host NAME): its VMs are shown; actions, consoles and logs run here
-        # on local paths, so they stay off until the agent carries them (issue 13).
+        # A remote host (--host NAME) or the fleet (--all-hosts): its VMs are shown; actions,
+        # consoles and logs go to each VM's host (its agent for a remote one).
         self.remote = remote
         self.snapshot: Snapshot | None = None
         self.polls = 0  # finished polls (tests wait on this)
@@ -103,7 +103,15 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
                     else getattr(source, "read_only", None)
                 )
         self.fleet = remote == FLEET_REMOTE  # --all-hosts (tui/screens/fleet.py)
-        if self.fleet:
+        jobs_note = None
+        if self.fleet and isinstance(source, FleetSource):
+            # Each VM's action goes to its host, which has its own read-only rule
+            # (tui/agent/fleet_jobs.py); --read-only alone keeps every host's off here.
+            from tui.agent.fleet_jobs import fleet_jobs
+
+            remote_jobs, jobs_note = fleet_jobs(settings, source)
+            self.read_only_reason = read_only_reason(True) if settings.read_only else None
+        elif self.fleet:
             self.read_only_reason = FLEET_READ_ONLY
         self._consoles: ConsoleManager | None = None  # made at the first console
         if remote is not None and remote in settings.hosts:  # its agent carries its consoles
@@ -117,6 +125,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
             on_change=self._job_changed,
             runner=remote_jobs,
         )
+        self.actions.jobs_note = self.actions.jobs_note or jobs_note
         self.tty_watch = tty_watch
         self._ttys: dict[int, str | None] = {}
         self._theme_error: str | None = None

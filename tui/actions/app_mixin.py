@@ -22,7 +22,13 @@ class ActionsAppMixin:
         """The VM under the cursor of the default screen (``selected_name``), from the
         app's last ``snapshot.inventory``."""
         stack = self.screen_stack  # type: ignore[attr-defined]
-        name = getattr(stack[0], "selected_name", None) if stack else None
+        # The fleet view, when it is the screen, has a table (and a selection) of its own.
+        if not stack:
+            return None
+        top = stack[-1]
+        name = getattr(
+            top if getattr(top, "fleet_selection", False) else stack[0], "selected_name", None
+        )
         if name is None:
             return None
         return next((vm for vm in self.known_vms() if vm.name == name), None)

@@ -143,6 +143,9 @@ class ActionsController:
     def plan_for(self, vm: VM) -> ActionPlan | str:
         """The facts VM's dialogs state: from this host, or asked of the remote host's agent
         (a line saying why not when it does not answer)."""
+        fleet_plan = getattr(self.runner, "plan_for", None)  # the fleet's: the VM's host's
+        if fleet_plan is not None:
+            return fleet_plan(vm)
         remote_plan = getattr(self.runner, "plan", None)
         if remote_plan is not None:
             return remote_plan(vm.name)
@@ -242,8 +245,12 @@ class ActionsController:
                 return self.request_bulk(spec, marked)
         if vm is None:
             vm = self.selected_vm()
+        if vm is not None and self.refuse_for_host(spec, vm.name):
+            return None
         busy = self.runner.active_on(vm.name) if vm is not None else None
-        problem = refusal(spec, vm, busy)
+        # The checks see the VM as its host names it (the fleet's key is HOST/NAME).
+        own_vm = getattr(self.runner, "own_vm", None)
+        problem = refusal(spec, own_vm(vm) if own_vm and vm else vm, busy)
         if problem:
             self._refuse(spec, problem)
             return None
@@ -301,7 +308,7 @@ class ActionsController:
 
     def request_bulk(self, spec: ActionSpec, vms: Iterable[VM]) -> ConfirmScreen | None:
         """One confirmation for SPEC on VMS, then one parent job with a child per VM."""
-        if self.refuse_read_only(spec):
+        if self.refuse_read_only(spec) or self.refuse_for_host(spec, None):
             return None
         bulk = self.bulk_plan(spec, vms)
         if spec.id == ActionId.DEPLOY and not self.deploy_source.hydra_url:
@@ -355,7 +362,9 @@ class ActionsController:
             self.submit(spec, name, **options)
 
     def request_create(self) -> CreateScreen | None:
-        if self.refuse_read_only(ACTIONS[ActionId.CREATE]):
+        if self.refuse_read_only(ACTIONS[ActionId.CREATE]) or self.refuse_for_host(
+            ACTIONS[ActionId.CREATE], None, new=True
+        ):
             return None
         known = list(self.known_vms())
         from tui.screens.create import CreateScreen
@@ -439,6 +448,20 @@ class ActionsController:
             return False
         self._refuse(spec, read_only.refused(self.read_only_reason))
         return True
+
+    def refuse_for_host(self, spec: ActionSpec, name: str | None, *, new: bool = False) -> bool:
+        """Say why the runner's host of VM NAME (None: the marked VMs; NEW: a new VM) does not
+        take SPEC (the fleet's runner: each host has its own read-only rule); True if so."""
+        if not spec.changes_host:
+            return False
+        if new or name is None:
+            why = getattr(self.runner, "create_refusal" if new else "bulk_refusal", None)
+        else:
+            refusal_of = getattr(self.runner, "refusal", None)
+            why = refusal_of(name) if refusal_of is not None else None
+        if why:
+            self._refuse(spec, why)
+        return bool(why)
 
     def show_jobs(self) -> JobsScreen:
         from tui.screens.jobs import JobsScreen

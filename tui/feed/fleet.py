@@ -33,13 +33,11 @@ if TYPE_CHECKING:
 
 FIRST_WAIT_S = 8.0  # the fleet's first poll waits this long at most for every host's first answer
 SEPARATOR = "/"  # between the host and the VM's own name in a fleet key
-# The fleet is read-only: actions on remote VMs would need the agent to carry them (issue 13),
-# and a local VM's key is host-qualified here. Consoles and logs go to each VM's own host
-# (tui/agent/views.py: StreamRoutes).
+# Consoles and logs go to each VM's own host (tui/agent/views.py: StreamRoutes), and so do
+# actions (tui/agent/fleet_jobs.py: FleetJobs), each host with its own read-only rule.
 FLEET_REMOTE = "the fleet"  # the app's ``remote`` for --all-hosts ("... the fleet's VMs")
-FLEET_READ_ONLY = (
-    "all hosts: read-only (actions over the agent are not in this version; open one host for them)"
-)
+# A fleet of sources that are not FleetSource's members (nothing to route to): no actions.
+FLEET_READ_ONLY = "all hosts: read-only (no host's runner to send actions to)"
 
 
 def fleet_key(host: str, name: str) -> str:

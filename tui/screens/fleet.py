@@ -101,6 +101,13 @@ class FleetScreen(Screen[str | None]):
     def table(self) -> FleetTable:
         return self.query_one(FleetTable)
 
+    fleet_selection = True  # the app's actions take this table's VM (ActionsAppMixin)
+
+    @property
+    def selected_name(self) -> str | None:
+        """The fleet key under the cursor: what an action key acts on here."""
+        return self.table.selected_key
+
     def show(self, snapshot: FleetSnapshot) -> None:
         self.snapshot = snapshot
         with self.app.batch_update():
