@@ -32,6 +32,7 @@ from tui.host.console import (
     ConsoleStatus,
     Subscription,
 )
+from tui.host.console.fanout import Fanout
 from tui.host.console.status import DataCallback, StatusCallback, note
 from tui.host.hostloop import HostLoop, host_loop
 from tui.host.model import VM
@@ -75,13 +76,14 @@ class RemoteConsoleConnection:
         self.sessions = 0  # ssh sessions started (tests)
         self.agent_read_only: str | None = None  # the agent's reason, when it is read-only
         self._loop = loop or host_loop()
-        self._lock = threading.Lock()
-        self._buffer = bytearray()
-        self._subscribers: dict[int, tuple[DataCallback, StatusCallback | None]] = {}
-        self._holds: dict[int, Callable[[], bool]] = {}
-        self._tokens = 0
-        self._status = ConsoleStatus(
-            ConnectionState.CONNECTING, f"connecting to {host.name} for {vm.name}'s console…"
+        self._lock = threading.Lock()  # the session loop's own state (closed, task, queued)
+        # The recent output, the status and the panes that get them: as a local connection's.
+        self._fan = Fanout(
+            vm.name,
+            buffer_limit,
+            ConsoleStatus(
+                ConnectionState.CONNECTING, f"connecting to {host.name} for {vm.name}'s console…"
+            ),
         )
         self._session: AgentSession | None = None
         self._task = None  # concurrent.futures.Future of the session loop
@@ -104,8 +106,7 @@ class RemoteConsoleConnection:
 
     @property
     def status(self) -> ConsoleStatus:
-        with self._lock:
-            return self._status
+        return self._fan.status
 
     @property
     def closed(self) -> bool:
@@ -121,8 +122,7 @@ class RemoteConsoleConnection:
         return self.status.discovered
 
     def buffer(self) -> bytes:
-        with self._lock:
-            return bytes(self._buffer[-self.buffer_limit :])
+        return self._fan.buffer()
 
     def attach(
         self,
@@ -131,23 +131,15 @@ class RemoteConsoleConnection:
         *,
         full: Callable[[], bool] | None = None,
     ) -> Subscription:
-        with self._lock:
-            self._tokens += 1
-            token = self._tokens
-            self._subscribers[token] = (on_data, on_status)
-            if full is not None:
-                self._holds[token] = full
-            self.last_used = time.monotonic()
-            subscription = Subscription(token, bytes(self._buffer), self._status)
+        subscription = self._fan.attach(on_data, on_status, full)
+        self.last_used = time.monotonic()
         self.start()
         self._soon(self._want)  # a new session when the last visit ended the previous one
         return subscription
 
     def detach(self, token: int) -> None:
-        with self._lock:
-            self._subscribers.pop(token, None)
-            self._holds.pop(token, None)
-            self.last_used = time.monotonic()
+        self._fan.detach(token)
+        self.last_used = time.monotonic()
         self.resume()
         self._soon(self._end_if_idle)  # no pane shows it: the ssh session ends
 
@@ -160,8 +152,7 @@ class RemoteConsoleConnection:
 
     @property
     def attached(self) -> int:
-        with self._lock:
-            return len(self._subscribers)
+        return self._fan.attached
 
     def write(self, data: bytes) -> bool:
         if not data or self.read_only or not self.status.interactive:
@@ -211,50 +202,18 @@ class RemoteConsoleConnection:
             with contextlib.suppress(Exception):
                 task.result(timeout)  # ssh ended and reaped
         self._set_status(ConsoleStatus(ConnectionState.CLOSED, "closed"))
-        with self._lock:
-            self._subscribers.clear()
-            self._holds.clear()
+        self._fan.clear()
 
     # --- delivery (on the host loop) ----------------------------------------------------
 
     def _deliver(self, data: bytes) -> None:
-        if not data:
-            return
-        with self._lock:
-            self._buffer += data
-            excess = len(self._buffer) - self.buffer_limit
-            if excess > 0:
-                newline = self._buffer.find(b"\n", excess, excess + 4096)
-                del self._buffer[: newline + 1 if newline >= 0 else excess]
-            subscribers = [cb for cb, _ in self._subscribers.values()]
-        for callback in subscribers:
-            try:
-                callback(data)
-            except Exception:  # a subscriber's bug must not end the session
-                log.exception("remote console %s: data callback failed", self.name)
+        self._fan.deliver(data)
 
     def _set_status(self, status: ConsoleStatus) -> None:
-        with self._lock:
-            if status == self._status:
-                return
-            self._status = status
-            subscribers = [cb for _, cb in self._subscribers.values() if cb is not None]
-        for callback in subscribers:
-            try:
-                callback(status)
-            except Exception:
-                log.exception("remote console %s: status callback failed", self.name)
+        self._fan.set_status(status)
 
     def _held(self) -> bool:
-        with self._lock:
-            holds = list(self._holds.values())
-        for full in holds:
-            try:
-                if full():
-                    return True
-            except Exception:
-                log.exception("remote console %s: hold callback failed", self.name)
-        return False
+        return self._fan.held()
 
     def _from_agent(self, status: ConsoleStatus) -> ConsoleStatus:
         """The agent's status as shown here: the host named; view only when either side is
