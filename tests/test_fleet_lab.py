@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,6 +110,31 @@ def test_stopping_the_lab_sshd_is_unreachable_then_back_by_itself(lab: Lab) -> N
         lab.sshd.start()
 
 
+async def fleet_up(pilot: Any, hosts: tuple[str, ...], running: list[str], timeout: float) -> Any:
+    """The fleet view once every host is reachable and each runs RUNNING: (its screen, its
+    VM table, the State cell's text of a host-qualified key)."""
+    from tests.conftest import until_in_app
+    from tui.screens.fleet import FleetScreen
+    from tui.widgets.fleet_table import FleetTable
+
+    app = pilot.app
+    await until_in_app(pilot, lambda: isinstance(app.screen, FleetScreen), 30, what="fleet")
+    screen = app.screen
+    table = screen.query_one(FleetTable)
+
+    def state(key: str) -> str:
+        return table.get_row(key)[2].plain if key in table.keys else ""
+
+    def all_up() -> bool:
+        snap = screen.snapshot
+        if snap is None or not all(s.reachable for s in snap.hosts):
+            return False
+        return all("running" in state(f"{h}/{n}") for h in hosts for n in running)
+
+    await until_in_app(pilot, all_up, timeout, what=f"the running VMs of {', '.join(hosts)}")
+    return screen, table, state
+
+
 async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: Lab) -> None:
     """One lab reached two ways: as this host (LiveSource) and over its sshd (the agent), in
     one fleet table; the same VM names under two host-qualified keys, both hosts' rows up,
@@ -117,8 +143,6 @@ async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: 
     from tui.app import MicroVMApp
     from tui.config import load_settings
     from tui.feed.fleet import FLEET_REMOTE, fleet_source
-    from tui.screens.fleet import FleetScreen
-    from tui.widgets.fleet_table import FleetTable
 
     settings = load_settings(lab.config_path)
     host = RemoteHost("lab-ssh", tuple(lab.sshd.ssh_args()), agent_command(lab))
@@ -127,23 +151,7 @@ async def test_the_fleet_view_shows_the_lab_here_and_over_ssh_side_by_side(lab: 
     names = sorted(s.name for s in lab.specs)
     running = sorted(s.name for s in lab.specs if s.role == "running")
     async with app.run_test(size=(200, 50)) as pilot:
-        await until_in_app(pilot, lambda: isinstance(app.screen, FleetScreen), 30, what="fleet")
-        screen = app.screen
-        assert isinstance(screen, FleetScreen)
-        table = screen.query_one(FleetTable)
-
-        def state(key: str) -> str:
-            return table.get_row(key)[2].plain if key in table.keys else ""
-
-        def both_up() -> bool:
-            snap = screen.snapshot
-            if snap is None or not all(s.reachable for s in snap.hosts):
-                return False
-            return all(
-                "running" in state(f"{h}/{n}") for h in ("local", "lab-ssh") for n in running
-            )
-
-        await until_in_app(pilot, both_up, 120, what="both hosts' running VMs")
+        screen, table, _ = await fleet_up(pilot, ("local", "lab-ssh"), running, 120)
         keys = sorted(k for k in table.keys)
         assert keys == sorted([f"local/{n}" for n in names] + [f"lab-ssh/{n}" for n in names])
         snap = screen.snapshot
@@ -221,8 +229,6 @@ async def test_the_fleet_view_shows_two_labs_each_over_its_own_ssh(
     from tui.config import load_settings
     from tui.feed.fleet import FLEET_REMOTE, fleet_source
     from tui.lab.cli import host_name, main
-    from tui.screens.fleet import FleetScreen
-    from tui.widgets.fleet_table import FleetTable
 
     assert main(["fleet", str(lab.root), str(second_lab.root)]) == 0
     settings = load_settings(lab.root / "fleet.toml")
@@ -233,21 +239,7 @@ async def test_the_fleet_view_shows_two_labs_each_over_its_own_ssh(
     names = sorted(s.name for s in lab.specs)
     running = sorted(s.name for s in lab.specs if s.role == "running")
     async with app.run_test(size=(200, 50)) as pilot:
-        await until_in_app(pilot, lambda: isinstance(app.screen, FleetScreen), 30, what="fleet")
-        screen = app.screen
-        assert isinstance(screen, FleetScreen)
-        table = screen.query_one(FleetTable)
-
-        def state(key: str) -> str:
-            return table.get_row(key)[2].plain if key in table.keys else ""
-
-        def both_up() -> bool:
-            snap = screen.snapshot
-            if snap is None or not all(s.reachable for s in snap.hosts):
-                return False
-            return all("running" in state(f"{h}/{n}") for h in ("local", other) for n in running)
-
-        await until_in_app(pilot, both_up, 180, what="both labs' running VMs")
+        screen, table, state = await fleet_up(pilot, ("local", other), running, 180)
         keys = sorted(table.keys)
         assert keys == sorted([f"local/{n}" for n in names] + [f"{other}/{n}" for n in names])
         snap = screen.snapshot
