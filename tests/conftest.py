@@ -127,6 +127,24 @@ def lab() -> Iterator[object]:
 
 
 @contextlib.contextmanager
+def lab_sshd(name: str) -> Iterator[Any]:
+    """A lab sshd of its own on loopback (tui/lab/sshd.py) for one test module, and its files
+    removed after. Only root can run it (/run/sshd, root login)."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab's sshd needs root (/run/sshd, root login)")
+    from tui.lab.sshd import LabSshd
+
+    root = lab_root(f"mvtui-{name}-")
+    server = LabSshd(root / "ssh", alias=f"{name}-test")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def vm_running(lab: Any, name: str, timeout: float = 120) -> Iterator[None]:
     """VM NAME of LAB running for a test that restarts it, and stopped again after: the lab's
     `idle` is installed but stopped, and later tests count on it staying so."""

@@ -12,8 +12,6 @@ This host's runner runs a recorded operation (``instant``): a real restart needs
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import lab_root, until_in_app
+from tests.conftest import until_in_app
 from tests.monitor_support import replay
 from tests.test_actions_ui_support import instant, runner_with
 from tui.actions import ActionId
@@ -38,16 +36,10 @@ FAKE = REPO / "tests" / "fixtures" / "agent" / "fake_agent.py"
 
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[LabSshd]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab's sshd needs root (/run/sshd, root login)")
-    root = lab_root("mvtui-fleetjobs-")
-    server = LabSshd(root / "ssh", alias="fleetjobs-test")
-    try:
-        server.start()
+    from tests.conftest import lab_sshd
+
+    with lab_sshd("fleetjobs") as server:
         yield server
-    finally:
-        server.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
 @pytest.fixture

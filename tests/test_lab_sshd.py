@@ -3,30 +3,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import lab_root
 from tui.agent.ssh import SSH, hostkey_check_disabled, ssh_reason
 from tui.lab.sshd import SSH_KEYGEN, LabSshd
 
 
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[LabSshd]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab's sshd needs root (/run/sshd, root login)")
-    root = lab_root("mvtui-sshd-")
-    server = LabSshd(root / "ssh", alias="lab-test")
-    try:
-        server.start()
+    from tests.conftest import lab_sshd
+
+    with lab_sshd("sshd") as server:
         yield server
-    finally:
-        server.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
 def run_ssh(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[bytes]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lab_root, until_in_app, wait_for
+from tests.conftest import until_in_app, wait_for
 from tui.agent import protocol
 from tui.agent.client import RemoteHostError, RemoteSource
 from tui.agent.hosts import RemoteHost
@@ -29,16 +29,10 @@ FAKE = REPO / "tests" / "fixtures" / "agent" / "fake_agent.py"
 
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[LabSshd]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab's sshd needs root (/run/sshd, root login)")
-    root = lab_root("mvtui-remote-")
-    server = LabSshd(root / "ssh", alias="remote-test")
-    try:
-        server.start()
+    from tests.conftest import lab_sshd
+
+    with lab_sshd("remote") as server:
         yield server
-    finally:
-        server.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
 def real_agent(state_dir: Path) -> str:

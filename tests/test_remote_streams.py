@@ -8,7 +8,6 @@ never gets an escape past the sanitiser. The real agent's console and logs: test
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 from textual.app import App
 from textual.widgets import Static
 
-from tests.conftest import lab_root, until_in_app, wait_for
+from tests.conftest import until_in_app, wait_for
 from tui.agent.console_client import RemoteConsoleConnection, remote_console_factory
 from tui.agent.hosts import RemoteHost
 from tui.agent.logs_client import RemoteLogs
@@ -40,16 +39,10 @@ VM_WEB = VM(name="web", path=Path("/nonexistent/web"))
 
 @pytest.fixture(scope="module")
 def sshd() -> Iterator[LabSshd]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab's sshd needs root (/run/sshd, root login)")
-    root = lab_root("mvtui-streams-")
-    server = LabSshd(root / "ssh", alias="streams-test")
-    try:
-        server.start()
+    from tests.conftest import lab_sshd
+
+    with lab_sshd("streams") as server:
         yield server
-    finally:
-        server.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
 def fake_host(sshd: LabSshd, mode: str, ssh: list[str] | None = None) -> RemoteHost:
