@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.monitor_support import SIZE, until
 from tui.app import MicroVMApp
 from tui.config import load_settings
@@ -406,14 +407,19 @@ async def test_a_failed_helper_is_the_vms_problem_and_start_resets_it(
     try:
         started = lab.manager.systemctl("start", units[0], check=False)
         assert started.returncode != 0
-        data = json.loads(
-            subprocess.run(
-                [sys.executable, "-m", "tui", "list", "--json", "--config", str(lab.config_path)],
-                capture_output=True, text=True, check=True, timeout=60,
-            ).stdout
-        )  # fmt: skip
-        idle = next(vm for vm in data["vms"] if vm["name"] == "idle")
-        assert idle["problems"] == [TAP_FAILED + TAP_ERROR]
+
+        def idle_problems() -> list[str]:
+            data = json.loads(
+                subprocess.run(
+                    [sys.executable, "-m", "tui", "list", "--json", "--config", str(lab.config_path)],
+                    capture_output=True, text=True, check=True, timeout=60,
+                ).stdout
+            )  # fmt: skip
+            return next(vm for vm in data["vms"] if vm["name"] == "idle")["problems"]
+
+        # journald writes the helper's line a moment after systemctl has returned: until then
+        # the reason is the unit's result ("result exit-code"), then its last line.
+        wait_for(lambda: idle_problems() == [TAP_FAILED + TAP_ERROR], 20, what="the helper's line")
         app = make(settings)
         async with app.run_test(size=SIZE) as pilot:
             table = app.main_screen.query_one(VMTable)
