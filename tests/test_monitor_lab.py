@@ -411,7 +411,8 @@ async def test_a_failed_helper_is_the_vms_problem_and_start_resets_it(
         def idle_problems() -> list[str]:
             data = json.loads(
                 subprocess.run(
-                    [sys.executable, "-m", "tui", "list", "--json", "--config", str(lab.config_path)],
+                    [sys.executable, "-m", "tui", "list", "--json",
+                     "--config", str(lab.config_path)],
                     capture_output=True, text=True, check=True, timeout=60,
                 ).stdout
             )  # fmt: skip
