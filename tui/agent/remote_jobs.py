@@ -7,6 +7,11 @@ decoded strictly) becomes a snapshot of the job with the app's own id (kept per 
 a job adopted by a new agent after a reconnect is the same row), handed to ``listener``.
 The facts a confirmation states come from the host (``plan``: asked, waited for briefly).
 A message that does not decode is dropped and said in ``problem`` (one line).
+
+Bulk actions (marked VMs): the parent job runs here, in the app, as on this host
+(``bulk.run_bulk``, the same limits, cancel and summary); each child is an ordinary submit to
+the agent. Quitting the app ends the parent: the children already started go on on the host,
+the ones not yet started are not.
 """
 
 from __future__ import annotations
@@ -19,12 +24,28 @@ from dataclasses import replace
 from typing import Any
 
 from tui.agent import jobwire
-from tui.host.actions.jobs import Job, JobState
+from tui.host.actions.bulk import BulkPlan, run_bulk
+from tui.host.actions.cancel import CancelToken
+from tui.host.actions.errors import Cancelled
+from tui.host.actions.jobs import MAX_LOG_LINES, Job, JobState
+from tui.host.actions.operations import Reporter
 from tui.host.actions.plan import ActionPlan
 from tui.host.text import sanitise
 
 PLAN_TIMEOUT_S = 5.0
 MAX_JOBS = 1000  # jobs kept per host (the oldest finished go first)
+
+
+def _started(job: Job) -> None:
+    job.state = JobState.RUNNING
+    job.started = time.time()
+
+
+def _add_line(job: Job, line: str) -> None:
+    job.log.append(sanitise(line, 1000))
+    if len(job.log) > MAX_LOG_LINES:
+        del job.log[0]
+        job.log_dropped += 1
 
 
 class RemoteJobs:
@@ -42,6 +63,7 @@ class RemoteJobs:
         self._keys: dict[str, int] = {}  # the agent's key -> our id
         self._id_keys: dict[int, str] = {}
         self._plans: dict[int, tuple[threading.Event, list[Any]]] = {}
+        self._tokens: dict[int, CancelToken] = {}  # the bulk parents (they run here)
         self.changed = threading.Condition(self._lock)  # any job changed (tests, scripts)
 
     # --- what the controller calls (the app's thread) ----------------------------------------
@@ -58,7 +80,11 @@ class RemoteJobs:
     def active_on(self, vm: str) -> Job | None:
         with self._lock:
             return next(
-                (j.snapshot() for j in self._jobs.values() if j.vm == vm and not j.state.finished),
+                (
+                    j.snapshot()
+                    for j in self._jobs.values()
+                    if j.vm == vm and not j.state.finished and "bulk" not in j.options
+                ),
                 None,
             )
 
@@ -68,7 +94,14 @@ class RemoteJobs:
     def submit(self, action: str, vm: str, *, parent: int | None = None, **options: Any) -> Job:
         options = {k: v for k, v in options.items() if k != "source"}  # deploy: the host's
         with self._lock:
-            job = Job(id=next(self._ids), action=action, vm=vm, options=options, host=self.host)
+            job = Job(
+                id=next(self._ids),
+                action=action,
+                vm=vm,
+                options=options,
+                host=self.host,
+                parent=parent,
+            )
             job.created = time.time()
             self._jobs[job.id] = job
         sent = self._send(
@@ -78,17 +111,67 @@ class RemoteJobs:
             self._update(job.id, JobState.FAILED, f"{self.host} is not connected")
         return self.get(job.id) or job
 
-    def submit_bulk(self, plan: Any, *, builds: int, restarts: int) -> Job:
+    def submit_bulk(self, plan: BulkPlan, *, builds: int, restarts: int) -> Job:
+        """Start PLAN as one parent job here, in the app (as on this host: ``run_bulk``),
+        whose children are ordinary submits to the agent, each a unit on the host."""
+        label = f"{len(plan.runs)} VMs" if len(plan.runs) != 1 else "1 VM"
+        token = CancelToken()
         with self._lock:
-            job = Job(id=next(self._ids), action=f"bulk {plan.action}", vm="", host=self.host)
-            job.created = job.started = job.ended = time.time()
-            job.state = JobState.FAILED
-            job.result = "bulk actions on a remote host are not supported yet: one VM at a time"
+            job = Job(
+                id=next(self._ids),
+                action=f"bulk {plan.action}",
+                vm=label,
+                options={"bulk": plan, "builds": builds, "restarts": restarts},
+                host=self.host,
+            )
+            job.created = time.time()
             self._jobs[job.id] = job
-        return job.snapshot()
+            self._tokens[job.id] = token
+            snapshot = job.snapshot()
+        self._tell(snapshot)
+        threading.Thread(
+            target=self._work_bulk,
+            args=(job.id, plan, token, builds, restarts),
+            name=f"bulk-{self.host}-{job.id}",
+            daemon=True,  # quitting ends the queue; the children started go on on the host
+        ).start()
+        return snapshot
+
+    def _work_bulk(
+        self, job_id: int, plan: BulkPlan, token: CancelToken, builds: int, restarts: int
+    ) -> None:
+        self._change(job_id, _started)
+        reporter = Reporter(log=lambda line: self._change(job_id, lambda j: _add_line(j, line)))
+        try:
+            summary = run_bulk(
+                self, job_id, plan, reporter, token, builds=builds, restarts=restarts
+            )
+        except Cancelled as exc:
+            self._update(job_id, JobState.CANCELLED, str(exc))
+        except Exception as exc:
+            self._update(job_id, JobState.FAILED, f"internal error: {exc!r}")
+        else:
+            failed = " failed (" in summary
+            self._update(job_id, JobState.FAILED if failed else JobState.SUCCEEDED, summary)
+
+    def wait_any(self, job_ids: list[int], timeout: float | None = None) -> list[int]:
+        """Wait until one of JOB_IDS has finished (or TIMEOUT); the finished ones."""
+        with self.changed:
+
+            def done() -> list[int]:
+                return [i for i in job_ids if (j := self._jobs.get(i)) is None or j.state.finished]
+
+            self.changed.wait_for(done, timeout)
+            return done()
 
     def cancel(self, job_id: int) -> bool:
         with self._lock:
+            token = self._tokens.get(job_id)
+            job = self._jobs.get(job_id)
+            if token is not None and job is not None and not job.state.finished:
+                job.cancel_requested = True  # a parent (here): it cancels its children
+                token.cancel()
+                return True
             key = self._id_keys.get(job_id)
             job = self._jobs.get(job_id)
             if key is None or job is None or job.state.finished:
@@ -154,7 +237,12 @@ class RemoteJobs:
             job_id = self._keys.get(key)
             if job_id is None and job.unit is not None:
                 job_id = self._keys.get(f"unit:{job.unit}")
-            fresh = req is not None and req in self._jobs and req not in self._id_keys
+            fresh = (
+                req is not None
+                and req in self._jobs
+                and req not in self._id_keys
+                and req not in self._tokens  # a bulk parent is ours alone
+            )
             if job_id is None and fresh:
                 job_id = req  # the job we submitted as REQ
             if job_id is None:
@@ -166,9 +254,27 @@ class RemoteJobs:
             self._id_keys[job_id] = key
             # Not ours and new to us: a job of an earlier session (shown, not announced).
             adopted = old.adopted if old else job_id != req
-            job = replace(job, id=job_id, version=(old.version + 1) if old else 1, adopted=adopted)
+            parent = old.parent if old else None  # the agent knows nothing of a bulk parent
+            job = replace(
+                job,
+                id=job_id,
+                version=(old.version + 1) if old else 1,
+                adopted=adopted,
+                parent=parent,
+            )
             self._jobs[job_id] = job
             self._trim()
+            self.changed.notify_all()
+            snapshot = job.snapshot()
+        self._tell(snapshot)
+
+    def _change(self, job_id: int, change: Callable[[Job], None]) -> None:
+        with self.changed:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return
+            change(job)
+            job.version += 1
             self.changed.notify_all()
             snapshot = job.snapshot()
         self._tell(snapshot)
@@ -194,6 +300,7 @@ class RemoteJobs:
         ]:
             self._jobs.pop(job_id, None)
             self._id_keys.pop(job_id, None)
+            self._tokens.pop(job_id, None)
             for key in [k for k, i in self._keys.items() if i == job_id]:
                 self._keys.pop(key, None)
 

@@ -11,19 +11,32 @@ parent's result is the summary: done, failed, skipped, with reasons.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tui.host.actions.errors import Cancelled
 from tui.host.model import VM
 
 if TYPE_CHECKING:
     from tui.host.actions.cancel import CancelToken
-    from tui.host.actions.jobs import Job, JobRunner
+    from tui.host.actions.jobs import Job
     from tui.host.actions.operations import Reporter
 
 BUILDS = frozenset({"update", "deploy"})
 BULK_ACTIONS = ("start", "stop", "restart", "update", "rollback", "deploy")
 _RUNNING = frozenset({"active", "activating", "reloading"})
+
+
+class BulkRunner(Protocol):
+    """What a parent job needs of the runner its children run in: this host's ``JobRunner``
+    (threads or systemd units) or a remote host's ``RemoteJobs`` (its agent)."""
+
+    def submit(self, action: str, vm: str, *, parent: int | None = None, **options: Any) -> Job: ...
+
+    def wait_any(self, job_ids: list[int], timeout: float | None = None) -> list[int]: ...
+
+    def get(self, job_id: int) -> Job | None: ...
+
+    def cancel(self, job_id: int) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -111,7 +124,7 @@ class _Tally:
 
 
 def _stage(
-    runner: JobRunner,
+    runner: BulkRunner,
     parent: int,
     action: str,
     vms: list[str],
@@ -146,7 +159,7 @@ def _stage(
 
 
 def run_bulk(
-    runner: JobRunner,
+    runner: BulkRunner,
     parent: int,
     plan: BulkPlan,
     reporter: Reporter,
