@@ -4,7 +4,8 @@ on loopback (the lab's LabSshd, without the rest of the lab) against FakeAgent's
 were asked for): an action on ``far/web`` reaches far's agent as ``web``, with its dialog's
 facts from far; one on ``here/web`` runs in this host's runner; a read-only host refuses with
 its own reason in one line; the jobs panel lists both hosts' jobs, each title naming its host;
-marked VMs are refused in one line. The real thing over the lab: test_jobs_remote_lab.py.
+marked VMs on both hosts run as one parent job here with a child on each host. The real
+thing over the lab: test_jobs_remote_lab.py.
 
 This host's runner runs a recorded operation (``instant``): a real restart needs the lab.
 """
@@ -183,29 +184,53 @@ async def test_a_read_only_host_refuses_with_its_reason(
         assert [(a, n) for a, n, _ in here_calls] == [("restart", "web")]
 
 
-async def test_the_fleet_refuses_marked_vms_and_this_hosts_read_only(
-    sshd: LabSshd, here_calls: list
-) -> None:
+async def test_the_fleet_runs_marked_vms_on_their_hosts(sshd: LabSshd, here_calls: list) -> None:
+    """Marked far/web and here/web: one parent job in the app, a child on each VM's host under
+    its own name; a host that changes nothing has its VMs refused in the plan with its reason;
+    create is refused (which host?)."""
     from tui.actions.registry import ACTIONS
-    from tui.agent.fleet_jobs import BULK_REFUSED, CREATE_REFUSED
+    from tui.agent.fleet_jobs import CREATE_REFUSED
 
     app = fleet_app(sshd)
     async with app.run_test(size=(160, 48)) as pilot:
         said: list[str] = []
         app.actions._refuse = lambda spec, reason: said.append(reason)  # type: ignore[method-assign]
         await on_fleet_row(pilot, "far/web")
-        spec = ACTIONS[ActionId.RESTART]
-        assert app.actions.request_bulk(spec, app.known_vms()) is None
         assert app.actions.request_create() is None
-        assert said == [BULK_REFUSED, CREATE_REFUSED]
-        # This host not root: its VMs refuse with that, far's do not.
+        assert said == [CREATE_REFUSED]
+        spec = ACTIONS[ActionId.RESTART]
+        marked = [vm for vm in app.known_vms() if vm.name in ("far/web", "here/web")]
+        bulk = app.actions.bulk_plan(spec, marked)
+        assert bulk.runs == ["far/web", "here/web"]
+        parent = app.actions.submit_bulk(bulk)
+        assert parent is not None and parent.title == "bulk restart 2 VMs"
         router = app.actions.runner
+        done = await until_in_app(
+            pilot,
+            lambda: (j := router.get(parent.id)) and j.state.finished and j,
+            30,
+            what="the fleet's bulk restart",
+        )
+        assert done.state is JobState.SUCCEEDED, done.result
+        assert done.result == "2 done"
+        kids = sorted((j for j in app.actions.jobs() if j.parent == parent.id), key=lambda j: j.vm)
+        assert [(j.vm, j.state) for j in kids] == [
+            ("far/web", JobState.SUCCEEDED),
+            ("here/web", JobState.SUCCEEDED),
+        ]
+        assert kids[0].result == "ran restart on 'web'"  # far's agent: its own web
+        assert [(a, n) for a, n, _ in here_calls] == [("restart", "web")]  # here's own web
+        # This host not root: its VMs refuse with that, far's do not.
         local_ro = router.read_only
         router.read_only = lambda h: "not running as root" if h == "here" else local_ro(h)
         assert router.refusal("here/web") == "read-only: here: not running as root."
         assert router.refusal("far/web") is None
         assert router.refusal("gone/web") == "gone is not a host of the fleet."
-    assert here_calls == []
+        bulk = app.actions.bulk_plan(spec, marked)
+        assert bulk.runs == ["far/web"]
+        assert [(i.vm, i.refused) for i in bulk.skipped] == [
+            ("here/web", "read-only: here: not running as root.")
+        ]
 
 
 async def test_read_only_flag_keeps_every_host_off(sshd: LabSshd, here_calls: list) -> None:

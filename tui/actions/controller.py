@@ -299,10 +299,15 @@ class ActionsController:
             options=options,
         )
         items = []
+        # The fleet's runner: a VM whose host changes nothing is refused with its reason.
+        refusal_of = getattr(self.runner, "refusal", None)
         for item in bulk.items:
             busy = self.runner.active_on(item.vm)
             if item.refused is None and busy is not None:
                 item = replace(item, refused=f"busy: {busy.title} (job {busy.id})")
+            why = refusal_of(item.vm) if refusal_of is not None and item.refused is None else None
+            if why:
+                item = replace(item, refused=why)
             items.append(item)
         return replace(bulk, items=tuple(items))
 

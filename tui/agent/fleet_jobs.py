@@ -10,8 +10,11 @@ title names its host), so the jobs panel lists every host's jobs in one list.
 Each host says no for itself: this host when the app is not root, a remote one when its
 config says ``read_only = true`` or its agent is read-only (a non-root login); the refusal is
 one line naming the host (``refusal``). ``--read-only`` keeps the whole app read-only (the
-controller's own rule). Marked VMs (bulk) and create are refused here in one line: the fleet
-view does one VM at a time.
+controller's own rule). Create is refused here in one line (which host?).
+
+Marked VMs (bulk) across hosts: the parent job runs here, in the app (``bulk.run_bulk``, the
+same limits, cancel and summary as on one host); each child goes through ``submit`` to its
+VM's host like any action.
 """
 
 from __future__ import annotations
@@ -24,17 +27,17 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tui.feed.fleet import SEPARATOR, FleetSource, fleet_key
+from tui.host.actions.bulk import BulkPlan, run_bulk
+from tui.host.actions.cancel import CancelToken
+from tui.host.actions.errors import Cancelled
 from tui.host.actions.jobs import Job, JobRunner, JobState
+from tui.host.actions.operations import Reporter
 from tui.host.actions.plan import ActionPlan, plan, read_only_reason
 from tui.host.model import VM
 
 if TYPE_CHECKING:
     from tui.config import Settings
 
-BULK_REFUSED = (
-    "Marked VMs in the fleet view are not supported yet: one VM at a time "
-    "(A clears the marks), or open one host for a bulk action."
-)
 CREATE_REFUSED = (
     "Create is not in the fleet view (which host?): open one host for it "
     "(microvm-tui --host NAME, or microvm-tui for this one)."
@@ -80,7 +83,10 @@ class FleetJobs:
         self._ids = itertools.count(1)
         self._fleet_ids: dict[tuple[str, int], int] = {}
         self._inner: dict[int, tuple[str, int]] = {}
-        self._own: dict[int, Job] = {}  # refused here: never reached a host
+        self._own: dict[int, Job] = {}  # refused here (never reached a host), bulk parents
+        self._tokens: dict[int, CancelToken] = {}  # the bulk parents (they run here)
+        self._parents: dict[int, int] = {}  # a bulk child's fleet id -> its parent's
+        self._heard_any = threading.Condition()  # a host's runner reported a change
         for host, runner in self.runners.items():
             runner.listener = self._heard(host)
 
@@ -104,7 +110,6 @@ class FleetJobs:
         where = self.where(vm.name)
         return vm if isinstance(where, str) else dataclasses.replace(vm, name=where[1])
 
-    bulk_refusal = BULK_REFUSED  # the marked VMs (the controller says it before a dialog)
     create_refusal = CREATE_REFUSED
 
     def refusal(self, key: str) -> str | None:
@@ -121,6 +126,8 @@ class FleetJobs:
             listener = self.listener
             if listener is not None:
                 listener(self._out(host, job))
+            with self._heard_any:
+                self._heard_any.notify_all()
 
         return heard
 
@@ -135,18 +142,22 @@ class FleetJobs:
     def _out(self, host: str, job: Job) -> Job:
         """JOB of HOST's runner as the fleet shows it: a fleet id, the VM's fleet key (the
         title names the host), its parent's fleet id."""
-        parent = job.parent
+        fid = self._fleet_id(host, job.id)
+        with self._lock:
+            parent = self._parents.get(fid)  # a fleet bulk's child
+        if parent is None and job.parent is not None:
+            parent = self._fleet_id(host, job.parent)
         return dataclasses.replace(
             job,
-            id=self._fleet_id(host, job.id),
+            id=fid,
             vm=fleet_key(host, job.vm) if job.vm else job.vm,
-            parent=self._fleet_id(host, parent) if parent is not None else None,
+            parent=parent,
             host=None,
         )
 
-    def _refused(self, action: str, key: str, why: str) -> Job:
+    def _refused(self, action: str, key: str, why: str, parent: int | None = None) -> Job:
         with self._lock:
-            job = Job(id=next(self._ids), action=action, vm=key)
+            job = Job(id=next(self._ids), action=action, vm=key, parent=parent)
             job.created = job.started = job.ended = time.time()
             job.state, job.result, job.version = JobState.FAILED, why, 1
             self._own[job.id] = job
@@ -187,16 +198,97 @@ class FleetJobs:
         why = self.refusal(key)
         where = self.where(key)
         if why is not None or isinstance(where, str):
-            return self._refused(action, key, why or str(where))
+            return self._refused(action, key, why or str(where), parent)
         host, name = where
-        return self._out(host, self.runners[host].submit(action, name, **options))
+        job = self._out(host, self.runners[host].submit(action, name, **options))
+        if parent is not None:
+            with self._lock:
+                self._parents[job.id] = parent
+            job = dataclasses.replace(job, parent=parent)
+        return job
 
-    def submit_bulk(self, plan: Any, *, builds: int, restarts: int) -> Job:
-        return self._refused(f"bulk {plan.action}", "", BULK_REFUSED)
+    def submit_bulk(self, plan: BulkPlan, *, builds: int, restarts: int) -> Job:
+        """Start PLAN (fleet keys) as one parent job here; each child goes to its host."""
+        label = f"{len(plan.runs)} VMs" if len(plan.runs) != 1 else "1 VM"
+        token = CancelToken()
+        with self._lock:
+            job = Job(
+                id=next(self._ids),
+                action=f"bulk {plan.action}",
+                vm=label,
+                options={"bulk": plan, "builds": builds, "restarts": restarts},
+            )
+            job.created = time.time()
+            self._own[job.id] = job
+            self._tokens[job.id] = token
+        self._change(job.id, lambda j: None)
+        threading.Thread(
+            target=self._work_bulk,
+            args=(job.id, plan, token, builds, restarts),
+            name=f"fleet-bulk-{job.id}",
+            daemon=True,  # quitting ends the queue; the children started go on
+        ).start()
+        return self.get(job.id) or job
+
+    def _work_bulk(
+        self, job_id: int, plan: BulkPlan, token: CancelToken, builds: int, restarts: int
+    ) -> None:
+        def started(j: Job) -> None:
+            j.state, j.started = JobState.RUNNING, time.time()
+
+        def line(text: str) -> None:
+            self._change(job_id, lambda j: j.log.append(text))
+
+        def end(state: JobState, result: str) -> None:
+            def change(j: Job) -> None:
+                j.state, j.result, j.ended = state, result, time.time()
+
+            self._change(job_id, change)
+
+        self._change(job_id, started)
+        try:
+            summary = run_bulk(
+                self, job_id, plan, Reporter(log=line), token, builds=builds, restarts=restarts
+            )
+        except Cancelled as exc:
+            end(JobState.CANCELLED, str(exc))
+        except Exception as exc:
+            end(JobState.FAILED, f"internal error: {exc!r}")
+        else:
+            end(JobState.FAILED if " failed (" in summary else JobState.SUCCEEDED, summary)
+
+    def _change(self, job_id: int, change: Callable[[Job], None]) -> None:
+        """Change one of our own jobs (a bulk parent) and tell the listener."""
+        with self._lock:
+            job = self._own[job_id]
+            change(job)
+            job.version += 1
+            snapshot = job.snapshot()
+        listener = self.listener
+        if listener is not None:
+            listener(snapshot)
+        with self._heard_any:
+            self._heard_any.notify_all()
+
+    def wait_any(self, job_ids: list[int], timeout: float | None = None) -> list[int]:
+        """Wait until one of JOB_IDS has finished (or TIMEOUT); the finished ones."""
+
+        def done() -> list[int]:
+            return [i for i in job_ids if (j := self.get(i)) is None or j.state.finished]
+
+        with self._heard_any:
+            self._heard_any.wait_for(done, timeout)
+        return done()
 
     def cancel(self, job_id: int) -> bool:
         with self._lock:
             inner = self._inner.get(job_id)
+            token = self._tokens.get(job_id)
+            own = self._own.get(job_id)
+        if token is not None and own is not None and not own.state.finished:
+            self._change(job_id, lambda j: setattr(j, "cancel_requested", True))
+            token.cancel()  # the parent cancels its children
+            return True
         return inner is not None and self.runners[inner[0]].cancel(inner[1])
 
     def shutdown(self, timeout: float | None = None) -> None:
