@@ -64,6 +64,7 @@ class RemoteJobs:
         self._id_keys: dict[int, str] = {}
         self._plans: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._tokens: dict[int, CancelToken] = {}  # the bulk parents (they run here)
+        self._closed = False  # the app quits: a bulk parent starts no more children
         self.changed = threading.Condition(self._lock)  # any job changed (tests, scripts)
 
     # --- what the controller calls (the app's thread) ----------------------------------------
@@ -104,6 +105,9 @@ class RemoteJobs:
             )
             job.created = time.time()
             self._jobs[job.id] = job
+        if self._closed:
+            self._update(job.id, JobState.CANCELLED, "not started: the app quit")
+            return self.get(job.id) or job
         sent = self._send(
             {"type": "submit", "req": job.id, "action": action, "vm": vm, "options": options}
         )
@@ -179,6 +183,7 @@ class RemoteJobs:
         return self._send({"type": "cancel", "key": key})
 
     def shutdown(self, timeout: float | None = None) -> None:
+        self._closed = True
         self.listener = None
 
     def plan(self, vm: str, timeout: float = PLAN_TIMEOUT_S) -> ActionPlan | str:
@@ -295,7 +300,11 @@ class RemoteJobs:
     def _trim(self) -> None:
         if len(self._jobs) <= MAX_JOBS:
             return
-        for job_id in [i for i, j in self._jobs.items() if j.state.finished][
+        def kept(job: Job) -> bool:  # a running bulk parent's children: it asks for them
+            parent = self._jobs.get(job.parent) if job.parent is not None else None
+            return parent is not None and not parent.state.finished
+
+        for job_id in [i for i, j in self._jobs.items() if j.state.finished and not kept(j)][
             : len(self._jobs) - MAX_JOBS
         ]:
             self._jobs.pop(job_id, None)
