@@ -300,6 +300,7 @@ class RemoteJobs:
     def _trim(self) -> None:
         if len(self._jobs) <= MAX_JOBS:
             return
+
         def kept(job: Job) -> bool:  # a running bulk parent's children: it asks for them
             parent = self._jobs.get(job.parent) if job.parent is not None else None
             return parent is not None and not parent.state.finished
