@@ -144,3 +144,31 @@ def test_cancelling_the_parent_cancels_the_children_on_the_host(sshd: LabSshd) -
         assert {m["key"] for m, _ in sent if m["type"] == "cancel"} == keys
     finally:
         source.close()
+
+
+def test_a_child_the_host_never_took_does_not_hold_up_a_cancel() -> None:
+    """A submit the host never answered (the session went): cancelling the parent ends it
+    (the child cancelled here); when the host reports that child after all, it is asked to
+    cancel it."""
+    from tui.agent import jobwire
+    from tui.agent.remote_jobs import RemoteJobs
+
+    sent: list[dict[str, Any]] = []
+    jobs = RemoteJobs("far", lambda message: sent.append(message) or True)
+    parent = jobs.submit_bulk(restart("a", "b"), builds=1, restarts=1)
+    first = wait_for(
+        lambda: [m for m in sent if m["type"] == "submit"], 10, what="the first child's submit"
+    )
+    assert jobs.cancel(parent.id)
+    done = wait_for(
+        lambda: (j := jobs.get(parent.id)) and j.state.finished and j, 10, what="the parent"
+    )
+    assert done.state is JobState.CANCELLED
+    assert done.result == "bulk restart cancelled: 0 done, 2 cancelled (a, b)"
+    (child,) = children(jobs.jobs(), parent.id)
+    assert child.result == "cancelled before far took it"
+    assert [m["vm"] for m in sent if m["type"] == "submit"] == ["a"]
+    # The host reports it after all: it is asked to cancel it, by its key.
+    late = Job(id=9, action="restart", vm="a", state=JobState.RUNNING, created=1.0)
+    jobs.handle({"type": "job", "job": jobwire.job_to_wire(late, "job-late", req=first[0]["req"])})
+    assert sent[-1] == {"type": "cancel", "key": "job-late"}

@@ -65,6 +65,7 @@ class RemoteJobs:
         self._plans: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._tokens: dict[int, CancelToken] = {}  # the bulk parents (they run here)
         self._closed = False  # the app quits: a bulk parent starts no more children
+        self._unacked_cancels: set[int] = set()  # cancelled before the host reported them
         self.changed = threading.Condition(self._lock)  # any job changed (tests, scripts)
 
     # --- what the controller calls (the app's thread) ----------------------------------------
@@ -177,9 +178,16 @@ class RemoteJobs:
                 token.cancel()
                 return True
             key = self._id_keys.get(job_id)
-            job = self._jobs.get(job_id)
-            if key is None or job is None or job.state.finished:
+            if job is None or job.state.finished:
                 return False
+            if key is None:
+                # Submitted, not yet taken by the host (or the session went): cancelled here
+                # now, so a parent waiting for it ends; the host is asked to cancel it too if
+                # it reports it later.
+                self._unacked_cancels.add(job_id)
+        if key is None:
+            self._update(job_id, JobState.CANCELLED, f"cancelled before {self.host} took it")
+            return True
         return self._send({"type": "cancel", "key": key})
 
     def shutdown(self, timeout: float | None = None) -> None:
@@ -271,7 +279,12 @@ class RemoteJobs:
             self._trim()
             self.changed.notify_all()
             snapshot = job.snapshot()
+            cancel = job_id in self._unacked_cancels and not job.state.finished
+            if fresh:
+                self._unacked_cancels.discard(job_id)
         self._tell(snapshot)
+        if cancel:
+            self._send({"type": "cancel", "key": key})
 
     def _change(self, job_id: int, change: Callable[[Job], None]) -> None:
         with self.changed:
