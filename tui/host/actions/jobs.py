@@ -21,7 +21,6 @@ caller (``actions=``, scripts and tests), the action runs in the thread itself.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import threading
@@ -29,14 +28,13 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from tui.host.actions import jobfile
 from tui.host.actions.cancel import CancelToken
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.errors import ActionError, Busy, Cancelled
+from tui.host.actions.job import Job, JobState, Listener, started_now
+from tui.host.actions.job_following import FollowsUnitJobs
 from tui.host.actions.nixlog import Progress
 from tui.host.actions.operations import ACTIONS, Outcome, Reporter
 
@@ -48,69 +46,6 @@ from tui.host.settings import HostSettings
 
 MAX_LOG_LINES = 2000
 NOTIFY_INTERVAL = 0.1  # seconds between snapshots of one job for log/progress changes
-FOLLOW_INTERVAL = 0.1  # seconds between reads of a unit job's file
-UNIT_CHECK_INTERVAL = 2.0  # seconds between asking systemd whether a quiet job's unit runs
-FINISHED_KEPT_S = 24 * 3600  # job files of jobs that ended longer ago are removed on adopt
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-
-
-@dataclass
-class Job:
-    id: int
-    action: str
-    vm: str
-    options: dict[str, Any] = field(default_factory=dict)
-    state: JobState = JobState.QUEUED
-    created: float = 0.0  # time.time()
-    started: float | None = None
-    ended: float | None = None
-    log: list[str] = field(default_factory=list)
-    log_dropped: int = 0  # oldest lines dropped to keep ``log`` at MAX_LOG_LINES
-    progress: Progress | None = None  # of the nix build, if the action builds
-    commands: list[CommandRecord] = field(default_factory=list)
-    result: str | None = None  # the closing message: what was done, or why not
-    outcome: Outcome | None = None  # set when the job succeeded
-    cancel_requested: bool = False
-    parent: int | None = None  # the bulk job this one is a child of
-    unit: str | None = None  # its systemd unit (a job run as a unit), e.g. microvm-tui-job-...
-    host: str | None = None  # the remote host it runs on (None: this one)
-    adopted: bool = False  # started before this app (or agent session): shown, not announced
-    version: int = 0  # counts changes; a later snapshot of a job has a higher version
-
-    @property
-    def duration(self) -> float | None:
-        if self.started is None:
-            return None
-        return (self.ended if self.ended is not None else time.time()) - self.started
-
-    @property
-    def title(self) -> str:
-        where = f" on {self.host}" if self.host else ""
-        return f"{self.action} {self.vm}{where}"
-
-    def snapshot(self) -> Job:
-        return replace(
-            self, options=dict(self.options), log=list(self.log), commands=list(self.commands)
-        )
-
-
-Listener = Callable[[Job], None]
-
-
-def _started(job: Job) -> None:
-    job.state = JobState.RUNNING
-    job.started = time.time()
 
 
 def default_actions() -> dict[str, Callable[..., Outcome]]:
@@ -119,7 +54,7 @@ def default_actions() -> dict[str, Callable[..., Outcome]]:
     return {**ACTIONS, "deploy": deploy}
 
 
-class JobRunner:
+class JobRunner(FollowsUnitJobs):
     """Runs actions in threads. ``max_parallel`` (None = no limit) bounds how many run at
     once; the others wait in the queued state."""
 
@@ -433,7 +368,7 @@ class JobRunner:
         from tui.host.actions.bulk import run_bulk
 
         try:
-            self._update(job, _started, state_change=True)
+            self._update(job, started_now, state_change=True)
             plan = job.options["bulk"]
             try:
                 summary = run_bulk(
@@ -468,7 +403,7 @@ class JobRunner:
         if self.units is not None:
             self._run_unit(job, token)
             return
-        self._update(job, _started, state_change=True)
+        self._update(job, started_now, state_change=True)
         reporter = self._reporter(job)
         action = self.actions[job.action]
         try:
@@ -498,225 +433,6 @@ class JobRunner:
                 j.started = j.ended
 
         self._update(job, change, state_change=True)
-
-    # -- jobs as systemd units --------------------------------------------------------------
-
-    @property
-    def detaches(self) -> bool:
-        """Whether quitting leaves jobs running (they run as units)."""
-        return self.units is not None
-
-    def _run_unit(self, job: Job, token: CancelToken) -> None:
-        """Start JOB as a unit and follow its file until it ends (or we detach)."""
-        assert self.units is not None
-        spec = {
-            "action": job.action,
-            "vm": job.vm,
-            "created": job.created,
-            "settings": jobfile.settings_json(self.settings),
-            "environ": jobfile.passed_on_environ(),
-        }
-        try:
-            spec["options"] = jobfile.options_json(job.options)
-            name = self.units.start(spec, lambda record: self._add_command(job, record))
-        except jobfile.JobFileError as exc:
-            self._finish(job, JobState.FAILED, f"{job.action} not started: {exc}")
-            return
-        with self._lock:
-            job.unit = jobfile.unit_of(name)
-            self._names[job.id] = name
-        self._update(job, _started, state_change=True)
-        try:
-            dir_fd = self.units.open_dir()
-            try:
-                reader = jobfile.JobReader(dir_fd, name)
-            finally:
-                os.close(dir_fd)
-        except jobfile.JobFileError as exc:
-            self._finish(job, JobState.FAILED, str(exc))
-            return
-        self._follow(job, token, name, reader)
-
-    def _follow(self, job: Job, token: CancelToken, name: str, reader: jobfile.JobReader) -> None:
-        """Turn the records of job NAME's file into JOB's changes until its end record,
-        its unit's end, or our shutdown; a cancel stops the unit."""
-        assert self.units is not None
-        stopped = False
-        quiet_since = time.monotonic()
-        try:
-            while not self._detached.is_set():
-                try:
-                    records = reader.read()
-                    for record in records:
-                        if self._apply(job, record):
-                            return
-                except jobfile.JobFileError as exc:
-                    self._finish(job, JobState.FAILED, jobfile.problem(name, exc))
-                    return
-                now = time.monotonic()
-                if records:
-                    quiet_since = now
-                if token.cancelled and not stopped:
-                    stopped = True
-                    self.units.stop(name, lambda record: self._add_command(job, record))
-                if now - quiet_since > UNIT_CHECK_INTERVAL:
-                    quiet_since = now
-                    if self.units.active(name) is False and not self._drain_end(job, reader):
-                        self._ended_without_result(job, name, stopped)
-                        return
-                self._detached.wait(FOLLOW_INTERVAL)
-        finally:
-            reader.close()
-
-    def _ended_without_result(self, job: Job, name: str, stopped: bool) -> None:
-        """JOB's unit is gone and its file has no end (killed outright): say so, and write
-        that end into the file, so a later app shows it as ended (and removes it in time)."""
-        assert self.units is not None
-        state = JobState.CANCELLED if stopped else JobState.FAILED
-        message = (
-            f"its unit {jobfile.unit_of(name)} ended without a result (killed?); see its journal"
-        )
-        self._finish(job, state, message)
-        with contextlib.suppress(jobfile.JobFileError, OSError):
-            dir_fd = self.units.open_dir()
-            try:
-                writer = jobfile.JobWriter(dir_fd, name)
-                writer.write(
-                    {"kind": "end", "state": state.value, "result": message, "at": time.time()}
-                )
-                writer.close()
-            finally:
-                os.close(dir_fd)
-
-    def _drain_end(self, job: Job, reader: jobfile.JobReader) -> bool:
-        """After the unit ended: the records it wrote last; whether one was the end."""
-        try:
-            return any(self._apply(job, record) for record in reader.read())
-        except jobfile.JobFileError as exc:
-            self._finish(job, JobState.FAILED, jobfile.problem(reader.name, exc))
-            return True
-
-    def _apply(self, job: Job, record: dict[str, Any]) -> bool:
-        """JOB's change for one record of its file; True for the end."""
-        kind = record.get("kind")
-        if kind == "log":
-            self._add_line(job, jobfile.text(record.get("line")))
-        elif kind == "progress":
-            self._set_progress(job, jobfile.progress_from_json(record.get("progress")))
-        elif kind == "command":
-            self._add_command(job, jobfile.command_from_json(record.get("command")))
-        elif kind == "state":
-            at = jobfile.number(record.get("at"))
-
-            def running(j: Job) -> None:
-                j.state = JobState.RUNNING
-                j.started = at if at is not None else (j.started or time.time())
-
-            self._update(job, running, state_change=True)
-        elif kind == "end":
-            try:
-                state = JobState(record.get("state"))
-            except ValueError:
-                raise jobfile.JobFileError("an end record names no state") from None
-            outcome = jobfile.outcome_from_json(record.get("outcome"))
-            at = jobfile.number(record.get("at"))
-
-            def end(j: Job) -> None:
-                j.state = state if state.finished else JobState.FAILED
-                j.result = jobfile.text(record.get("result"))
-                j.outcome = outcome
-                j.ended = at if at is not None else time.time()
-                if j.started is None:
-                    j.started = j.ended
-
-            self._update(job, end, state_change=True)
-            return True
-        return False
-
-    def adopt(self) -> list[str]:
-        """Show the unit jobs of earlier apps: running ones are followed again, finished ones
-        shown as they ended; job files that ended over a day ago are removed. Returns one
-        line per job file that could not be read (it is left alone)."""
-        if self.units is None:
-            return []
-        try:
-            dir_fd = self.units.open_dir()
-        except jobfile.JobFileError as exc:
-            return [str(exc)]
-        problems: list[str] = []
-        try:
-            with self._lock:
-                known = set(self._names.values())
-            for name in jobfile.job_names(dir_fd):
-                if name in known:
-                    continue
-                problem = self._adopt_one(dir_fd, name)
-                if problem:
-                    problems.append(problem)
-        finally:
-            os.close(dir_fd)
-        return problems
-
-    def _adopt_one(self, dir_fd: int, name: str) -> str | None:
-        try:
-            reader = jobfile.JobReader(dir_fd, name)
-        except jobfile.JobFileError as exc:
-            return str(exc)
-        try:
-            records = reader.read()
-            spec = reader.spec
-            if spec is None:
-                reader.close()
-                return None  # being written by the app that starts it
-            action, vm = jobfile.text(spec.get("action")), jobfile.text(spec.get("vm"))
-            options = jobfile.options_from_json(spec.get("options", {}))
-        except jobfile.JobFileError as exc:
-            reader.close()
-            return str(exc)
-        created = jobfile.number(spec.get("created")) or time.time()
-        token = CancelToken()
-        with self._lock:
-            self._start_notifier()
-            job = Job(id=next(self._ids), action=action, vm=vm, options=options, adopted=True)
-            job.created = created
-            job.unit = jobfile.unit_of(name)
-            self._jobs[job.id] = job
-            self._tokens[job.id] = token
-            self._done[job.id] = threading.Event()
-            self._names[job.id] = name
-            self._quiet.add(job.id)  # what its file says so far: one snapshot, not a replay
-        try:
-            ended = any(self._apply(job, record) for record in records)
-        except jobfile.JobFileError as exc:
-            self._finish(job, JobState.FAILED, jobfile.problem(name, exc))
-            ended = True
-        with self._lock:
-            self._quiet.discard(job.id)
-            self._post(job, state_change=True)
-        if ended:
-            reader.close()
-            self._mark_done(job)
-            if job.ended is not None and time.time() - job.ended > FINISHED_KEPT_S:
-                jobfile.remove(dir_fd, name)
-                self.forget(job.id)
-            return None
-        thread = threading.Thread(
-            target=self._follow_adopted, args=(job, token, name, reader), daemon=True
-        )
-        with self._lock:
-            self._threads[job.id] = thread
-        thread.start()
-        return None
-
-    def _follow_adopted(
-        self, job: Job, token: CancelToken, name: str, reader: jobfile.JobReader
-    ) -> None:
-        try:
-            if job.state is JobState.QUEUED:
-                self._update(job, _started, state_change=True)
-            self._follow(job, token, name, reader)
-        finally:
-            self._mark_done(job)
 
     def forget(self, job_id: int) -> None:
         with self._lock:
