@@ -209,15 +209,10 @@ class FleetJobs:
 
     def submit_bulk(self, plan: BulkPlan, *, builds: int, restarts: int) -> Job:
         """Start PLAN (fleet keys) as one parent job here; each child goes to its host."""
-        label = f"{len(plan.runs)} VMs" if len(plan.runs) != 1 else "1 VM"
+        action, label, options = plan.parent(builds, restarts)
         token = CancelToken()
         with self._lock:
-            job = Job(
-                id=next(self._ids),
-                action=f"bulk {plan.action}",
-                vm=label,
-                options={"bulk": plan, "builds": builds, "restarts": restarts},
-            )
+            job = Job(id=next(self._ids), action=action, vm=label, options=options)
             job.created = time.time()
             self._own[job.id] = job
             self._tokens[job.id] = token

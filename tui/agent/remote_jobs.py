@@ -119,16 +119,10 @@ class RemoteJobs:
     def submit_bulk(self, plan: BulkPlan, *, builds: int, restarts: int) -> Job:
         """Start PLAN as one parent job here, in the app (as on this host: ``run_bulk``),
         whose children are ordinary submits to the agent, each a unit on the host."""
-        label = f"{len(plan.runs)} VMs" if len(plan.runs) != 1 else "1 VM"
+        action, label, options = plan.parent(builds, restarts)
         token = CancelToken()
         with self._lock:
-            job = Job(
-                id=next(self._ids),
-                action=f"bulk {plan.action}",
-                vm=label,
-                options={"bulk": plan, "builds": builds, "restarts": restarts},
-                host=self.host,
-            )
+            job = Job(id=next(self._ids), action=action, vm=label, options=options, host=self.host)
             job.created = time.time()
             self._jobs[job.id] = job
             self._tokens[job.id] = token

@@ -61,6 +61,11 @@ class BulkPlan:
     def skipped(self) -> list[BulkItem]:
         return [i for i in self.items if i.refused is not None]
 
+    def parent(self, builds: int, restarts: int) -> tuple[str, str, dict[str, Any]]:
+        """The parent job's action, VM label and options, as every runner makes it."""
+        label = f"{len(self.runs)} VMs" if len(self.runs) != 1 else "1 VM"
+        return f"bulk {self.action}", label, {"bulk": self, "builds": builds, "restarts": restarts}
+
 
 def _refusal(action: str, vm: VM) -> str | None:
     state = vm.unit.active if vm.unit else None

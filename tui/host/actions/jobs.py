@@ -137,9 +137,8 @@ class JobRunner(FollowsUnitJobs):
 
     def submit_bulk(self, plan: BulkPlan, *, builds: int, restarts: int) -> Job:
         """Start PLAN as one parent job whose children are ordinary jobs (``bulk``)."""
-        label = f"{len(plan.runs)} VMs" if len(plan.runs) != 1 else "1 VM"
-        options = {"bulk": plan, "builds": builds, "restarts": restarts}
-        return self._start(f"bulk {plan.action}", label, options, None, self._work_bulk)
+        action, label, options = plan.parent(builds, restarts)
+        return self._start(action, label, options, None, self._work_bulk)
 
     def wait_any(self, job_ids: list[int], timeout: float | None = None) -> list[int]:
         """Wait until one of JOB_IDS has finished (or TIMEOUT); the finished ones."""
