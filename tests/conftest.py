@@ -126,6 +126,18 @@ def lab() -> Iterator[object]:
         the_lab.down()
 
 
+@pytest.fixture(scope="module")
+def the_lab(request: pytest.FixtureRequest) -> Any:
+    """The session's lab, or a lab already up at $MVTUI_TEST_LAB (a quicker loop while writing
+    the action tests)."""
+    root = os.environ.get("MVTUI_TEST_LAB")
+    if root:
+        from tui.lab import Lab
+
+        return Lab(Path(root))
+    return request.getfixturevalue("lab")
+
+
 @contextlib.contextmanager
 def lab_sshd(name: str) -> Iterator[Any]:
     """A lab sshd of its own on loopback (tui/lab/sshd.py) for one test module, and its files

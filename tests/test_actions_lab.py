@@ -60,14 +60,6 @@ SIZE = (120, 40)
 # --- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def the_lab(request: pytest.FixtureRequest) -> Lab:
-    root = os.environ.get("MVTUI_TEST_LAB")
-    if root:
-        return Lab(Path(root))
-    return request.getfixturevalue("lab")
-
-
 class Extra:
     """extra1's place in the lab flake, and what the steps learn about it."""
 

@@ -37,14 +37,6 @@ SIZE = (120, 40)
 BUILD_S = 240.0
 
 
-@pytest.fixture(scope="module")
-def the_lab(request: pytest.FixtureRequest) -> Lab:
-    root = os.environ.get("MVTUI_TEST_LAB")
-    if root:
-        return Lab(Path(root))
-    return request.getfixturevalue("lab")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def idle_running(the_lab: Lab) -> Iterator[None]:
     """These tests restart `idle`: it runs for this module only."""
