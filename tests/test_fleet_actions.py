@@ -213,12 +213,17 @@ async def test_the_fleet_runs_marked_vms_on_their_hosts(sshd: LabSshd, here_call
         )
         assert done.state is JobState.SUCCEEDED, done.result
         assert done.result == "2 done"
-        kids = sorted((j for j in app.actions.jobs() if j.parent == parent.id), key=lambda j: j.vm)
-        assert [(j.vm, j.state) for j in kids] == [
-            ("far/web", JobState.SUCCEEDED),
-            ("here/web", JobState.SUCCEEDED),
-        ]
-        assert kids[0].result == "ran restart on 'web'"  # far's agent: its own web
+
+        def kids() -> list:  # type: ignore[type-arg]
+            mine = (j for j in app.actions.jobs() if j.parent == parent.id)
+            return sorted(mine, key=lambda j: j.vm)
+
+        # The children's last snapshots reach the app's list a moment after the parent ends.
+        want = [("far/web", JobState.SUCCEEDED), ("here/web", JobState.SUCCEEDED)]
+        await until_in_app(
+            pilot, lambda: [(j.vm, j.state) for j in kids()] == want, 10, what="both children"
+        )
+        assert kids()[0].result == "ran restart on 'web'"  # far's agent: its own web
         assert [(a, n) for a, n, _ in here_calls] == [("restart", "web")]  # here's own web
         # This host not root: its VMs refuse with that, far's do not.
         local_ro = router.read_only

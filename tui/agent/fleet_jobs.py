@@ -86,6 +86,10 @@ class FleetJobs:
         self._own: dict[int, Job] = {}  # refused here (never reached a host), bulk parents
         self._tokens: dict[int, CancelToken] = {}  # the bulk parents (they run here)
         self._parents: dict[int, int] = {}  # a bulk child's fleet id -> its parent's
+        # A bulk child being submitted: (host, VM) -> (its parent, when the submit began). Its
+        # runner may report it (even finished) before submit returns its id: the first job of
+        # that VM made since then is that child.
+        self._coming: dict[tuple[str, str], tuple[int, float]] = {}
         self._heard_any = threading.Condition()  # a host's runner reported a change
         for host, runner in self.runners.items():
             runner.listener = self._heard(host)
@@ -145,6 +149,10 @@ class FleetJobs:
         fid = self._fleet_id(host, job.id)
         with self._lock:
             parent = self._parents.get(fid)  # a fleet bulk's child
+            coming = self._coming.get((host, job.vm)) if parent is None else None
+            if coming is not None and job.created >= coming[1]:
+                parent = self._parents[fid] = coming[0]
+                del self._coming[(host, job.vm)]
         if parent is None and job.parent is not None:
             parent = self._fleet_id(host, job.parent)
         return dataclasses.replace(
@@ -200,8 +208,16 @@ class FleetJobs:
         if why is not None or isinstance(where, str):
             return self._refused(action, key, why or str(where), parent)
         host, name = where
-        job = self._out(host, self.runners[host].submit(action, name, **options))
         if parent is not None:
+            with self._lock:
+                self._coming[(host, name)] = (parent, time.time())
+        try:
+            job = self._out(host, self.runners[host].submit(action, name, **options))
+        finally:
+            if parent is not None:
+                with self._lock:
+                    self._coming.pop((host, name), None)
+        if parent is not None and job.parent != parent:  # a runner whose jobs have no time
             with self._lock:
                 self._parents[job.id] = parent
             job = dataclasses.replace(job, parent=parent)
