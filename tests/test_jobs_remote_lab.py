@@ -52,14 +52,9 @@ def remote_source(lab: Lab, interval: float = 0.5) -> RemoteSource:
 
 
 def unit_active(lab: Lab, unit: str) -> bool:
-    done = subprocess.run(
-        lab.settings.systemctl_argv("is-active", unit),
-        env=lab.settings.command_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout.strip() == "active"
+    from tests.test_jobunits_lab import unit_state
+
+    return unit_state(lab, unit) == "active"
 
 
 async def test_a_remote_restart_changes_the_remote_row(the_lab: Lab) -> None:

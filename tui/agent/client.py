@@ -299,15 +299,9 @@ class RemoteSource:
             hello = await self._read(proc, self.connect_timeout + HELLO_GRACE_S)
         except EOFError:
             return False
-        if hello["type"] == "error":
-            raise _SessionEnd(protocol.message_text(hello))
-        if hello["type"] != "hello":
-            raise protocol.ProtocolError(f"a {hello['type']} message before its hello")
-        mismatch = protocol.version_mismatch(
-            hello.get("protocol"), hello.get("app"), protocol.PROTOCOL, protocol.app_version()
-        )
-        if mismatch:
-            raise _SessionEnd(mismatch)
+        problem = protocol.hello_problem(hello)
+        if problem is not None:
+            raise _SessionEnd(problem)
         self.rtt_s = time.monotonic() - started
         reason = hello.get("read_only")
         agents = sanitise(reason, 200) if isinstance(reason, str) else None

@@ -109,3 +109,13 @@ def version_mismatch(
         f"{shown(agent_protocol)}, the app (microvm-tui {shown(app_app)}) protocol "
         f"{shown(app_protocol)}"
     )
+
+
+def hello_problem(hello: dict[str, Any]) -> str | None:
+    """Why a session's first message ends it (the agent's error, or a version mismatch in one
+    line), None for a good hello; ``ProtocolError`` when it is not a hello at all."""
+    if hello["type"] == "error":
+        return message_text(hello)
+    if hello["type"] != "hello":
+        raise ProtocolError(f"a {hello['type']} message before its hello")
+    return version_mismatch(hello.get("protocol"), hello.get("app"), PROTOCOL, app_version())

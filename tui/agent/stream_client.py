@@ -92,15 +92,9 @@ class AgentSession:
             raise SessionEnd(f"cannot run ssh: {exc.strerror or exc}") from None
         self._drain = asyncio.create_task(self._keep_stderr())
         hello = await self.read(self.connect_timeout + HELLO_GRACE_S)
-        if hello["type"] == "error":
-            raise SessionEnd(protocol.message_text(hello))
-        if hello["type"] != "hello":
-            raise protocol.ProtocolError(f"a {hello['type']} message before its hello")
-        mismatch = protocol.version_mismatch(
-            hello.get("protocol"), hello.get("app"), protocol.PROTOCOL, protocol.app_version()
-        )
-        if mismatch:
-            raise SessionEnd(mismatch)
+        problem = protocol.hello_problem(hello)
+        if problem is not None:
+            raise SessionEnd(problem)
         reason = hello.get("read_only")
         self.read_only = protocol.message_text(hello, "read_only") if reason is not None else None
 
