@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from rich.style import Style
 from textual import events
@@ -41,21 +42,22 @@ from tui.vt import (
     DEFAULT_SCROLLBACK,
     TerminalEmulator,
 )
+from tui.widgets.terminal import styles
 from tui.widgets.terminal.hint import HintState, render_hint
 from tui.widgets.terminal.keys import encode_key, normalize_key
+from tui.widgets.terminal.mouse import TerminalMouse
 from tui.widgets.terminal.render import highlight, invert, restyle, runs_to_strip
 from tui.widgets.terminal.repaint import RepaintTracker
 from tui.widgets.terminal.search import ScrollbackSearch
-from tui.widgets.terminal.selection import Cell, Selection
+from tui.widgets.terminal.selection import Selection
 from tui.widgets.terminal.viewport import Viewport
 
 FPS = 30
-WHEEL_LINES = 3
 NOTICE_SECONDS = 3.0
 SCROLL_KEYS = ("shift+pageup", "shift+pagedown")
 
 
-class TerminalWidget(Widget, can_focus=True):
+class TerminalWidget(TerminalMouse, Widget, can_focus=True):
     """Emulated serial console: colours, scrollback, search, mouse selection, hint bar.
 
     Args:
@@ -70,62 +72,8 @@ class TerminalWidget(Widget, can_focus=True):
         status: owner status text for the hint bar (e.g. "connected to ...").
     """
 
-    DEFAULT_CSS = """
-    TerminalWidget {
-        width: 1fr;
-        height: 1fr;
-        background: $background;
-        color: $foreground;
-    }
-    TerminalWidget > .terminal--hint {
-        background: $panel;
-        color: $text-muted;
-    }
-    TerminalWidget > .terminal--hint-key {
-        color: $text-accent;
-        text-style: bold;
-    }
-    TerminalWidget > .terminal--hint-status {
-        color: $foreground;
-    }
-    TerminalWidget > .terminal--hint-read-only {
-        background: $warning-muted;
-        color: $text-warning;
-        text-style: bold;
-    }
-    TerminalWidget > .terminal--hint-scroll {
-        color: $text-warning;
-    }
-    TerminalWidget > .terminal--selection {
-        background: $primary;
-        color: $text;
-    }
-    TerminalWidget > .terminal--search-match {
-        background: $warning;
-        color: $background;
-    }
-    TerminalWidget > #terminal-search, TerminalWidget > #terminal-search:focus {
-        dock: bottom;
-        height: 1;
-        border: none;
-        padding: 0 1;
-        background: $panel;
-        display: none;
-    }
-    TerminalWidget > #terminal-search.-open {
-        display: block;
-    }
-    """
-
-    COMPONENT_CLASSES = {
-        "terminal--hint",
-        "terminal--hint-key",
-        "terminal--hint-status",
-        "terminal--hint-read-only",
-        "terminal--hint-scroll",
-        "terminal--selection",
-        "terminal--search-match",
-    }
+    DEFAULT_CSS = styles.DEFAULT_CSS
+    COMPONENT_CLASSES: ClassVar[set[str]] = styles.COMPONENT_CLASSES
 
     # Textual's own text selection does not know about our grid: we do it ourselves.
     ALLOW_SELECT = False
@@ -285,15 +233,6 @@ class TerminalWidget(Widget, can_focus=True):
         """What the size key types into the guest: its window size, set to the pane's."""
         return f"stty rows {self.rows} cols {self.columns}\r".encode()
 
-    def selected_text(self) -> str:
-        """Characters of the selected cells, lines joined with newlines."""
-        return self._selection.text(self._view.runs_for, self.columns)
-
-    def clear_selection(self) -> None:
-        if self._selection.active:
-            self._selection.clear()
-            self.refresh()
-
     def open_search(self) -> None:
         search = self.query_one("#terminal-search", TextInput)
         search.add_class("-open")
@@ -361,7 +300,7 @@ class TerminalWidget(Widget, can_focus=True):
         self._detach_normalized = normalize_key(key)
         self.refresh()
 
-    # --- keys, paste, mouse -------------------------------------------------------------
+    # --- keys, paste, search box --------------------------------------------------------
     async def _on_key(self, event: events.Key) -> None:
         if not self.has_focus:
             # Bubbled up from the search box.
@@ -414,57 +353,6 @@ class TerminalWidget(Widget, can_focus=True):
             text = "\x1b[200~" + text.replace("\x1b[201~", "") + "\x1b[201~"
         if text:
             self._send(text.encode("utf-8", "replace"))
-
-    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        event.stop()
-        self.scroll_history(WHEEL_LINES)
-
-    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
-        event.stop()
-        self.scroll_history(-WHEEL_LINES)
-
-    def on_mouse_down(self, event: events.MouseDown) -> None:
-        if event.button != 1:
-            return
-        event.stop()
-        cell = self._cell_at(event)
-        if cell is None:
-            return
-        self._selection.start(cell)
-        self.capture_mouse()
-        self.refresh()
-
-    def on_mouse_move(self, event: events.MouseMove) -> None:
-        if not self._selection.dragging:
-            return
-        offset = event.get_content_offset_capture(self)
-        if offset.y < 0:
-            self.scroll_history(1)
-        elif offset.y >= self.rows:
-            self.scroll_history(-1)
-        cell = self._cell_at(event)
-        if cell is not None and cell != self._selection.head:
-            self._selection.head = cell
-            self.refresh()
-
-    def on_mouse_up(self, event: events.MouseUp) -> None:
-        if not self._selection.dragging:
-            return
-        event.stop()
-        self._selection.dragging = False
-        self.release_mouse()
-        cell = self._cell_at(event)
-        if cell is not None:
-            self._selection.head = cell
-        if self._selection.anchor == self._selection.head:
-            self.clear_selection()  # a plain click
-            return
-        text = self.selected_text()
-        if text:
-            # OSC 52 to the admin's terminal, written by Textual's driver (base64, trusted).
-            self.app.copy_to_clipboard(text)
-            self._show_notice(f"copied {len(text)} characters")
-        self.refresh()
 
     def on_input_submitted(self, event: TextInput.Submitted) -> None:
         event.stop()
@@ -575,7 +463,3 @@ class TerminalWidget(Widget, can_focus=True):
         elif repaint:
             width = self.size.width
             self.refresh(*(Region(0, y, width, height) for y, height in repaint))
-
-    def _cell_at(self, event: events.MouseEvent) -> Cell | None:
-        offset = event.get_content_offset_capture(self)
-        return self._view.cell_at(offset.x, offset.y)
