@@ -9,8 +9,7 @@ from textual import events
 from textual.geometry import Region
 
 from tui.widgets.table import paint
-
-HEADER_HEIGHT = 1
+from tui.widgets.table.paint import HEADER_HEIGHT
 
 
 class TableMouse:

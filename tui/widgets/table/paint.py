@@ -21,6 +21,7 @@ from textual.strip import Strip
 
 EMPTY = Text("", end="")
 HEADER = -1  # the header's row index
+HEADER_HEIGHT = 1  # lines above the first row
 
 
 def render_cell(

@@ -5,7 +5,8 @@ the row's cached strips (see ``row_cache``); a changed cell bumps its own and it
 version, so only that cell is rendered through Rich again (the row is styled again from its
 cells), and only the cell's region is repainted. A column that changes width renders its
 cells again and repaints the table. The cursor is a row index; its row and the hovered row are
-drawn with DataTable's cursor and hover styles (``cursor=False``: no cursor is drawn).
+drawn with DataTable's cursor and hover styles (``cursor=False``: no cursor is drawn); the
+cursor's moves and keys are in ``cursor``, the mouse in ``mouse``.
 
 ``set_rows`` shows a whole list of rows at once (a poll's): it renders again only the cells
 that changed, keeps the cursor on its row's key, and while the same rows show in the same
@@ -22,17 +23,17 @@ from typing import Any, ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding, BindingType
-from textual.geometry import Region, Size, Spacing
+from textual.binding import BindingType
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.widgets.table import messages, paint, styles
 from tui.widgets.table.columns import Column
+from tui.widgets.table.cursor import CURSOR_BINDINGS, TableCursor
 from tui.widgets.table.mouse import TableMouse
+from tui.widgets.table.paint import HEADER_HEIGHT
 from tui.widgets.table.row_cache import RenderStats, RowCache
-
-HEADER_HEIGHT = 1
 
 
 class Row:
@@ -49,25 +50,13 @@ class Row:
         self.versions = dict.fromkeys(cells, version)
 
 
-class RowTable(TableMouse, ScrollView, can_focus=True):
+class RowTable(TableCursor, TableMouse, ScrollView, can_focus=True):
     """A row-cursor table of Text cells (one line a row), keyed by string."""
 
     DEFAULT_CSS = styles.DEFAULT_CSS
     COMPONENT_CLASSES: ClassVar[set[str]] = styles.COMPONENT_CLASSES
     ALLOW_SELECT = False
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Select", show=False),
-        Binding("up", "cursor_up", "Cursor up", show=False),
-        Binding("down", "cursor_down", "Cursor down", show=False),
-        Binding("right", "scroll_right", "Scroll right", show=False),
-        Binding("left", "scroll_left", "Scroll left", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("ctrl+home", "scroll_top", "Top", show=False),
-        Binding("ctrl+end", "scroll_bottom", "Bottom", show=False),
-        Binding("home", "scroll_top", "Top", show=False),
-        Binding("end", "scroll_bottom", "Bottom", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = CURSOR_BINDINGS
 
     RowHighlighted = messages.RowHighlighted
     RowSelected = messages.RowSelected
@@ -436,87 +425,6 @@ class RowTable(TableMouse, ScrollView, can_focus=True):
         scrolling_width = sum(self._render_widths()[fixed:])
         look = paint.RowLook(fixed_style, row_style, header, hover, cursor)
         return paint.style_row(cells, look, self._looks, fixed, max(0, width - scrolling_width))
-
-    # --- the cursor ------------------------------------------------------------------------
-
-    @property
-    def cursor_row(self) -> int:
-        return self._cursor
-
-    def move_cursor(
-        self, *, row: int | None = None, animate: bool = False, scroll: bool = True
-    ) -> None:
-        if row is None:
-            return
-        row = max(0, min(row, len(self._rows) - 1))
-        old = self._cursor
-        if row == old:
-            return
-        self._cursor = row
-        self.refresh_row(old)
-        self.refresh_row(row)
-        self._post_highlighted()
-        if scroll:
-            self.scroll_to_cursor(animate=animate)
-
-    def _post_highlighted(self) -> None:
-        """Tell the screen when the cursor is on another row than it was last told."""
-        key = self.row_key_at(self._cursor) if self.show_cursor else None
-        now = None if key is None else (self._cursor, key)
-        if now != self._highlighted:
-            self._highlighted = now
-            if now is not None:
-                self.post_message(self.RowHighlighted(self, *now))
-
-    def scroll_to_cursor(self, animate: bool = False) -> None:
-        if self._size_pending:  # the new size is laid out at the next refresh
-            self.call_after_refresh(self._scroll_to_cursor, animate)
-        else:
-            self._scroll_to_cursor(animate)
-
-    def _scroll_to_cursor(self, animate: bool = False) -> None:
-        left = sum(self._render_widths()[: self.fixed_columns])
-        width = max(self.size.width, self.virtual_size.width)
-        region = Region(int(self.scroll_x) + left, HEADER_HEIGHT + self._cursor, width - left, 1)
-        spacing = Spacing(HEADER_HEIGHT, 0, 0, left)
-        self.scroll_to_region(region, animate=animate, spacing=spacing, force=True)
-
-    def _page_height(self) -> int:
-        return self.scrollable_content_region.height - HEADER_HEIGHT
-
-    def action_cursor_up(self) -> None:
-        self._set_hover(False)
-        self.move_cursor(row=self._cursor - 1)
-
-    def action_cursor_down(self) -> None:
-        self._set_hover(False)
-        self.move_cursor(row=self._cursor + 1)
-
-    def action_page_down(self) -> None:
-        self._set_hover(False)
-        height = self._page_height()
-        self.scroll_relative(y=height, animate=False, force=True)
-        self.move_cursor(row=min(self._cursor + height, len(self._rows) - 1), scroll=False)
-
-    def action_page_up(self) -> None:
-        self._set_hover(False)
-        height = self._page_height()
-        self.scroll_relative(y=-height, animate=False)
-        self.move_cursor(row=max(self._cursor - height, 0), scroll=False)
-
-    def action_scroll_top(self) -> None:
-        self._set_hover(False)
-        self.move_cursor(row=0)
-
-    def action_scroll_bottom(self) -> None:
-        self._set_hover(False)
-        self.move_cursor(row=len(self._rows) - 1)
-
-    def action_select_cursor(self) -> None:
-        self._set_hover(False)
-        key = self.row_key_at(self._cursor) if self.show_cursor else None
-        if key is not None:
-            self.post_message(self.RowSelected(self, self._cursor, key))
 
     # --- many rows at once -----------------------------------------------------------------
 
