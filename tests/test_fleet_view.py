@@ -15,10 +15,13 @@ import threading
 import time
 
 from textual.pilot import Pilot
+from textual.screen import Screen
 
-from tests.monitor_support import SIZE, replay, settings, until
+from tests.monitor_support import SIZE, make_app, replay, settings, until
 from tests.snapshot_support import snapshots_in_top_level_folder  # noqa: F401
+from tui.actions import ACTIONS, ActionId
 from tui.agent.client import RemoteHostError
+from tui.agent.fleet_jobs import CREATE_REFUSED
 from tui.app import MicroVMApp
 from tui.feed import Snapshot
 from tui.feed.fleet import FLEET_REMOTE, FleetSnapshot, FleetSource
@@ -288,6 +291,34 @@ async def test_the_fleet_tables_draw_again_only_the_rows_that_changed() -> None:
         screen.show(snap)
         await pilot.pause()
         assert table.selected_key == table.keys[-1]
+
+
+def footer_words(screen: Screen) -> list[str]:
+    """What the screen's footer shows: each key's description (Textual's FooterKey)."""
+    return [key.description for key in screen.query("FooterKey")]  # type: ignore[attr-defined]
+
+
+async def test_the_fleet_views_footer_leaves_out_create_and_its_key_says_why() -> None:
+    """Create is refused in the fleet view (which host?): the fleet view's footer leaves its
+    "New VM" out (so does the monitor's under it), while the one-host monitor shows it; its
+    key still says why, in one line, and opens nothing."""
+    new_vm = ACTIONS[ActionId.CREATE].description
+    one_host = make_app(replay())
+    async with one_host.run_test(size=SIZE) as pilot:
+        main = one_host.main_screen
+        await until(pilot, lambda: one_host.polls >= 1 and "Refresh" in footer_words(main))
+        assert new_vm in footer_words(main)
+
+    app = fleet_app(fleet())
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await first_fleet(pilot)
+        await until(pilot, lambda: "Refresh" in footer_words(screen))
+        assert new_vm not in footer_words(screen)
+        assert not app.main_screen.active_bindings["n"].binding.show
+        await pilot.press("n")
+        await until(pilot, lambda: app._notifications)
+        assert [n.message for n in app._notifications] == [CREATE_REFUSED]
+        assert app.screen is screen  # no create dialog
 
 
 def test_all_hosts_flag_is_the_apps_and_lists_own() -> None:

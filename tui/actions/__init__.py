@@ -3,7 +3,7 @@ which the key bindings, the command palette, the help screen, the read-only rule
 refusals and the confirmation dialogs (``dialogs``, one function per action) all derive; the
 controller that asks, confirms and runs them as jobs; the App mixin that binds them."""
 
-from tui.actions.app_mixin import ActionsAppMixin, ReadOnlyTooltips
+from tui.actions.app_mixin import ActionsAppMixin, FooterBindings
 from tui.actions.confirmation import Confirmation
 from tui.actions.controller import ActionsController, confirmation, most_used_flake
 from tui.actions.dialogs import UPDATE_RESTART_CHOICES, restart_offer
@@ -31,8 +31,8 @@ __all__ = [
     "ActionsAppMixin",
     "ActionsController",
     "Confirmation",
+    "FooterBindings",
     "Needs",
-    "ReadOnlyTooltips",
     "Scope",
     "bindings",
     "confirmation",

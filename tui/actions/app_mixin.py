@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from textual import events
 from textual.actions import parse
 from textual.binding import ActiveBinding
 
 from tui.actions import read_only
 from tui.actions.controller import ActionsController
-from tui.actions.registry import CHANGING_IDS, CHANGING_METHODS, spec_for_call
+from tui.actions.registry import CHANGING_IDS, CHANGING_METHODS, spec_for_call, spec_of
 from tui.host.model import VM
 
 
@@ -81,20 +83,27 @@ class ActionsAppMixin:
         self.explain_disabled(name, params)
 
 
-class ReadOnlyTooltips:
-    """Screen mixin: a host-changing key the footer shows disabled says why on hover
+class FooterBindings:
+    """Screen mixin: what the footer shows of the screen's keys (Textual's footers read
+    ``active_bindings``; key presses do not). A key whose action this view refuses outright
+    (``ActionsController.refused_here``: create in the fleet view) is left out, though
+    pressed it still says why; a host-changing key shown disabled says why on hover
     ("read-only: REASON", the app's ``read_only_reason``)."""
 
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
         bindings: dict[str, ActiveBinding] = super().active_bindings  # type: ignore[misc]
-        reason = getattr(self.app, "read_only_reason", None)  # type: ignore[attr-defined]
-        if not reason:
-            return bindings
-        tip = read_only.tooltip(reason)
-        return {
-            key: active._replace(tooltip=tip)
-            if not active.enabled and active.binding.id in CHANGING_IDS
-            else active
-            for key, active in bindings.items()
-        }
+        app = self.app  # type: ignore[attr-defined]
+        reason = getattr(app, "read_only_reason", None)
+        tip = read_only.tooltip(reason) if reason else None
+        actions: ActionsController | None = getattr(app, "actions", None)
+        shown = {}
+        for key, active in bindings.items():
+            binding = active.binding
+            spec = spec_of(binding.id) if binding.show and binding.id else None
+            if spec is not None and actions is not None and actions.refused_here(spec):
+                active = active._replace(binding=dataclasses.replace(binding, show=False))
+            elif tip and not active.enabled and binding.id in CHANGING_IDS:
+                active = active._replace(tooltip=tip)
+            shown[key] = active
+        return shown

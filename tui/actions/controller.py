@@ -233,7 +233,7 @@ class ActionsController:
         action, the marked ones); the dialog shown, or None when it was refused (the reason
         is notified)."""
         spec = _spec(action)
-        if spec.id == ActionId.CREATE:
+        if spec.new_vm:
             return self.request_create()
         if spec.dialog is None:
             raise ValueError(f"{spec.id} is not an action on a VM")
@@ -367,9 +367,8 @@ class ActionsController:
             self.submit(spec, name, **options)
 
     def request_create(self) -> CreateScreen | None:
-        if self.refuse_read_only(ACTIONS[ActionId.CREATE]) or self.refuse_for_host(
-            ACTIONS[ActionId.CREATE], None, new=True
-        ):
+        spec = ACTIONS[ActionId.CREATE]
+        if self.refuse_read_only(spec) or self.refuse_for_host(spec, None):
             return None
         known = list(self.known_vms())
         from tui.screens.create import CreateScreen
@@ -454,13 +453,24 @@ class ActionsController:
         self._refuse(spec, read_only.refused(self.read_only_reason))
         return True
 
-    def refuse_for_host(self, spec: ActionSpec, name: str | None, *, new: bool = False) -> bool:
-        """Say why the runner's host of VM NAME (None: the marked VMs; NEW: a new VM) does not
-        take SPEC (the fleet's runner: each host has its own read-only rule); True if so."""
+    def refused_here(self, spec: ActionSpec) -> str | None:
+        """Why this view refuses SPEC whatever is selected or marked (the fleet's runner takes
+        no new VM: which host?), or None. The footer leaves such an action out
+        (``FooterBindings``); its key still says why."""
+        if spec.changes_host and spec.new_vm:
+            return getattr(self.runner, "create_refusal", None)
+        return None
+
+    def refuse_for_host(self, spec: ActionSpec, name: str | None) -> bool:
+        """Say why the runner's host of VM NAME (None: the marked VMs, or a new VM for
+        SPEC) does not take SPEC (the fleet's runner: each host has its own read-only rule);
+        True if so."""
         if not spec.changes_host:
             return False
-        if new or name is None:
-            why = getattr(self.runner, "create_refusal" if new else "bulk_refusal", None)
+        if spec.new_vm:
+            why = self.refused_here(spec)
+        elif name is None:
+            why = getattr(self.runner, "bulk_refusal", None)
         else:
             refusal_of = getattr(self.runner, "refusal", None)
             why = refusal_of(name) if refusal_of is not None else None

@@ -82,6 +82,7 @@ class ActionSpec:
     scope: Scope = Scope.APP
     changes_host: bool = False  # off in read-only mode (shown disabled; asking says why)
     needs_vm: bool = False  # acts on the selected VM
+    new_vm: bool = False  # makes a VM, on the host shown: refused where no one host is (the fleet)
     typed_name: bool = False  # destructive: the VM's name must be typed to confirm
     in_footer: bool = True
     priority: bool = False
@@ -261,6 +262,7 @@ ACTIONS: dict[str, ActionSpec] = {
             help="Build and install a new VM",
             method="create_vm",
             changes_host=True,
+            new_vm=True,
         ),
         # Destructive: in the help screen and the palette, not the footer.
         ActionSpec(

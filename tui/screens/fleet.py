@@ -16,6 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.actions.app_mixin import FooterBindings
 from tui.feed.fleet import FleetSnapshot
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.fleet_table import FleetTable, HostsTable, fleet_rows
@@ -62,7 +63,7 @@ class HostPicker(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class FleetScreen(Screen[str | None]):
+class FleetScreen(FooterBindings, Screen[str | None]):
     """Dismissed with the key of the VM to open (Enter), or None (Esc)."""
 
     DEFAULT_CSS = """

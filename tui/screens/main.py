@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.actions.app_mixin import ReadOnlyTooltips
+from tui.actions.app_mixin import FooterBindings
 from tui.actions.registry import Scope, bindings
 from tui.feed import Snapshot, VMView, per_vm
 from tui.widgets.detail.base import DetailData
@@ -26,7 +26,7 @@ SPARK_POINTS = 8
 W = TypeVar("W", bound=Widget)
 
 
-class MainScreen(ReadOnlyTooltips, Screen[None]):
+class MainScreen(FooterBindings, Screen[None]):
     """Shows the app's latest ``Snapshot``; the app calls ``show`` after every poll."""
 
     DEFAULT_CSS = """
