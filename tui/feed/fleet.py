@@ -82,11 +82,13 @@ class _Member:
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.stop = threading.Event()
+        self.wake = threading.Event()  # poll now (a new focus, or the end)
         self.thread = threading.Thread(target=self._run, name=f"fleet-{name}", daemon=True)
 
     def _run(self) -> None:
         while not self.stop.is_set():
             started = time.monotonic()
+            self.wake.clear()
             snapshot: Snapshot | None = None
             error: str | None = None
             try:
@@ -114,7 +116,19 @@ class _Member:
                 continue  # the state dirs only: the full poll at once
             # A remote poll already waits for the agent's next snapshot; a local one (or a
             # failed one) waits out the rest of the interval.
-            self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            self.wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def set_focus(self, focus: str | None) -> None:
+        """The VM of this host in the app's focus (None: none of its VMs). A change is polled
+        at once, as the app polls its own source: this thread stops waiting, and a remote
+        host's agent is told now (it polls at once), not when this thread next asks it."""
+        if focus == self.focus:
+            return
+        self.focus = focus
+        tell = getattr(self.source, "set_focus", None)
+        if callable(tell):
+            tell(focus)
+        self.wake.set()
 
     def copy(self) -> HostStatus:
         with self.lock:
@@ -150,7 +164,7 @@ class FleetSource:
         t0 = time.perf_counter()
         for member in self.members.values():
             host, _, name = (focus or "").partition(SEPARATOR)
-            member.focus = name if focus and host == member.name else None
+            member.set_focus(name if focus and host == member.name else None)
         if not self._polled:  # later polls never wait: the app's timer paces them
             self._polled = True
             self._wait_first()
@@ -170,6 +184,7 @@ class FleetSource:
     def close(self) -> None:
         for member in self.members.values():
             member.stop.set()
+            member.wake.set()
         for member in self.members.values():
             member.source.close()
 
