@@ -173,3 +173,37 @@ async def test_a_focus_change_polls_at_once(settings: Any) -> None:
         sample = snap.samples[target]
         assert sample.mem_guest_visible_mib is not None, sample.reasons
         assert sample.reasons.get("block") is not Why.NOT_ASKED
+
+
+def test_the_focus_reaches_a_remote_hosts_agent(lab: Any, settings: Any) -> None:
+    """The fleet's focus on a VM of a host reached over ssh: the host's agent is told, and
+    its sampler asks that VM everything (its guest memory comes over the wire), where before
+    it asked only its state."""
+    from tests.conftest import wait_for
+    from tests.test_fleet_lab import agent_command
+    from tui.agent.client import RemoteSource
+    from tui.agent.hosts import RemoteHost
+    from tui.feed.fleet import FleetSource
+
+    host = RemoteHost("far", tuple(lab.sshd.ssh_args()), agent_command(lab))
+    source = FleetSource({"far": RemoteSource(host, interval=settings.interval)})
+    try:
+
+        def web(focus: str | None) -> VMSample | None:
+            snap = source.poll(focus)
+            status = snap.hosts[0].snapshot
+            if status is None or status.partial:
+                return None
+            s = snap.samples.get("far/web")
+            return s if s is not None and s.qmp_status == "running" else None
+
+        unfocused = wait_for(lambda: web(None), 60, what="far/web sampled")
+        assert unfocused.reasons["mem_guest_visible_mib"] is Why.NOT_ASKED
+        focused = wait_for(
+            lambda: (s := web("far/web")) and s.mem_guest_visible_mib is not None and s,
+            20,
+            what="far/web's guest memory with it in focus",
+        )
+        assert focused.mem_guest_visible_mib == 256
+    finally:
+        source.close()
