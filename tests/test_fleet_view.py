@@ -96,6 +96,44 @@ def test_fleet_keys_are_host_qualified_and_a_down_host_says_why() -> None:
     assert snap.hostname == "3 hosts, 2 reachable"
 
 
+class FocusHost:
+    """A host that remembers the focus of each poll and what it was told between polls (a
+    remote host's agent is told with ``set_focus``)."""
+
+    def __init__(self) -> None:
+        self.source = replay()
+        self.polled: list[str | None] = []
+        self.told: list[str | None] = []
+
+    def set_focus(self, focus: str | None) -> None:
+        self.told.append(focus)
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        self.polled.append(focus)
+        return self.source.poll(focus)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_new_focus_is_polled_at_once_on_its_host() -> None:
+    """The fleet's members poll every hour here: a poll with the new focus, and the host told
+    of it, can only come from the focus change; the fleet's poll returns with it."""
+    near, far = FocusHost(), FocusHost()
+    source = FleetSource({"local": near, "far": far}, local="local", interval=3600.0)  # type: ignore[dict-item]
+    try:
+        source.poll(None)  # the first answers
+        assert far.polled == [None] and far.told == []
+        source.poll("far/web")  # returns with the focused host's poll done
+        assert far.told == ["web"] and far.polled == [None, "web"]
+        assert near.polled == [None] and near.told == []  # another host's VM: not polled
+        source.poll("far/web")  # the same focus: no poll
+        assert far.told == ["web"]
+    finally:
+        source.close()
+    assert far.polled == [None, "web"]
+
+
 def test_a_host_that_never_answers_holds_up_no_other() -> None:
     stuck = StuckHost()
     down = FakeDownHost("gone")

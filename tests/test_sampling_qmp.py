@@ -27,8 +27,9 @@ from tui.host.qmp import (
     QMPError,
     qmp_execute,
 )
-from tui.host.sampling.qmp import query_qemu, query_qemu_async
+from tui.host.sampling.qmp import FULL_ONLY_FIELDS, query_qemu, query_qemu_async
 from tui.host.sampling.reading import RemoteInfo
+from tui.host.sampling.samples import Why
 
 pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")
 
@@ -338,3 +339,64 @@ def test_a_client_taken_again_starts_from_nothing(tmp_path: Path) -> None:
     assert ok.error is None and ok.status == "running", ok
     assert reused in qmp._pools[host_loop().loop]  # it served that session and came back
     assert reused.received_messages < 64  # this session's own, from zero
+
+
+# --- a VM not in focus: its state only (full=False) -------------------------------------------
+
+
+def record_commands(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """Every command sent from now on, as (command, its qom property or None), recorded where
+    the real session sends each one."""
+    sent: list[tuple[str, Any]] = []
+    real = qmp.QMPSession._one
+
+    async def recording(self: Any, command: str, arguments: dict[str, Any] | None) -> Any:
+        sent.append((command, (arguments or {}).get("property")))
+        return await real(self, command, arguments)
+
+    monkeypatch.setattr(qmp.QMPSession, "_one", recording)
+    return sent
+
+
+def test_a_status_only_session_asks_the_state_alone(
+    qemu: Qemu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = record_commands(monkeypatch)
+    info = query_qemu(qemu.socket_path, sizes=False, pipeline=True, full=False)
+    assert sent == [("qmp_capabilities", None), ("query-status", None)]
+    assert info.error is None and info.status in ("paused", "prelaunch")
+    for name in FULL_ONLY_FIELDS:
+        assert getattr(info, name) is None
+        assert info.reasons[name] is Why.NOT_ASKED
+    assert info.vcpu_count is None and "vcpu_count" not in info.reasons  # the caller keeps them
+
+
+def test_a_first_status_only_session_switches_the_guest_statistics_on(
+    sockdir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = start_qemu(os.path.join(sockdir, "fresh.sock"))
+    try:
+        sent = record_commands(monkeypatch)
+        info = query_qemu(fresh.socket_path, guest_stats_interval=3, full=False)
+        assert [c for c, _ in sent] == [
+            "qmp_capabilities",
+            "query-status",
+            "query-cpus-fast",
+            "query-memory-size-summary",
+            "qom-get",
+            "qom-set",
+        ]
+        assert sent[-1][1] == "guest-stats-polling-interval"
+        assert info.error is None and info.vcpu_count == 1
+        assert info.mem_configured_bytes == 64 << 20
+        assert info.reasons["mem_guest_used_bytes"] is Why.NOT_ASKED
+        interval = {"path": "/machine/peripheral/balloon0", "property": sent[-1][1]}
+        assert qmp_execute(fresh.socket_path, "qom-get", interval) == 3
+    finally:
+        fresh.stop()
+
+
+def test_a_status_only_session_without_a_balloon_is_fine(qemu_no_balloon: Qemu) -> None:
+    info = query_qemu(qemu_no_balloon.socket_path, guest_stats_interval=2, full=False)
+    assert info.error is None and info.status in ("paused", "prelaunch")
+    assert info.reasons["mem_guest_visible_bytes"] is Why.NOT_ASKED

@@ -52,6 +52,10 @@ TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
 QUIT_JOB_GRACE_S = 3.0  # nix gets 2 s to end after a cancel; the job then removes its temp files
 EXIT_TERMINAL_LOST = 129  # 128 + SIGHUP, like a shell
+# The cursor rests this long on another VM before it is polled at once (the VM in focus is
+# asked everything over QMP, the others only their state): holding an arrow key over 2000
+# rows starts no poll per row.
+FOCUS_SETTLE_S = 0.2
 
 
 def _monitor_commands() -> type:
@@ -88,6 +92,8 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         self._poll_again = False
         self._poll_started = 0.0  # time.monotonic() at the start of the last poll
         self._next_poll: Timer | None = None
+        self._polled_focus: str | None = None  # the focus the last poll started with
+        self._focus_settle: Timer | None = None
         self._stopping = False
         self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings.read_only)
@@ -258,7 +264,25 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         self._polling = True
         self._poll_started = time.monotonic()
         focus = self.main_screen.selected_name if self.screen_stack else None
+        self._polled_focus = focus
         threading.Thread(target=self._poll_thread, args=(focus,), name="poll", daemon=True).start()
+
+    @on(VMTable.RowHighlighted, "#vms")
+    def _focus_moved(self) -> None:
+        """The cursor moved: once it rests (FOCUS_SETTLE_S), a VM in focus that the last
+        poll did not have in focus is polled at once, not at the next tick (its detail needs
+        what only the VM in focus is asked)."""
+        if self._focus_settle is not None:
+            self._focus_settle.stop()
+        self._focus_settle = self.set_timer(FOCUS_SETTLE_S, self._focus_settled)
+
+    def _focus_settled(self) -> None:
+        self._focus_settle = None
+        if self._stopping or not self.screen_stack:
+            return
+        focus = self.main_screen.selected_name
+        if focus is not None and focus != self._polled_focus:
+            self.poll()  # re-arms the poll timer when it is done
 
     def _poll_thread(self, focus: str | None) -> None:
         """One poll, off the UI thread, in a daemon thread of its own. Not a Textual thread

@@ -108,10 +108,14 @@ class RemoteSource:
 
     # --- the Source protocol (called from the app's poll thread) --------------------------
 
-    def poll(self, focus: str | None = None) -> Snapshot:
+    def set_focus(self, focus: str | None) -> None:
+        """Tell the agent the VM in focus now (it polls at once with it), if it changed."""
         if focus != self._focus:
             self._focus = focus
             self._send({"type": "focus", "vm": focus})
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        self.set_focus(focus)
         first = self._returned == 0
         wait = FIRST_SNAPSHOT_S if first else max(2 * self.interval, 3.0)
         deadline = time.monotonic() + wait

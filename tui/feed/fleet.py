@@ -4,8 +4,10 @@ host's ``RemoteSource``, each polled in a thread of its own, joined into one ``F
 No host waits for another: a member's thread polls it on its own cadence and keeps its latest
 snapshot or its error; the fleet's ``poll`` only joins what the members have now (the first
 poll waits, bounded, until each member has answered once, so a launch shows every host that
-answers quickly). A remote member retries by itself (``RemoteSource``'s backoff); a member
-whose poll raises keeps its last snapshot (its VMs stay listed) and says why in one line.
+answers quickly; a poll with a new VM in focus wakes that VM's host and waits, bounded, for
+its poll with that focus, as the app's own poll of a single host would). A remote member
+retries by itself (``RemoteSource``'s backoff); a member whose poll raises keeps its last
+snapshot (its VMs stay listed) and says why in one line.
 
 VM keys become host-qualified (``"HOST/NAME"``), so two hosts may each have a VM ``web``:
 the VMs' ``name``, the samples', history's, journal figures' and crash-loop keys all carry
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
     from tui.config import Settings
 
 FIRST_WAIT_S = 8.0  # the fleet's first poll waits this long at most for every host's first answer
+# A fleet poll with a new VM in focus waits this long at most for its host's poll with it (the
+# VM's detail needs what only the VM in focus is asked).
+FOCUS_WAIT_S = 2.0
 SEPARATOR = "/"  # between the host and the VM's own name in a fleet key
 # Consoles and logs go to each VM's own host (tui/agent/views.py: StreamRoutes), and so do
 # actions (tui/agent/fleet_jobs.py: FleetJobs), each host with its own read-only rule.
@@ -79,18 +84,24 @@ class _Member:
         self.interval = interval
         self.status = HostStatus(name=name, local=local)
         self.focus: str | None = None
+        self.focus_changes = 0  # counted, so a poll can be known to have had the latest
+        self.focus_answered = 0  # the count as of the start of the last poll that ended
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.stop = threading.Event()
+        self.wake = threading.Event()  # poll now (a new focus, or the end)
         self.thread = threading.Thread(target=self._run, name=f"fleet-{name}", daemon=True)
 
     def _run(self) -> None:
         while not self.stop.is_set():
             started = time.monotonic()
+            self.wake.clear()
             snapshot: Snapshot | None = None
             error: str | None = None
+            with self.lock:
+                focus, changes = self.focus, self.focus_changes
             try:
-                snapshot = self.source.poll(self.focus)
+                snapshot = self.source.poll(focus)
             except Exception as exc:  # one host's failure is that host's line, never the fleet's
                 # A remote host's reason without its name (the host row names it).
                 why = getattr(exc, "reason", None)
@@ -105,6 +116,7 @@ class _Member:
                 else:
                     status.error = error
                 status.answered = True
+                self.focus_answered = changes
                 rtt = getattr(self.source, "rtt_s", None)
                 status.rtt_ms = rtt * 1000 if isinstance(rtt, int | float) else None
                 ro = getattr(self.source, "read_only", None)
@@ -114,7 +126,32 @@ class _Member:
                 continue  # the state dirs only: the full poll at once
             # A remote poll already waits for the agent's next snapshot; a local one (or a
             # failed one) waits out the rest of the interval.
-            self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            self.wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def set_focus(self, focus: str | None) -> bool:
+        """The VM of this host in the app's focus (None: none of its VMs); True if it changed.
+        A change is polled at once, as the app polls its own source: this thread stops
+        waiting, and a remote host's agent is told now (it polls at once), not when this
+        thread next asks it."""
+        with self.lock:
+            if focus == self.focus:
+                return False
+            self.focus = focus
+            self.focus_changes += 1
+        tell = getattr(self.source, "set_focus", None)
+        if callable(tell):
+            tell(focus)
+        self.wake.set()
+        return True
+
+    def wait_focus_polled(self, deadline: float) -> None:
+        """Until a poll that started with the latest focus has ended (or DEADLINE)."""
+        with self.changed:
+            while self.focus_answered < self.focus_changes:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.stop.is_set():
+                    return
+                self.changed.wait(left)
 
     def copy(self) -> HostStatus:
         with self.lock:
@@ -148,12 +185,19 @@ class FleetSource:
 
     def poll(self, focus: str | None = None) -> FleetSnapshot:
         t0 = time.perf_counter()
-        for member in self.members.values():
-            host, _, name = (focus or "").partition(SEPARATOR)
-            member.focus = name if focus and host == member.name else None
-        if not self._polled:  # later polls never wait: the app's timer paces them
+        host, _, name = (focus or "").partition(SEPARATOR)
+        refocused = [
+            member
+            for member in self.members.values()
+            if member.set_focus(name if focus and host == member.name else None)
+            and member.focus is not None
+        ]
+        if not self._polled:  # later polls wait for nothing but a new focus's host
             self._polled = True
             self._wait_first()
+        deadline = time.monotonic() + FOCUS_WAIT_S
+        for member in refocused:  # (one host at most: the app has one VM in focus)
+            member.wait_focus_polled(deadline)
         statuses = [m.copy() for m in self.members.values()]
         return join(statuses, poll_ms=(time.perf_counter() - t0) * 1000)
 
@@ -170,6 +214,7 @@ class FleetSource:
     def close(self) -> None:
         for member in self.members.values():
             member.stop.set()
+            member.wake.set()
         for member in self.members.values():
             member.source.close()
 

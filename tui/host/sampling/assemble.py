@@ -31,6 +31,7 @@ class VMState:
     cpu: Counter | None = None
     threads: Counter | None = None  # {tid: ThreadTimes}
     block: Counter | None = None  # {device: BlockCounters}
+    block_age: int = 0  # polls since ``block`` was read
     net: Counter | None = None  # {ifname: (rx, tx)}
     guest_stats_enabled: bool = False
     info: process.ProcessInfo | None = None
@@ -99,10 +100,14 @@ def assemble(
     ncpu: int,
     clock: Callable[[], float],
     reused: bool = False,
+    block_window: int | None = None,
 ) -> VMSample:
     """One VM's sample from what the poll read, and the rates from STATE (the previous
     poll's readings, updated here). REUSED: INFO is an earlier poll's answer (its block rates
-    stand). LINKS_T: when LINKS were read (None: now, on CLOCK)."""
+    stand). LINKS_T: when LINKS were read (None: now, on CLOCK). BLOCK_WINDOW: block rates
+    only from two readings at most this many polls apart (a VM asked for its counters only
+    while in focus: an older reading would make an average over minutes look current);
+    further apart, the first reading again (``Why.NEEDS_TWO``). None: any."""
     unit = vm.unit
     assert unit is not None and unit.main_pid
     pid = unit.main_pid
@@ -158,12 +163,15 @@ def assemble(
         reasons["mem_host_bytes"] = local.mem.reason or Why.UNKNOWN
 
     # Block I/O.
+    state.block_age += 1
     if reused:
         s.block = dict(state.block_rates)
         reasons.update(state.block_reasons)
     elif info.block is not None:
         prev = state.block
-        state.block = Counter(info.read_at or now, info.block)
+        if block_window is not None and state.block_age > block_window:
+            prev = None
+        state.block, state.block_age = Counter(info.read_at or now, info.block), 0
         s.block, why = rates.block_rates(prev, info.block, state.block.t)
         reasons.update(why)
     else:

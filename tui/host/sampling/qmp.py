@@ -9,6 +9,7 @@ block counters. Answers are untrusted: every number goes through ``int()`` on it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -23,10 +24,14 @@ from tui.host.qmp import (
     run_session,
 )
 from tui.host.sampling.reading import BlockCounters, RemoteInfo, VcpuThread
+from tui.host.sampling.samples import Why
 
 BALLOON_PATH = "/machine/peripheral/balloon0"  # microvm.nix: -device virtio-balloon-...,id=balloon0
 POLLING_INTERVAL = "guest-stats-polling-interval"  # the balloon's property, in seconds
 _INVALID_STAT = (1 << 64) - 1  # qemu's "no value" in guest-stats
+# What only the detail pane shows (balloon, guest statistics, block counters): a session
+# that is not ``full`` leaves these unasked, unknown with ``Why.NOT_ASKED``.
+FULL_ONLY_FIELDS = ("mem_guest_visible_bytes", "mem_guest_used_bytes", "block")
 
 
 # --- the queries the monitor needs --------------------------------------------------------
@@ -68,6 +73,7 @@ def query_qemu(
     balloon_path: str = BALLOON_PATH,
     sizes: bool = True,
     pipeline: bool = False,
+    full: bool = True,
 ) -> RemoteInfo:
     """:func:`query_qemu_async` for a caller in a worker thread (never the host loop's)."""
     started = time.monotonic()
@@ -80,6 +86,7 @@ def query_qemu(
                 balloon_path=balloon_path,
                 sizes=sizes,
                 pipeline=pipeline,
+                full=full,
             ),
             timeout,
         )
@@ -98,6 +105,7 @@ async def query_qemu_async(
     balloon_path: str = BALLOON_PATH,
     sizes: bool = True,
     pipeline: bool = False,
+    full: bool = True,
 ) -> RemoteInfo:
     """Everything the monitor wants from one qemu, in one session of at most TIMEOUT seconds
     (on the host loop; never raises: a failure is ``error`` and the fields' reasons).
@@ -112,6 +120,10 @@ async def query_qemu_async(
     whose balloon set-up must come before the statistics are read, and not stratovirt, whose
     server takes one command at a time); the answers, and the reasons made of them, are the
     same as one command at a time.
+    FULL: also ask what only the detail pane shows (``query-balloon``, the balloon's guest
+    statistics, ``query-blockstats``); without it the session is ``qmp_capabilities`` and
+    ``query-status`` (with the sizes when asked, and the balloon set-up on first contact),
+    and those fields are unknown with ``Why.NOT_ASKED``.
     """
     started = time.monotonic()
     info = RemoteInfo()
@@ -120,7 +132,8 @@ async def query_qemu_async(
     ahead: list[tuple[str, dict[str, Any] | None]] = [("query-status", None)]
     if sizes:
         ahead += [("query-cpus-fast", None), ("query-memory-size-summary", None)]
-    ahead += [("query-balloon", None), ("qom-get", guest_stats), ("query-blockstats", None)]
+    if full:
+        ahead += [("query-balloon", None), ("qom-get", guest_stats), ("query-blockstats", None)]
 
     async def optional(execute: Execute, fields: tuple[str, ...], command: str) -> Any:
         """Run a query that some QMP servers (older qemu, stratovirt) lack: an error reply
@@ -162,41 +175,16 @@ async def query_qemu_async(
                         summary.get("plugged-memory", 0)
                     )
 
-            balloon = True
-            try:
-                info.mem_guest_visible_bytes = int((await execute("query-balloon", None))["actual"])
-            except QMPCommandError as exc:
-                balloon = False
-                if exc.error_class == "DeviceNotActive":
-                    why = "no balloon device"
-                else:
-                    why = f"query-balloon: {exc.desc or exc.error_class}"
-                info.reasons["mem_guest_visible_bytes"] = why
-                info.reasons["mem_guest_used_bytes"] = why
-
-            if balloon:
-                try:
-                    if guest_stats_interval:
-                        interval = {"path": balloon_path, "property": POLLING_INTERVAL}
-                        if not await qmp.execute("qom-get", interval):
-                            value = {**interval, "value": int(guest_stats_interval)}
-                            await qmp.execute("qom-set", value)
-                    stats = await execute("qom-get", guest_stats)
-                    used, why = _guest_used(stats or {})
-                    if used is not None:
-                        info.mem_guest_used_bytes = used
-                    else:
-                        info.reasons["mem_guest_used_bytes"] = why or "no guest statistics"
-                except QMPCommandError as exc:
-                    if exc.error_class == "DeviceNotFound":
-                        why = f"no balloon at {balloon_path}"
-                    else:
-                        why = f"balloon guest-stats: {exc.desc or exc.error_class}"
-                    info.reasons["mem_guest_used_bytes"] = why
-
-            blockstats = await optional(execute, ("block",), "query-blockstats")
-            if blockstats is not None:
-                info.block = _block_counters(blockstats)
+            if full:
+                await _balloon_and_block(info, qmp, execute, balloon_path, guest_stats_interval)
+            else:
+                # First contact: the guest's statistics ready for when the VM is selected. An
+                # error reply: no balloon there, nothing to switch on (a full session says so).
+                if guest_stats_interval:
+                    with contextlib.suppress(QMPCommandError):
+                        await _enable_guest_stats(qmp, balloon_path, guest_stats_interval)
+                for name in FULL_ONLY_FIELDS:
+                    info.reasons[name] = Why.NOT_ASKED
             info.read_at = time.monotonic()
     except QMPError as exc:
         info.error = str(exc)
@@ -207,6 +195,58 @@ async def query_qemu_async(
         info.fail_missing(info.error)
     info.elapsed_s = time.monotonic() - started
     return info
+
+
+async def _enable_guest_stats(qmp: QMPSession, balloon_path: str, interval_s: int) -> None:
+    """Make the balloon poll the guest's statistics every INTERVAL_S seconds, unless it
+    already polls (never lowers a value someone else chose). Raises QMPCommandError."""
+    interval = {"path": balloon_path, "property": POLLING_INTERVAL}
+    if not await qmp.execute("qom-get", interval):
+        await qmp.execute("qom-set", {**interval, "value": int(interval_s)})
+
+
+async def _balloon_and_block(
+    info: RemoteInfo,
+    qmp: QMPSession,
+    execute: Execute,
+    balloon_path: str,
+    guest_stats_interval: int | None,
+) -> None:
+    """A full session's questions after the state and sizes: guest-visible memory
+    (``query-balloon``), guest-used memory (the balloon's guest statistics, switched on first
+    when GUEST_STATS_INTERVAL is set) and the block counters, into INFO."""
+    try:
+        info.mem_guest_visible_bytes = int((await execute("query-balloon", None))["actual"])
+    except QMPCommandError as exc:
+        if exc.error_class == "DeviceNotActive":
+            why = "no balloon device"
+        else:
+            why = f"query-balloon: {exc.desc or exc.error_class}"
+        info.reasons["mem_guest_visible_bytes"] = why
+        info.reasons["mem_guest_used_bytes"] = why
+    else:
+        try:
+            if guest_stats_interval:
+                await _enable_guest_stats(qmp, balloon_path, guest_stats_interval)
+            guest_stats = {"path": balloon_path, "property": "guest-stats"}
+            stats = await execute("qom-get", guest_stats)
+            used, why = _guest_used(stats or {})
+            if used is not None:
+                info.mem_guest_used_bytes = used
+            else:
+                info.reasons["mem_guest_used_bytes"] = why or "no guest statistics"
+        except QMPCommandError as exc:
+            if exc.error_class == "DeviceNotFound":
+                why = f"no balloon at {balloon_path}"
+            else:
+                why = f"balloon guest-stats: {exc.desc or exc.error_class}"
+            info.reasons["mem_guest_used_bytes"] = why
+    try:
+        blockstats = await execute("query-blockstats", None)
+    except QMPCommandError as exc:
+        info.reasons.setdefault("block", f"query-blockstats: {exc.desc or exc.error_class}")
+    else:
+        info.block = _block_counters(blockstats)
 
 
 def _answered(

@@ -59,9 +59,13 @@ class Sampler:
     ``timeout``: the per-VM deadline for its control socket (and the bound of a whole poll,
     plus ``grace``). ``remote_every``: ask the control socket of a VM that is not in focus
     every that many polls (its last good answer stands in between; a VM in focus, one that
-    failed or is new is asked every poll). What is read locally (CPU, host memory, network)
-    is read every poll for every VM. ``guest_stats_interval``: seconds; the qemu balloon is
-    told to poll guest statistics at this interval on first contact (0 = leave it alone).
+    failed or is new is asked every poll). Above 1, a QMP VM not in focus is asked only what
+    the table shows (its run state, and the sizes when due): its balloon, guest statistics
+    and block counters are unknown (``Why.NOT_ASKED``) until it is in focus, and its block
+    rates need two full answers at most ``2 * remote_every`` polls apart. What is read
+    locally (CPU, host memory, network) is read every poll for every VM.
+    ``guest_stats_interval``: seconds; the qemu balloon is told to poll guest statistics at
+    this interval on first contact (0 = leave it alone).
     """
 
     def __init__(
@@ -166,6 +170,7 @@ class Sampler:
             enable_stats = not state.guest_stats_enabled and self.guest_stats_interval > 0
             stats_requested[vm.name] = enable_stats
             sizes = sizes_requested[vm.name] = sizes_due(state, local[vm.name])
+            full = self.remote_every == 1 or vm.name in focus
             if (
                 state.remote is not None
                 and vm.name not in focus
@@ -176,7 +181,7 @@ class Sampler:
             else:
                 query = self._query_qmp if vm.hypervisor in QMP_HYPERVISORS else self._timed_query
                 remote[vm.name] = self._submit(
-                    vm.name, "remote", query, vm, deadline, enable_stats, sizes
+                    vm.name, "remote", query, vm, deadline, enable_stats, sizes, full
                 )
             check_open = vm.name in open_files_for and bool(vm.volumes)
             if vm.shares or check_open:
@@ -219,6 +224,7 @@ class Sampler:
                 ncpu=self.ncpu,
                 clock=self.clock,
                 reused=reused,
+                block_window=2 * self.remote_every,
             )
 
         samples: dict[str, VMSample] = {}
@@ -302,10 +308,10 @@ class Sampler:
         return timeout
 
     async def _query_qmp(
-        self, vm: VM, deadline: float, enable_stats: bool, sizes: bool = True
+        self, vm: VM, deadline: float, enable_stats: bool, sizes: bool = True, full: bool = True
     ) -> RemoteInfo:
         """A QMP session (qemu, stratovirt), on the host loop; marked ``timed_out`` as
-        ``_timed_query`` marks the others."""
+        ``_timed_query`` marks the others. FULL: everything, else the state (and SIZES)."""
         timeout = self._remote_timeout(vm, deadline)
         if isinstance(timeout, RemoteInfo):
             return timeout
@@ -315,6 +321,7 @@ class Sampler:
             timeout,
             guest_stats_interval=self.guest_stats_interval if enable_stats else None,
             sizes=sizes,
+            full=full,
             pipeline=vm.hypervisor == "qemu",  # stratovirt's server: one command at a time
         )
         if info.error is not None and timeout > 0.05 and self.clock() - started >= timeout:
@@ -322,10 +329,11 @@ class Sampler:
         return info
 
     def _timed_query(
-        self, vm: VM, deadline: float, enable_stats: bool, sizes: bool = True
+        self, vm: VM, deadline: float, enable_stats: bool, sizes: bool = True, full: bool = True
     ) -> RemoteInfo:
         """``_query_remote``, marked ``timed_out`` when it failed after using all the time it
-        had (a server that hangs), whatever words its reader found for that."""
+        had (a server that hangs), whatever words its reader found for that. (FULL: the HTTP
+        APIs and crosvm answer everything in one request: always full.)"""
         started = self.clock()
         allowed = min(self.timeout, deadline - self.grace - started)
         info = self._query_remote(vm, deadline, enable_stats, sizes)

@@ -23,6 +23,8 @@ class Why(StrEnum):
     IFACE_NOT_FOUND = "interface not found"
     NO_BYTE_COUNTERS = "no byte counters"
     NO_SHARE_SOCKET = "no socket path for this share"
+    # A VM not in focus is asked only its run state (the table's); the rest when selected.
+    NOT_ASKED = "asked when the VM is selected"
     UNKNOWN = "unknown"
 
 
