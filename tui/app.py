@@ -171,6 +171,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         screen = MainScreen()
         screen.read_only_reason = self.read_only_reason
         screen.interval = self.settings.interval
+        screen.on_composed = self._first_poll
         if self.ui_state is not None:
             state = self.ui_state.state
             screen.initial_sort = (state.sort_column, state.sort_reverse)
@@ -214,7 +215,6 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
             if self.ui_state.problem:
                 notify_outside(self, self.ui_state.problem, severity="warning", timeout=8)
             self.theme_changed_signal.subscribe(self, lambda t: self._remember(theme=t.name))
-        self.call_after_refresh(self.poll)  # once the main screen is composed
         self.run_worker(self.actions.adopt_jobs(), name="adopt-jobs")
         if self.fleet:
             self.open_fleet()
@@ -250,6 +250,17 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
             self._remember(detail_tab=tab.removeprefix("tab-"))
 
     # --- polling: a daemon thread; the next poll is armed only when this one is done -----
+
+    def _first_poll(self) -> None:
+        """Once the main screen is composed: the first answer in its first frame when the
+        source has it already (the state dirs, read while Textual loaded), else a poll."""
+        ready = getattr(self.source, "ready", None)
+        snapshot = ready() if ready is not None else None
+        if snapshot is None:
+            self.poll()
+            return
+        self._polling, self._poll_started = True, time.monotonic()
+        self._poll_done(snapshot, None)
 
     def poll(self) -> None:
         """Start a poll unless one runs; a request during a poll re-polls right after it."""

@@ -15,6 +15,7 @@ from tui.host.checks.refresher import HostChecks
 from tui.host.inventory import (
     Listing,
     ask_listing_units,
+    finish_links,
     finish_listing,
     pending_view,
     read_rest,
@@ -81,6 +82,9 @@ class LiveSource:
         self.journal = JournalSummary(settings)
         self.checks = HostChecks(settings)  # once a minute, in a thread of its own
         self._started: Listing | None = None  # the first look's, finished by the next poll
+        # The first look's listing with systemd's answer, shown before its links and samples
+        # (the first table needs neither); the next poll reads them.
+        self._unsampled: Inventory | None = None
         # `list`'s parses on disk make the first poll quicker; that poll's are written back.
         self._persist = settings.cache_dir is not None
         if settings.cache_dir is not None:
@@ -93,6 +97,8 @@ class LiveSource:
             if rest is not None:
                 return rest
         t0 = time.perf_counter()
+        if self._started is not None:
+            return self._units_of_first_look(t0)
         inv, links = self.listing()
         samples = self.sample(inv, links, focus)
         history = self.sampler.timeline.points()
@@ -166,16 +172,38 @@ class LiveSource:
             partial=True,
         )
 
+    def _units_of_first_look(self, t0: float) -> Snapshot:
+        """The first look's listing with systemd's answer: shown at once as a ``partial``
+        snapshot (the table's states), its links and first samples by the next poll."""
+        started, self._started = self._started, None
+        assert started is not None
+        inv, _ = finish_listing(self.settings, started, links=False)
+        self._keep_parses(inv)
+        self._unsampled = inv if inv.error is None else None
+        self.links.warm_up()  # for the next poll's links, while the app shows these
+        return Snapshot(
+            inventory=inv,
+            poll_ms=(time.perf_counter() - t0) * 1000,
+            hostname=self.hostname,
+            partial=True,
+        )
+
+    def _keep_parses(self, inv: Inventory) -> None:
+        if self._persist and inv.error is None and self.settings.cache_dir is not None:
+            self._persist = False
+            parsecache.save(self.runners, self.settings.cache_dir)
+
     def listing(self) -> tuple[Inventory, LinkTable | None]:
         """The state dir with unit and link states (one ``list_vms``), and the links read for
         it (for the sampler's network rates; None: the listing read none)."""
+        unsampled, self._unsampled = self._unsampled, None
+        if unsampled is not None:
+            return unsampled, finish_links(self.settings, unsampled, self.links)
         started, self._started = self._started, None
         if started is None:
             started = start_listing(self.settings, runners=self.runners, client=self.systemd)
         inv, links = finish_listing(self.settings, started, link_reader=self.links)
-        if self._persist and inv.error is None and self.settings.cache_dir is not None:
-            self._persist = False
-            parsecache.save(self.runners, self.settings.cache_dir)
+        self._keep_parses(inv)
         return inv, links
 
     def sample(
