@@ -39,7 +39,7 @@ from tui.host.actions.jobs import Job
 from tui.host.checks.findings import CheckReport
 from tui.host.model import VM
 from tui.host.uistate import UIStateStore
-from tui.screens.fleet import FleetAppMixin
+from tui.screens.fleet_app import FleetAppMixin
 from tui.screens.main import MainScreen
 from tui.widgets.outside import notify_outside
 from tui.widgets.vm_table import VMTable

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tui.feed.snapshot import Snapshot
 from tui.host import parsecache
@@ -24,11 +25,14 @@ from tui.host.inventory import (
 from tui.host.links import LinkReader, LinkTable
 from tui.host.logs.summary import JournalSummary
 from tui.host.model import Inventory
-from tui.host.sampling import Sampler, VMSample
+from tui.host.sampling import VMSample
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache
 from tui.host.systemd import SystemdClient
 from tui.host.systemd_bus import systemd_client
+
+if TYPE_CHECKING:
+    from tui.host.sampling.sampler import Sampler
 
 # The control socket (QMP...) of a VM not on screen is asked every third poll: of its answers
 # only the run state reaches the table, and a QMP session costs as much CPU as all of the
@@ -68,7 +72,8 @@ class LiveSource:
     ) -> None:
         self.settings = settings
         self.first_screen = first_screen
-        self.sampler = Sampler(timeout=sample_timeout, remote_every=REMOTE_EVERY)
+        self._sample_timeout = sample_timeout
+        self._sampler: Sampler | None = None  # made at the first sampling poll
         self.runners = RunnerCache()
         with contextlib.suppress(OSError):  # room for the parses on disk (read below)
             # The names only (at most the VMs): the first look lists the state dir itself.
@@ -121,6 +126,16 @@ class LiveSource:
             journal_error=journal_error,
             checks=self.checks.latest(),
         )
+
+    @property
+    def sampler(self) -> Sampler:
+        """Made (and the sampler, psutil and qemu.qmp imported) at the first sampling poll:
+        the first table needs none of them."""
+        if self._sampler is None:
+            from tui.host.sampling.sampler import Sampler
+
+            self._sampler = Sampler(timeout=self._sample_timeout, remote_every=REMOTE_EVERY)
+        return self._sampler
 
     @property
     def systemd(self) -> SystemdClient:
@@ -222,7 +237,8 @@ class LiveSource:
         )
 
     def close(self) -> None:
-        self.sampler.close()
+        if self._sampler is not None:
+            self._sampler.close()
         self.links.close()
         close_systemd = getattr(self._systemd, "close", None)
         if close_systemd is not None:
