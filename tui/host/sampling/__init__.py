@@ -46,7 +46,22 @@ _HOMES = {
     "VcpuThread": "reading",
     "Why": "samples",
 }
-__all__ = sorted(_HOMES)
+__all__ = [
+    "BlockCounters",
+    "HostSample",
+    "IORate",
+    "NetRate",
+    "Point",
+    "Reading",
+    "Reason",
+    "RemoteInfo",
+    "Sampler",
+    "Timeline",
+    "VMSample",
+    "VcpuSample",
+    "VcpuThread",
+    "Why",
+]
 
 
 def __getattr__(name: str) -> Any:
