@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.app import ComposeResult
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -38,6 +40,17 @@ class KeysFooter(Footer):
             return  # the recompose on its way reads the keys as they are by then
         self._queued = recomposes
         super().bindings_changed(screen)
+
+    def compose(self) -> ComposeResult:
+        """Textual's keys, each bound to the footer's ``compact`` given that value before it
+        is mounted. A key is made compact and bound to the footer's value as it mounts: each
+        was restyled twice (a quarter of the first frame's CPU with twenty keys), to end as it
+        began. The palette's key is not bound (it stays compact): left as it is."""
+        for widget in super().compose():
+            compact = getattr(type(widget), "compact", None)
+            if isinstance(compact, Reactive) and not widget.has_class("-command-palette"):
+                widget.set_reactive(compact, self.compact)
+            yield widget
 
     async def recompose(self) -> None:
         self._queued = False
