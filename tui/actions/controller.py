@@ -22,7 +22,6 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual.app import App
 from textual.dom import DOMNode
 from textual.signal import Signal
@@ -412,39 +411,7 @@ class ActionsController:
     def quit_question(self) -> Confirmation | None:
         """The question before quitting while jobs run (None: nothing runs)."""
         running = [job for job in self.jobs() if not job.state.finished]
-        if not running:
-            return None
-        n = len(running)
-        titles = ", ".join(sanitise(job.title) for job in running[:3])
-        more = f" and {n - 3} more" if n > 3 else ""
-        body = Text()
-        if self.runner.detaches:
-            body.append(f"Quitting leaves {'it' if n == 1 else 'them'} running: ", style="bold")
-            body.append(
-                "each job runs on the host as a systemd unit (microvm-tui-job-...), and the app "
-                "shows it again, running or finished, when it next starts. A bulk job starts no "
-                "more VMs; its children already running go on."
-            )
-            return Confirmation(
-                f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit?",
-                body,
-                "Quit",
-            )
-        body.append(f"Quitting cancels {'it' if n == 1 else 'them'}: ", style="bold")
-        body.append(
-            "each job is cancelled as the jobs panel's x does (a build is interrupted and what "
-            "it made is removed; current and old stay as they were), and the app waits for that "
-            "cleanup before it exits."
-        )
-        if self.jobs_note:  # why they are not systemd units that would outlive the app
-            body.append(f"\n({sanitise(self.jobs_note)})", style="dim")
-        return Confirmation(
-            f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit and cancel "
-            f"{'it' if n == 1 else 'them'}?",
-            body,
-            "Quit",
-            danger=True,
-        )
+        return dialogs.quit_question(running, self.runner.detaches, self.jobs_note)
 
     def refuse_read_only(self, spec: ActionSpec) -> bool:
         """In read-only mode, say why SPEC (one that changes the host) is off; True if it was."""
