@@ -11,6 +11,10 @@ declarative VM, nothing to roll back to) with the reason, else shows the action'
 (``tui.actions.dialogs``; the destructive ones need the VM's name typed) and submits the job.
 An update that changed the runner shows the ``nix store diff-closures`` and asks before
 restarting (``update_restart``: "ask", or "always" / "never" to not ask).
+
+Its base classes hold the rest of the flow: ``Refusing`` (``tui.actions.refusals``) the
+refusals that hold whatever the VM (read-only mode, a host or view that takes no such
+action), ``BulkRequests`` (``tui.actions.bulk_requests``) the actions on the marked VMs.
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from textual.dom import DOMNode
 from textual.signal import Signal
 
 from tui.actions import dialogs, read_only
+from tui.actions.bulk_requests import BulkRequests
 from tui.actions.confirmation import Confirmation
 from tui.actions.dialogs import UPDATE_RESTART_CHOICES, DialogInput, restart_offer
-from tui.actions.refusals import refusal
+from tui.actions.refusals import Refusing, refusal
 from tui.actions.registry import ACTIONS, ActionId, ActionSpec, spec_of
-from tui.host.actions.bulk import BulkPlan, plan_bulk
 from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobRunner, JobState
 from tui.host.actions.jobunits import job_units
@@ -39,7 +43,7 @@ from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
 from tui.host.actions.plan import ActionPlan, plan
 from tui.host.model import VM
 from tui.host.settings import DeploySource, HostSettings
-from tui.widgets.outside import notify_outside, sanitise
+from tui.widgets.outside import notify_outside
 
 if TYPE_CHECKING:
     from tui.config import Settings
@@ -84,7 +88,7 @@ def _spec(action: ActionSpec | str) -> ActionSpec:
     return spec
 
 
-class ActionsController:
+class ActionsController(BulkRequests, Refusing):
     """Owns the JobRunner; everything here runs on the app's thread except ``_listener``."""
 
     def __init__(
@@ -283,82 +287,6 @@ class ActionsController:
                 **options,
             )
 
-    # --- bulk: the marked VMs -----------------------------------------------------------------
-
-    def bulk_plan(self, spec: ActionSpec, vms: Iterable[VM]) -> BulkPlan:
-        """What SPEC would do to each of VMS (and which are refused, and why): the host's
-        plan, with the VMs another job is busy with refused too."""
-        options: dict[str, object] = {}
-        if spec.id == ActionId.DEPLOY:
-            options["source"] = self.deploy_source
-        bulk = plan_bulk(
-            str(spec.id),
-            list(vms),
-            restart=spec.offers_restart and self.update_restart == "always",
-            options=options,
-        )
-        items = []
-        # The fleet's runner: a VM whose host changes nothing is refused with its reason.
-        refusal_of = getattr(self.runner, "refusal", None)
-        for item in bulk.items:
-            busy = self.runner.active_on(item.vm)
-            if item.refused is None and busy is not None:
-                item = replace(item, refused=f"busy: {busy.title} (job {busy.id})")
-            why = refusal_of(item.vm) if refusal_of is not None and item.refused is None else None
-            if why:
-                item = replace(item, refused=why)
-            items.append(item)
-        return replace(bulk, items=tuple(items))
-
-    def request_bulk(self, spec: ActionSpec, vms: Iterable[VM]) -> ConfirmScreen | None:
-        """One confirmation for SPEC on VMS, then one parent job with a child per VM."""
-        if self.refuse_read_only(spec) or self.refuse_for_host(spec, None):
-            return None
-        bulk = self.bulk_plan(spec, vms)
-        if spec.id == ActionId.DEPLOY and not self.deploy_source.hydra_url:
-            self._refuse(
-                spec,
-                "A deploy to marked VMs takes each VM's latest build from [deploy] hydra_url, "
-                "which is not set: set it, or clear the marks (A) and type a store path.",
-            )
-            return None
-        if not bulk.runs:
-            reasons = "; ".join(f"{sanitise(i.vm)}: {i.refused}" for i in bulk.skipped)
-            self._refuse(spec, f"None of the marked VMs can be done ({reasons}).")
-            return None
-        confirm = dialogs.bulk(
-            spec.label,
-            bulk,
-            builds=self.bulk_builds,
-            restarts=self.bulk_restarts,
-            offers_restart=spec.offers_restart,
-            deploy_from=self.deploy_source if spec.id == ActionId.DEPLOY else None,
-        )
-        screen = confirm.screen()
-        self.app.push_screen(screen, partial(self._bulk_confirmed, bulk))
-        return screen
-
-    def _bulk_confirmed(self, bulk: BulkPlan, confirmed: bool | None) -> None:
-        if confirmed:
-            self.submit_bulk(bulk)
-
-    def submit_bulk(self, bulk: BulkPlan) -> Job | None:
-        """Start BULK now, as one parent job (no questions: the caller asked them)."""
-        spec = _spec(bulk.action)
-        if self.refuse_read_only(spec):
-            return None
-        job = self.runner.submit_bulk(bulk, builds=self.bulk_builds, restarts=self.bulk_restarts)
-        self._on_job(job)
-        notify_outside(
-            self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
-        )
-        return job
-
-    def _refuse(self, spec: ActionSpec, reason: str) -> None:
-        notify_outside(
-            self.app, reason, title=f"{spec.label}: not done", severity="error", timeout=8
-        )
-
     def _confirmed(
         self, spec: ActionSpec, name: str, options: dict, confirmed: bool | None
     ) -> None:
@@ -413,38 +341,6 @@ class ActionsController:
         running = [job for job in self.jobs() if not job.state.finished]
         return dialogs.quit_question(running, self.runner.detaches, self.jobs_note)
 
-    def refuse_read_only(self, spec: ActionSpec) -> bool:
-        """In read-only mode, say why SPEC (one that changes the host) is off; True if it was."""
-        if not self.read_only_reason or not spec.changes_host:
-            return False
-        self._refuse(spec, read_only.refused(self.read_only_reason))
-        return True
-
-    def refused_here(self, spec: ActionSpec) -> str | None:
-        """Why this view refuses SPEC whatever is selected or marked (the fleet's runner takes
-        no new VM: which host?), or None. The footer leaves such an action out
-        (``FooterBindings``); its key still says why."""
-        if spec.changes_host and spec.new_vm:
-            return getattr(self.runner, "create_refusal", None)
-        return None
-
-    def refuse_for_host(self, spec: ActionSpec, name: str | None) -> bool:
-        """Say why the runner's host of VM NAME (None: the marked VMs, or a new VM for
-        SPEC) does not take SPEC (the fleet's runner: each host has its own read-only rule);
-        True if so."""
-        if not spec.changes_host:
-            return False
-        if spec.new_vm:
-            why = self.refused_here(spec)
-        elif name is None:
-            why = getattr(self.runner, "bulk_refusal", None)
-        else:
-            refusal_of = getattr(self.runner, "refusal", None)
-            why = refusal_of(name) if refusal_of is not None else None
-        if why:
-            self._refuse(spec, why)
-        return bool(why)
-
     def show_jobs(self) -> JobsScreen:
         from tui.screens.jobs import JobsScreen
 
@@ -475,14 +371,6 @@ class ActionsController:
         """Call LISTENER with every job update while NODE is mounted (at once, on the UI
         thread: the update is as fresh as ``jobs()``)."""
         self.job_updates.subscribe(node, listener, immediate=True)
-
-    # --- what the app delegates ----------------------------------------------------------------
-
-    def check_action(self, spec: ActionSpec) -> bool | None:
-        """For App.check_action: None (shown, disabled) for changes in read-only mode."""
-        if spec.changes_host and self.read_only_reason:
-            return None
-        return True
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel the running jobs and wait for them (on app exit)."""
