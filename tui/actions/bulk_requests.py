@@ -2,17 +2,18 @@
 parent job with a child per VM (``tui.host.actions.bulk`` plans it, the runner runs it).
 
 ``BulkRequests`` is a base class of the ``ActionsController``: it sets the attributes
-declared here and the job bookkeeping (``_on_job``) the started job goes through.
+declared here (``feed`` keeps the started job).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 from tui.actions import dialogs
+from tui.actions.job_feed import JobFeed
 from tui.actions.refusals import Refusing
 from tui.actions.registry import ActionId, ActionSpec, spec_of
 from tui.host.actions.bulk import BulkPlan, plan_bulk
@@ -32,7 +33,7 @@ class BulkRequests(Refusing):
     update_restart: str
     bulk_builds: int
     bulk_restarts: int
-    _on_job: Callable[[Job], None]
+    feed: JobFeed
 
     def bulk_plan(self, spec: ActionSpec, vms: Iterable[VM]) -> BulkPlan:
         """What SPEC would do to each of VMS (and which are refused, and why): the host's
@@ -99,7 +100,7 @@ class BulkRequests(Refusing):
         if self.refuse_read_only(spec):
             return None
         job = self.runner.submit_bulk(bulk, builds=self.bulk_builds, restarts=self.bulk_restarts)
-        self._on_job(job)
+        self.feed.add(job)
         notify_outside(
             self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
         )

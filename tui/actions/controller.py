@@ -1,10 +1,8 @@
 """The glue between the app and the host actions: requests, confirmations, jobs.
 
-``ActionsController(app, settings)`` owns a ``JobRunner``. Every job snapshot the runner hands
-its listener (from the runner's notifier thread) is posted onto the app's message queue with
-``app.call_later`` (thread-safe and never blocking, so a closing app cannot deadlock the
-notifier), then kept, published on ``job_updates`` (a Textual ``Signal``: the jobs panel
-subscribes, and its subscription ends with it) and, when the job ends, told as a notification.
+``ActionsController(app, settings)`` owns a ``JobRunner`` and the ``JobFeed`` of its jobs
+(``feed``, ``tui.actions.job_feed``: the jobs panel's source); a job that ends is told as a
+notification.
 
 ``request(action, vm)`` refuses what cannot work (read-only, another job on the VM, a
 declarative VM, nothing to roll back to) with the reason, else shows the action's confirmation
@@ -27,16 +25,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App
-from textual.dom import DOMNode
-from textual.signal import Signal
 
 from tui.actions import dialogs, read_only
 from tui.actions.bulk_requests import BulkRequests
 from tui.actions.confirmation import Confirmation
 from tui.actions.dialogs import UPDATE_RESTART_CHOICES, DialogInput, restart_offer
+from tui.actions.job_feed import JobFeed
 from tui.actions.refusals import Refusing, refusal
 from tui.actions.registry import ACTIONS, ActionId, ActionSpec, spec_of
-from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobRunner, JobState
 from tui.host.actions.jobunits import job_units
 from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
@@ -52,7 +48,7 @@ if TYPE_CHECKING:
     # needs none of them).
     from tui.screens.confirm import ConfirmScreen
     from tui.screens.create import CreateRequest, CreateScreen
-    from tui.screens.jobs import CommandEntry, JobsScreen, JobUpdate
+    from tui.screens.jobs import JobsScreen
 
 
 def confirmation(
@@ -89,7 +85,7 @@ def _spec(action: ActionSpec | str) -> ActionSpec:
 
 
 class ActionsController(BulkRequests, Refusing):
-    """Owns the JobRunner; everything here runs on the app's thread except ``_listener``."""
+    """Owns the JobRunner and its JobFeed; everything here runs on the app's thread."""
 
     def __init__(
         self,
@@ -136,12 +132,7 @@ class ActionsController(BulkRequests, Refusing):
                 units, self.jobs_note = job_units(self.host)
             runner = JobRunner(self.host, units=units)
         self.runner = runner
-        self.runner.listener = self._listener
-        self._jobs: dict[int, Job] = {}
-        self._commands: list[CommandEntry] = []
-        self._commands_seen: dict[int, int] = {}
-        self.job_updates: Signal[JobUpdate] = Signal(app, "job-updates")
-        self._closed = False
+        self.feed = JobFeed(app, runner, self._job_state)
 
     def plan_for(self, vm: VM) -> ActionPlan | str:
         """The facts VM's dialogs state: from this host, or asked of the remote host's agent
@@ -161,35 +152,14 @@ class ActionsController(BulkRequests, Refusing):
         for problem in problems:
             notify_outside(self.app, problem, title="job not shown", severity="warning")
 
-    # --- the runner's side (notifier thread) ---------------------------------------------------
+    # --- the jobs' ends (the UI thread) --------------------------------------------------------
 
-    def _listener(self, job: Job) -> None:
-        if self._closed:
-            return
-        self.app.call_later(self._on_job, job)
-
-    # --- the UI thread ---------------------------------------------------------------------------
-
-    def _on_job(self, job: Job) -> None:
-        if self._closed:
-            return
-        previous = self._jobs.get(job.id)
-        if previous is not None and previous.version >= job.version:
-            return
-        self._jobs[job.id] = job
-        seen = self._commands_seen.get(job.id, 0)
-        fresh = [(job.id, record) for record in job.commands[seen:]]
-        self._commands_seen[job.id] = len(job.commands)
-        self._commands.extend(fresh)
-        from tui.screens.jobs import JobUpdate
-
-        self.job_updates.publish(JobUpdate(job, fresh))
-        state_changed = previous is None or previous.state != job.state
-        if state_changed and self.on_change is not None:
+    def _job_state(self, previous: Job | None, job: Job) -> None:
+        if self.on_change is not None:
             self.on_change(job)
         # A job that had ended before this app saw it (adopted from an earlier one) is shown,
         # not announced again (no notification, no restart offer).
-        if state_changed and job.state.finished and not (previous is None and job.adopted):
+        if job.state.finished and not (previous is None and job.adopted):
             self._finished(job)
 
     def _finished(self, job: Job) -> None:
@@ -321,7 +291,7 @@ class ActionsController(BulkRequests, Refusing):
         if self.refuse_read_only(spec):
             return None
         job = self.runner.submit(str(spec.id), name, **options)
-        self._on_job(job)
+        self.feed.add(job)
         if not job.state.finished:
             notify_outside(
                 self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
@@ -329,50 +299,22 @@ class ActionsController(BulkRequests, Refusing):
         return job
 
     def running_on(self) -> dict[str, str]:
-        """VM name -> title of the job running on it now."""
-        return {
-            job.vm: job.title
-            for job in self._jobs.values()
-            if not job.state.finished and "bulk" not in job.options  # a parent: no VM
-        }
+        """VM name -> title of the job running on it now (the app asks it of the controller)."""
+        return self.feed.running_on()
 
     def quit_question(self) -> Confirmation | None:
         """The question before quitting while jobs run (None: nothing runs)."""
-        running = [job for job in self.jobs() if not job.state.finished]
+        running = [job for job in self.feed.jobs() if not job.state.finished]
         return dialogs.quit_question(running, self.runner.detaches, self.jobs_note)
 
     def show_jobs(self) -> JobsScreen:
         from tui.screens.jobs import JobsScreen
 
-        screen = JobsScreen(self)
+        screen = JobsScreen(self.feed, read_only_reason=self.read_only_reason)
         self.app.push_screen(screen)
         return screen
 
-    # --- JobsSource, for the jobs panel ------------------------------------------------------
-
-    def jobs(self) -> list[Job]:
-        return [self._jobs[i] for i in sorted(self._jobs)]
-
-    def job(self, job_id: int) -> Job | None:
-        return self._jobs.get(job_id)
-
-    def command_log(self) -> list[CommandEntry]:
-        return list(self._commands)
-
-    def add_command(self, record: CommandRecord) -> None:
-        """Record a command the app ran outside a job (it shows in the command log)."""
-        entry: CommandEntry = (None, record)
-        self._commands.append(entry)
-
-    def cancel_job(self, job_id: int) -> bool:
-        return self.runner.cancel(job_id)
-
-    def subscribe(self, node: DOMNode, listener: Callable[[JobUpdate], object]) -> None:
-        """Call LISTENER with every job update while NODE is mounted (at once, on the UI
-        thread: the update is as fresh as ``jobs()``)."""
-        self.job_updates.subscribe(node, listener, immediate=True)
-
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel the running jobs and wait for them (on app exit)."""
-        self._closed = True
+        self.feed.close()
         self.runner.shutdown(timeout)
