@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import until_in_app
+from tests.conftest import until_in_app, wait_for
 from tests.synthetic_host import make_host
 from tui.feed import LiveSource, Prefetched, Snapshot
 from tui.feed.live import FirstScreen
@@ -109,10 +109,13 @@ def test_the_first_look_is_a_screenful_then_every_vm_then_the_units(
         assert first.inventory.vms[0].unit.active == PENDING  # what was shown is not changed
 
         silent.close()  # the manager goes away: the answer is an error, for every VM at once
+        units = source.poll()  # the units, shown before the links and samples
+        assert units.partial and units.inventory.unread == 0 and units.samples == {}
+        assert _names(units) == _all_names()
+        assert all(vm.unit is not None and vm.unit.active != PENDING for vm in units.inventory.vms)
+        assert units.inventory.systemd_error
         full = source.poll()
-        assert not full.partial and full.inventory.unread == 0
-        assert _names(full) == _all_names()
-        assert all(vm.unit is not None and vm.unit.active != PENDING for vm in full.inventory.vms)
+        assert not full.partial and _names(full) == _all_names()
         assert full.inventory.systemd_error
     finally:
         source.close()
@@ -142,7 +145,10 @@ def test_a_host_that_fits_on_a_screen_is_read_whole_at_once(tmp_path: Path) -> N
     try:
         first = source.first_look()
         assert first.partial and first.inventory.unread == 0 and len(first.inventory.vms) == 12
-        full = source.poll()  # systemd was asked by the first look: its answer, not a 2nd look
+        units = source.poll()  # systemd was asked by the first look: its answer, not a 2nd look
+        assert units.partial and len(units.inventory.vms) == 12
+        assert all(vm.unit is not None and vm.unit.active != PENDING for vm in units.inventory.vms)
+        full = source.poll()
         assert not full.partial and len(full.inventory.vms) == 12
     finally:
         source.close()
@@ -298,8 +304,107 @@ def test_the_agent_sends_a_big_hosts_rest_at_once_not_an_interval_later(
         assert every.partial and _names(every) == _all_names() and every.inventory.unread == 0
         silent.close()
         codec.apply_patch(state, read_message(proc, timeout=30)["patch"])
+        units = codec.snapshot_from_wire(state)  # the units, before the links and samples
+        assert units.partial and units.inventory.systemd_error
+        codec.apply_patch(state, read_message(proc, timeout=30)["patch"])
         full = codec.snapshot_from_wire(state)
         assert not full.partial and full.inventory.systemd_error
     finally:
         proc.kill()
         proc.wait()
+
+
+class _Stepped:
+    """A source whose first look waits for ``go`` (or raises ``fail``): Prefetched's thread."""
+
+    def __init__(self, answer: Snapshot, fail: BaseException | None = None) -> None:
+        self.answer, self.fail = answer, fail
+        self.go, self.done = threading.Event(), threading.Event()
+
+    def first_look(self) -> Snapshot:
+        try:
+            self.go.wait(60)
+            if self.fail is not None:
+                raise self.fail
+            return self.answer
+        finally:
+            self.done.set()
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        return self.answer
+
+    def close(self) -> None:
+        self.go.set()
+
+
+def test_prefetched_gives_its_first_answer_only_once_it_is_in(tmp_path: Path) -> None:
+    from tui.host.model import Inventory
+
+    answer = Snapshot(inventory=Inventory(state_dir=tmp_path), partial=True)
+    stepped = _Stepped(answer)
+    source = Prefetched(stepped)  # type: ignore[arg-type]
+    assert source.ready() is None  # not in yet: never waits
+    stepped.go.set()
+    # The thread puts the answer right after the first look returns (no event for that).
+    assert wait_for(source.ready, 10, 0.01, what="the first answer") is answer
+    assert source.ready() is None  # taken: the next answers are polls
+    assert source.poll() is answer
+
+
+def test_prefetched_leaves_a_failed_first_look_to_the_poll(tmp_path: Path) -> None:
+    from tui.host.model import Inventory
+
+    stepped = _Stepped(Snapshot(inventory=Inventory(state_dir=tmp_path)), OSError("no dir"))
+    source = Prefetched(stepped)  # type: ignore[arg-type]
+    stepped.go.set()
+    stepped.done.wait(10)
+    assert source.ready() is None
+    with pytest.raises(OSError, match="no dir"):
+        source.poll()
+
+
+class ReadyThenHeld:
+    """A source whose first answer is in before the app starts (``ready``) and whose polls
+    are held until ``go``: what the app shows first came without a poll."""
+
+    def __init__(self, first: Snapshot, source: LiveSource) -> None:
+        self.first, self.source = first, source
+        self.go = threading.Event()
+        self.polls = 0
+
+    def ready(self) -> Snapshot | None:
+        first, self.first = self.first, None
+        return first
+
+    def poll(self, focus: str | None = None) -> Snapshot:
+        self.polls += 1
+        self.go.wait(60)
+        return self.source.poll(focus)
+
+    def close(self) -> None:
+        self.go.set()
+        self.source.close()
+
+
+async def test_a_first_look_read_while_textual_loaded_is_shown_without_a_poll(
+    big_host: tuple[HostSettings, SilentManager],
+) -> None:
+    """The first look, read in a thread while the app loaded, is on screen as soon as the
+    main screen is composed: in its first frame, not after a frame of an empty table and a
+    poll's round trip."""
+    from tui.app import MicroVMApp
+    from tui.config import Settings
+    from tui.widgets.vm_table import VMTable
+
+    settings, _ = big_host
+    live = LiveSource(settings, first_screen=FirstScreen(SCREEN))
+    source = ReadyThenHeld(live.first_look(), live)
+    app = MicroVMApp(Settings(host=settings), source, tty_watch=False)  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.main_screen.query_one(VMTable)
+        # Already at the first await: shown while the main screen was mounted.
+        assert app.polls == 1 and table.order == _all_names()[:SCREEN]
+        await until_in_app(pilot, lambda: source.polls == 1, 30, what="the next poll asked")
+        assert app.polls == 1  # held: what is shown did not come from a poll
+        source.go.set()
+        await until_in_app(pilot, lambda: app.polls >= 2, 60, what="the next poll shown")

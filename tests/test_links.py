@@ -133,13 +133,14 @@ def test_a_namespace_is_dumped_once_then_followed(netns: str) -> None:
 
 
 def test_a_fresh_process_reads_at_once_while_pyroute2_is_still_importing(netns: str) -> None:
-    """A reader starts importing pyroute2 in a thread; a read at once meets that import
-    half-way and must wait for it (pyroute2's modules import each other), not fail."""
+    """A reader's ``warm_up`` starts importing pyroute2 in a thread; a read at once meets that
+    import half-way and must wait for it (pyroute2's modules import each other), not fail."""
     code = (
         "import sys\n"
         "import tui.host.rtnl\n"  # (not pyroute2 itself)
         "from tui.host.links import LinkReader, read_links_netns\n"
         f"reader = LinkReader({netns!r})\n"
+        "reader.warm_up()\n"
         "while 'pyroute2' not in sys.modules:\n"  # the reader's thread has begun importing
         "    pass\n"
         "print(reader.read([]).error)\n"
@@ -155,6 +156,28 @@ def test_a_fresh_process_reads_at_once_while_pyroute2_is_still_importing(netns: 
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         assert result.stdout.splitlines() == ["None", "['lo']"], result.stderr
+
+
+def test_a_reader_imports_pyroute2_only_once_warmed_up_or_read(netns: str) -> None:
+    """Made with the app, a reader leaves pyroute2 alone: its import (0.15-0.6 s of CPU)
+    would slow the app's own start; ``warm_up`` (the first table shown) starts it."""
+    code = (
+        "import sys, threading\n"
+        "from tui.host.links import LinkReader\n"
+        f"reader = LinkReader({netns!r})\n"
+        "print(sorted(t.name for t in threading.enumerate()), 'pyroute2' in sys.modules)\n"
+        "reader.warm_up()\n"
+        "print('mvtui-import-pyroute2' in [t.name for t in threading.enumerate()]"
+        " or 'pyroute2' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.stdout.splitlines() == ["['MainThread'] False", "True"], result.stderr
 
 
 def test_one_socket_across_polls_and_threads(netns: str) -> None:

@@ -212,7 +212,14 @@ async def test_the_app_shows_the_state_dirs_while_systemd_is_slow(lab: Any) -> N
                 60,
                 what="web's unit state to fill in",
             )
-            assert app.snapshot is not None and not app.snapshot.partial
+            # Shown with the units alone (partial: the links and samples come next), then whole.
+            assert app.snapshot is not None and app.snapshot.inventory.systemd_error is None
+            await until_in_app(
+                pilot,
+                lambda: app.snapshot is not None and not app.snapshot.partial,
+                60,
+                what="the first sampled poll",
+            )
             assert app.snapshot.inventory.systemd_error is None
     finally:
         os.kill(pid, signal.SIGCONT)

@@ -1,11 +1,7 @@
-"""The Textual app: wiring, global bindings, the poll loop, and leaving when the terminal goes.
+"""The Textual app: wiring, global bindings, and leaving when the terminal goes.
 
-Polling (dolphie's pattern): one daemon thread per poll runs ``source.poll()`` (the state dir
-listing, systemd, and the sampler, which bounds every VM's time); the next poll is armed with
-``set_timer`` only once the previous one has finished, for the interval after the previous
-one *started* (polls keep their cadence), so polls never overlap and a slow host stretches the
-interval instead of piling work up (at least a quarter interval between polls). The UI thread
-only draws. Quitting never waits for a poll (see ``_poll_thread`` and ``leave_if_threads_busy``).
+The poll loop is ``tui/screens/polling.py`` (``PollingAppMixin``); quitting never waits for a
+poll or a job (``leave_if_threads_busy``).
 """
 
 from __future__ import annotations
@@ -18,29 +14,27 @@ import signal
 import sys
 import termios
 import threading
-import time
 from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import App, SystemCommand
-from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import TabbedContent
 
 from tui.actions import ActionsAppMixin, ActionsController, Scope, bindings
 from tui.actions.read_only import read_only_reason
 from tui.config import Settings
-from tui.feed import LiveSource, Snapshot, Source
+from tui.feed import LiveSource, Source
 from tui.feed.fleet import FLEET_READ_ONLY, FLEET_REMOTE, FleetSource
 from tui.host.actions.jobs import Job
 from tui.host.checks.findings import CheckReport
 from tui.host.model import VM
 from tui.host.uistate import UIStateStore
-from tui.screens.fleet import FleetAppMixin
+from tui.screens.fleet_app import FleetAppMixin
 from tui.screens.main import MainScreen
+from tui.screens.polling import PollingAppMixin
 from tui.widgets.outside import notify_outside
 from tui.widgets.vm_table import VMTable
 
@@ -55,7 +49,6 @@ EXIT_TERMINAL_LOST = 129  # 128 + SIGHUP, like a shell
 # The cursor rests this long on another VM before it is polled at once (the VM in focus is
 # asked everything over QMP, the others only their state): holding an arrow key over 2000
 # rows starts no poll per row.
-FOCUS_SETTLE_S = 0.2
 
 
 def _monitor_commands() -> type:
@@ -65,7 +58,7 @@ def _monitor_commands() -> type:
     return MonitorCommands
 
 
-class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
+class MicroVMApp(PollingAppMixin, FleetAppMixin, ActionsAppMixin, App[int]):
     TITLE = "microvm-tui"
     COMMANDS = App.COMMANDS | {_monitor_commands}
     BINDINGS = bindings(Scope.APP)  # tui/actions/registry.py
@@ -85,16 +78,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         # A remote host (--host NAME) or the fleet (--all-hosts): its VMs are shown; actions,
         # consoles and logs go to each VM's host (its agent for a remote one).
         self.remote = remote
-        self.snapshot: Snapshot | None = None
-        self.polls = 0  # finished polls (tests wait on this)
-        self.poll_errors = 0
-        self._polling = False
-        self._poll_again = False
-        self._poll_started = 0.0  # time.monotonic() at the start of the last poll
-        self._next_poll: Timer | None = None
-        self._polled_focus: str | None = None  # the focus the last poll started with
-        self._focus_settle: Timer | None = None
-        self._stopping = False
+        self.init_polling()
         self._quit_asked = False  # the "jobs running: quit?" question is on screen
         self.read_only_reason = read_only_reason(settings.read_only)
         # Actions on a remote host's VMs go to its agent (``RemoteSource.jobs``), which runs
@@ -171,6 +155,7 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         screen = MainScreen()
         screen.read_only_reason = self.read_only_reason
         screen.interval = self.settings.interval
+        screen.on_composed = self._first_poll
         if self.ui_state is not None:
             state = self.ui_state.state
             screen.initial_sort = (state.sort_column, state.sort_reverse)
@@ -214,7 +199,6 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
             if self.ui_state.problem:
                 notify_outside(self, self.ui_state.problem, severity="warning", timeout=8)
             self.theme_changed_signal.subscribe(self, lambda t: self._remember(theme=t.name))
-        self.call_after_refresh(self.poll)  # once the main screen is composed
         self.run_worker(self.actions.adopt_jobs(), name="adopt-jobs")
         if self.fleet:
             self.open_fleet()
@@ -249,82 +233,11 @@ class MicroVMApp(FleetAppMixin, ActionsAppMixin, App[int]):
         if tab.startswith("tab-"):
             self._remember(detail_tab=tab.removeprefix("tab-"))
 
-    # --- polling: a daemon thread; the next poll is armed only when this one is done -----
-
-    def poll(self) -> None:
-        """Start a poll unless one runs; a request during a poll re-polls right after it."""
-        if self._stopping:
-            return
-        if self._next_poll is not None:
-            self._next_poll.stop()
-            self._next_poll = None
-        if self._polling:
-            self._poll_again = True
-            return
-        self._polling = True
-        self._poll_started = time.monotonic()
-        focus = self.main_screen.selected_name if self.screen_stack else None
-        self._polled_focus = focus
-        threading.Thread(target=self._poll_thread, args=(focus,), name="poll", daemon=True).start()
+    # --- polling (tui/screens/polling.py) ----------------------------------------------------
 
     @on(VMTable.RowHighlighted, "#vms")
     def _focus_moved(self) -> None:
-        """The cursor moved: once it rests (FOCUS_SETTLE_S), a VM in focus that the last
-        poll did not have in focus is polled at once, not at the next tick (its detail needs
-        what only the VM in focus is asked)."""
-        if self._focus_settle is not None:
-            self._focus_settle.stop()
-        self._focus_settle = self.set_timer(FOCUS_SETTLE_S, self._focus_settled)
-
-    def _focus_settled(self) -> None:
-        self._focus_settle = None
-        if self._stopping or not self.screen_stack:
-            return
-        focus = self.main_screen.selected_name
-        if focus is not None and focus != self._polled_focus:
-            self.poll()  # re-arms the poll timer when it is done
-
-    def _poll_thread(self, focus: str | None) -> None:
-        """One poll, off the UI thread, in a daemon thread of its own. Not a Textual thread
-        worker: those run in the event loop's default executor, which ``asyncio.run`` joins
-        on the way out, so one poll stuck in a read (a FIFO, a hung mount) would keep q from
-        quitting. The result is handed over with ``call_later`` (thread-safe, never waits)."""
-        try:
-            snapshot, error = self.source.poll(focus), None
-        except Exception as exc:  # shown, and polling goes on
-            snapshot, error = None, exc
-        self.call_later(self._poll_done, snapshot, error)
-
-    def _poll_done(self, snapshot: Snapshot | None, error: BaseException | None) -> None:
-        self._polling = False
-        if self._stopping or not self.screen_stack:
-            return  # shutting down
-        if not isinstance(self.screen_stack[0], MainScreen):
-            return
-        try:
-            if error is None:
-                assert snapshot is not None
-                self.snapshot = snapshot
-                self.polls += 1
-                if not self.show_fleet(self.snapshot):  # the fleet view alone is drawn
-                    self.main_screen.show(self.snapshot)
-                if self.snapshot.partial and not self._stopping:
-                    # The state dirs only: on screen first, then systemd's answer at once.
-                    self._poll_again = False
-                    self.call_after_refresh(self.poll)
-                    return
-            else:
-                self.poll_errors += 1
-                self.main_screen.show_error(f"poll failed: {error}")
-        except NoMatches:
-            return  # a poll that ended while the app tears its widgets down
-        if self._poll_again:
-            self._poll_again = False
-            self.poll()
-        else:
-            interval = self.settings.interval
-            took = time.monotonic() - self._poll_started
-            self._next_poll = self.set_timer(max(interval / 4, interval - took), self.poll)
+        self.focus_moved()
 
     # --- actions ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tui.feed.snapshot import Snapshot
 from tui.host import parsecache
@@ -15,6 +16,7 @@ from tui.host.checks.refresher import HostChecks
 from tui.host.inventory import (
     Listing,
     ask_listing_units,
+    finish_links,
     finish_listing,
     pending_view,
     read_rest,
@@ -23,11 +25,14 @@ from tui.host.inventory import (
 from tui.host.links import LinkReader, LinkTable
 from tui.host.logs.summary import JournalSummary
 from tui.host.model import Inventory
-from tui.host.sampling import Sampler, VMSample
+from tui.host.sampling import VMSample
 from tui.host.settings import HostSettings
 from tui.host.statedir import RunnerCache
 from tui.host.systemd import SystemdClient
 from tui.host.systemd_bus import systemd_client
+
+if TYPE_CHECKING:
+    from tui.host.sampling.sampler import Sampler
 
 # The control socket (QMP...) of a VM not on screen is asked every third poll: of its answers
 # only the run state reaches the table, and a QMP session costs as much CPU as all of the
@@ -67,7 +72,8 @@ class LiveSource:
     ) -> None:
         self.settings = settings
         self.first_screen = first_screen
-        self.sampler = Sampler(timeout=sample_timeout, remote_every=REMOTE_EVERY)
+        self._sample_timeout = sample_timeout
+        self._sampler: Sampler | None = None  # made at the first sampling poll
         self.runners = RunnerCache()
         with contextlib.suppress(OSError):  # room for the parses on disk (read below)
             # The names only (at most the VMs): the first look lists the state dir itself.
@@ -81,6 +87,9 @@ class LiveSource:
         self.journal = JournalSummary(settings)
         self.checks = HostChecks(settings)  # once a minute, in a thread of its own
         self._started: Listing | None = None  # the first look's, finished by the next poll
+        # The first look's listing with systemd's answer, shown before its links and samples
+        # (the first table needs neither); the next poll reads them.
+        self._unsampled: Inventory | None = None
         # `list`'s parses on disk make the first poll quicker; that poll's are written back.
         self._persist = settings.cache_dir is not None
         if settings.cache_dir is not None:
@@ -93,6 +102,8 @@ class LiveSource:
             if rest is not None:
                 return rest
         t0 = time.perf_counter()
+        if self._started is not None:
+            return self._units_of_first_look(t0)
         inv, links = self.listing()
         samples = self.sample(inv, links, focus)
         history = self.sampler.timeline.points()
@@ -115,6 +126,16 @@ class LiveSource:
             journal_error=journal_error,
             checks=self.checks.latest(),
         )
+
+    @property
+    def sampler(self) -> Sampler:
+        """Made (and the sampler, psutil and qemu.qmp imported) at the first sampling poll:
+        the first table needs none of them."""
+        if self._sampler is None:
+            from tui.host.sampling.sampler import Sampler
+
+            self._sampler = Sampler(timeout=self._sample_timeout, remote_every=REMOTE_EVERY)
+        return self._sampler
 
     @property
     def systemd(self) -> SystemdClient:
@@ -166,16 +187,38 @@ class LiveSource:
             partial=True,
         )
 
+    def _units_of_first_look(self, t0: float) -> Snapshot:
+        """The first look's listing with systemd's answer: shown at once as a ``partial``
+        snapshot (the table's states), its links and first samples by the next poll."""
+        started, self._started = self._started, None
+        assert started is not None
+        inv, _ = finish_listing(self.settings, started, links=False)
+        self._keep_parses(inv)
+        self._unsampled = inv if inv.error is None else None
+        self.links.warm_up()  # for the next poll's links, while the app shows these
+        return Snapshot(
+            inventory=inv,
+            poll_ms=(time.perf_counter() - t0) * 1000,
+            hostname=self.hostname,
+            partial=True,
+        )
+
+    def _keep_parses(self, inv: Inventory) -> None:
+        if self._persist and inv.error is None and self.settings.cache_dir is not None:
+            self._persist = False
+            parsecache.save(self.runners, self.settings.cache_dir)
+
     def listing(self) -> tuple[Inventory, LinkTable | None]:
         """The state dir with unit and link states (one ``list_vms``), and the links read for
         it (for the sampler's network rates; None: the listing read none)."""
+        unsampled, self._unsampled = self._unsampled, None
+        if unsampled is not None:
+            return unsampled, finish_links(self.settings, unsampled, self.links)
         started, self._started = self._started, None
         if started is None:
             started = start_listing(self.settings, runners=self.runners, client=self.systemd)
         inv, links = finish_listing(self.settings, started, link_reader=self.links)
-        if self._persist and inv.error is None and self.settings.cache_dir is not None:
-            self._persist = False
-            parsecache.save(self.runners, self.settings.cache_dir)
+        self._keep_parses(inv)
         return inv, links
 
     def sample(
@@ -194,7 +237,8 @@ class LiveSource:
         )
 
     def close(self) -> None:
-        self.sampler.close()
+        if self._sampler is not None:
+            self._sampler.close()
         self.links.close()
         close_systemd = getattr(self._systemd, "close", None)
         if close_systemd is not None:

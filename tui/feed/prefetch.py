@@ -35,6 +35,21 @@ class Prefetched:
         except BaseException as exc:  # handed to the app's poll worker, which reports it
             self._answers.put(exc)
 
+    def ready(self) -> Snapshot | None:
+        """The first answer when it is in already (never waits; taken), else None: the app
+        shows it in its first frame instead of painting an empty table first."""
+        if not self._waiting:
+            return None
+        try:
+            answer = self._answers.get_nowait()
+        except queue.Empty:
+            return None
+        if isinstance(answer, BaseException):
+            self._answers.put(answer)  # the poll raises it, and the app reports it
+            return None
+        self._waiting = False
+        return answer
+
     def poll(self, focus: str | None = None) -> Snapshot:
         if self._waiting:
             self._waiting = False

@@ -39,8 +39,9 @@ class Snapshot:
     hostname: str | None = None
     # The host checks (``tui.host.checks``), run once a minute off the poll (None: not yet).
     checks: CheckReport | None = None
-    # The state dirs only: units not asked yet, nothing sampled (``LiveSource.first_look``);
-    # the app polls again at once.
+    # Not every answer in yet, the app polls again at once: the state dirs only, before
+    # systemd's answer (``LiveSource.first_look``), or the first look with its units, before
+    # its links and first samples.
     partial: bool = False
 
 

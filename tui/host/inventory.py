@@ -276,12 +276,20 @@ def finish_listing(
         inv.systemd_error = attach_units(settings, inv.vms, asked=listing.asked)
         inv.systemd_note = listing.asked.result().note
         attach_processes(inv.vms)  # a running VM's facts: from its process, not the script
-    table = attach_links(settings, inv.vms, link_reader) if links else None
+    return inv, (finish_links(settings, inv, link_reader) if links else None)
+
+
+def finish_links(
+    settings: HostSettings, inv: Inventory, link_reader: LinkReader | None = None
+) -> LinkTable:
+    """The links of INV's VMs read (with LINK_READER) and attached, a missing one of a running
+    VM noted as its problem; that read of the links, for the sampler."""
+    table = attach_links(settings, inv.vms, link_reader)
     for vm in inv.vms:
         for iface in vm.interfaces:
             if iface.exists is False and vm.unit is not None and vm.unit.active == "active":
                 vm.problems.append(f"interface {iface.id} is declared but missing on the host")
-    return inv, table
+    return table
 
 
 def read_inventory(

@@ -146,9 +146,8 @@ class LinkReader:
     socket dropped); one replaced under the same name (a new inode) is entered again. Any
     error drops the socket, so the next read starts afresh. Safe to call from any thread.
 
-    pyroute2 takes 0.15-0.6 s to import: for another namespace a thread starts importing it
-    at once, while the app starts and systemd is asked, so the first poll does not wait for
-    all of it (a read meanwhile waits for the rest: ``rtnl.import_pyroute2``).
+    pyroute2 takes 0.15-0.6 s to import: ``warm_up`` starts that in a thread (a read meanwhile
+    waits for the rest: ``rtnl.import_pyroute2``).
     """
 
     def __init__(self, netns: str | None, *, timeout: float = 5.0) -> None:
@@ -157,7 +156,14 @@ class LinkReader:
         self._links: NamespaceLinks | None = None  # made on first use
         self._identity: tuple[int, int] | None = None
         self._lock = threading.Lock()
-        if netns:
+        self._warming = False
+
+    def warm_up(self) -> None:
+        """For another namespace, start importing pyroute2 in a thread (0.15-0.6 s of CPU), so
+        the first read does not wait for all of it. Called once the first table is on screen:
+        begun with the app, it slowed the app's own start (one thread runs Python at a time)."""
+        if self.netns and not self._warming:
+            self._warming = True
             threading.Thread(target=_import_rtnl, name="mvtui-import-pyroute2", daemon=True).start()
 
     def read(self, names: list[str]) -> LinkTable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from textual import on
@@ -74,6 +75,7 @@ class MainScreen(FooterBindings, Screen[None]):
         # Remembered from the last run (the app's state file), applied once mounted.
         self.initial_sort: tuple[str | None, bool | None] = (None, None)
         self.initial_tab: str | None = None
+        self.on_composed: Callable[[], None] | None = None  # called once, mounted
 
     def compose(self) -> ComposeResult:
         yield HostHeader(id="header")
@@ -91,6 +93,8 @@ class MainScreen(FooterBindings, Screen[None]):
             self.table.set_sort(column, reverse)
         if self.initial_tab in TAB_IDS:
             self.query_one(DetailPane).show_tab(self.initial_tab)
+        if self.on_composed is not None:
+            self.on_composed()
 
     # --- data ------------------------------------------------------------------------------
 

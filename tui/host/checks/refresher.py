@@ -9,7 +9,6 @@ import threading
 import time
 
 from tui.host.checks.findings import CheckReport
-from tui.host.checks.report import run_checks
 from tui.host.model import Inventory
 from tui.host.sampling.cgroup import CgroupLayout, host_layout
 from tui.host.settings import HostSettings
@@ -56,6 +55,9 @@ class HostChecks:
         if self.layout is None:
             self.layout = host_layout()
         try:
+            # Imported by the first run, in its thread: the app's first frame needs none of it.
+            from tui.host.checks.report import run_checks
+
             report = run_checks(inventory, self.settings, self.layout)
         except Exception as exc:  # a bug must not end the monitor: say it, in one line
             report = CheckReport(errors=[f"host checks failed: {type(exc).__name__}: {exc}"])

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 import psutil
 
-
-@dataclass
-class HostSample:
-    ncpu: int
-    cpu_pct: float | None  # busy % of all CPUs since the previous sample; None at the first
-    mem_total_bytes: int
-    mem_used_bytes: int  # total - available
-    mem_available_bytes: int
-    load1: float | None = None
-    t: float = 0.0
+from tui.host.sampling.samples import HostSample
 
 
 def host_ncpu() -> int:

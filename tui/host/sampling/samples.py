@@ -1,4 +1,5 @@
-"""What the monitor's widgets read about one running VM at one poll: ``VMSample`` and its parts.
+"""What the monitor's widgets read about one running VM at one poll: ``VMSample`` and its parts,
+and the host's totals (``HostSample``).
 
 Plain dataclasses (recorded to JSON and replayed by ``tui.feed``). A figure that could not be
 had is ``None`` (or missing from its dict), and ``VMSample.reasons`` says why: a short
@@ -91,3 +92,14 @@ class VMSample:
     remote_ms: float | None = None  # how long the control socket took this poll
     remote_age: int = 0  # polls since its control socket was asked (0: this one)
     reasons: dict[str, Reason] = field(default_factory=dict)
+
+
+@dataclass
+class HostSample:
+    ncpu: int
+    cpu_pct: float | None  # busy % of all CPUs since the previous sample; None at the first
+    mem_total_bytes: int
+    mem_used_bytes: int  # total - available
+    mem_available_bytes: int
+    load1: float | None = None
+    t: float = 0.0

@@ -9,6 +9,7 @@ style's meta (so no two cells merge into one segment, as in DataTable's strips).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -81,6 +82,12 @@ class RowLook(NamedTuple):
     cursor: bool
 
 
+@functools.cache
+def column_meta(column: int) -> Style:
+    """The style carrying a cell's column (made once: ``Style.from_meta`` pickles its meta)."""
+    return Style.from_meta({"column": column})
+
+
 def style_row(
     cells: list[list[Segment]], look: RowLook, looks: Looks, fixed_columns: int, space: int
 ) -> tuple[Strip, Strip]:
@@ -93,7 +100,7 @@ def style_row(
         is_fixed = column < fixed_columns
         base = look.fixed_style if is_fixed else look.row_style
         cell_look = looks.cell(header, is_fixed and not header, hover, cursor)
-        pre = base + Style.from_meta({"column": column}) + cell_look.pre
+        pre = base + column_meta(column) + cell_look.pre
         (fixed if is_fixed else scrolling).extend(
             Segment.apply_style(segments, pre, cell_look.post)
         )
