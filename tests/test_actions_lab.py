@@ -203,7 +203,7 @@ async def job_done(pilot, action: str, name: str = NAME, timeout: float = BUILD_
     app = pilot.app
 
     def finished() -> Job | None:
-        jobs = [j for j in app.actions.jobs() if j.action == action and j.vm == name]
+        jobs = [j for j in app.actions.feed.jobs() if j.action == action and j.vm == name]
         return jobs[-1] if jobs and jobs[-1].state.finished else None
 
     return await wait_until(pilot, finished, timeout, f"{action} {name} to finish")
@@ -382,12 +382,12 @@ async def test_a_second_update_is_refused_and_a_cancelled_build_leaves_no_debris
             await wait_until(
                 pilot,
                 lambda: any(
-                    f"started {slow.marker}" in line for line in app.actions.jobs()[-1].log
+                    f"started {slow.marker}" in line for line in app.actions.feed.jobs()[-1].log
                 ),
                 BUILD_S,
                 "the slow builder to start",
             )
-            running = app.actions.jobs()[-1]
+            running = app.actions.feed.jobs()[-1]
             assert running.state is JobState.RUNNING
 
             # The same app: refused before any dialog, with the reason.
@@ -431,8 +431,10 @@ async def test_a_second_update_is_refused_and_a_cancelled_build_leaves_no_debris
             await wait_until(
                 pilot,
                 lambda: (
-                    app.actions.jobs()
-                    and any(f"started {slow.marker}" in line for line in app.actions.jobs()[-1].log)
+                    app.actions.feed.jobs()
+                    and any(
+                        f"started {slow.marker}" in line for line in app.actions.feed.jobs()[-1].log
+                    )
                 ),
                 BUILD_S,
                 "the slow create to start",
@@ -482,7 +484,7 @@ async def test_stop_and_delete_with_the_typed_name(the_lab: Lab, extra: Extra) -
         await pilot.press(*"extra", "enter")  # not the name: refused
         await pilot.pause()
         assert app.screen is dialog
-        assert app.actions.jobs()[-1].action != "delete"
+        assert app.actions.feed.jobs()[-1].action != "delete"
         await pilot.press("1", "enter")
         job = await job_done(pilot, "delete", timeout=BOOT_S)
         assert job.state is JobState.SUCCEEDED, job.result

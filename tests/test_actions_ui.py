@@ -204,9 +204,9 @@ async def test_confirming_runs_the_job_and_says_so() -> None:
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.focused is app.screen.query_one("#confirm", Button)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: any(j.state.finished for j in app.actions.jobs()))
+        await wait_until(pilot, lambda: any(j.state.finished for j in app.actions.feed.jobs()))
         assert calls == [("restart", "web", {})]
-        job = app.actions.jobs()[0]
+        job = app.actions.feed.jobs()[0]
         assert job.state is JobState.SUCCEEDED
         await wait_until(
             pilot, lambda: any("restarted web" in n.message for n in app._notifications)
@@ -309,7 +309,7 @@ async def test_declarative_update_and_a_second_update_are_refused_with_the_reaso
         assert second is not None and second.state is JobState.FAILED
         assert "another job is running on web" in (second.result or "")
         gate.release()
-        await wait_until(pilot, lambda: app.actions.job(1).state.finished)
+        await wait_until(pilot, lambda: app.actions.feed.job(1).state.finished)
     assert len(gate.calls) == 1
 
 
@@ -355,7 +355,9 @@ async def test_update_restart_setting_skips_the_question(policy: str) -> None:
         await ready(pilot)
         app.select("web")
         await pilot.press("u", "enter")
-        await wait_until(pilot, lambda: app.actions.jobs() and app.actions.jobs()[0].state.finished)
+        await wait_until(
+            pilot, lambda: app.actions.feed.jobs() and app.actions.feed.jobs()[0].state.finished
+        )
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
     assert calls == [("update", "web", {"restart": policy == "always"})]
@@ -454,8 +456,10 @@ async def test_jobs_panel_shows_a_running_and_a_failed_job_and_cancels() -> None
         await ready(pilot)
         app.actions.submit("update", "web")
         app.actions.submit("start", "idle")
-        await wait_until(pilot, lambda: app.actions.job(2) and app.actions.job(2).state.finished)
-        await wait_until(pilot, lambda: "still building" in app.actions.job(1).log)
+        await wait_until(
+            pilot, lambda: app.actions.feed.job(2) and app.actions.feed.job(2).state.finished
+        )
+        await wait_until(pilot, lambda: "still building" in app.actions.feed.job(1).log)
         await pilot.press("j")
         screen = app.screen
         assert isinstance(screen, JobsScreen)
@@ -477,12 +481,12 @@ async def test_jobs_panel_shows_a_running_and_a_failed_job_and_cancels() -> None
         # Jobs keep running while the admin navigates.
         await pilot.press("escape")
         assert not isinstance(app.screen, JobsScreen)
-        assert not app.actions.job(1).state.finished
+        assert not app.actions.feed.job(1).state.finished
         await pilot.press("j")
         screen = app.screen
         screen.query_one(JobsTable).select_id(1)
         await pilot.press("x")
-        await wait_until(pilot, lambda: app.actions.job(1).state is JobState.CANCELLED)
+        await wait_until(pilot, lambda: app.actions.feed.job(1).state is JobState.CANCELLED)
         await wait_until(
             pilot,
             lambda: str(screen.query_one(JobsTable).get_cell("1", "state")) == "■ cancelled",
@@ -517,7 +521,7 @@ async def test_progress_is_fed_from_a_recorded_build_log() -> None:
         app.actions.submit("update", "web")
         await wait_until(
             pilot,
-            lambda: (j := app.actions.job(1)) and j.progress and j.progress.log_tail,
+            lambda: (j := app.actions.feed.job(1)) and j.progress and j.progress.log_tail,
         )
         await pilot.press("j")
         progress = app.screen.query_one(JobProgress)
@@ -526,13 +530,13 @@ async def test_progress_is_fed_from_a_recorded_build_log() -> None:
         assert "building microvm-qemu-web" in shown
         assert "│ building the runner of web" in shown
         gate.set()
-        await wait_until(pilot, lambda: app.actions.job(1).state.finished)
+        await wait_until(pilot, lambda: app.actions.feed.job(1).state.finished)
         shown = "\n".join(str(line) for line in progress.render().renderables)
         assert "2/2 built" in shown
         assert "→ built web" in shown
 
         app.actions.submit("create", "bad")
-        await wait_until(pilot, lambda: app.actions.job(2).state.finished)
+        await wait_until(pilot, lambda: app.actions.feed.job(2).state.finished)
         app.screen.query_one(JobsTable).select_id(2)
         await pilot.pause()
         shown = "\n".join(str(line) for line in progress.render().renderables)
@@ -567,7 +571,7 @@ async def test_command_log_shows_every_command_with_exit_and_duration() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(pilot)
         app.actions.submit("update", "web")
-        await wait_until(pilot, lambda: len(app.actions.command_log()) == 3)
+        await wait_until(pilot, lambda: len(app.actions.feed.command_log()) == 3)
         await pilot.press("j", "o")
         log = app.screen.query_one(CommandLog)
         assert log.row_count == 3

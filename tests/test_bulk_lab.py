@@ -43,17 +43,17 @@ async def test_bulk_restart_of_two_running_lab_vms_ends_with_2_done(lab) -> None
         await pilot.press("enter")
         parent = await wait_until(
             pilot,
-            lambda: next((j for j in app.actions.jobs() if j.action == "bulk restart"), None),
+            lambda: next((j for j in app.actions.feed.jobs() if j.action == "bulk restart"), None),
         )
         done = await wait_until(
             pilot,
-            lambda: (j := app.actions.job(parent.id)) and j.state.finished and j,
+            lambda: (j := app.actions.feed.job(parent.id)) and j.state.finished and j,
             RESTART_S,
             "the bulk restart",
         )
         assert done.state is JobState.SUCCEEDED, done.result
         assert done.result == "2 done"
-        children = [j for j in app.actions.jobs() if j.parent == parent.id]
+        children = [j for j in app.actions.feed.jobs() if j.parent == parent.id]
         assert sorted(j.vm for j in children) == ["console", "web"]
         assert all(j.state is JobState.SUCCEEDED for j in children)
         await wait_until(pilot, lambda: any(n.message == "2 done" for n in app._notifications))
@@ -82,7 +82,11 @@ async def test_deploy_what_ci_published_through_the_app(lab) -> None:  # type: i
             job = await wait_until(
                 pilot,
                 lambda: next(
-                    (j for j in app.actions.jobs() if j.action == "deploy" and j.state.finished),
+                    (
+                        j
+                        for j in app.actions.feed.jobs()
+                        if j.action == "deploy" and j.state.finished
+                    ),
                     None,
                 ),
                 DEPLOY_S,

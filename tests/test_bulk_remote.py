@@ -100,7 +100,7 @@ async def test_a_remote_bulk_restart_runs_a_child_per_vm_on_the_host(sshd: LabSs
             ("restart", "web", {}),
         ]
         assert [busy for _, busy in submits] == [[], []]
-        kids = children(app.actions.jobs(), parent.id)
+        kids = children(app.actions.feed.jobs(), parent.id)
         assert [(j.vm, j.state, j.result) for j in kids] == [
             ("db", JobState.SUCCEEDED, "ran restart on 'db'"),
             ("web", JobState.SUCCEEDED, "ran restart on 'web'"),

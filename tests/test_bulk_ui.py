@@ -120,7 +120,9 @@ async def test_confirming_a_bulk_restart_runs_one_parent_with_a_child_per_vm() -
         assert "2 at a time" in app.screen.body.plain
         await pilot.press("enter")
         jobs = await wait_until(
-            pilot, lambda: len(app.actions.jobs()) == 3 and app.actions.jobs(), what="3 jobs"
+            pilot,
+            lambda: len(app.actions.feed.jobs()) == 3 and app.actions.feed.jobs(),
+            what="3 jobs",
         )
         parent = jobs[0]
         assert parent.action == "bulk restart" and parent.parent is None
@@ -135,7 +137,7 @@ async def test_confirming_a_bulk_restart_runs_one_parent_with_a_child_per_vm() -
         assert rows == ["bulk restart", "  └ restart", "  └ restart"]
         gate.release()
         done = await wait_until(
-            pilot, lambda: (j := app.actions.job(parent.id)) and j.state.finished and j
+            pilot, lambda: (j := app.actions.feed.job(parent.id)) and j.state.finished and j
         )
         assert done.state is JobState.SUCCEEDED and done.result == "2 done"
         await wait_until(
@@ -160,16 +162,16 @@ async def test_cancelling_the_parent_cancels_the_children() -> None:
         await pilot.press("T", "enter")
         parent = await wait_until(
             pilot,
-            lambda: next((j for j in app.actions.jobs() if j.action == "bulk stop"), None),
+            lambda: next((j for j in app.actions.feed.jobs() if j.action == "bulk stop"), None),
         )
         await wait_until(pilot, gate.started.is_set, what="the first child")
-        assert app.actions.cancel_job(parent.id)
+        assert app.actions.feed.cancel_job(parent.id)
         ended = await wait_until(
-            pilot, lambda: (j := app.actions.job(parent.id)) and j.state.finished and j
+            pilot, lambda: (j := app.actions.feed.job(parent.id)) and j.state.finished and j
         )
         assert ended.state is JobState.CANCELLED
         assert "cancelled" in (ended.result or "")
-        children = [j for j in app.actions.jobs() if j.parent == parent.id]
+        children = [j for j in app.actions.feed.jobs() if j.parent == parent.id]
         assert len(children) == 1  # one at a time: the second never started
         assert all(j.state is JobState.CANCELLED for j in children)
         assert len(gate.calls) == 1
@@ -225,7 +227,7 @@ async def test_without_a_url_the_deploy_dialog_wants_a_path_and_says_sigs_are_of
         await pilot.press("enter")
         assert app.screen is screen
         assert "hydra_url is not set" in str(screen.query_one("#typed-error", Static).render())
-        assert app.actions.jobs() == []
+        assert app.actions.feed.jobs() == []
 
 
 async def test_a_deploy_that_switched_the_runner_offers_the_restart() -> None:

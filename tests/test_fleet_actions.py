@@ -106,7 +106,7 @@ async def restart_from_fleet(pilot: Any, key: str) -> Any:
 
 
 def finished(app: Any, vm: str) -> Any:
-    return next((j for j in app.actions.jobs() if j.vm == vm and j.state.finished), None)
+    return next((j for j in app.actions.feed.jobs() if j.vm == vm and j.state.finished), None)
 
 
 async def test_a_fleet_action_goes_to_the_vms_own_host(sshd: LabSshd, here_calls: list) -> None:
@@ -144,10 +144,10 @@ async def test_a_fleet_action_goes_to_the_vms_own_host(sshd: LabSshd, here_calls
 
         shown = await until_in_app(pilot, titles, 30, what="three jobs in the panel")
         assert shown == ["restart far/web", "restart here/web", "update far/db"]
-        assert len({j.id for j in app.actions.jobs()}) == 3  # one row each
+        assert len({j.id for j in app.actions.feed.jobs()}) == 3  # one row each
         table = panel.query_one(JobsTable)
         await until_in_app(pilot, lambda: table.row_count == 3, 10, what="three rows")
-        vms = sorted(table.get_cell(str(j.id), "vm").plain for j in app.actions.jobs())
+        vms = sorted(table.get_cell(str(j.id), "vm").plain for j in app.actions.feed.jobs())
         assert vms == ["far/db", "far/web", "here/web"]  # each row names its host
         await pilot.press("escape")
         assert app.is_running
@@ -215,7 +215,7 @@ async def test_the_fleet_runs_marked_vms_on_their_hosts(sshd: LabSshd, here_call
         assert done.result == "2 done"
 
         def kids() -> list:  # type: ignore[type-arg]
-            mine = (j for j in app.actions.jobs() if j.parent == parent.id)
+            mine = (j for j in app.actions.feed.jobs() if j.parent == parent.id)
             return sorted(mine, key=lambda j: j.vm)
 
         # The children's last snapshots reach the app's list a moment after the parent ends.
@@ -249,5 +249,5 @@ async def test_read_only_flag_keeps_every_host_off(sshd: LabSshd, here_calls: li
             await until_in_app(pilot, lambda: len(said) >= 1, 10, what="the refusal")
             assert said == ["read-only: started with --read-only."]
             said.clear()
-        assert app.actions.jobs() == [] or all(j.adopted for j in app.actions.jobs())
+        assert app.actions.feed.jobs() == [] or all(j.adopted for j in app.actions.feed.jobs())
     assert here_calls == []

@@ -95,7 +95,7 @@ async def test_a_remote_restart_changes_the_remote_row(the_lab: Lab) -> None:
             lambda: next(
                 (
                     j
-                    for j in app.actions.jobs()
+                    for j in app.actions.feed.jobs()
                     if j.title == "restart idle on lab" and not j.adopted and j.state.finished
                 ),
                 None,

@@ -90,7 +90,7 @@ async def test_a_local_job_runs_as_a_unit_and_its_progress_reaches_the_ui(the_la
         assert job is not None
         done = await wait_until(
             pilot,
-            lambda: (j := app.actions.job(job.id)) is not None and j.state.finished and j,
+            lambda: (j := app.actions.feed.job(job.id)) is not None and j.state.finished and j,
             120,
             "the restart to finish",
         )
@@ -120,7 +120,7 @@ async def test_a_job_outlives_the_app_and_the_next_app_adopts_it(
             pilot,
             lambda: (
                 (
-                    (j := app.actions.job(job.id)).state.finished
+                    (j := app.actions.feed.job(job.id)).state.finished
                     or any(f"started {slow.marker}" in line for line in j.log)
                 )
                 and j
@@ -129,7 +129,7 @@ async def test_a_job_outlives_the_app_and_the_next_app_adopts_it(
             "the slow builder to start",
         )
         assert running.state is JobState.RUNNING, running.result
-        unit = app.actions.job(job.id).unit
+        unit = app.actions.feed.job(job.id).unit
         question = app.actions.quit_question()
         assert question is not None and "leaves it running" in question.body.plain
     # The app has quit: the unit and its build go on.
@@ -141,7 +141,7 @@ async def test_a_job_outlives_the_app_and_the_next_app_adopts_it(
     async with app.run_test(size=SIZE) as pilot:
         adopted = await wait_until(
             pilot,
-            lambda: next((j for j in app.actions.jobs() if j.unit == unit), None),
+            lambda: next((j for j in app.actions.feed.jobs() if j.unit == unit), None),
             30,
             "the running job to be adopted",
         )
@@ -150,10 +150,10 @@ async def test_a_job_outlives_the_app_and_the_next_app_adopts_it(
         assert any(f"started {slow.marker}" in line for line in adopted.log)
         assert app.actions.running_on() == {"unitjob": "create unitjob"}
         # Cancelling the adopted job stops its unit; the create cleans up after itself.
-        assert app.actions.cancel_job(adopted.id)
+        assert app.actions.feed.cancel_job(adopted.id)
         ended = await wait_until(
             pilot,
-            lambda: (j := app.actions.job(adopted.id)).state.finished and j,
+            lambda: (j := app.actions.feed.job(adopted.id)).state.finished and j,
             90,
             "the cancelled job to end",
         )

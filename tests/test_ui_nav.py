@@ -246,7 +246,7 @@ async def test_quit_during_a_job_asks_and_cancels_it() -> None:
         assert app.screen.title_text == "1 job running (restart web): quit and cancel it?"
         await pilot.press("escape")  # no: the app and the job go on
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
-        assert app.return_code is None and not app.actions.job(job.id).state.finished
+        assert app.return_code is None and not app.actions.feed.job(job.id).state.finished
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         app.screen.action_confirm()
@@ -283,7 +283,7 @@ async def test_jobs_table_columns_widen_while_open() -> None:
     app = make_app(replay())
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        screen = JobsScreen(app.actions, animate=False)
+        screen = JobsScreen(app.actions.feed, animate=False)
         await app.push_screen(screen)
         jobs_table = screen.query_one(JobsTable)
         job = Job(id=1, action="update", vm="web", state=JobState.QUEUED, created=1.0)

@@ -1,16 +1,18 @@
 """The glue between the app and the host actions: requests, confirmations, jobs.
 
-``ActionsController(app, settings)`` owns a ``JobRunner``. Every job snapshot the runner hands
-its listener (from the runner's notifier thread) is posted onto the app's message queue with
-``app.call_later`` (thread-safe and never blocking, so a closing app cannot deadlock the
-notifier), then kept, published on ``job_updates`` (a Textual ``Signal``: the jobs panel
-subscribes, and its subscription ends with it) and, when the job ends, told as a notification.
+``ActionsController(app, settings)`` owns a ``JobRunner`` and the ``JobFeed`` of its jobs
+(``feed``, ``tui.actions.job_feed``: the jobs panel's source); a job that ends is told as a
+notification.
 
 ``request(action, vm)`` refuses what cannot work (read-only, another job on the VM, a
 declarative VM, nothing to roll back to) with the reason, else shows the action's confirmation
 (``tui.actions.dialogs``; the destructive ones need the VM's name typed) and submits the job.
 An update that changed the runner shows the ``nix store diff-closures`` and asks before
 restarting (``update_restart``: "ask", or "always" / "never" to not ask).
+
+Its base classes hold the rest of the flow: ``Refusing`` (``tui.actions.refusals``) the
+refusals that hold whatever the VM (read-only mode, a host or view that takes no such
+action), ``BulkRequests`` (``tui.actions.bulk_requests``) the actions on the marked VMs.
 """
 
 from __future__ import annotations
@@ -22,25 +24,22 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
 from textual.app import App
-from textual.dom import DOMNode
-from textual.signal import Signal
 
 from tui.actions import dialogs, read_only
+from tui.actions.bulk_requests import BulkRequests
 from tui.actions.confirmation import Confirmation
 from tui.actions.dialogs import UPDATE_RESTART_CHOICES, DialogInput, restart_offer
-from tui.actions.refusals import refusal
+from tui.actions.job_feed import JobFeed
+from tui.actions.refusals import Refusing, refusal
 from tui.actions.registry import ACTIONS, ActionId, ActionSpec, spec_of
-from tui.host.actions.bulk import BulkPlan, plan_bulk
-from tui.host.actions.commands import CommandRecord
 from tui.host.actions.jobs import Job, JobRunner, JobState
 from tui.host.actions.jobunits import job_units
 from tui.host.actions.operations import DEFAULT_FLAKE, Outcome
 from tui.host.actions.plan import ActionPlan, plan
 from tui.host.model import VM
 from tui.host.settings import DeploySource, HostSettings
-from tui.widgets.outside import notify_outside, sanitise
+from tui.widgets.outside import notify_outside
 
 if TYPE_CHECKING:
     from tui.config import Settings
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     # needs none of them).
     from tui.screens.confirm import ConfirmScreen
     from tui.screens.create import CreateRequest, CreateScreen
-    from tui.screens.jobs import CommandEntry, JobsScreen, JobUpdate
+    from tui.screens.jobs import JobsScreen
 
 
 def confirmation(
@@ -85,8 +84,8 @@ def _spec(action: ActionSpec | str) -> ActionSpec:
     return spec
 
 
-class ActionsController:
-    """Owns the JobRunner; everything here runs on the app's thread except ``_listener``."""
+class ActionsController(BulkRequests, Refusing):
+    """Owns the JobRunner and its JobFeed; everything here runs on the app's thread."""
 
     def __init__(
         self,
@@ -133,12 +132,7 @@ class ActionsController:
                 units, self.jobs_note = job_units(self.host)
             runner = JobRunner(self.host, units=units)
         self.runner = runner
-        self.runner.listener = self._listener
-        self._jobs: dict[int, Job] = {}
-        self._commands: list[CommandEntry] = []
-        self._commands_seen: dict[int, int] = {}
-        self.job_updates: Signal[JobUpdate] = Signal(app, "job-updates")
-        self._closed = False
+        self.feed = JobFeed(app, runner, self._job_state)
 
     def plan_for(self, vm: VM) -> ActionPlan | str:
         """The facts VM's dialogs state: from this host, or asked of the remote host's agent
@@ -158,35 +152,14 @@ class ActionsController:
         for problem in problems:
             notify_outside(self.app, problem, title="job not shown", severity="warning")
 
-    # --- the runner's side (notifier thread) ---------------------------------------------------
+    # --- the jobs' ends (the UI thread) --------------------------------------------------------
 
-    def _listener(self, job: Job) -> None:
-        if self._closed:
-            return
-        self.app.call_later(self._on_job, job)
-
-    # --- the UI thread ---------------------------------------------------------------------------
-
-    def _on_job(self, job: Job) -> None:
-        if self._closed:
-            return
-        previous = self._jobs.get(job.id)
-        if previous is not None and previous.version >= job.version:
-            return
-        self._jobs[job.id] = job
-        seen = self._commands_seen.get(job.id, 0)
-        fresh = [(job.id, record) for record in job.commands[seen:]]
-        self._commands_seen[job.id] = len(job.commands)
-        self._commands.extend(fresh)
-        from tui.screens.jobs import JobUpdate
-
-        self.job_updates.publish(JobUpdate(job, fresh))
-        state_changed = previous is None or previous.state != job.state
-        if state_changed and self.on_change is not None:
+    def _job_state(self, previous: Job | None, job: Job) -> None:
+        if self.on_change is not None:
             self.on_change(job)
         # A job that had ended before this app saw it (adopted from an earlier one) is shown,
         # not announced again (no notification, no restart offer).
-        if state_changed and job.state.finished and not (previous is None and job.adopted):
+        if job.state.finished and not (previous is None and job.adopted):
             self._finished(job)
 
     def _finished(self, job: Job) -> None:
@@ -284,82 +257,6 @@ class ActionsController:
                 **options,
             )
 
-    # --- bulk: the marked VMs -----------------------------------------------------------------
-
-    def bulk_plan(self, spec: ActionSpec, vms: Iterable[VM]) -> BulkPlan:
-        """What SPEC would do to each of VMS (and which are refused, and why): the host's
-        plan, with the VMs another job is busy with refused too."""
-        options: dict[str, object] = {}
-        if spec.id == ActionId.DEPLOY:
-            options["source"] = self.deploy_source
-        bulk = plan_bulk(
-            str(spec.id),
-            list(vms),
-            restart=spec.offers_restart and self.update_restart == "always",
-            options=options,
-        )
-        items = []
-        # The fleet's runner: a VM whose host changes nothing is refused with its reason.
-        refusal_of = getattr(self.runner, "refusal", None)
-        for item in bulk.items:
-            busy = self.runner.active_on(item.vm)
-            if item.refused is None and busy is not None:
-                item = replace(item, refused=f"busy: {busy.title} (job {busy.id})")
-            why = refusal_of(item.vm) if refusal_of is not None and item.refused is None else None
-            if why:
-                item = replace(item, refused=why)
-            items.append(item)
-        return replace(bulk, items=tuple(items))
-
-    def request_bulk(self, spec: ActionSpec, vms: Iterable[VM]) -> ConfirmScreen | None:
-        """One confirmation for SPEC on VMS, then one parent job with a child per VM."""
-        if self.refuse_read_only(spec) or self.refuse_for_host(spec, None):
-            return None
-        bulk = self.bulk_plan(spec, vms)
-        if spec.id == ActionId.DEPLOY and not self.deploy_source.hydra_url:
-            self._refuse(
-                spec,
-                "A deploy to marked VMs takes each VM's latest build from [deploy] hydra_url, "
-                "which is not set: set it, or clear the marks (A) and type a store path.",
-            )
-            return None
-        if not bulk.runs:
-            reasons = "; ".join(f"{sanitise(i.vm)}: {i.refused}" for i in bulk.skipped)
-            self._refuse(spec, f"None of the marked VMs can be done ({reasons}).")
-            return None
-        confirm = dialogs.bulk(
-            spec.label,
-            bulk,
-            builds=self.bulk_builds,
-            restarts=self.bulk_restarts,
-            offers_restart=spec.offers_restart,
-            deploy_from=self.deploy_source if spec.id == ActionId.DEPLOY else None,
-        )
-        screen = confirm.screen()
-        self.app.push_screen(screen, partial(self._bulk_confirmed, bulk))
-        return screen
-
-    def _bulk_confirmed(self, bulk: BulkPlan, confirmed: bool | None) -> None:
-        if confirmed:
-            self.submit_bulk(bulk)
-
-    def submit_bulk(self, bulk: BulkPlan) -> Job | None:
-        """Start BULK now, as one parent job (no questions: the caller asked them)."""
-        spec = _spec(bulk.action)
-        if self.refuse_read_only(spec):
-            return None
-        job = self.runner.submit_bulk(bulk, builds=self.bulk_builds, restarts=self.bulk_restarts)
-        self._on_job(job)
-        notify_outside(
-            self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
-        )
-        return job
-
-    def _refuse(self, spec: ActionSpec, reason: str) -> None:
-        notify_outside(
-            self.app, reason, title=f"{spec.label}: not done", severity="error", timeout=8
-        )
-
     def _confirmed(
         self, spec: ActionSpec, name: str, options: dict, confirmed: bool | None
     ) -> None:
@@ -394,7 +291,7 @@ class ActionsController:
         if self.refuse_read_only(spec):
             return None
         job = self.runner.submit(str(spec.id), name, **options)
-        self._on_job(job)
+        self.feed.add(job)
         if not job.state.finished:
             notify_outside(
                 self.app, f"{job.title} started (job {job.id}); j shows its progress.", timeout=4
@@ -402,122 +299,22 @@ class ActionsController:
         return job
 
     def running_on(self) -> dict[str, str]:
-        """VM name -> title of the job running on it now."""
-        return {
-            job.vm: job.title
-            for job in self._jobs.values()
-            if not job.state.finished and "bulk" not in job.options  # a parent: no VM
-        }
+        """VM name -> title of the job running on it now (the app asks it of the controller)."""
+        return self.feed.running_on()
 
     def quit_question(self) -> Confirmation | None:
         """The question before quitting while jobs run (None: nothing runs)."""
-        running = [job for job in self.jobs() if not job.state.finished]
-        if not running:
-            return None
-        n = len(running)
-        titles = ", ".join(sanitise(job.title) for job in running[:3])
-        more = f" and {n - 3} more" if n > 3 else ""
-        body = Text()
-        if self.runner.detaches:
-            body.append(f"Quitting leaves {'it' if n == 1 else 'them'} running: ", style="bold")
-            body.append(
-                "each job runs on the host as a systemd unit (microvm-tui-job-...), and the app "
-                "shows it again, running or finished, when it next starts. A bulk job starts no "
-                "more VMs; its children already running go on."
-            )
-            return Confirmation(
-                f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit?",
-                body,
-                "Quit",
-            )
-        body.append(f"Quitting cancels {'it' if n == 1 else 'them'}: ", style="bold")
-        body.append(
-            "each job is cancelled as the jobs panel's x does (a build is interrupted and what "
-            "it made is removed; current and old stay as they were), and the app waits for that "
-            "cleanup before it exits."
-        )
-        if self.jobs_note:  # why they are not systemd units that would outlive the app
-            body.append(f"\n({sanitise(self.jobs_note)})", style="dim")
-        return Confirmation(
-            f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit and cancel "
-            f"{'it' if n == 1 else 'them'}?",
-            body,
-            "Quit",
-            danger=True,
-        )
-
-    def refuse_read_only(self, spec: ActionSpec) -> bool:
-        """In read-only mode, say why SPEC (one that changes the host) is off; True if it was."""
-        if not self.read_only_reason or not spec.changes_host:
-            return False
-        self._refuse(spec, read_only.refused(self.read_only_reason))
-        return True
-
-    def refused_here(self, spec: ActionSpec) -> str | None:
-        """Why this view refuses SPEC whatever is selected or marked (the fleet's runner takes
-        no new VM: which host?), or None. The footer leaves such an action out
-        (``FooterBindings``); its key still says why."""
-        if spec.changes_host and spec.new_vm:
-            return getattr(self.runner, "create_refusal", None)
-        return None
-
-    def refuse_for_host(self, spec: ActionSpec, name: str | None) -> bool:
-        """Say why the runner's host of VM NAME (None: the marked VMs, or a new VM for
-        SPEC) does not take SPEC (the fleet's runner: each host has its own read-only rule);
-        True if so."""
-        if not spec.changes_host:
-            return False
-        if spec.new_vm:
-            why = self.refused_here(spec)
-        elif name is None:
-            why = getattr(self.runner, "bulk_refusal", None)
-        else:
-            refusal_of = getattr(self.runner, "refusal", None)
-            why = refusal_of(name) if refusal_of is not None else None
-        if why:
-            self._refuse(spec, why)
-        return bool(why)
+        running = [job for job in self.feed.jobs() if not job.state.finished]
+        return dialogs.quit_question(running, self.runner.detaches, self.jobs_note)
 
     def show_jobs(self) -> JobsScreen:
         from tui.screens.jobs import JobsScreen
 
-        screen = JobsScreen(self)
+        screen = JobsScreen(self.feed, read_only_reason=self.read_only_reason)
         self.app.push_screen(screen)
         return screen
 
-    # --- JobsSource, for the jobs panel ------------------------------------------------------
-
-    def jobs(self) -> list[Job]:
-        return [self._jobs[i] for i in sorted(self._jobs)]
-
-    def job(self, job_id: int) -> Job | None:
-        return self._jobs.get(job_id)
-
-    def command_log(self) -> list[CommandEntry]:
-        return list(self._commands)
-
-    def add_command(self, record: CommandRecord) -> None:
-        """Record a command the app ran outside a job (it shows in the command log)."""
-        entry: CommandEntry = (None, record)
-        self._commands.append(entry)
-
-    def cancel_job(self, job_id: int) -> bool:
-        return self.runner.cancel(job_id)
-
-    def subscribe(self, node: DOMNode, listener: Callable[[JobUpdate], object]) -> None:
-        """Call LISTENER with every job update while NODE is mounted (at once, on the UI
-        thread: the update is as fresh as ``jobs()``)."""
-        self.job_updates.subscribe(node, listener, immediate=True)
-
-    # --- what the app delegates ----------------------------------------------------------------
-
-    def check_action(self, spec: ActionSpec) -> bool | None:
-        """For App.check_action: None (shown, disabled) for changes in read-only mode."""
-        if spec.changes_host and self.read_only_reason:
-            return None
-        return True
-
     def shutdown(self, timeout: float = 10.0) -> None:
         """Cancel the running jobs and wait for them (on app exit)."""
-        self._closed = True
+        self.feed.close()
         self.runner.shutdown(timeout)

@@ -300,3 +300,41 @@ def restart_offer(job: Job, plan: ActionPlan | None) -> Confirmation:
         details=details,
         details_title=details_title,
     )
+
+
+def quit_question(running: list[Job], detaches: bool, jobs_note: str | None) -> Confirmation | None:
+    """The question before quitting while the RUNNING jobs run (None: nothing runs).
+    DETACHES: they are systemd units that outlive the app; else JOBS_NOTE says why not."""
+    if not running:
+        return None
+    n = len(running)
+    titles = ", ".join(sanitise(job.title) for job in running[:3])
+    more = f" and {n - 3} more" if n > 3 else ""
+    body = Text()
+    if detaches:
+        body.append(f"Quitting leaves {'it' if n == 1 else 'them'} running: ", style="bold")
+        body.append(
+            "each job runs on the host as a systemd unit (microvm-tui-job-...), and the app "
+            "shows it again, running or finished, when it next starts. A bulk job starts no "
+            "more VMs; its children already running go on."
+        )
+        return Confirmation(
+            f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit?",
+            body,
+            "Quit",
+        )
+    body.append(f"Quitting cancels {'it' if n == 1 else 'them'}: ", style="bold")
+    body.append(
+        "each job is cancelled as the jobs panel's x does (a build is interrupted and what "
+        "it made is removed; current and old stay as they were), and the app waits for that "
+        "cleanup before it exits."
+    )
+    if jobs_note:  # why they are not systemd units that would outlive the app
+        body.append(f"\n({sanitise(jobs_note)})", style="dim")
+    return Confirmation(
+        f"{n} job{'s' if n != 1 else ''} running ({titles}{more}): quit and cancel "
+        f"{'it' if n == 1 else 'them'}?",
+        body,
+        "Quit",
+        danger=True,
+    )

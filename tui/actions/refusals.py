@@ -1,13 +1,26 @@
-"""Why an action cannot be done on a VM right now, said before any dialog (from the action's
-``needs`` in the registry)."""
+"""Why an action is not done, said before any dialog.
+
+``refusal(action, vm, busy)``: why an action cannot be done on a VM right now (from the
+action's ``needs`` in the registry). ``Refusing``: the actions controller's refusals that
+hold whatever the VM (read-only mode, a runner's host that changes nothing, a view that
+takes no new VM), each said in one notification.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from tui.actions import read_only
 from tui.actions.registry import ActionSpec, Needs, spec_of
 from tui.host.actions.jobs import Job
 from tui.host.model import VM
 from tui.host.names import name_problem
-from tui.widgets.outside import sanitise
+from tui.widgets.outside import notify_outside, sanitise
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from tui.host.actions.jobs import JobRunner
 
 
 def refusal(action: ActionSpec | str, vm: VM | None, busy: Job | None = None) -> str | None:
@@ -41,3 +54,55 @@ def refusal(action: ActionSpec | str, vm: VM | None, busy: Job | None = None) ->
     if Needs.RUNNER in needs and not vm.runner:
         return f"{name} has no usable 'current' runner to start: update it first."
     return None
+
+
+class Refusing:
+    """The ``ActionsController``'s refusals (a base class of it: it sets ``app``, ``runner``
+    and ``read_only_reason``)."""
+
+    app: App
+    runner: JobRunner
+    read_only_reason: str | None
+
+    def _refuse(self, spec: ActionSpec, reason: str) -> None:
+        notify_outside(
+            self.app, reason, title=f"{spec.label}: not done", severity="error", timeout=8
+        )
+
+    def refuse_read_only(self, spec: ActionSpec) -> bool:
+        """In read-only mode, say why SPEC (one that changes the host) is off; True if it was."""
+        if not self.read_only_reason or not spec.changes_host:
+            return False
+        self._refuse(spec, read_only.refused(self.read_only_reason))
+        return True
+
+    def refused_here(self, spec: ActionSpec) -> str | None:
+        """Why this view refuses SPEC whatever is selected or marked (the fleet's runner takes
+        no new VM: which host?), or None. The footer leaves such an action out
+        (``FooterBindings``); its key still says why."""
+        if spec.changes_host and spec.new_vm:
+            return getattr(self.runner, "create_refusal", None)
+        return None
+
+    def refuse_for_host(self, spec: ActionSpec, name: str | None) -> bool:
+        """Say why the runner's host of VM NAME (None: the marked VMs, or a new VM for
+        SPEC) does not take SPEC (the fleet's runner: each host has its own read-only rule);
+        True if so."""
+        if not spec.changes_host:
+            return False
+        if spec.new_vm:
+            why = self.refused_here(spec)
+        elif name is None:
+            why = getattr(self.runner, "bulk_refusal", None)
+        else:
+            refusal_of = getattr(self.runner, "refusal", None)
+            why = refusal_of(name) if refusal_of is not None else None
+        if why:
+            self._refuse(spec, why)
+        return bool(why)
+
+    def check_action(self, spec: ActionSpec) -> bool | None:
+        """For App.check_action: None (shown, disabled) for changes in read-only mode."""
+        if spec.changes_host and self.read_only_reason:
+            return None
+        return True

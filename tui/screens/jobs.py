@@ -1,7 +1,7 @@
 """The jobs panel: every job of this session, the selected one's progress and full log, and the
 command log (every external command the jobs ran, with exit status and duration).
 
-It only shows what a ``JobsSource`` (``tui.actions.ActionsController``) hands it, and follows
+It only shows what a ``JobsSource`` (``tui.actions.job_feed.JobFeed``) hands it, and follows
 its job updates (a Textual ``Signal``: the subscription ends with the panel); closing the panel
 leaves the jobs running.
 """
@@ -89,10 +89,16 @@ class JobsScreen(ModalScreen[None]):
     ]
 
     def __init__(
-        self, source: JobsSource, *, animate: bool = True, clock: Callable[[], float] = time.time
+        self,
+        source: JobsSource,
+        *,
+        read_only_reason: str | None = None,
+        animate: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.source = source
+        self.read_only_reason = read_only_reason  # said above the jobs: none can be started
         self.animate = animate
         self.clock = clock
         self._jobs: dict[int, Job] = {}
@@ -101,7 +107,7 @@ class JobsScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("Jobs", id="jobs-title")
-        reason = getattr(self.source, "read_only_reason", None)
+        reason = self.read_only_reason
         if reason:
             yield Static(
                 Text(f"Read-only ({reason}): actions are off; jobs cannot be started here."),
