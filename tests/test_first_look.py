@@ -216,14 +216,16 @@ class HeldAfterFirst:
     """The app's source, its polls after the first held until ``go`` is set (a test sees the
     first look on screen before anything else comes)."""
 
-    def __init__(self, source: Prefetched) -> None:
+    free = 1  # polls answered before ``go``
+
+    def __init__(self, source: Prefetched | LiveSource) -> None:
         self.source = source
         self.go = threading.Event()
         self.polls = 0
 
     def poll(self, focus: str | None = None) -> Snapshot:
         self.polls += 1
-        if self.polls > 1:
+        if self.polls > self.free:
             self.go.wait(60)
         return self.source.poll(focus)
 
@@ -363,27 +365,19 @@ def test_prefetched_leaves_a_failed_first_look_to_the_poll(tmp_path: Path) -> No
         source.poll()
 
 
-class ReadyThenHeld:
+class ReadyThenHeld(HeldAfterFirst):
     """A source whose first answer is in before the app starts (``ready``) and whose polls
-    are held until ``go``: what the app shows first came without a poll."""
+    are all held until ``go``: what the app shows first came without a poll."""
+
+    free = 0
 
     def __init__(self, first: Snapshot, source: LiveSource) -> None:
-        self.first, self.source = first, source
-        self.go = threading.Event()
-        self.polls = 0
+        super().__init__(source)
+        self.first: Snapshot | None = first
 
     def ready(self) -> Snapshot | None:
         first, self.first = self.first, None
         return first
-
-    def poll(self, focus: str | None = None) -> Snapshot:
-        self.polls += 1
-        self.go.wait(60)
-        return self.source.poll(focus)
-
-    def close(self) -> None:
-        self.go.set()
-        self.source.close()
 
 
 async def test_a_first_look_read_while_textual_loaded_is_shown_without_a_poll(

@@ -132,6 +132,19 @@ def test_a_namespace_is_dumped_once_then_followed(netns: str) -> None:
         reader.close()
 
 
+def _fresh_python(code: str) -> list[str]:
+    """The lines CODE prints in a new Python process (nothing imported yet)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
 def test_a_fresh_process_reads_at_once_while_pyroute2_is_still_importing(netns: str) -> None:
     """A reader's ``warm_up`` starts importing pyroute2 in a thread; a read at once meets that
     import half-way and must wait for it (pyroute2's modules import each other), not fail."""
@@ -148,14 +161,7 @@ def test_a_fresh_process_reads_at_once_while_pyroute2_is_still_importing(netns: 
         "reader.close()\n"
     )
     for _ in range(3):
-        result = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        assert result.stdout.splitlines() == ["None", "['lo']"], result.stderr
+        assert _fresh_python(code) == ["None", "['lo']"]
 
 
 def test_a_reader_imports_pyroute2_only_once_warmed_up_or_read(netns: str) -> None:
@@ -170,14 +176,7 @@ def test_a_reader_imports_pyroute2_only_once_warmed_up_or_read(netns: str) -> No
         "print('mvtui-import-pyroute2' in [t.name for t in threading.enumerate()]"
         " or 'pyroute2' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert result.stdout.splitlines() == ["['MainThread'] False", "True"], result.stderr
+    assert _fresh_python(code) == ["['MainThread'] False", "True"]
 
 
 def test_one_socket_across_polls_and_threads(netns: str) -> None:

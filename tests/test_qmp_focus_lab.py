@@ -17,10 +17,10 @@ import pytest
 
 from tests.conftest import until_in_app
 from tests.monitor_support import SIZE
+from tests.test_sampling_qmp import record_commands
 from tui.app import MicroVMApp
 from tui.config import load_settings
 from tui.feed import REMOTE_EVERY, LiveSource, Snapshot
-from tui.host import qmp as qmp_mod
 from tui.host.inventory import list_vms
 from tui.host.model import VM
 from tui.host.sampling import Sampler, VMSample, Why
@@ -41,15 +41,7 @@ def settings(lab: Any) -> Any:
 def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
     """Every QMP command this process sends, as (command, its qom property or None), in
     order: recorded by the real session's one place of sending."""
-    log: list[tuple[str, Any]] = []
-    real = qmp_mod.QMPSession._one
-
-    async def recording(self: Any, command: str, arguments: dict[str, Any] | None) -> Any:
-        log.append((command, (arguments or {}).get("property")))
-        return await real(self, command, arguments)
-
-    monkeypatch.setattr(qmp_mod.QMPSession, "_one", recording)
-    yield log
+    yield record_commands(monkeypatch)
 
 
 def running(settings: Any, name: str) -> VM:
