@@ -263,7 +263,7 @@ async def test_hostile_lines_render_as_text(llab: Lab) -> None:
 
         # journald may write the unit's line a moment after `systemd-run --wait` returned: then
         # the follower brings it (the view's first read did not have it yet).
-        await until(pilot, mine, 10, "the hostile unit's line")
+        await until(pilot, mine, 60, "the hostile unit's line")
         text = mine()[-1].text
         assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
         assert text.startswith("red [/bold] [b]x[/b] ")

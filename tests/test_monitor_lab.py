@@ -420,7 +420,7 @@ async def test_a_failed_helper_is_the_vms_problem_and_start_resets_it(
 
         # journald writes the helper's line a moment after systemctl has returned: until then
         # the reason is the unit's result ("result exit-code"), then its last line.
-        wait_for(lambda: idle_problems() == [TAP_FAILED + TAP_ERROR], 20, what="the helper's line")
+        wait_for(lambda: idle_problems() == [TAP_FAILED + TAP_ERROR], 60, what="the helper's line")
         app = make(settings)
         async with app.run_test(size=SIZE) as pilot:
             table = app.main_screen.query_one(VMTable)
