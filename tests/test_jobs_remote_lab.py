@@ -14,15 +14,16 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import until_in_app, wait_for
 from tests.test_actions_support import processes_with, write_flake
+from tests.test_jobunits_lab import main_pid
 from tui.agent.client import RemoteSource
 from tui.agent.hosts import RemoteHost
 from tui.host.actions.jobs import JobState
@@ -57,11 +58,25 @@ def unit_active(lab: Lab, unit: str) -> bool:
     return unit_state(lab, unit) == "active"
 
 
+async def confirm_dialog(pilot: Any, what: str) -> Any:
+    """The confirmation dialog on screen, once composed (its button is there)."""
+    from tui.screens.confirm import ConfirmScreen
+
+    app = pilot.app
+    return await until_in_app(
+        pilot,
+        lambda: (
+            isinstance(app.screen, ConfirmScreen) and app.screen.query("#confirm") and app.screen
+        ),
+        30,
+        what=what,
+    )
+
+
 async def test_a_remote_restart_changes_the_remote_row(the_lab: Lab) -> None:
     from tui.actions import ActionId
     from tui.app import MicroVMApp
     from tui.config import Settings
-    from tui.screens.confirm import ConfirmScreen
 
     src = remote_source(the_lab)
     app = MicroVMApp(Settings(interval=0.5), src, tty_watch=False, remote="lab")
@@ -78,16 +93,7 @@ async def test_a_remote_restart_changes_the_remote_row(the_lab: Lab) -> None:
         table.select_name("idle")
         await pilot.pause()
         app.actions.request(ActionId.RESTART)
-        dialog = await until_in_app(
-            pilot,
-            lambda: (
-                isinstance(app.screen, ConfirmScreen)
-                and app.screen.query("#confirm")
-                and app.screen
-            ),
-            30,
-            what="the restart dialog (its facts from the lab host)",
-        )
+        dialog = await confirm_dialog(pilot, "the restart dialog (its facts from the lab host)")
         assert "idle" in dialog.title_text
         await pilot.press("enter")
         job = await until_in_app(
@@ -188,7 +194,6 @@ async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> 
     from tui.app import MicroVMApp
     from tui.config import load_settings
     from tui.feed.fleet import FLEET_REMOTE, fleet_source
-    from tui.screens.confirm import ConfirmScreen
     from tui.screens.fleet import FleetScreen
     from tui.screens.jobs import JobsScreen
     from tui.widgets.jobs_table import JobsTable
@@ -217,16 +222,7 @@ async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> 
         table.move_cursor(row=table.get_row_index(key))
         await pilot.pause()
         await pilot.press("R")
-        dialog = await until_in_app(
-            pilot,
-            lambda: (
-                isinstance(app.screen, ConfirmScreen)
-                and app.screen.query("#confirm")
-                and app.screen
-            ),
-            30,
-            what="the restart dialog (its facts from lab-ssh)",
-        )
+        dialog = await confirm_dialog(pilot, "the restart dialog (its facts from lab-ssh)")
         assert key in dialog.title_text
         await pilot.press("enter")
         await until_in_app(pilot, lambda: app.screen is fleet, 10, what="back on the fleet view")
@@ -277,17 +273,6 @@ async def test_a_fleet_restart_of_a_remote_vm_runs_on_its_host(the_lab: Lab) -> 
             what="the fleet row to change",
         )
     app.streams.close_all()
-
-
-def main_pid(lab: Lab, vm: str) -> int:
-    done = subprocess.run(
-        lab.settings.systemctl_argv("show", "-p", "MainPID", "--value", f"microvm@{vm}.service"),
-        env=lab.settings.command_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return int(done.stdout.strip() or 0)
 
 
 def test_a_remote_bulk_restart_restarts_each_marked_vm_on_the_host(the_lab: Lab) -> None:

@@ -64,7 +64,8 @@ def unit_state(lab: Lab, unit: str) -> str:
     return done.stdout.strip()
 
 
-def main_pid(lab: Lab, vm: str) -> str:
+def main_pid(lab: Lab, vm: str) -> int:
+    """The lab manager's MainPID of VM's unit (0: none)."""
     done = subprocess.run(
         lab.settings.systemctl_argv("show", "-p", "MainPID", "--value", f"microvm@{vm}.service"),
         env=lab.settings.command_env(),
@@ -72,7 +73,7 @@ def main_pid(lab: Lab, vm: str) -> str:
         text=True,
         check=True,
     )
-    return done.stdout.strip()
+    return int(done.stdout.strip() or 0)
 
 
 def job_records(lab: Lab, unit: str) -> list[dict]:
@@ -105,7 +106,7 @@ async def test_a_local_job_runs_as_a_unit_and_its_progress_reaches_the_ui(the_la
         # The app saw it run (a state change per record, in order) before it ended.
         states = [j.state for j in app.changes if j.id == job.id]
         assert states[0] is JobState.QUEUED and JobState.RUNNING in states
-    assert main_pid(the_lab, "idle") not in ("0", before)
+    assert main_pid(the_lab, "idle") not in (0, before)
 
 
 async def test_a_job_outlives_the_app_and_the_next_app_adopts_it(

@@ -19,6 +19,7 @@ from textual.app import App
 from textual.widgets import Static
 
 from tests.conftest import until_in_app, wait_for
+from tests.test_fleet_actions import on_fleet_row
 from tui.agent.console_client import RemoteConsoleConnection, remote_console_factory
 from tui.agent.hosts import RemoteHost
 from tui.agent.logs_client import RemoteLogs
@@ -380,15 +381,8 @@ async def open_in_fleet(pilot: Any, key: str, press: str, screen_type: type) -> 
     from tui.screens.fleet import FleetScreen
 
     app = pilot.app
-    fleet = app.fleet_screen()
-    await until_in_app(
-        pilot,
-        lambda: app.screen is fleet and key in fleet.table.keys,
-        30,
-        what=f"{key} on the fleet view",
-    )
-    assert isinstance(fleet, FleetScreen)
-    fleet.table.move_cursor(row=fleet.table.get_row_index(key))
+    assert isinstance(app.fleet_screen(), FleetScreen)
+    await on_fleet_row(pilot, key)
     await pilot.press(press)
     await until_in_app(pilot, lambda: isinstance(app.screen, screen_type), 10, what=f"{key}")
     return app.screen
