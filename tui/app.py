@@ -46,9 +46,6 @@ TERMINAL_CHECK_S = 1.0  # how often to look for a vanished terminal
 EXIT_GRACE_S = 3.0  # after the terminal went: force the exit if a clean one hangs
 QUIT_JOB_GRACE_S = 3.0  # nix gets 2 s to end after a cancel; the job then removes its temp files
 EXIT_TERMINAL_LOST = 129  # 128 + SIGHUP, like a shell
-# The cursor rests this long on another VM before it is polled at once (the VM in focus is
-# asked everything over QMP, the others only their state): holding an arrow key over 2000
-# rows starts no poll per row.
 
 
 def _monitor_commands() -> type:

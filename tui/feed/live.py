@@ -101,9 +101,9 @@ class LiveSource:
             rest = self._rest_of_first_look(started)
             if rest is not None:
                 return rest
-        t0 = time.perf_counter()
         if self._started is not None:
-            return self._units_of_first_look(t0)
+            return self._units_of_first_look()
+        t0 = time.perf_counter()
         inv, links = self.listing()
         samples = self.sample(inv, links, focus)
         history = self.sampler.timeline.points()
@@ -165,12 +165,7 @@ class LiveSource:
         if not started.unread:  # every VM read (a few ms for a screenful): systemd now
             ask_listing_units(self.settings, started, self.systemd)
         self._started = started
-        return Snapshot(
-            inventory=pending_view(started.inv),
-            poll_ms=(time.perf_counter() - t0) * 1000,
-            hostname=self.hostname,
-            partial=True,
-        )
+        return self._partial(pending_view(started.inv), t0)
 
     def _rest_of_first_look(self, started: Listing) -> Snapshot | None:
         """The first look's unread VMs read, systemd asked meanwhile: a ``partial`` snapshot
@@ -180,22 +175,22 @@ class LiveSource:
         read_rest(started)
         if started.asked is None or started.asked.done():
             return None
-        return Snapshot(
-            inventory=pending_view(started.inv),
-            poll_ms=(time.perf_counter() - t0) * 1000,
-            hostname=self.hostname,
-            partial=True,
-        )
+        return self._partial(pending_view(started.inv), t0)
 
-    def _units_of_first_look(self, t0: float) -> Snapshot:
+    def _units_of_first_look(self) -> Snapshot:
         """The first look's listing with systemd's answer: shown at once as a ``partial``
         snapshot (the table's states), its links and first samples by the next poll."""
+        t0 = time.perf_counter()
         started, self._started = self._started, None
         assert started is not None
         inv, _ = finish_listing(self.settings, started, links=False)
         self._keep_parses(inv)
         self._unsampled = inv if inv.error is None else None
         self.links.warm_up()  # for the next poll's links, while the app shows these
+        return self._partial(inv, t0)
+
+    def _partial(self, inv: Inventory, t0: float) -> Snapshot:
+        """A ``partial`` snapshot of INV (the app polls again at once), made since T0."""
         return Snapshot(
             inventory=inv,
             poll_ms=(time.perf_counter() - t0) * 1000,
