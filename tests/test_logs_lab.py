@@ -103,6 +103,32 @@ async def until(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float,
     )
 
 
+def journal_said(lab: Lab, app: LogsApp) -> str:
+    """On a timeout: what the journal holds of cat's lines, and where the view stands."""
+    import json
+
+    argv = [*lab.settings.journalctl_argv(), "--output=json", "--all", "--lines=3"]
+    out = subprocess.run(
+        [*argv, "SYSLOG_IDENTIFIER=cat"], capture_output=True, timeout=30, check=False
+    ).stdout
+    said = []
+    for raw in out.splitlines():
+        record = json.loads(raw)
+        said.append(
+            " ".join(
+                f"{key}={str(record.get(key))[:100]}"
+                for key in ("__CURSOR", "__REALTIME_TIMESTAMP", "_PID", "_SYSTEMD_UNIT",
+                            "_SYSTEMD_CGROUP", "_STREAM_ID")
+            )
+        )
+    entries = list(app.logs.view.entries)
+    last = entries[-1] if entries else None
+    return (
+        f"\nstatus: {app.logs.status!r}; {len(entries)} entries shown, the last {last!r:.400}"
+        f"\njournal's last cat lines:\n" + "\n".join(said)
+    )
+
+
 async def settled(pilot: Pilot[Any]) -> None:
     await until(pilot, lambda: pilot.app.logs.settled, 20, "the lines of the current filters")
 
@@ -263,7 +289,13 @@ async def test_hostile_lines_render_as_text(llab: Lab) -> None:
 
         # journald may write the unit's line a moment after `systemd-run --wait` returned: then
         # the follower brings it (the view's first read did not have it yet).
-        await until(pilot, mine, 60, "the hostile unit's line")
+        await until_in_app(
+            pilot,
+            mine,
+            60,
+            what="the hostile unit's line",
+            detail=lambda: journal_said(llab, app),
+        )
         text = mine()[-1].text
         assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
         assert text.startswith("red [/bold] [b]x[/b] ")
