@@ -2,7 +2,7 @@
 taps (as the lab's, or a host's whose taps live in a netns), and in our own namespace (sysfs).
 For comparison, when the code has it (``tui.host.rtnl``): a held pyroute2 socket that dumps
 every link in full each read (what the reader does once, then follows the links instead), and
-a one-off read each time (a new socket made in the namespace: pyroute2 forks for it).
+a one-off read each time (a new socket made in the namespace by a thread that enters it).
 
 Usage (root: it makes a namespace of its own, removed at the end):
     python bench/links.py [--taps 12] [--polls 200]
@@ -64,7 +64,8 @@ def children() -> int:
 class FullDumps:
     """For comparison: one held pyroute2 ``AsyncIPRoute`` in the namespace (on the host loop)
     that dumps every link in full each read; or (ONE_OFF) a one-off read each time
-    (``NamespaceLinks(follow=False)``: a socket made, which forks, a dump, closed)."""
+    (``NamespaceLinks(follow=False)``: a socket made by a thread in the namespace, a dump,
+    closed)."""
 
     def __init__(self, netns: str, one_off: bool) -> None:
         from tui.host import rtnl

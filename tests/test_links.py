@@ -5,6 +5,7 @@ namespaces of the test's own (``ip netns add``), removed at the end."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -395,6 +396,34 @@ def test_one_off_read_gives_every_links_kind_state_and_carrier(netns: str) -> No
     own = rtnl.read_all_links(None)
     assert "lo" in own and own["lo"].carrier is not None
     assert "vm-left" not in own
+
+
+def test_entering_a_namespace_forks_nothing_and_moves_no_thread_of_ours(
+    netns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket is made by a thread that enters the namespace and ends: no fork of this
+    (threaded) process, whose child once did not answer under load, and the caller's thread
+    stays in its own namespace."""
+
+    def no_fork() -> int:
+        raise AssertionError("forked to enter a namespace")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    ours = os.readlink("/proc/thread-self/ns/net")
+    before = _fds()
+    sock = rtnl.open_socket(netns, 5.0)
+    try:
+        # SIOCGSKNS: the namespace the socket belongs to, as an fd.
+        sock_ns = fcntl.ioctl(sock.fileno(), 0x894C)
+        try:
+            assert os.fstat(sock_ns).st_ino == os.stat(f"/run/netns/{netns}").st_ino
+        finally:
+            os.close(sock_ns)
+    finally:
+        sock.close()
+    assert os.readlink("/proc/thread-self/ns/net") == ours
+    assert _fds() == before  # the namespace's fd closed
+    assert {"lo"} <= set(rtnl.read_all_links(netns))
 
 
 def test_delete_link_deletes_only_what_the_check_allows(netns: str) -> None:

@@ -2,11 +2,13 @@
 loop: followed for the monitor, dumped once for the host checks, and a leftover deleted.
 
 ``NamespaceLinks`` keeps one rtnetlink socket in the namespace for as long as it is used.
-pyroute2 enters the namespace to make it (``pyroute2.netns.create_socket``: a forked child calls
-setns(2), makes the socket and hands it back over a unix socket, then is reaped): once per
-namespace, in the caller's thread so the shared loop never waits on the fork, ≈ 9 ms. An
+The socket is made in the namespace by a short-lived thread of ours that enters it (pyroute2's
+``setns``: setns(2) moves only the calling thread, and a socket keeps the namespace it was made
+in), once per namespace, ≈ 0.3 ms. pyroute2's own ``create_socket`` forks the
+whole process for that: a child of a process with many threads (the app, a test run) sometimes
+did not answer within its 2 s under load, and the read failed "no answer within 5.0 s". An
 ``AsyncIPRoute`` on the host loop (``hostloop``) then speaks rtnetlink on that socket; no poll
-forks or enters a namespace again.
+enters a namespace again.
 
 What a poll asks follows from what pyroute2's decoding costs: a link message carries ≈ 40
 attributes, and a full RTM_GETLINK dump on a held socket costs ≈ 10 ms of CPU a poll for 14
@@ -223,24 +225,62 @@ class _Session:
 
 def open_socket(netns: str | None, timeout: float) -> socket.socket:
     """An rtnetlink socket in NETNS (None: our own namespace). Raises LinkReadError when
-    pyroute2 is broken, OSError when the namespace cannot be entered."""
+    pyroute2 is broken, OSError when the namespace cannot be entered, TimeoutError when the
+    thread entering it did not finish within TIMEOUT."""
     try:
         import_pyroute2()
         from pyroute2.netlink import NETLINK_ROUTE
-        from pyroute2.netns import create_socket
     except ImportError as exc:  # pragma: no cover - a broken install
         raise LinkReadError(f"pyroute2 is not importable: {exc}") from exc
     if not netns:
         return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
-    # flags=0: never create the namespace (pyroute2's default would).
-    return create_socket(
-        netns,
-        socket.AF_NETLINK,
-        socket.SOCK_DGRAM,
-        NETLINK_ROUTE,
-        flags=0,
-        timeout=max(1, int(timeout)),
-    )
+    return _NamespacedSocket(netns, NETLINK_ROUTE).make(timeout)
+
+
+class _NamespacedSocket:
+    """A netlink socket made by a thread of its own that entered NETNS and then ends there
+    (it is never used again, so it is never moved back)."""
+
+    def __init__(self, netns: str, protocol: int) -> None:
+        self.netns = netns
+        self.protocol = protocol
+        self._lock = threading.Lock()
+        self._result: socket.socket | BaseException | None = None
+        self._abandoned = False
+
+    def make(self, timeout: float) -> socket.socket:
+        thread = threading.Thread(target=self._enter_and_make, name="netns-socket", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        with self._lock:
+            result = self._result
+            if result is None:  # the thread closes what it makes after this
+                self._abandoned = True
+                raise TimeoutError(f"entering network namespace '{self.netns}'")
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _enter_and_make(self) -> None:
+        from pyroute2.netns import NETNS_RUN_DIR, setns
+
+        result: socket.socket | BaseException
+        try:
+            # A name is one under /run/netns (ip-netns); a path is used as it is. The fd is
+            # ours, so pyroute2 never creates a namespace (its default for a name would).
+            path = self.netns if "/" in self.netns else f"{NETNS_RUN_DIR}/{self.netns}"
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns(fd, flags=0, fork=False)
+            finally:
+                os.close(fd)
+            result = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, self.protocol)
+        except BaseException as exc:  # handed to the caller
+            result = exc
+        with self._lock:
+            if self._abandoned and isinstance(result, socket.socket):
+                result.close()
+            self._result = result
 
 
 def read_all_links(netns: str | None, *, timeout: float = 5.0) -> dict[str, Link]:
