@@ -7,7 +7,11 @@ empty /run/systemd/system). It runs in a cgroup of its own (`mvtui-<hash>.slice`
 and unified hierarchies), so two labs never share unit cgroups. A real systemd-journald runs in
 the same mount namespace, its volatile storage (/run/log/journal) bind-mounted from the lab's
 journal dir, so the units log to a journal as on a NixOS host and `journalctl --directory`
-reads it from outside.
+reads it from outside. One difference from a host: PID 1 passes a unit's name to journald with
+its output stream, a user manager does not, so journald finds a line's unit only from the
+writer's cgroup when it reads the line. A writer that was reaped before that (a short-lived
+process on a loaded machine) leaves its line without `_SYSTEMD_UNIT`, and `--unit` never
+matches it; tests that need such a line keep the writer alive or check the unit.
 
 The manager has a D-Bus of its own, as PID 1 has the system bus on a host: the lab's dbus.socket
 listens on $XDG_RUNTIME_DIR/bus and its dbus.service runs dbus-daemon there. Both are units of
