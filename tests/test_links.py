@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -424,6 +425,18 @@ def test_entering_a_namespace_forks_nothing_and_moves_no_thread_of_ours(
     assert os.readlink("/proc/thread-self/ns/net") == ours
     assert _fds() == before  # the namespace's fd closed
     assert {"lo"} <= set(rtnl.read_all_links(netns))
+
+
+def test_a_namespace_path_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    """A path that is no namespace (a FIFO, whose open would wait for a writer) fails at once
+    with the reason, never as a timeout of a thread left blocked."""
+    fifo = tmp_path / "not-a-netns"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(links_mod.LinkReadError) as exc:
+        rtnl.read_all_links(str(fifo), timeout=5.0)
+    assert time.monotonic() - started < 2.0
+    assert "no answer" not in str(exc.value), exc.value
 
 
 def test_delete_link_deletes_only_what_the_check_allows(netns: str) -> None:

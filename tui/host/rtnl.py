@@ -4,9 +4,9 @@ loop: followed for the monitor, dumped once for the host checks, and a leftover 
 ``NamespaceLinks`` keeps one rtnetlink socket in the namespace for as long as it is used.
 The socket is made in the namespace by a short-lived thread of ours that enters it (pyroute2's
 ``setns``: setns(2) moves only the calling thread, and a socket keeps the namespace it was made
-in), once per namespace, ≈ 0.3 ms. pyroute2's own ``create_socket`` forks the
-whole process for that: a child of a process with many threads (the app, a test run) sometimes
-did not answer within its 2 s under load, and the read failed "no answer within 5.0 s". An
+in), once per namespace, ≈ 0.3 ms. pyroute2's own ``create_socket`` forks the whole process for
+that: a child of a process with many threads (the app, a test run) sometimes did not answer
+within its 2 s under load, and the read failed "no answer within 5.0 s". An
 ``AsyncIPRoute`` on the host loop (``hostloop``) then speaks rtnetlink on that socket; no poll
 enters a namespace again.
 
@@ -267,9 +267,10 @@ class _NamespacedSocket:
         result: socket.socket | BaseException
         try:
             # A name is one under /run/netns (ip-netns); a path is used as it is. The fd is
-            # ours, so pyroute2 never creates a namespace (its default for a name would).
+            # ours, so pyroute2 never creates a namespace (its default for a name would);
+            # O_NONBLOCK: a FIFO at the path fails setns at once instead of blocking the open.
             path = self.netns if "/" in self.netns else f"{NETNS_RUN_DIR}/{self.netns}"
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
             try:
                 setns(fd, flags=0, fork=False)
             finally:
