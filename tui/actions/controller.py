@@ -10,9 +10,9 @@ declarative VM, nothing to roll back to) with the reason, else shows the action'
 An update that changed the runner shows the ``nix store diff-closures`` and asks before
 restarting (``update_restart``: "ask", or "always" / "never" to not ask).
 
-Its base classes hold the rest of the flow: ``Refusing`` (``tui.actions.refusals``) the
-refusals that hold whatever the VM (read-only mode, a host or view that takes no such
-action), ``BulkRequests`` (``tui.actions.bulk_requests``) the actions on the marked VMs.
+Its base class ``BulkRequests`` (``tui.actions.bulk_requests``) holds the actions on the marked
+VMs, and its own base ``Refusing`` (``tui.actions.refusals``) the refusals that hold whatever
+the VM (read-only mode, a host or view that takes no such action).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from tui.actions.bulk_requests import BulkRequests
 from tui.actions.confirmation import Confirmation
 from tui.actions.dialogs import UPDATE_RESTART_CHOICES, DialogInput, restart_offer
 from tui.actions.job_feed import JobFeed
-from tui.actions.refusals import Refusing, refusal
+from tui.actions.refusals import refusal
 from tui.actions.registry import ACTIONS, ActionId, ActionSpec, spec_of
 from tui.host.actions.jobs import Job, JobRunner, JobState
 from tui.host.actions.jobunits import job_units
@@ -84,7 +84,7 @@ def _spec(action: ActionSpec | str) -> ActionSpec:
     return spec
 
 
-class ActionsController(BulkRequests, Refusing):
+class ActionsController(BulkRequests):
     """Owns the JobRunner and its JobFeed; everything here runs on the app's thread."""
 
     def __init__(
